@@ -1,0 +1,93 @@
+//! `VoiceSender` over Amazon Pinpoint SMS Voice v1 (`SendVoiceMessage`, restJson1).
+
+use aws_sdk_pinpointsmsvoice::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_pinpointsmsvoice::operation::send_voice_message::SendVoiceMessageError;
+use aws_sdk_pinpointsmsvoice::types::{
+    CallInstructionsMessageType, PlainTextMessageType, SsmlMessageType, VoiceMessageContent,
+};
+use aws_sdk_pinpointsmsvoice::Client;
+
+use crate::classify::SendFailure;
+use crate::message::{VoiceContent, VoiceMessage};
+use crate::ports::{SentCall, VoiceSender};
+
+/// The SDK client is built once at init; it owns the connection pool every send reuses.
+#[derive(Clone, Debug)]
+pub struct PinpointVoice {
+    client: Client,
+}
+
+impl PinpointVoice {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl VoiceSender for PinpointVoice {
+    async fn send(&self, message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+        self.client
+            .send_voice_message()
+            .destination_phone_number(message.destination.as_str())
+            .origination_phone_number(message.origination.as_str())
+            .set_caller_id(message.caller_id.as_ref().map(|id| id.as_str().to_owned()))
+            .set_configuration_set_name(message.configuration_set.clone())
+            .content(content(&message.content))
+            .send()
+            .await
+            .map(|output| SentCall {
+                message_id: output.message_id,
+            })
+            .map_err(describe)
+    }
+}
+
+fn content(content: &VoiceContent) -> VoiceMessageContent {
+    let builder = VoiceMessageContent::builder();
+    match content {
+        VoiceContent::Ssml(speech) => builder.ssml_message(
+            SsmlMessageType::builder()
+                .set_language_code(speech.language_code.clone())
+                .set_voice_id(speech.voice_id.clone())
+                .text(speech.text.as_str())
+                .build(),
+        ),
+        VoiceContent::PlainText(speech) => builder.plain_text_message(
+            PlainTextMessageType::builder()
+                .set_language_code(speech.language_code.clone())
+                .set_voice_id(speech.voice_id.clone())
+                .text(speech.text.as_str())
+                .build(),
+        ),
+        VoiceContent::CallInstructions { text } => builder.call_instructions_message(
+            CallInstructionsMessageType::builder()
+                .text(text.as_str())
+                .build(),
+        ),
+    }
+    .build()
+}
+
+/// Describes an SDK error in the core's terms. This translates; it does not decide:
+/// [`crate::classify::classify`] does.
+fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
+    let detail = DisplayErrorContext(&err).to_string();
+    match err {
+        SdkError::ServiceError(service) => SendFailure::Service {
+            code: service.err().code().map(str::to_owned),
+            status: Some(service.raw().status().as_u16()),
+            message: service.err().message().unwrap_or_default().to_owned(),
+        },
+        SdkError::TimeoutError(_) => SendFailure::Timeout(detail),
+        SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
+            SendFailure::Timeout(detail)
+        }
+        SdkError::DispatchFailure(_) => SendFailure::Connection(detail),
+        SdkError::ConstructionFailure(_) => SendFailure::InvalidRequest(detail),
+        SdkError::ResponseError(response) => SendFailure::UnreadableResponse {
+            status: Some(response.raw().status().as_u16()),
+            message: detail,
+        },
+        // `SdkError` is non-exhaustive: a variant added later is not known to be final.
+        _ => SendFailure::Connection(detail),
+    }
+}

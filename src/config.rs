@@ -1,0 +1,186 @@
+//! The function's configuration: read from the environment once, at init, and validated
+//! there. An invalid value stops init with an error naming the variable and what it accepts.
+
+use std::time::Duration;
+
+use crate::message::MessageDefaults;
+use crate::phone::PhoneNumber;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub defaults: MessageDefaults,
+    /// Sends in flight per invocation.
+    pub max_concurrency: usize,
+    /// Time kept in reserve before the invocation deadline: no send starts inside it.
+    pub deadline_safety: Duration,
+    /// How long one HTTP attempt of `SendVoiceMessage` may take before the SDK gives up on
+    /// it (and retries, within its attempt budget).
+    pub send_attempt_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+pub const DEADLINE_SAFETY_MS: &str = "DEADLINE_SAFETY_MS";
+pub const SEND_ATTEMPT_TIMEOUT_MS: &str = "SEND_ATTEMPT_TIMEOUT_MS";
+pub const ORIGINATION_PHONE_NUMBER: &str = "ORIGINATION_PHONE_NUMBER";
+pub const CONFIGURATION_SET_NAME: &str = "CONFIGURATION_SET_NAME";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            defaults: MessageDefaults::default(),
+            max_concurrency: 10,
+            deadline_safety: Duration::from_millis(1_000),
+            send_attempt_timeout: Duration::from_millis(5_000),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, in production). An empty
+    /// value counts as unset, as CloudFormation passes empty parameters through as "".
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let base = Self::default();
+        let origination = get(ORIGINATION_PHONE_NUMBER)
+            .map(|raw| {
+                PhoneNumber::parse(raw.trim()).map_err(|err| ConfigError {
+                    variable: ORIGINATION_PHONE_NUMBER,
+                    problem: err.to_string(),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            defaults: MessageDefaults {
+                origination,
+                configuration_set: get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned()),
+            },
+            max_concurrency: ranged(
+                MAX_CONCURRENCY,
+                get(MAX_CONCURRENCY),
+                1..=1_000,
+                base.max_concurrency as u64,
+            )? as usize,
+            deadline_safety: Duration::from_millis(ranged(
+                DEADLINE_SAFETY_MS,
+                get(DEADLINE_SAFETY_MS),
+                100..=600_000,
+                base.deadline_safety.as_millis() as u64,
+            )?),
+            send_attempt_timeout: Duration::from_millis(ranged(
+                SEND_ATTEMPT_TIMEOUT_MS,
+                get(SEND_ATTEMPT_TIMEOUT_MS),
+                100..=600_000,
+                base.send_attempt_timeout.as_millis() as u64,
+            )?),
+        })
+    }
+}
+
+fn ranged(
+    variable: &'static str,
+    raw: Option<String>,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let problem = || ConfigError {
+        variable,
+        problem: format!(
+            "expected a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ),
+    };
+    let value: u64 = raw.trim().parse().map_err(|_| problem())?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(problem())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.max_concurrency, 10);
+        assert_eq!(config.deadline_safety, Duration::from_millis(1_000));
+        assert!(config.defaults.origination.is_none());
+        assert!(config.defaults.configuration_set.is_none());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = config(&[
+            (ORIGINATION_PHONE_NUMBER, "+12065550199"),
+            (CONFIGURATION_SET_NAME, "alerts"),
+            (MAX_CONCURRENCY, "50"),
+            (DEADLINE_SAFETY_MS, "2500"),
+            (SEND_ATTEMPT_TIMEOUT_MS, "3000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.defaults.origination.unwrap().as_str(),
+            "+12065550199"
+        );
+        assert_eq!(config.defaults.configuration_set.as_deref(), Some("alerts"));
+        assert_eq!(config.max_concurrency, 50);
+        assert_eq!(config.deadline_safety, Duration::from_millis(2_500));
+        assert_eq!(config.send_attempt_timeout, Duration::from_millis(3_000));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = config(&[(ORIGINATION_PHONE_NUMBER, ""), (MAX_CONCURRENCY, " ")]).unwrap();
+        assert!(config.defaults.origination.is_none());
+        assert_eq!(config.max_concurrency, 10);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_variable_and_the_range() {
+        for (variable, value, range) in [
+            (MAX_CONCURRENCY, "0", "from 1 to 1000"),
+            (MAX_CONCURRENCY, "1001", "from 1 to 1000"),
+            (MAX_CONCURRENCY, "ten", "from 1 to 1000"),
+            (DEADLINE_SAFETY_MS, "-5", "from 100 to 600000"),
+            (SEND_ATTEMPT_TIMEOUT_MS, "10", "from 100 to 600000"),
+        ] {
+            let err = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable);
+            let text = err.to_string();
+            assert!(text.contains(variable) && text.contains(range), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_origination_number_fails_init_without_echoing_it() {
+        let err = config(&[(ORIGINATION_PHONE_NUMBER, "2065550199")]).unwrap_err();
+        assert_eq!(err.variable, ORIGINATION_PHONE_NUMBER);
+        assert!(!err.to_string().contains("2065550199"));
+    }
+}

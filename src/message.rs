@@ -1,0 +1,515 @@
+//! The message contract: the JSON body of an SQS record, parsed strictly and validated into a
+//! [`VoiceMessage`] ready to send. Member names are the `SendVoiceMessage` API's own.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::phone::PhoneNumber;
+
+/// Longest `Text` the service takes for plain text and call instructions, in characters.
+pub const MAX_PLAIN_TEXT_CHARS: usize = 3_000;
+/// Longest SSML `Text` (tags included), in characters.
+pub const MAX_SSML_CHARS: usize = 6_000;
+
+/// Values a message may leave out, taken from the function's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct MessageDefaults {
+    pub origination: Option<PhoneNumber>,
+    pub configuration_set: Option<String>,
+}
+
+/// A validated voice-call request.
+#[derive(Debug, Clone)]
+pub struct VoiceMessage {
+    pub destination: PhoneNumber,
+    pub origination: PhoneNumber,
+    pub caller_id: Option<PhoneNumber>,
+    pub configuration_set: Option<String>,
+    pub content: VoiceContent,
+}
+
+/// What the call says: exactly one of the three kinds `SendVoiceMessage` takes.
+#[derive(Debug, Clone)]
+pub enum VoiceContent {
+    Ssml(Speech),
+    PlainText(Speech),
+    CallInstructions { text: SpokenText },
+}
+
+#[derive(Debug, Clone)]
+pub struct Speech {
+    pub language_code: Option<String>,
+    pub voice_id: Option<String>,
+    pub text: SpokenText,
+}
+
+/// The words of a call. They can hold one-time codes, so `Debug` shows only their length and
+/// nothing here implements `Display`: the text cannot reach a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SpokenText(String);
+
+impl SpokenText {
+    /// The text as the service needs it. Never log this.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SpokenText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpokenText(<{} chars redacted>)", self.0.chars().count())
+    }
+}
+
+/// Why a record's body is not a valid voice message. Messages never quote the body's values
+/// (phone numbers and text are personal or secret); they name fields and rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidMessage {
+    #[error("the record has no body")]
+    MissingBody,
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body does not match the message schema: {0}")]
+    SchemaViolation(String),
+    #[error("{field}: {problem}")]
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+impl InvalidMessage {
+    /// The stable code logs, metrics and dead-letter reasons carry.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingBody => "MissingBody",
+            Self::MalformedJson(_) => "MalformedJson",
+            Self::SchemaViolation(_) => "SchemaViolation",
+            Self::InvalidField { .. } => "InvalidField",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct MessageBody {
+    destination_phone_number: String,
+    #[serde(default)]
+    origination_phone_number: Option<String>,
+    #[serde(default)]
+    caller_id: Option<String>,
+    #[serde(default)]
+    configuration_set_name: Option<String>,
+    content: ContentBody,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+enum ContentBody {
+    #[serde(rename = "SSMLMessage")]
+    Ssml(SpeechBody),
+    #[serde(rename = "PlainTextMessage")]
+    PlainText(SpeechBody),
+    #[serde(rename = "CallInstructionsMessage")]
+    CallInstructions(CallInstructionsBody),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct SpeechBody {
+    #[serde(default)]
+    language_code: Option<String>,
+    #[serde(default)]
+    voice_id: Option<String>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CallInstructionsBody {
+    text: String,
+}
+
+impl VoiceMessage {
+    /// Parses and validates one record's body, filling what it leaves out from `defaults`.
+    pub fn from_body(
+        body: Option<&str>,
+        defaults: &MessageDefaults,
+    ) -> Result<VoiceMessage, InvalidMessage> {
+        let body = body.ok_or(InvalidMessage::MissingBody)?;
+        let parsed = parse_body(body)?;
+        validate(parsed, defaults)
+    }
+}
+
+fn parse_body(body: &str) -> Result<MessageBody, InvalidMessage> {
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let parsed: Result<MessageBody, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let parsed = parsed.map_err(|err| {
+        // A schema error can surface before a syntax error later in the body; a body that
+        // is not JSON at all must say so. Only bodies already rejected pay for this check.
+        if err.inner().classify() == serde_json::error::Category::Data {
+            if let Err(syntax) = serde_json::from_str::<serde::de::IgnoredAny>(body) {
+                return describe_json_error(".", &syntax);
+            }
+        }
+        let path = err.path().to_string();
+        describe_json_error(&path, err.inner())
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| describe_json_error(".", &err))?;
+    Ok(parsed)
+}
+
+fn describe_json_error(path: &str, err: &serde_json::Error) -> InvalidMessage {
+    let detail = redact_values(&err.to_string());
+    let located = if path == "." || path.is_empty() {
+        detail
+    } else {
+        format!("at `{path}`: {detail}")
+    };
+    match err.classify() {
+        serde_json::error::Category::Data => InvalidMessage::SchemaViolation(located),
+        _ => InvalidMessage::MalformedJson(located),
+    }
+}
+
+/// serde's type errors quote the offending value (`invalid type: string "123456", expected
+/// ...`), which could be a one-time code or a phone number: keep only what was expected.
+fn redact_values(detail: &str) -> String {
+    for prefix in ["invalid type", "invalid value"] {
+        if let Some(rest) = detail.strip_prefix(prefix) {
+            if let Some(at) = rest.rfind(", expected ") {
+                return format!("{prefix}, {}", &rest[at + 2..]);
+            }
+            return prefix.to_owned();
+        }
+    }
+    detail.to_owned()
+}
+
+fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
+    let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
+    let origination = match body.origination_phone_number {
+        Some(raw) => phone_field("OriginationPhoneNumber", &raw)?,
+        None => defaults
+            .origination
+            .clone()
+            .ok_or(InvalidMessage::InvalidField {
+                field: "OriginationPhoneNumber",
+                problem: "missing, and no ORIGINATION_PHONE_NUMBER default is configured"
+                    .to_owned(),
+            })?,
+    };
+    let caller_id = body
+        .caller_id
+        .map(|raw| phone_field("CallerId", &raw))
+        .transpose()?;
+    let configuration_set = match body.configuration_set_name {
+        Some(name) if name.trim().is_empty() => {
+            return Err(InvalidMessage::InvalidField {
+                field: "ConfigurationSetName",
+                problem: "must not be empty".to_owned(),
+            })
+        }
+        Some(name) => Some(name),
+        None => defaults.configuration_set.clone(),
+    };
+    let content = match body.content {
+        ContentBody::Ssml(speech) => VoiceContent::Ssml(speech_content(
+            speech,
+            "Content.SSMLMessage.Text",
+            MAX_SSML_CHARS,
+        )?),
+        ContentBody::PlainText(speech) => VoiceContent::PlainText(speech_content(
+            speech,
+            "Content.PlainTextMessage.Text",
+            MAX_PLAIN_TEXT_CHARS,
+        )?),
+        ContentBody::CallInstructions(call) => VoiceContent::CallInstructions {
+            text: text_field(
+                "Content.CallInstructionsMessage.Text",
+                call.text,
+                MAX_PLAIN_TEXT_CHARS,
+            )?,
+        },
+    };
+    Ok(VoiceMessage {
+        destination,
+        origination,
+        caller_id,
+        configuration_set,
+        content,
+    })
+}
+
+fn phone_field(field: &'static str, raw: &str) -> Result<PhoneNumber, InvalidMessage> {
+    PhoneNumber::parse(raw).map_err(|err| InvalidMessage::InvalidField {
+        field,
+        problem: err.to_string(),
+    })
+}
+
+fn speech_content(
+    speech: SpeechBody,
+    field: &'static str,
+    max_chars: usize,
+) -> Result<Speech, InvalidMessage> {
+    Ok(Speech {
+        language_code: speech.language_code,
+        voice_id: speech.voice_id,
+        text: text_field(field, speech.text, max_chars)?,
+    })
+}
+
+fn text_field(
+    field: &'static str,
+    text: String,
+    max_chars: usize,
+) -> Result<SpokenText, InvalidMessage> {
+    if text.trim().is_empty() {
+        return Err(InvalidMessage::InvalidField {
+            field,
+            problem: "must not be empty".to_owned(),
+        });
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(InvalidMessage::InvalidField {
+            field,
+            problem: format!("{chars} characters, at most {max_chars} allowed"),
+        });
+    }
+    Ok(SpokenText(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> MessageDefaults {
+        MessageDefaults {
+            origination: PhoneNumber::parse("+12065550100").ok(),
+            configuration_set: Some("default-set".to_owned()),
+        }
+    }
+
+    fn parse(body: &str) -> Result<VoiceMessage, InvalidMessage> {
+        VoiceMessage::from_body(Some(body), &defaults())
+    }
+
+    const FULL: &str = r#"{"DestinationPhoneNumber": "+12065550142",
+        "OriginationPhoneNumber": "+12065550199",
+        "CallerId": "+12065550199",
+        "ConfigurationSetName": "alerts",
+        "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew", "Text": "<speak>Disk full on db-1</speak>"}}}"#;
+
+    #[test]
+    fn the_readme_example_parses_with_every_member() {
+        let message = parse(FULL).unwrap();
+        assert_eq!(message.destination.as_str(), "+12065550142");
+        assert_eq!(message.origination.as_str(), "+12065550199");
+        assert_eq!(message.caller_id.unwrap().as_str(), "+12065550199");
+        assert_eq!(message.configuration_set.as_deref(), Some("alerts"));
+        let VoiceContent::Ssml(speech) = message.content else {
+            panic!("expected SSML content");
+        };
+        assert_eq!(speech.language_code.as_deref(), Some("en-US"));
+        assert_eq!(speech.voice_id.as_deref(), Some("Matthew"));
+        assert_eq!(speech.text.as_str(), "<speak>Disk full on db-1</speak>");
+    }
+
+    #[test]
+    fn origination_and_configuration_set_fall_back_to_the_defaults() {
+        let message = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142",
+                "Content": {"CallInstructionsMessage": {"Text": "Hello"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(message.origination.as_str(), "+12065550100");
+        assert_eq!(message.configuration_set.as_deref(), Some("default-set"));
+        assert!(message.caller_id.is_none());
+    }
+
+    #[test]
+    fn a_message_with_no_origination_and_no_default_is_invalid() {
+        let err = VoiceMessage::from_body(
+            Some(r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#),
+            &MessageDefaults::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "InvalidField");
+        assert!(
+            err.to_string().starts_with("OriginationPhoneNumber:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_text_content_keeps_language_and_voice() {
+        let message = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142",
+                "Content": {"PlainTextMessage": {"LanguageCode": "de-DE", "VoiceId": "Hans", "Text": "Hallo"}}}"#,
+        )
+        .unwrap();
+        let VoiceContent::PlainText(speech) = message.content else {
+            panic!("expected plain text content");
+        };
+        assert_eq!(speech.voice_id.as_deref(), Some("Hans"));
+        assert_eq!(speech.text.as_str(), "Hallo");
+    }
+
+    #[test]
+    fn a_missing_body_is_its_own_error() {
+        let err = VoiceMessage::from_body(None, &defaults()).unwrap_err();
+        assert_eq!(err, InvalidMessage::MissingBody);
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_malformed() {
+        for body in [
+            "",
+            "not json",
+            "{\"DestinationPhoneNumber\":",
+            "{} trailing",
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.code(), "MalformedJson", "{body:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_member_is_rejected_and_named() {
+        let err = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetNme": "alerts",
+                "Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "SchemaViolation");
+        assert!(err.to_string().contains("ConfigurationSetNme"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_member_inside_content_is_rejected() {
+        let err = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142",
+                "Content": {"SSMLMessage": {"Text": "<speak>x</speak>", "Voice": "Joanna"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "SchemaViolation");
+        assert!(err.to_string().contains("Voice"), "{err}");
+    }
+
+    #[test]
+    fn content_must_hold_exactly_one_kind() {
+        for content in [
+            r#"{}"#,
+            r#"{"SSMLMessage": {"Text": "a"}, "PlainTextMessage": {"Text": "b"}}"#,
+            r#"{"SMSMessage": {"Text": "a"}}"#,
+        ] {
+            let body =
+                format!(r#"{{"DestinationPhoneNumber": "+12065550142", "Content": {content}}}"#);
+            let err = parse(&body).unwrap_err();
+            assert!(
+                matches!(err.code(), "SchemaViolation" | "MalformedJson"),
+                "{content}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn destination_is_required_and_must_be_e164() {
+        let missing =
+            parse(r#"{"Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#).unwrap_err();
+        assert_eq!(missing.code(), "SchemaViolation");
+        assert!(
+            missing.to_string().contains("DestinationPhoneNumber"),
+            "{missing}"
+        );
+
+        let bad = parse(
+            r#"{"DestinationPhoneNumber": "2065550142", "Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(bad.code(), "InvalidField");
+        assert!(
+            bad.to_string().starts_with("DestinationPhoneNumber:"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn caller_id_and_origination_must_be_e164_when_given() {
+        for member in ["CallerId", "OriginationPhoneNumber"] {
+            let body = format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", "{member}": "+0123",
+                    "Content": {{"CallInstructionsMessage": {{"Text": "Hi"}}}}}}"#
+            );
+            let err = parse(&body).unwrap_err();
+            assert!(err.to_string().starts_with(member), "{err}");
+        }
+    }
+
+    #[test]
+    fn text_must_not_be_empty() {
+        let err = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"PlainTextMessage": {"Text": "  "}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            InvalidMessage::InvalidField {
+                field: "Content.PlainTextMessage.Text",
+                problem: "must not be empty".to_owned()
+            }
+        );
+    }
+
+    fn with_text(kind: &str, chars: usize) -> String {
+        format!(
+            r#"{{"DestinationPhoneNumber": "+12065550142", "Content": {{"{kind}": {{"Text": "{}"}}}}}}"#,
+            "é".repeat(chars)
+        )
+    }
+
+    #[test]
+    fn text_length_limits_count_characters_per_kind() {
+        assert!(parse(&with_text("PlainTextMessage", 3_000)).is_ok());
+        assert!(parse(&with_text("CallInstructionsMessage", 3_000)).is_ok());
+        assert!(parse(&with_text("SSMLMessage", 6_000)).is_ok());
+        for (kind, chars) in [
+            ("PlainTextMessage", 3_001),
+            ("CallInstructionsMessage", 3_001),
+            ("SSMLMessage", 6_001),
+        ] {
+            let err = parse(&with_text(kind, chars)).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("{chars} characters")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_errors_never_quote_the_values_they_reject() {
+        let err = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": "your code is 493817"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "SchemaViolation");
+        assert!(!err.to_string().contains("493817"), "{err}");
+        assert!(err.to_string().contains("Content.SSMLMessage"), "{err}");
+
+        let err = parse(r#"{"DestinationPhoneNumber": 12065550142, "Content": {}}"#).unwrap_err();
+        assert!(!err.to_string().contains("5550142"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_text_and_numbers() {
+        let debug = format!("{:?}", parse(FULL).unwrap());
+        assert!(!debug.contains("Disk full"), "{debug}");
+        assert!(!debug.contains("5550142"), "{debug}");
+    }
+}
