@@ -2,7 +2,10 @@
 //! [`VoiceMessage`] ready to send. Member names are the `SendVoiceMessage` API's own.
 
 use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::phone::PhoneNumber;
@@ -101,17 +104,52 @@ struct MessageBody {
     caller_id: Option<String>,
     #[serde(default)]
     configuration_set_name: Option<String>,
+    #[serde(deserialize_with = "object")]
     content: ContentBody,
+}
+
+/// The whole body, which must be a JSON object.
+struct StrictBody(MessageBody);
+
+impl<'de> Deserialize<'de> for StrictBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object(deserializer).map(StrictBody)
+    }
+}
+
+/// Deserializes `T` from a JSON object only. Derived struct impls also take the positional
+/// array form (`["+1206...", null, ...]`), which the API never accepts and which would let
+/// a malformed message through.
+fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectVisitor(PhantomData))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 enum ContentBody {
-    #[serde(rename = "SSMLMessage")]
+    #[serde(rename = "SSMLMessage", deserialize_with = "object")]
     Ssml(SpeechBody),
-    #[serde(rename = "PlainTextMessage")]
+    #[serde(rename = "PlainTextMessage", deserialize_with = "object")]
     PlainText(SpeechBody),
-    #[serde(rename = "CallInstructionsMessage")]
+    #[serde(rename = "CallInstructionsMessage", deserialize_with = "object")]
     CallInstructions(CallInstructionsBody),
 }
 
@@ -145,7 +183,7 @@ impl VoiceMessage {
 
 fn parse_body(body: &str) -> Result<MessageBody, InvalidMessage> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
-    let parsed: Result<MessageBody, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let parsed: Result<StrictBody, _> = serde_path_to_error::deserialize(&mut deserializer);
     let parsed = parsed.map_err(|err| {
         // A schema error can surface before a syntax error later in the body; a body that
         // is not JSON at all must say so. Only bodies already rejected pay for this check.
@@ -160,7 +198,7 @@ fn parse_body(body: &str) -> Result<MessageBody, InvalidMessage> {
     deserializer
         .end()
         .map_err(|err| describe_json_error(".", &err))?;
-    Ok(parsed)
+    Ok(parsed.0)
 }
 
 fn describe_json_error(path: &str, err: &serde_json::Error) -> InvalidMessage {
@@ -416,6 +454,19 @@ mod tests {
                 matches!(err.code(), "SchemaViolation" | "MalformedJson"),
                 "{content}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn objects_cannot_be_given_in_positional_array_form() {
+        for body in [
+            r#"["+12065550142", null, null, null, {"CallInstructionsMessage": {"Text": "Hi"}}]"#,
+            r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": ["en-US", "Joanna", "Hi"]}}"#,
+            r#"{"DestinationPhoneNumber": "+12065550142", "Content": [{"SSMLMessage": {"Text": "Hi"}}]}"#,
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.code(), "SchemaViolation", "{body}: {err}");
+            assert!(err.to_string().contains("expected a JSON object"), "{err}");
         }
     }
 

@@ -32,3 +32,18 @@ pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> VoiceDispatch<Pinpoin
         },
     ))
 }
+
+/// Points a loader at a local endpoint (the voice fake, or any emulator) with dummy
+/// credentials and a fixed region: requests are still SigV4-signed, as against AWS.
+pub fn local_endpoint(loader: ConfigLoader, endpoint_url: &str) -> ConfigLoader {
+    loader
+        .endpoint_url(endpoint_url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_pinpointsmsvoice::config::Credentials::new(
+            "AKIDLOCALFAKE",
+            "local-fake-secret",
+            None,
+            None,
+            "local-endpoint",
+        ))
+}

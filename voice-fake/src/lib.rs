@@ -1,1 +1,453 @@
+//! A loopback fake of Amazon Pinpoint SMS Voice v1 that speaks the service's real wire
+//! protocol (restJson1), so the real AWS SDK client can be driven against it over HTTP.
+//!
+//! - `POST /v1/sms-voice/voice/message` with a JSON body in the API's member names;
+//!   success is `200 {"MessageId": "..."}`.
+//! - Errors carry the code in `x-amzn-ErrorType` and `{"Message": "..."}` in the body, as
+//!   the service does; the SDK parses them into its modelled errors.
+//! - Requests must be SigV4-signed for the `sms-voice` signing name, and must hold a
+//!   destination and exactly one kind of content; otherwise the fake answers 403 or 400
+//!   like the service would.
+//!
+//! Behaviour is scripted per destination number ([`Script`]); every request is recorded
+//! ([`FakeVoice::calls`]) together with the most requests ever in flight at once.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// The path `SendVoiceMessage` is bound to in the service model.
+pub const SEND_VOICE_MESSAGE_PATH: &str = "/v1/sms-voice/voice/message";
+
+/// How the fake answers: a base latency for every request, and a behaviour per destination
+/// number (accept, when a number is not listed).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    #[serde(default)]
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub destinations: HashMap<String, Behaviour>,
+}
+
+impl Script {
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency_ms = latency.as_millis() as u64;
+        self
+    }
+
+    pub fn with(mut self, destination: &str, behaviour: Behaviour) -> Self {
+        self.destinations.insert(destination.to_owned(), behaviour);
+        self
+    }
+
+    /// Reads a script from JSON, as the standalone server and the local runner do.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "behaviour", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Behaviour {
+    /// 200 with a fresh `MessageId`.
+    Accept,
+    /// An error response: `status`, and `x-amzn-ErrorType: code` when a code is given (a
+    /// bare status is what a proxy or load balancer answers). The first `times` requests
+    /// for the number fail and later ones are accepted; with no `times`, every one fails.
+    Fail {
+        status: u16,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        times: Option<u32>,
+    },
+    /// Accepts, after `delay_ms` on top of the base latency.
+    Slow { delay_ms: u64 },
+}
+
+impl Behaviour {
+    pub fn fail(status: u16, code: &str) -> Self {
+        Self::Fail {
+            status,
+            code: Some(code.to_owned()),
+            times: None,
+        }
+    }
+
+    pub fn fail_times(status: u16, code: &str, times: u32) -> Self {
+        Self::Fail {
+            status,
+            code: Some(code.to_owned()),
+            times: Some(times),
+        }
+    }
+
+    /// An error status with no error code at all.
+    pub fn bare_status(status: u16) -> Self {
+        Self::Fail {
+            status,
+            code: None,
+            times: None,
+        }
+    }
+
+    pub fn slow(delay: Duration) -> Self {
+        Self::Slow {
+            delay_ms: delay.as_millis() as u64,
+        }
+    }
+}
+
+/// One request the fake received, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedCall {
+    pub destination: String,
+    pub origination: Option<String>,
+    pub caller_id: Option<String>,
+    pub configuration_set: Option<String>,
+    /// `SSMLMessage`, `PlainTextMessage` or `CallInstructionsMessage`.
+    pub content_kind: String,
+    pub text: String,
+    pub voice_id: Option<String>,
+    pub language_code: Option<String>,
+    /// The status the fake answered with; 0 while the request is still in flight.
+    pub status: u16,
+}
+
+impl ReceivedCall {
+    pub fn accepted(&self) -> bool {
+        self.status == 200
+    }
+}
+
+struct Shared {
+    script: Script,
+    calls: Mutex<Vec<ReceivedCall>>,
+    attempts: Mutex<HashMap<String, u32>>,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl Shared {
+    fn calls(&self) -> MutexGuard<'_, Vec<ReceivedCall>> {
+        // A panicking test thread must not hide every later assertion behind poisoning.
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running fake. Dropping it stops the server.
+pub struct FakeVoice {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl FakeVoice {
+    /// Starts the fake on a free loopback port.
+    pub async fn start(script: Script) -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), script).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, script: Script) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            script,
+            calls: Mutex::new(Vec::new()),
+            attempts: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route(SEND_VOICE_MESSAGE_PATH, post(send_voice_message))
+            .fallback(unknown_operation)
+            .with_state(shared.clone());
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(err) = server.await {
+                eprintln!("voice-fake: server error: {err}");
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL to give the SDK (`endpoint_url` or
+    /// `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`).
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received, in arrival order.
+    pub fn calls(&self) -> Vec<ReceivedCall> {
+        self.shared.calls().clone()
+    }
+
+    /// The requests for one destination, in arrival order.
+    pub fn calls_to(&self, destination: &str) -> Vec<ReceivedCall> {
+        self.shared
+            .calls()
+            .iter()
+            .filter(|call| call.destination == destination)
+            .cloned()
+            .collect()
+    }
+
+    /// Every HTTP request that reached the fake, well-formed or not.
+    pub fn request_count(&self) -> u64 {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The most requests the fake was ever answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeVoice {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Counts a request in flight for as long as it lives, even if the client goes away.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn send_voice_message(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&shared);
+    if !signed_for_sms_voice(&headers) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing or invalid SigV4 Authorization for service sms-voice",
+        );
+    }
+    let call = match parse_request(&body) {
+        Ok(call) => call,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &problem),
+    };
+    let behaviour = shared
+        .script
+        .destinations
+        .get(&call.destination)
+        .cloned()
+        .unwrap_or(Behaviour::Accept);
+    let attempt = {
+        let mut attempts = shared
+            .attempts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = attempts.entry(call.destination.clone()).or_insert(0);
+        *count += 1;
+        *count
+    };
+    let index = {
+        let mut calls = shared.calls();
+        calls.push(call);
+        calls.len() - 1
+    };
+    let mut delay = Duration::from_millis(shared.script.latency_ms);
+    if let Behaviour::Slow { delay_ms } = behaviour {
+        delay += Duration::from_millis(delay_ms);
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let response = match behaviour {
+        Behaviour::Fail {
+            status,
+            code,
+            times,
+        } if times.is_none_or(|times| attempt <= times) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = format!("scripted failure (request {attempt})");
+            match code {
+                Some(code) => error(status, &code, &message),
+                None => (status, message).into_response(),
+            }
+        }
+        _ => accepted(&shared),
+    };
+    if let Some(call) = shared.calls().get_mut(index) {
+        call.status = response.status().as_u16();
+    }
+    response
+}
+
+async fn unknown_operation() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        "No operation is bound to this method and path",
+    )
+}
+
+/// SigV4 as the SDK sends it: `AWS4-HMAC-SHA256 Credential=AKID/date/region/sms-voice/aws4_request, ...`.
+fn signed_for_sms_voice(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|auth| {
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=")
+                && auth.contains("/sms-voice/aws4_request")
+                && auth.contains("Signature=")
+        })
+}
+
+fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| format!("Request body is not JSON: {err}"))?;
+    let string = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let destination =
+        string(&value, "DestinationPhoneNumber").ok_or("DestinationPhoneNumber is required")?;
+    let content = value
+        .get("Content")
+        .and_then(Value::as_object)
+        .ok_or("Content is required")?;
+    let kinds = ["SSMLMessage", "PlainTextMessage", "CallInstructionsMessage"];
+    let present: Vec<&str> = kinds
+        .into_iter()
+        .filter(|kind| content.contains_key(*kind))
+        .collect();
+    let [kind] = present[..] else {
+        return Err("Content must hold exactly one message type".to_owned());
+    };
+    let message = &content[kind];
+    let text = string(message, "Text").ok_or("Text is required")?;
+    Ok(ReceivedCall {
+        destination,
+        origination: string(&value, "OriginationPhoneNumber"),
+        caller_id: string(&value, "CallerId"),
+        configuration_set: string(&value, "ConfigurationSetName"),
+        content_kind: kind.to_owned(),
+        text,
+        voice_id: string(message, "VoiceId"),
+        language_code: string(message, "LanguageCode"),
+        status: 0,
+    })
+}
+
+fn request_id(shared: &Shared) -> String {
+    format!("fake-{:016x}", shared.requests.load(Ordering::SeqCst))
+}
+
+fn accepted(shared: &Shared) -> Response {
+    let mut response = axum::Json(json!({ "MessageId": request_id(shared) })).into_response();
+    if let Ok(id) = HeaderValue::from_str(&request_id(shared)) {
+        response.headers_mut().insert("x-amzn-RequestId", id);
+    }
+    response
+}
+
+/// The restJson1 error shape: the code in `x-amzn-ErrorType`, the message in the body.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (status, axum::Json(json!({ "Message": message }))).into_response();
+    if let Ok(code) = HeaderValue::from_str(code) {
+        response.headers_mut().insert("x-amzn-ErrorType", code);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_reads_from_json() {
+        let script = Script::from_json(
+            r#"{"latency_ms": 50, "destinations": {
+                "+12065550500": {"behaviour": "fail", "status": 500, "code": "InternalServiceErrorException"},
+                "+12065550501": {"behaviour": "fail", "status": 500, "code": "InternalServiceErrorException", "times": 1},
+                "+12065550504": {"behaviour": "slow", "delay_ms": 3000}}}"#,
+        )
+        .unwrap();
+        assert_eq!(script.latency_ms, 50);
+        assert_eq!(
+            script.destinations["+12065550501"],
+            Behaviour::fail_times(500, "InternalServiceErrorException", 1)
+        );
+        assert_eq!(
+            script.destinations["+12065550504"],
+            Behaviour::slow(Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn requests_need_exactly_one_content_kind_and_a_destination() {
+        assert!(parse_request(br#"{"Content": {"SSMLMessage": {"Text": "x"}}}"#).is_err());
+        assert!(parse_request(
+            br#"{"DestinationPhoneNumber": "+1", "Content": {"SSMLMessage": {"Text": "x"}, "PlainTextMessage": {"Text": "y"}}}"#
+        )
+        .is_err());
+        let call = parse_request(
+            br#"{"DestinationPhoneNumber": "+1", "Content": {"PlainTextMessage": {"Text": "y", "VoiceId": "Joanna"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(call.content_kind, "PlainTextMessage");
+        assert_eq!(call.voice_id.as_deref(), Some("Joanna"));
+    }
+
+    #[test]
+    fn only_sigv4_for_sms_voice_is_accepted() {
+        let mut headers = HeaderMap::new();
+        assert!(!signed_for_sms_voice(&headers));
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sms-voice/aws4_request, SignedHeaders=host, Signature=abc"),
+        );
+        assert!(signed_for_sms_voice(&headers));
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sms/aws4_request, SignedHeaders=host, Signature=abc"),
+        );
+        assert!(!signed_for_sms_voice(&headers));
+    }
+}

@@ -1,0 +1,217 @@
+//! Every row of the fates table, through the real SDK client and the wire protocol.
+
+use std::time::Duration;
+
+use voice_dispatch::report::Fate;
+use voice_fake::{Behaviour, Script};
+
+use crate::support::*;
+
+const DEST: &str = "+12065550142";
+
+async fn one_call(behaviour: Behaviour) -> (Harness, voice_dispatch::report::BatchReport) {
+    let harness = Harness::start(Script::default().with(DEST, behaviour)).await;
+    let report = harness
+        .run(&event(vec![record(
+            "m1",
+            Some(&body(DEST, "<speak>Disk full</speak>")),
+        )]))
+        .await;
+    (harness, report)
+}
+
+#[tokio::test]
+async fn an_accepted_call_is_sent_and_not_reported() {
+    let (harness, report) = one_call(Behaviour::Accept).await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    assert!(reported(&report).is_empty());
+    assert!(outcome(&report, "m1").voice_message_id.is_some());
+    let calls = harness.fake.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.destination, DEST);
+    assert_eq!(call.origination.as_deref(), Some(ORIGINATION));
+    assert_eq!(call.configuration_set.as_deref(), Some("alerts"));
+    assert_eq!(call.content_kind, "SSMLMessage");
+    assert_eq!(call.text, "<speak>Disk full</speak>");
+    assert_eq!(call.voice_id.as_deref(), Some("Matthew"));
+    assert_eq!(call.language_code.as_deref(), Some("en-US"));
+}
+
+#[tokio::test]
+async fn a_persistent_internal_error_is_transient_after_the_sdk_retries() {
+    let (harness, report) = one_call(Behaviour::fail(500, "InternalServiceErrorException")).await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("InternalServiceErrorException")
+    );
+    assert_eq!(reported(&report), ["m1"]);
+    assert_eq!(
+        harness.fake.calls_to(DEST).len(),
+        3,
+        "the SDK's standard mode makes 3 attempts"
+    );
+}
+
+#[tokio::test]
+async fn an_internal_error_once_is_retried_by_the_sdk_into_a_success() {
+    let (harness, report) = one_call(Behaviour::fail_times(
+        500,
+        "InternalServiceErrorException",
+        1,
+    ))
+    .await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    assert!(reported(&report).is_empty());
+    let statuses: Vec<u16> = harness
+        .fake
+        .calls_to(DEST)
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [500, 200]);
+}
+
+#[tokio::test]
+async fn throttling_is_transient() {
+    let (harness, report) = one_call(Behaviour::fail(429, "TooManyRequestsException")).await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("TooManyRequestsException")
+    );
+    assert_eq!(reported(&report), ["m1"]);
+    assert!(
+        harness.fake.calls_to(DEST).len() > 1,
+        "throttling is retried by the SDK first"
+    );
+}
+
+#[tokio::test]
+async fn a_limit_exceeded_is_transient() {
+    let (_harness, report) = one_call(Behaviour::fail(412, "LimitExceededException")).await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("LimitExceededException")
+    );
+}
+
+#[tokio::test]
+async fn a_bare_5xx_with_no_error_code_is_transient() {
+    for status in [502, 503, 504] {
+        let (_harness, report) = one_call(Behaviour::bare_status(status)).await;
+        assert_eq!(fate(&report, "m1"), Fate::Transient, "{status}");
+        assert_eq!(reported(&report), ["m1"]);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_error_code_is_transient() {
+    let (_harness, report) = one_call(Behaviour::fail(400, "BrandNewException")).await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("BrandNewException")
+    );
+    assert_eq!(reported(&report), ["m1"]);
+}
+
+#[tokio::test]
+async fn a_bad_request_is_permanent_and_not_retried() {
+    let (harness, report) = one_call(Behaviour::fail(400, "BadRequestException")).await;
+    assert_eq!(fate(&report, "m1"), Fate::Permanent);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("BadRequestException")
+    );
+    assert_eq!(
+        reported(&report),
+        ["m1"],
+        "reported until dead-lettering lands"
+    );
+    assert_eq!(harness.fake.calls_to(DEST).len(), 1);
+}
+
+#[tokio::test]
+async fn not_found_is_permanent() {
+    let (harness, report) = one_call(Behaviour::fail(404, "NotFoundException")).await;
+    assert_eq!(fate(&report, "m1"), Fate::Permanent);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("NotFoundException")
+    );
+    assert_eq!(harness.fake.calls_to(DEST).len(), 1);
+}
+
+#[tokio::test]
+async fn an_attempt_timeout_is_transient() {
+    let mut config = test_config();
+    config.send_attempt_timeout = Duration::from_millis(150);
+    let harness = Harness::with_config(
+        Script::default().with(DEST, Behaviour::slow(Duration::from_secs(2))),
+        config,
+    )
+    .await;
+    let report = harness
+        .run(&event(vec![record("m1", Some(&body(DEST, "hello")))]))
+        .await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(error_code(&report, "m1").as_deref(), Some("Timeout"));
+    assert_eq!(reported(&report), ["m1"]);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    // Bind a port, then free it: nothing listens there any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let config = test_config();
+    let sdk = sdk_config(&format!("http://127.0.0.1:{port}"), &config).await;
+    let dispatch = voice_dispatch::wiring::voice_dispatch(&config, &sdk);
+    let report = dispatch
+        .handle(
+            &event(vec![record("m1", Some(&body(DEST, "hello")))]),
+            std::time::SystemTime::now() + Duration::from_secs(30),
+        )
+        .await
+        .expect("the event is accepted");
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("ConnectionError")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_body_is_permanent_and_makes_no_call() {
+    let harness = Harness::start(Script::default()).await;
+    let report = harness
+        .run(&event(vec![
+            record("missing", None),
+            record("not-json", Some("call me maybe")),
+            record(
+                "schema",
+                Some(r#"{"DestinationPhoneNumber": "+12065550142"}"#),
+            ),
+            record("invalid", Some(&body("12065550142", "hi"))),
+        ]))
+        .await;
+    for (id, code) in [
+        ("missing", "MissingBody"),
+        ("not-json", "MalformedJson"),
+        ("schema", "SchemaViolation"),
+        ("invalid", "InvalidField"),
+    ] {
+        assert_eq!(fate(&report, id), Fate::Permanent, "{id}");
+        assert_eq!(error_code(&report, id).as_deref(), Some(code), "{id}");
+    }
+    assert_eq!(
+        reported(&report),
+        ["missing", "not-json", "schema", "invalid"]
+    );
+    assert_eq!(harness.fake.request_count(), 0);
+}

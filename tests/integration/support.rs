@@ -1,0 +1,147 @@
+//! The test harness: a fake, a dispatcher wired to it exactly as production wires the SDK,
+//! and builders for SQS events shaped as Lambda delivers them.
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::retry::RetryConfig;
+use aws_config::SdkConfig;
+use aws_lambda_events::sqs::SqsEvent;
+use serde_json::{json, Value};
+use voice_dispatch::adapters::lambda::VoiceDispatch;
+use voice_dispatch::adapters::pinpoint::PinpointVoice;
+use voice_dispatch::config::Config;
+use voice_dispatch::message::MessageDefaults;
+use voice_dispatch::phone::PhoneNumber;
+use voice_dispatch::report::{BatchReport, Fate, RecordOutcome};
+use voice_dispatch::wiring;
+use voice_fake::{FakeVoice, Script};
+
+pub const ORIGINATION: &str = "+12065550199";
+pub const STANDARD_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:voice-calls";
+pub const FIFO_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:voice-calls.fifo";
+
+pub fn test_config() -> Config {
+    Config {
+        defaults: MessageDefaults {
+            origination: PhoneNumber::parse(ORIGINATION).ok(),
+            configuration_set: Some("alerts".to_owned()),
+        },
+        max_concurrency: 10,
+        deadline_safety: Duration::from_millis(500),
+        send_attempt_timeout: Duration::from_millis(1_000),
+    }
+}
+
+/// The production SDK configuration, pointed at `endpoint`, with the SDK's standard retry
+/// mode (3 attempts) but short backoffs so tests stay fast.
+pub async fn sdk_config(endpoint: &str, config: &Config) -> SdkConfig {
+    wiring::local_endpoint(wiring::sdk_config_loader(config), endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(10))
+                .with_max_backoff(Duration::from_millis(50)),
+        )
+        .load()
+        .await
+}
+
+pub struct Harness {
+    pub fake: FakeVoice,
+    pub dispatch: VoiceDispatch<PinpointVoice>,
+}
+
+impl Harness {
+    pub async fn start(script: Script) -> Self {
+        Self::with_config(script, test_config()).await
+    }
+
+    pub async fn with_config(script: Script, config: Config) -> Self {
+        let fake = FakeVoice::start(script).await.expect("the fake starts");
+        let sdk = sdk_config(&fake.endpoint_url(), &config).await;
+        let dispatch = wiring::voice_dispatch(&config, &sdk);
+        Self { fake, dispatch }
+    }
+
+    /// Runs an event with a generous deadline, as an invocation with a 60 s timeout.
+    pub async fn run(&self, event: &SqsEvent) -> BatchReport {
+        self.run_until(event, SystemTime::now() + Duration::from_secs(60))
+            .await
+    }
+
+    pub async fn run_until(&self, event: &SqsEvent, deadline: SystemTime) -> BatchReport {
+        self.dispatch
+            .handle(event, deadline)
+            .await
+            .expect("the event is accepted")
+    }
+}
+
+/// A valid body in the README's contract, calling `destination`.
+pub fn body(destination: &str, text: &str) -> String {
+    json!({
+        "DestinationPhoneNumber": destination,
+        "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew", "Text": text}}
+    })
+    .to_string()
+}
+
+/// A record as Lambda delivers it from a standard queue.
+pub fn record(id: &str, body: Option<&str>) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("AQEB{id}"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764000000000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1764000000001"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "00000000000000000000000000000000",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": STANDARD_ARN,
+        "awsRegion": "us-east-1"
+    })
+}
+
+/// A record as Lambda delivers it from a FIFO queue.
+pub fn fifo_record(id: &str, group: &str, body: &str) -> Value {
+    let mut record = record(id, Some(body));
+    record["eventSourceARN"] = json!(FIFO_ARN);
+    record["attributes"]["MessageGroupId"] = json!(group);
+    record["attributes"]["MessageDeduplicationId"] = json!(id);
+    record["attributes"]["SequenceNumber"] = json!("18849496460467696128");
+    record
+}
+
+pub fn event(records: Vec<Value>) -> SqsEvent {
+    serde_json::from_value(json!({ "Records": records })).expect("a well-formed SQS event")
+}
+
+pub fn outcome<'a>(report: &'a BatchReport, id: &str) -> &'a RecordOutcome {
+    report
+        .outcomes
+        .iter()
+        .find(|outcome| outcome.message_id == id)
+        .unwrap_or_else(|| panic!("no outcome for {id}"))
+}
+
+pub fn fate(report: &BatchReport, id: &str) -> Fate {
+    outcome(report, id).fate
+}
+
+pub fn error_code(report: &BatchReport, id: &str) -> Option<String> {
+    outcome(report, id).reason.as_ref().map(|r| r.code.clone())
+}
+
+/// The message ids of the partial batch response, as SQS would read them.
+pub fn reported(report: &BatchReport) -> Vec<String> {
+    report
+        .to_response()
+        .batch_item_failures
+        .into_iter()
+        .map(|failure| failure.item_identifier)
+        .collect()
+}
