@@ -266,7 +266,7 @@ fn deferred(record: &Record<'_>, code: &str, message: &str) -> RecordOutcome {
 fn log_outcome(outcome: &RecordOutcome) {
     let error_code = outcome.reason.as_ref().map(|r| r.code.as_str());
     let reason = outcome.reason.as_ref().map(|r| r.message.as_str());
-    let latency_ms = outcome.latency.as_secs_f64() * 1_000.0;
+    let latency_ms = (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0;
     match outcome.fate {
         Fate::Sent => tracing::info!(
             message_id = %outcome.message_id,

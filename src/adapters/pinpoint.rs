@@ -72,11 +72,18 @@ fn content(content: &VoiceContent) -> VoiceMessageContent {
 fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
     let detail = DisplayErrorContext(&err).to_string();
     match err {
-        SdkError::ServiceError(service) => SendFailure::Service {
-            code: service.err().code().map(str::to_owned),
-            status: Some(service.raw().status().as_u16()),
-            message: service.err().message().unwrap_or_default().to_owned(),
-        },
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            SendFailure::Service {
+                code: service.err().code().map(str::to_owned),
+                status: Some(status),
+                message: service
+                    .err()
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("HTTP {status} with no error message")),
+            }
+        }
         SdkError::TimeoutError(_) => SendFailure::Timeout(detail),
         SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
             SendFailure::Timeout(detail)

@@ -103,6 +103,9 @@ async fn a_bare_5xx_with_no_error_code_is_transient() {
     for status in [502, 503, 504] {
         let (_harness, report) = one_call(Behaviour::bare_status(status)).await;
         assert_eq!(fate(&report, "m1"), Fate::Transient, "{status}");
+        assert_eq!(error_code(&report, "m1"), Some(format!("Http{status}")));
+        let reason = outcome(&report, "m1").reason.clone().unwrap();
+        assert!(reason.message.contains(&status.to_string()), "{reason:?}");
         assert_eq!(reported(&report), ["m1"]);
     }
 }

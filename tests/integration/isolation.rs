@@ -28,8 +28,10 @@ impl VoiceSender for Buggy {
         }
         let result = self.0.send(message).await;
         if message.destination.as_str() == AFTER_SEND {
-            let nothing: Option<u8> = None;
-            nothing.expect("bug after the call");
+            std::panic::panic_any(format!(
+                "bug after the call to {}",
+                message.destination.masked()
+            ));
         }
         result
     }

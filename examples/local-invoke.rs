@@ -1,0 +1,116 @@
+//! Runs the function's handler on an SQS event file against the embedded voice fake: no AWS
+//! account, no network. Prints the partial batch response and one row per record.
+//!
+//!     cargo run --example local-invoke -- events/mixed-batch.json
+//!
+//! Configuration comes from the same environment variables as in Lambda; the local runner
+//! only fills in an origination number and a 1 s attempt timeout when they are not set.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::sqs::SqsEvent;
+use clap::Parser;
+use voice_dispatch::config::{self, Config};
+use voice_dispatch::report::BatchReport;
+use voice_dispatch::wiring;
+use voice_fake::{FakeVoice, Script};
+
+#[derive(Parser)]
+struct Args {
+    /// The SQS event to run (as Lambda delivers it).
+    event: PathBuf,
+    /// The fake's script: behaviour per destination number.
+    #[arg(long, default_value = "events/voice-fake-script.json")]
+    script: PathBuf,
+    /// Base latency of every answer from the fake, overriding the script's.
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// The invocation's timeout: the deadline the handler must answer before.
+    #[arg(long, default_value_t = 60)]
+    timeout_secs: u64,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("local-invoke: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let event_json = std::fs::read_to_string(&args.event)
+        .map_err(|err| format!("cannot read {}: {err}", args.event.display()))?;
+    let event: SqsEvent = serde_json::from_str(&event_json)
+        .map_err(|err| format!("{} is not an SQS event: {err}", args.event.display()))?;
+    let mut script = std::fs::read_to_string(&args.script)
+        .map_err(|err| err.to_string())
+        .and_then(|json| Script::from_json(&json).map_err(|err| err.to_string()))
+        .map_err(|err| format!("cannot read script {}: {err}", args.script.display()))?;
+    if let Some(latency_ms) = args.latency_ms {
+        script.latency_ms = latency_ms;
+    }
+
+    let config = Config::from_lookup(|name| {
+        std::env::var(name).ok().or_else(|| match name {
+            config::ORIGINATION_PHONE_NUMBER => Some("+12065550199".to_owned()),
+            config::SEND_ATTEMPT_TIMEOUT_MS => Some("1000".to_owned()),
+            _ => None,
+        })
+    })
+    .map_err(|err| err.to_string())?;
+
+    let fake = FakeVoice::start(script)
+        .await
+        .map_err(|err| format!("cannot start the voice fake: {err}"))?;
+    let sdk = wiring::local_endpoint(wiring::sdk_config_loader(&config), &fake.endpoint_url())
+        .load()
+        .await;
+    let dispatch = wiring::voice_dispatch(&config, &sdk);
+
+    let deadline = SystemTime::now() + Duration::from_secs(args.timeout_secs);
+    let report = dispatch
+        .handle(&event, deadline)
+        .await
+        .map_err(|err| format!("the event was refused: {err}"))?;
+
+    let response = serde_json::to_string_pretty(&report.to_response())
+        .map_err(|err| format!("cannot serialize the response: {err}"))?;
+    println!("Batch response:\n{response}\n");
+    print_table(&report);
+    println!(
+        "\n{} HTTP requests reached the voice fake at {}",
+        fake.request_count(),
+        fake.endpoint_url()
+    );
+    Ok(())
+}
+
+fn print_table(report: &BatchReport) {
+    println!("{:<38} {:<10} {:>8}  reason", "message id", "fate", "ms");
+    for outcome in &report.outcomes {
+        let reason = outcome
+            .reason
+            .as_ref()
+            .map(|r| format!("{}: {}", r.code, r.message))
+            .unwrap_or_default();
+        println!(
+            "{:<38} {:<10} {:>8.1}  {}",
+            outcome.message_id,
+            outcome.fate.as_str(),
+            outcome.latency.as_secs_f64() * 1_000.0,
+            reason
+        );
+    }
+    let counts = report.counts();
+    println!(
+        "\n{} sent, {} transient, {} permanent, {} deferred",
+        counts.sent, counts.transient, counts.permanent, counts.deferred
+    );
+}
