@@ -71,20 +71,25 @@ impl Config {
                 1..=1_000,
                 base.max_concurrency as u64,
             )? as usize,
-            deadline_safety: Duration::from_millis(ranged(
-                DEADLINE_SAFETY_MS,
-                get(DEADLINE_SAFETY_MS),
-                100..=600_000,
-                base.deadline_safety.as_millis() as u64,
-            )?),
-            send_attempt_timeout: Duration::from_millis(ranged(
-                SEND_ATTEMPT_TIMEOUT_MS,
-                get(SEND_ATTEMPT_TIMEOUT_MS),
-                100..=600_000,
-                base.send_attempt_timeout.as_millis() as u64,
-            )?),
+            deadline_safety: millis(DEADLINE_SAFETY_MS, &get, base.deadline_safety)?,
+            send_attempt_timeout: millis(SEND_ATTEMPT_TIMEOUT_MS, &get, base.send_attempt_timeout)?,
         })
     }
+}
+
+/// A duration in milliseconds, from 100 ms to 10 minutes.
+fn millis(
+    variable: &'static str,
+    get: &impl Fn(&str) -> Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let ms = ranged(
+        variable,
+        get(variable),
+        100..=600_000,
+        default.as_millis() as u64,
+    )?;
+    Ok(Duration::from_millis(ms))
 }
 
 fn ranged(
