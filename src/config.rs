@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::message::MessageDefaults;
 use crate::phone::PhoneNumber;
 
@@ -16,6 +17,12 @@ pub struct Config {
     /// How long one HTTP attempt of `SendVoiceMessage` may take before the SDK gives up on
     /// it (and retries, within its attempt budget).
     pub send_attempt_timeout: Duration,
+    /// Where permanent failures are sent; without it they are reported and redrive moves
+    /// them after `maxReceiveCount`.
+    pub dead_letter_queue_url: Option<String>,
+    /// How transient failures are spaced out; without it they come back after the queue's
+    /// visibility timeout.
+    pub backoff: Option<Backoff>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +37,12 @@ pub const DEADLINE_SAFETY_MS: &str = "DEADLINE_SAFETY_MS";
 pub const SEND_ATTEMPT_TIMEOUT_MS: &str = "SEND_ATTEMPT_TIMEOUT_MS";
 pub const ORIGINATION_PHONE_NUMBER: &str = "ORIGINATION_PHONE_NUMBER";
 pub const CONFIGURATION_SET_NAME: &str = "CONFIGURATION_SET_NAME";
+pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+pub const RETRY_BACKOFF_BASE_SECONDS: &str = "RETRY_BACKOFF_BASE_SECONDS";
+pub const RETRY_BACKOFF_MAX_SECONDS: &str = "RETRY_BACKOFF_MAX_SECONDS";
+
+/// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
+pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
 
 impl Default for Config {
     fn default() -> Self {
@@ -38,6 +51,8 @@ impl Default for Config {
             max_concurrency: 10,
             deadline_safety: Duration::from_millis(1_000),
             send_attempt_timeout: Duration::from_millis(5_000),
+            dead_letter_queue_url: None,
+            backoff: None,
         }
     }
 }
@@ -73,8 +88,40 @@ impl Config {
             )? as usize,
             deadline_safety: millis(DEADLINE_SAFETY_MS, &get, base.deadline_safety)?,
             send_attempt_timeout: millis(SEND_ATTEMPT_TIMEOUT_MS, &get, base.send_attempt_timeout)?,
+            dead_letter_queue_url: get(DEAD_LETTER_QUEUE_URL)
+                .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
+                .transpose()?,
+            backoff: backoff(&get)?,
         })
     }
+}
+
+fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url.to_owned())
+    } else {
+        Err(ConfigError {
+            variable,
+            problem: "expected a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+                .to_owned(),
+        })
+    }
+}
+
+/// Backoff is on when `RETRY_BACKOFF_BASE_SECONDS` is set.
+fn backoff(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Backoff>, ConfigError> {
+    let limit = u64::from(MAX_VISIBILITY_SECONDS);
+    let Some(base) = get(RETRY_BACKOFF_BASE_SECONDS) else {
+        return Ok(None);
+    };
+    let base = ranged(RETRY_BACKOFF_BASE_SECONDS, Some(base), 1..=limit, 0)?;
+    let max = ranged(
+        RETRY_BACKOFF_MAX_SECONDS,
+        get(RETRY_BACKOFF_MAX_SECONDS),
+        base..=limit,
+        u64::from(DEFAULT_BACKOFF_MAX_SECONDS).max(base),
+    )?;
+    Ok(Some(Backoff::new(base as u32, max as u32)))
 }
 
 /// A duration in milliseconds, from 100 ms to 10 minutes.
@@ -137,6 +184,57 @@ mod tests {
         assert_eq!(config.deadline_safety, Duration::from_millis(1_000));
         assert!(config.defaults.origination.is_none());
         assert!(config.defaults.configuration_set.is_none());
+        assert!(config.dead_letter_queue_url.is_none());
+        assert!(config.backoff.is_none());
+    }
+
+    #[test]
+    fn dead_lettering_is_on_with_a_queue_url() {
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/calls-dlq";
+        let config = config(&[(DEAD_LETTER_QUEUE_URL, url)]).unwrap();
+        assert_eq!(config.dead_letter_queue_url.as_deref(), Some(url));
+        let err = config_err(&[(DEAD_LETTER_QUEUE_URL, "calls-dlq")]);
+        assert_eq!(err.variable, DEAD_LETTER_QUEUE_URL);
+    }
+
+    fn config_err(vars: &[(&str, &str)]) -> ConfigError {
+        config(vars).unwrap_err()
+    }
+
+    #[test]
+    fn backoff_is_on_with_a_base_and_capped_at_900_by_default() {
+        let config = config(&[(RETRY_BACKOFF_BASE_SECONDS, "5")]).unwrap();
+        let backoff = config.backoff.unwrap();
+        assert_eq!(backoff.ceiling(1), 5);
+        assert_eq!(backoff.ceiling(20), 900);
+    }
+
+    #[test]
+    fn backoff_max_is_read_and_bounded_by_base_and_twelve_hours() {
+        let config = config(&[
+            (RETRY_BACKOFF_BASE_SECONDS, "60"),
+            (RETRY_BACKOFF_MAX_SECONDS, "43200"),
+        ])
+        .unwrap();
+        assert_eq!(config.backoff.unwrap().ceiling(20), 43_200);
+        for (base, max, variable) in [
+            ("0", "900", RETRY_BACKOFF_BASE_SECONDS),
+            ("43201", "900", RETRY_BACKOFF_BASE_SECONDS),
+            ("60", "43201", RETRY_BACKOFF_MAX_SECONDS),
+            ("60", "30", RETRY_BACKOFF_MAX_SECONDS),
+        ] {
+            let err = config_err(&[
+                (RETRY_BACKOFF_BASE_SECONDS, base),
+                (RETRY_BACKOFF_MAX_SECONDS, max),
+            ]);
+            assert_eq!(err.variable, variable, "{base} {max}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_base_above_the_default_cap_raises_the_cap_to_the_base() {
+        let config = config(&[(RETRY_BACKOFF_BASE_SECONDS, "1200")]).unwrap();
+        assert_eq!(config.backoff.unwrap().ceiling(1), 1_200);
     }
 
     #[test]

@@ -123,7 +123,6 @@ impl<S: VoiceSender> BatchEngine<S> {
             if matches!(outcome.fate, Fate::Transient | Fate::Deferred) {
                 blocked_by = Some(record.message_id);
             }
-            log_outcome(&outcome);
             finished.push((index, outcome));
         }
         finished
@@ -249,6 +248,8 @@ fn failed(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordOutcome {
         destination: None,
         receive_count: record.receive_count,
         latency: Duration::ZERO,
+        dead_lettered: false,
+        retry_delay_seconds: None,
     }
 }
 
@@ -261,33 +262,6 @@ fn deferred(record: &Record<'_>, code: &str, message: &str) -> RecordOutcome {
             message: message.to_owned(),
         },
     )
-}
-
-fn log_outcome(outcome: &RecordOutcome) {
-    let error_code = outcome.reason.as_ref().map(|r| r.code.as_str());
-    let reason = outcome.reason.as_ref().map(|r| r.message.as_str());
-    let latency_ms = (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0;
-    match outcome.fate {
-        Fate::Sent => tracing::info!(
-            message_id = %outcome.message_id,
-            fate = outcome.fate.as_str(),
-            receive_count = outcome.receive_count,
-            latency_ms,
-            destination = outcome.destination.as_deref(),
-            voice_message_id = outcome.voice_message_id.as_deref(),
-            "record sent"
-        ),
-        _ => tracing::warn!(
-            message_id = %outcome.message_id,
-            fate = outcome.fate.as_str(),
-            error_code,
-            reason,
-            receive_count = outcome.receive_count,
-            latency_ms,
-            destination = outcome.destination.as_deref(),
-            "record not sent"
-        ),
-    }
 }
 
 #[cfg(test)]

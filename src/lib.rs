@@ -2,8 +2,9 @@
 //! each record given its fate (sent, transient, permanent, deferred) and the partial batch
 //! response SQS acts on.
 //!
-//! The pure core (`message`, `phone`, `classify`, `engine`, `report`) knows nothing of the
-//! AWS SDK; `adapters` connect it to Pinpoint SMS Voice and to Lambda; `wiring` builds it.
+//! The pure core (`message`, `phone`, `classify`, `engine`, `report`, `backoff`,
+//! `dead_letter`, `settle`) knows nothing of the AWS SDK; `adapters` connect it to Pinpoint
+//! SMS Voice, SQS and Lambda; `wiring` builds it.
 
 // Record isolation relies on catching panics; with panic = "abort" (the default of
 // `cargo lambda build --release` unless the profile says otherwise) one bad record would
@@ -12,12 +13,16 @@
 compile_error!("voice-dispatch needs panic = \"unwind\": set it in [profile.release]");
 
 pub mod adapters;
+pub mod backoff;
 pub mod classify;
 pub mod config;
+pub mod dead_letter;
 pub mod engine;
 pub mod message;
 pub mod phone;
 pub mod ports;
+pub mod record;
 pub mod redact;
 pub mod report;
+pub mod settle;
 pub mod wiring;

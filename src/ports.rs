@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use aws_lambda_events::sqs::SqsMessageAttribute;
+
 use crate::classify::SendFailure;
 use crate::message::VoiceMessage;
 
@@ -19,4 +21,50 @@ pub trait VoiceSender: Send + Sync {
 pub struct SentCall {
     /// The service's `MessageId`, for tracing a call in its own logs and events.
     pub message_id: Option<String>,
+}
+
+/// The dead-letter queue, for records that can never be sent.
+pub trait DeadLetterQueue: Send + Sync {
+    /// Sends the letters. The answer has one entry per letter, in order: `Ok` once the
+    /// queue holds that letter.
+    fn send(
+        &self,
+        letters: &[DeadLetter<'_>],
+    ) -> impl Future<Output = Vec<Result<(), String>>> + Send;
+}
+
+/// A record on its way to the dead-letter queue: the original body and attributes,
+/// unchanged, plus the reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    pub body: &'a str,
+    pub attributes: Vec<(&'a str, &'a SqsMessageAttribute)>,
+    /// The `DispatchError` attribute's JSON; `None` when the original attributes leave no
+    /// room for it.
+    pub reason: Option<String>,
+    /// Group and deduplication ids, for a FIFO queue.
+    pub fifo: Option<FifoIds<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FifoIds<'a> {
+    pub group_id: &'a str,
+    pub deduplication_id: &'a str,
+}
+
+/// Delays the next delivery of received records.
+pub trait RedeliveryDelay: Send + Sync {
+    /// Sets the visibility timeout of records received from the queue `queue_arn`. One
+    /// answer per entry, in order.
+    fn delay(
+        &self,
+        queue_arn: &str,
+        delays: &[VisibilityDelay<'_>],
+    ) -> impl Future<Output = Vec<Result<(), String>>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisibilityDelay<'a> {
+    pub receipt_handle: &'a str,
+    pub seconds: u32,
 }

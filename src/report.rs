@@ -11,7 +11,8 @@ pub enum Fate {
     Sent,
     /// Failed in a way that may pass: reported, so SQS redelivers it.
     Transient,
-    /// Will never succeed as it is: reported for now, so redrive ends it in the DLQ.
+    /// Will never succeed as it is: forwarded to the dead-letter queue when one is
+    /// configured (and then not reported), otherwise reported so redrive ends it there.
     Permanent,
     /// Not attempted, or abandoned in flight, this time (deadline, or an earlier record of
     /// its FIFO group failed): reported, so SQS redelivers it.
@@ -48,6 +49,49 @@ pub struct RecordOutcome {
     pub destination: Option<String>,
     pub receive_count: Option<u32>,
     pub latency: Duration,
+    /// A permanent failure the dead-letter queue has accepted: SQS may delete the original.
+    pub dead_lettered: bool,
+    /// The visibility timeout given to a transient failure, delaying its redelivery.
+    pub retry_delay_seconds: Option<u32>,
+}
+
+impl RecordOutcome {
+    /// Whether SQS must keep the record: everything not sent, unless the dead-letter queue
+    /// already holds it.
+    pub fn is_reported(&self) -> bool {
+        self.fate != Fate::Sent && !self.dead_lettered
+    }
+
+    /// One structured line per record. Destinations are masked and reasons scrubbed before
+    /// they get here; message text never gets here at all.
+    pub fn log(&self) {
+        let error_code = self.reason.as_ref().map(|r| r.code.as_str());
+        let reason = self.reason.as_ref().map(|r| r.message.as_str());
+        let latency_ms = (self.latency.as_secs_f64() * 10_000.0).round() / 10.0;
+        match self.fate {
+            Fate::Sent => tracing::info!(
+                message_id = %self.message_id,
+                fate = self.fate.as_str(),
+                receive_count = self.receive_count,
+                latency_ms,
+                destination = self.destination.as_deref(),
+                voice_message_id = self.voice_message_id.as_deref(),
+                "record sent"
+            ),
+            _ => tracing::warn!(
+                message_id = %self.message_id,
+                fate = self.fate.as_str(),
+                error_code,
+                reason,
+                receive_count = self.receive_count,
+                latency_ms,
+                destination = self.destination.as_deref(),
+                dead_lettered = self.dead_lettered,
+                retry_delay_seconds = self.retry_delay_seconds,
+                "record not sent"
+            ),
+        }
+    }
 }
 
 /// Every record's outcome, in the order the event listed the records.
@@ -62,6 +106,8 @@ pub struct FateCounts {
     pub transient: usize,
     pub permanent: usize,
     pub deferred: usize,
+    /// Permanent failures the dead-letter queue accepted (also counted in `permanent`).
+    pub dead_lettered: usize,
 }
 
 impl BatchReport {
@@ -74,6 +120,7 @@ impl BatchReport {
                 Fate::Permanent => counts.permanent += 1,
                 Fate::Deferred => counts.deferred += 1,
             }
+            counts.dead_lettered += usize::from(outcome.dead_lettered);
         }
         counts
     }
@@ -83,13 +130,13 @@ impl BatchReport {
         let mut seen = std::collections::HashSet::new();
         self.outcomes
             .iter()
-            .filter(|outcome| outcome.fate != Fate::Sent)
+            .filter(|outcome| outcome.is_reported())
             .map(|outcome| outcome.message_id.as_str())
             .filter(|id| seen.insert(*id))
             .collect()
     }
 
-    /// The partial batch response: every record not sent is listed, so SQS keeps it.
+    /// The partial batch response: every record SQS must keep is listed.
     pub fn to_response(&self) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = self
@@ -118,6 +165,8 @@ mod tests {
             destination: None,
             receive_count: None,
             latency: Duration::ZERO,
+            dead_lettered: false,
+            retry_delay_seconds: None,
         }
     }
 
@@ -145,9 +194,22 @@ mod tests {
                 sent: 1,
                 transient: 2,
                 permanent: 1,
-                deferred: 1
+                deferred: 1,
+                dead_lettered: 0,
             }
         );
+    }
+
+    #[test]
+    fn a_dead_lettered_record_is_not_reported() {
+        let mut dead = outcome("dead", Fate::Permanent);
+        dead.dead_lettered = true;
+        let report = BatchReport {
+            outcomes: vec![dead, outcome("kept", Fate::Permanent)],
+        };
+        assert_eq!(report.failed_message_ids(), ["kept"]);
+        assert_eq!(report.counts().dead_lettered, 1);
+        assert_eq!(report.counts().permanent, 2);
     }
 
     #[test]

@@ -6,8 +6,13 @@ use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
 use crate::adapters::lambda::VoiceDispatch;
 use crate::adapters::pinpoint::PinpointVoice;
+use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
 use crate::config::Config;
 use crate::engine::{BatchEngine, EngineSettings};
+use crate::settle::Settlement;
+
+/// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling.
+pub type Dispatch = VoiceDispatch<PinpointVoice, SqsDeadLetterQueue, SqsRedelivery>;
 
 /// The SDK configuration loader with this function's timeouts. Everything else (region,
 /// credentials, `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`)
@@ -21,16 +26,50 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
     )
 }
 
-pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> VoiceDispatch<PinpointVoice> {
-    let client = aws_sdk_pinpointsmsvoice::Client::new(sdk);
-    VoiceDispatch::new(BatchEngine::new(
-        PinpointVoice::new(client),
-        EngineSettings {
-            defaults: config.defaults.clone(),
-            max_concurrency: config.max_concurrency,
-            deadline_safety: config.deadline_safety,
-        },
-    ))
+/// Builds the function with clients from one SDK configuration (per-service endpoints come
+/// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE` and `AWS_ENDPOINT_URL_SQS`, as usual).
+pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
+    voice_dispatch_with(
+        config,
+        aws_sdk_pinpointsmsvoice::Client::new(sdk),
+        aws_sdk_sqs::Client::new(sdk),
+    )
+}
+
+/// Builds the function with the clients given: for tests that point each service at its
+/// own local endpoint.
+pub fn voice_dispatch_with(
+    config: &Config,
+    voice: aws_sdk_pinpointsmsvoice::Client,
+    sqs: aws_sdk_sqs::Client,
+) -> Dispatch {
+    VoiceDispatch::new(
+        BatchEngine::new(PinpointVoice::new(voice), engine_settings(config)),
+        settlement(config, sqs),
+    )
+}
+
+pub fn engine_settings(config: &Config) -> EngineSettings {
+    EngineSettings {
+        defaults: config.defaults.clone(),
+        max_concurrency: config.max_concurrency,
+        deadline_safety: config.deadline_safety,
+    }
+}
+
+pub fn settlement(
+    config: &Config,
+    sqs: aws_sdk_sqs::Client,
+) -> Settlement<SqsDeadLetterQueue, SqsRedelivery> {
+    Settlement::new(
+        config
+            .dead_letter_queue_url
+            .clone()
+            .map(|url| SqsDeadLetterQueue::new(sqs.clone(), url)),
+        config
+            .backoff
+            .map(|backoff| (SqsRedelivery::new(sqs), backoff)),
+    )
 }
 
 /// Points a loader at a local endpoint (the voice fake, or any emulator) with dummy

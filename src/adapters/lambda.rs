@@ -2,13 +2,15 @@
 
 use std::time::{Instant as StdInstant, SystemTime};
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
 use crate::engine::{BatchEngine, Record};
-use crate::ports::VoiceSender;
+use crate::ports::{DeadLetterQueue, RedeliveryDelay, VoiceSender};
+use crate::record;
 use crate::report::BatchReport;
+use crate::settle::Settlement;
 
 /// Why a whole event is refused. Only an event Lambda itself would never send lands here:
 /// refusing it before any call is placed makes SQS redeliver every record, none sent twice.
@@ -27,13 +29,14 @@ impl From<EventError> for lambda_runtime::Diagnostic {
     }
 }
 
-pub struct VoiceDispatch<S> {
+pub struct VoiceDispatch<S, D, R> {
     engine: BatchEngine<S>,
+    settlement: Settlement<D, R>,
 }
 
-impl<S: VoiceSender> VoiceDispatch<S> {
-    pub fn new(engine: BatchEngine<S>) -> Self {
-        Self { engine }
+impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D, R> {
+    pub fn new(engine: BatchEngine<S>, settlement: Settlement<D, R>) -> Self {
+        Self { engine, settlement }
     }
 
     /// The Lambda entry point.
@@ -55,7 +58,18 @@ impl<S: VoiceSender> VoiceDispatch<S> {
         let started = StdInstant::now();
         let records =
             records_of(event).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
-        let report = self.engine.run(&records, instant_of(deadline)).await;
+        let deadline = instant_of(deadline);
+        let mut report = self.engine.run(&records, deadline).await;
+        // The sends stopped by `deadline - safety / 2`; settling gets until a quarter of the
+        // reserve is left, and that last quarter is for the answer.
+        let safety = self.engine.settings().deadline_safety;
+        let until = deadline
+            .checked_sub(safety / 4)
+            .unwrap_or_else(Instant::now);
+        // Boxed: the nested async state machines are otherwise deep enough to exceed the
+        // compiler's layout recursion limit where `main` awaits the runtime.
+        Box::pin(self.settlement.settle(&mut report, &event.records, until)).await;
+        report.outcomes.iter().for_each(|outcome| outcome.log());
         let counts = report.counts();
         tracing::info!(
             records = records.len(),
@@ -63,6 +77,7 @@ impl<S: VoiceSender> VoiceDispatch<S> {
             transient = counts.transient,
             permanent = counts.permanent,
             deferred = counts.deferred,
+            dead_lettered = counts.dead_lettered,
             reported_failures = report.failed_message_ids().len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
             "batch done"
@@ -85,27 +100,11 @@ fn records_of(event: &SqsEvent) -> Result<Vec<Record<'_>>, EventError> {
             Ok(Record {
                 message_id,
                 body: message.body.as_deref(),
-                receive_count: message
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|count| count.parse().ok()),
-                fifo_group: fifo_group(message),
+                receive_count: record::receive_count(message),
+                fifo_group: record::fifo_group(message),
             })
         })
         .collect()
-}
-
-/// Records of a FIFO queue (its ARN ends in `.fifo`) carry their `MessageGroupId`.
-fn fifo_group(message: &SqsMessage) -> Option<&str> {
-    let from_fifo_queue = message
-        .event_source_arn
-        .as_deref()
-        .is_some_and(|arn| arn.ends_with(".fifo"));
-    if from_fifo_queue {
-        message.attributes.get("MessageGroupId").map(String::as_str)
-    } else {
-        None
-    }
 }
 
 /// Lambda gives the deadline as wall-clock time; timers need a monotonic instant.

@@ -10,6 +10,7 @@ use voice_dispatch::engine::{BatchEngine, EngineSettings};
 use voice_dispatch::message::VoiceMessage;
 use voice_dispatch::ports::{SentCall, VoiceSender};
 use voice_dispatch::report::Fate;
+use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
 
 use crate::support::*;
@@ -45,14 +46,15 @@ async fn a_panicking_record_fails_alone_and_the_batch_goes_on() {
     let sender = Buggy(PinpointVoice::new(aws_sdk_pinpointsmsvoice::Client::new(
         &sdk,
     )));
-    let dispatch = VoiceDispatch::new(BatchEngine::new(
-        sender,
-        EngineSettings {
-            defaults: config.defaults.clone(),
-            max_concurrency: 4,
-            deadline_safety: config.deadline_safety,
-        },
-    ));
+    let settings = EngineSettings {
+        max_concurrency: 4,
+        ..wiring::engine_settings(&config)
+    };
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dispatch = VoiceDispatch::new(
+        BatchEngine::new(sender, settings),
+        wiring::settlement(&config, sqs),
+    );
     let records = vec![
         record("ok1", Some(&body("+12065550001", "a"))),
         record("boom-before", Some(&body(BEFORE_SEND, "b"))),

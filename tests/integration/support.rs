@@ -7,8 +7,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
-use voice_dispatch::adapters::lambda::VoiceDispatch;
-use voice_dispatch::adapters::pinpoint::PinpointVoice;
 use voice_dispatch::config::Config;
 use voice_dispatch::message::MessageDefaults;
 use voice_dispatch::phone::PhoneNumber;
@@ -29,6 +27,8 @@ pub fn test_config() -> Config {
         max_concurrency: 10,
         deadline_safety: Duration::from_millis(500),
         send_attempt_timeout: Duration::from_millis(1_000),
+        dead_letter_queue_url: None,
+        backoff: None,
     }
 }
 
@@ -48,7 +48,7 @@ pub async fn sdk_config(endpoint: &str, config: &Config) -> SdkConfig {
 
 pub struct Harness {
     pub fake: FakeVoice,
-    pub dispatch: VoiceDispatch<PinpointVoice>,
+    pub dispatch: wiring::Dispatch,
 }
 
 impl Harness {

@@ -1,0 +1,360 @@
+//! The SQS side of settling a batch: `SendMessageBatch` to the dead-letter queue and
+//! `ChangeMessageVisibilityBatch` on the source queue.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_lambda_events::sqs::SqsMessageAttribute;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue,
+    SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use futures::StreamExt;
+
+use crate::dead_letter::REASON_ATTRIBUTE;
+use crate::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+
+/// SQS batch calls take at most 10 entries.
+const MAX_BATCH_ENTRIES: usize = 10;
+/// A `SendMessageBatch` call carries at most 256 KiB of bodies and attributes in all.
+const MAX_BATCH_BYTES: usize = 262_144;
+/// Batch calls in flight at once while settling one invocation.
+const CALLS_IN_FLIGHT: usize = 8;
+
+/// The dead-letter queue named by `DEAD_LETTER_QUEUE_URL`.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetterQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetterQueue {
+    pub fn new(client: Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+
+    async fn send_chunk(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
+        let mut results = vec![Err("not sent".to_owned()); letters.len()];
+        let mut entries = Vec::with_capacity(letters.len());
+        for (index, letter) in letters.iter().enumerate() {
+            match entry(index, letter) {
+                Ok(entry) => entries.push(entry),
+                Err(error) => results[index] = Err(error),
+            }
+        }
+        if entries.is_empty() {
+            return results;
+        }
+        match self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => {
+                for ok in output.successful() {
+                    if let Some(slot) = slot(&mut results, ok.id()) {
+                        *slot = Ok(());
+                    }
+                }
+                for failed in output.failed() {
+                    if let Some(slot) = slot(&mut results, failed.id()) {
+                        *slot = Err(describe_entry_error(failed));
+                    }
+                }
+            }
+            Err(error) => {
+                let error = DisplayErrorContext(&error).to_string();
+                for result in &mut results {
+                    if result.is_err() {
+                        *result = Err(error.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
+}
+
+impl DeadLetterQueue for SqsDeadLetterQueue {
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
+        // Futures built in a loop, not in a closure: a closure over borrowed letters trips
+        // the compiler's higher-ranked `Send` check for this async trait method.
+        let mut calls = Vec::new();
+        for chunk in chunks(letters) {
+            calls.push(self.send_chunk(chunk));
+        }
+        in_order(calls).await
+    }
+}
+
+/// Splits letters, in order, into `SendMessageBatch` calls within both SQS limits.
+fn chunks<'l, 'a>(letters: &'l [DeadLetter<'a>]) -> Vec<&'l [DeadLetter<'a>]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (index, letter) in letters.iter().enumerate() {
+        let size = letter_size(letter);
+        let full = index - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES;
+        if full && index > start {
+            chunks.push(&letters[start..index]);
+            start = index;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < letters.len() {
+        chunks.push(&letters[start..]);
+    }
+    chunks
+}
+
+/// What SQS counts toward the size of a message: the body and every attribute's name,
+/// type and value.
+fn letter_size(letter: &DeadLetter<'_>) -> usize {
+    let attribute = |name: &str, value: &SqsMessageAttribute| {
+        name.len()
+            + value.data_type.as_deref().map_or(0, str::len)
+            + value.string_value.as_deref().map_or(0, str::len)
+            + value.binary_value.as_ref().map_or(0, |b| b.0.len())
+    };
+    letter.body.len()
+        + letter
+            .attributes
+            .iter()
+            .map(|(name, value)| attribute(name, value))
+            .sum::<usize>()
+        + letter
+            .reason
+            .as_deref()
+            .map_or(0, |r| REASON_ATTRIBUTE.len() + "String".len() + r.len())
+}
+
+fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchRequestEntry, String> {
+    let mut attributes = HashMap::with_capacity(letter.attributes.len() + 1);
+    for (name, value) in &letter.attributes {
+        attributes.insert((*name).to_owned(), attribute_value(value)?);
+    }
+    if let Some(reason) = &letter.reason {
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|err| err.to_string())?;
+        attributes.insert(REASON_ATTRIBUTE.to_owned(), value);
+    }
+    SendMessageBatchRequestEntry::builder()
+        .id(entry_id(index))
+        .message_body(letter.body)
+        .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+        .set_message_group_id(letter.fifo.map(|ids| ids.group_id.to_owned()))
+        .set_message_deduplication_id(letter.fifo.map(|ids| ids.deduplication_id.to_owned()))
+        .build()
+        .map_err(|err| err.to_string())
+}
+
+/// The Lambda event's form of an attribute, back into the API's.
+fn attribute_value(value: &SqsMessageAttribute) -> Result<MessageAttributeValue, String> {
+    MessageAttributeValue::builder()
+        .set_data_type(value.data_type.clone())
+        .set_string_value(value.string_value.clone())
+        .set_binary_value(value.binary_value.as_ref().map(|b| Blob::new(b.0.clone())))
+        .build()
+        .map_err(|err| err.to_string())
+}
+
+/// The records of one source queue, whose visibility this changes.
+#[derive(Debug)]
+pub struct SqsRedelivery {
+    client: Client,
+    /// Queue URLs by ARN: resolved once per queue, kept across invocations.
+    queue_urls: Mutex<HashMap<String, String>>,
+}
+
+impl SqsRedelivery {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            queue_urls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The queue URL for an ARN (`arn:aws:sqs:region:account:name`), from `GetQueueUrl` with
+    /// the name and owner account, so it works against any endpoint.
+    async fn queue_url(&self, queue_arn: &str) -> Result<String, String> {
+        if let Some(url) = self.cached_url(queue_arn) {
+            return Ok(url);
+        }
+        let mut parts = queue_arn.rsplitn(3, ':');
+        let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
+            return Err(format!("not an SQS queue ARN: {queue_arn}"));
+        };
+        let output = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|err| DisplayErrorContext(&err).to_string())?;
+        let url = output
+            .queue_url()
+            .ok_or_else(|| format!("GetQueueUrl gave no URL for {queue_arn}"))?
+            .to_owned();
+        if let Ok(mut cache) = self.queue_urls.lock() {
+            cache.insert(queue_arn.to_owned(), url.clone());
+        }
+        Ok(url)
+    }
+
+    fn cached_url(&self, queue_arn: &str) -> Option<String> {
+        self.queue_urls.lock().ok()?.get(queue_arn).cloned()
+    }
+
+    async fn delay_chunk(
+        &self,
+        queue_url: &str,
+        delays: &[VisibilityDelay<'_>],
+    ) -> Vec<Result<(), String>> {
+        let mut results = vec![Err("not sent".to_owned()); delays.len()];
+        let mut entries = Vec::with_capacity(delays.len());
+        for (index, delay) in delays.iter().enumerate() {
+            let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(entry_id(index))
+                .receipt_handle(delay.receipt_handle)
+                .visibility_timeout(i32::try_from(delay.seconds).unwrap_or(i32::MAX))
+                .build();
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(error) => results[index] = Err(error.to_string()),
+            }
+        }
+        if entries.is_empty() {
+            return results;
+        }
+        match self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => {
+                for ok in output.successful() {
+                    if let Some(slot) = slot(&mut results, ok.id()) {
+                        *slot = Ok(());
+                    }
+                }
+                for failed in output.failed() {
+                    if let Some(slot) = slot(&mut results, failed.id()) {
+                        *slot = Err(describe_entry_error(failed));
+                    }
+                }
+            }
+            Err(error) => {
+                let error = DisplayErrorContext(&error).to_string();
+                results.iter_mut().for_each(|r| *r = Err(error.clone()));
+            }
+        }
+        results
+    }
+}
+
+impl RedeliveryDelay for SqsRedelivery {
+    async fn delay(
+        &self,
+        queue_arn: &str,
+        delays: &[VisibilityDelay<'_>],
+    ) -> Vec<Result<(), String>> {
+        let queue_url = match self.queue_url(queue_arn).await {
+            Ok(url) => url,
+            Err(error) => return vec![Err(error); delays.len()],
+        };
+        let mut calls = Vec::new();
+        for chunk in delays.chunks(MAX_BATCH_ENTRIES) {
+            calls.push(self.delay_chunk(&queue_url, chunk));
+        }
+        in_order(calls).await
+    }
+}
+
+/// Runs batch calls, a few at a time, and joins their per-entry answers in order.
+async fn in_order<F>(calls: Vec<F>) -> Vec<Result<(), String>>
+where
+    F: std::future::Future<Output = Vec<Result<(), String>>>,
+{
+    let answers: Vec<Vec<Result<(), String>>> = futures::stream::iter(calls)
+        .buffered(CALLS_IN_FLIGHT)
+        .collect()
+        .await;
+    answers.into_iter().flatten().collect()
+}
+
+/// Batch entry ids are positions within the call.
+fn entry_id(index: usize) -> String {
+    index.to_string()
+}
+
+fn slot<'r>(results: &'r mut [Result<(), String>], id: &str) -> Option<&'r mut Result<(), String>> {
+    id.parse::<usize>()
+        .ok()
+        .and_then(|index| results.get_mut(index))
+}
+
+fn describe_entry_error(failed: &BatchResultErrorEntry) -> String {
+    format!(
+        "{}: {}",
+        failed.code(),
+        failed.message().unwrap_or("no message")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(body: &str) -> DeadLetter<'_> {
+        DeadLetter {
+            body,
+            attributes: Vec::new(),
+            reason: None,
+            fifo: None,
+        }
+    }
+
+    #[test]
+    fn chunks_hold_at_most_ten_letters_in_order() {
+        let bodies: Vec<String> = (0..23).map(|n| n.to_string()).collect();
+        let letters: Vec<_> = bodies.iter().map(|b| letter(b)).collect();
+        let sizes: Vec<usize> = chunks(&letters).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        assert_eq!(chunks(&letters)[2][0].body, "20");
+    }
+
+    #[test]
+    fn chunks_stay_within_256_kib() {
+        let big = "x".repeat(100_000);
+        let letters: Vec<_> = (0..5).map(|_| letter(&big)).collect();
+        let sizes: Vec<usize> = chunks(&letters).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+    }
+
+    #[test]
+    fn an_oversized_letter_travels_alone() {
+        let huge = "x".repeat(300_000);
+        let letters = [letter("a"), letter(&huge), letter("b")];
+        let sizes: Vec<usize> = chunks(&letters).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+    }
+
+    #[test]
+    fn no_letters_no_chunks() {
+        assert!(chunks(&[]).is_empty());
+    }
+}

@@ -1,0 +1,190 @@
+//! What a dead letter carries: the original message, unchanged, and why it was given up on.
+
+use aws_lambda_events::sqs::SqsMessage;
+use serde::Serialize;
+
+use crate::ports::{DeadLetter, FifoIds};
+use crate::record;
+use crate::report::RecordOutcome;
+
+/// The message attribute that carries the reason.
+pub const REASON_ATTRIBUTE: &str = "DispatchError";
+
+/// SQS takes at most 10 message attributes per message.
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+
+/// The reason, as the `DispatchError` attribute's JSON.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchError<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+    pub source_message_id: &'a str,
+    pub source_queue_arn: Option<&'a str>,
+    pub receive_count: Option<u32>,
+    /// RFC 3339, UTC.
+    pub time: &'a str,
+}
+
+/// The letter for a permanently failed record, or `None` when there is nothing SQS could
+/// accept (a record with no body: SQS messages cannot be empty).
+///
+/// The body is the original's, byte for byte, so the letter can be redriven unchanged. The
+/// original attributes are kept; a `DispatchError` left by an earlier trip to the DLQ is
+/// replaced by the new reason. When the originals already fill all 10 attribute slots the
+/// reason is left out (the caller logs it instead): the forward must never fail for it.
+pub fn dead_letter<'a>(
+    message: &'a SqsMessage,
+    outcome: &RecordOutcome,
+    time: &str,
+) -> Option<DeadLetter<'a>> {
+    let body = message.body.as_deref().filter(|body| !body.is_empty())?;
+    let mut attributes: Vec<_> = message
+        .message_attributes
+        .iter()
+        .filter(|(name, _)| name.as_str() != REASON_ATTRIBUTE)
+        .map(|(name, value)| (name.as_str(), value))
+        .collect();
+    attributes.sort_by_key(|(name, _)| *name);
+    let reason = (attributes.len() < MAX_MESSAGE_ATTRIBUTES).then(|| {
+        let (code, text) = outcome
+            .reason
+            .as_ref()
+            .map_or(("Unknown", ""), |r| (r.code.as_str(), r.message.as_str()));
+        let error = DispatchError {
+            code,
+            message: text,
+            source_message_id: &outcome.message_id,
+            source_queue_arn: message.event_source_arn.as_deref(),
+            receive_count: outcome.receive_count,
+            time,
+        };
+        serde_json::to_string(&error).unwrap_or_else(|_| format!("{{\"code\":\"{code}\"}}"))
+    });
+    let fifo = record::fifo_group(message).map(|group_id| FifoIds {
+        group_id,
+        // Always present: the handler refuses events with a record lacking one.
+        deduplication_id: message.message_id.as_deref().unwrap_or_default(),
+    });
+    Some(DeadLetter {
+        body,
+        attributes,
+        reason,
+        fifo,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Fate, Reason};
+    use std::time::Duration;
+
+    fn outcome() -> RecordOutcome {
+        RecordOutcome {
+            message_id: "m-1".to_owned(),
+            fate: Fate::Permanent,
+            reason: Some(Reason {
+                code: "BadRequestException".to_owned(),
+                message: "invalid origination".to_owned(),
+            }),
+            voice_message_id: None,
+            destination: None,
+            receive_count: Some(1),
+            latency: Duration::ZERO,
+            dead_lettered: false,
+            retry_delay_seconds: None,
+        }
+    }
+
+    fn message(arn: &str, body: Option<&str>, attribute_count: usize) -> SqsMessage {
+        let attributes: serde_json::Map<String, serde_json::Value> = (0..attribute_count)
+            .map(|n| {
+                (
+                    format!("attr{n}"),
+                    serde_json::json!({"stringValue": n.to_string(), "dataType": "String"}),
+                )
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "messageId": "m-1", "body": body, "eventSourceARN": arn,
+            "attributes": {"MessageGroupId": "g-1", "ApproximateReceiveCount": "1"},
+            "messageAttributes": attributes
+        }))
+        .unwrap()
+    }
+
+    const STANDARD: &str = "arn:aws:sqs:us-east-1:123456789012:calls";
+    const FIFO: &str = "arn:aws:sqs:us-east-1:123456789012:calls.fifo";
+
+    #[test]
+    fn the_body_is_byte_identical_and_the_reason_is_json() {
+        let body = "{ \"DestinationPhoneNumber\" :\"+12065550142\"  }\n";
+        let message = message(STANDARD, Some(body), 2);
+        let letter = dead_letter(&message, &outcome(), "2026-11-24T18:00:00Z").unwrap();
+        assert_eq!(letter.body.as_bytes(), body.as_bytes());
+        assert_eq!(letter.attributes.len(), 2);
+        let reason: serde_json::Value = serde_json::from_str(&letter.reason.unwrap()).unwrap();
+        assert_eq!(
+            reason,
+            serde_json::json!({
+                "code": "BadRequestException",
+                "message": "invalid origination",
+                "sourceMessageId": "m-1",
+                "sourceQueueArn": STANDARD,
+                "receiveCount": 1,
+                "time": "2026-11-24T18:00:00Z"
+            })
+        );
+        assert!(letter.fifo.is_none());
+    }
+
+    #[test]
+    fn ten_original_attributes_leave_no_room_for_the_reason() {
+        let message = message(STANDARD, Some("x"), 10);
+        let letter = dead_letter(&message, &outcome(), "t").unwrap();
+        assert_eq!(letter.attributes.len(), 10);
+        assert!(letter.reason.is_none());
+
+        let nine = super::tests::message(STANDARD, Some("x"), 9);
+        assert!(dead_letter(&nine, &outcome(), "t")
+            .unwrap()
+            .reason
+            .is_some());
+    }
+
+    #[test]
+    fn an_earlier_reason_is_replaced_not_duplicated() {
+        let mut message = message(STANDARD, Some("x"), 10);
+        let old = message.message_attributes.remove("attr0").unwrap();
+        message
+            .message_attributes
+            .insert(REASON_ATTRIBUTE.to_owned(), old);
+        let letter = dead_letter(&message, &outcome(), "t").unwrap();
+        assert_eq!(letter.attributes.len(), 9);
+        assert!(letter
+            .attributes
+            .iter()
+            .all(|(name, _)| *name != REASON_ATTRIBUTE));
+        assert!(letter.reason.is_some());
+    }
+
+    #[test]
+    fn fifo_letters_keep_the_group_and_deduplicate_on_the_message_id() {
+        let message = message(FIFO, Some("x"), 0);
+        let letter = dead_letter(&message, &outcome(), "t").unwrap();
+        assert_eq!(
+            letter.fifo,
+            Some(FifoIds {
+                group_id: "g-1",
+                deduplication_id: "m-1"
+            })
+        );
+    }
+
+    #[test]
+    fn a_record_without_a_body_cannot_be_a_letter() {
+        assert!(dead_letter(&message(STANDARD, None, 0), &outcome(), "t").is_none());
+        assert!(dead_letter(&message(STANDARD, Some(""), 0), &outcome(), "t").is_none());
+    }
+}
