@@ -1,5 +1,5 @@
 //! After the sends: permanent failures to the dead-letter queue, transient ones delayed
-//! before SQS redelivers them. Both are bounded by the invocation deadline, and neither can
+//! before SQS redelivers them, deferred ones (never attempted) released at once. Both are bounded by the invocation deadline, and neither can
 //! lose a message: a record leaves `batchItemFailures` only once the DLQ holds it.
 
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
     pub async fn settle(&self, report: &mut BatchReport, messages: &[SqsMessage], until: Instant) {
         let (dead_lettered, delayed) = tokio::join!(
             self.forward_permanent(report, messages, until),
-            self.delay_transient(report, messages, until),
+            self.schedule_redelivery(report, messages, until),
         );
         for index in dead_lettered {
             report.outcomes[index].dead_lettered = true;
@@ -110,8 +110,11 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             .collect()
     }
 
-    /// Returns `(index, seconds)` for every record whose redelivery was delayed.
-    async fn delay_transient(
+    /// Sets each reported record's visibility: a transient failure waits out its backoff; a
+    /// deferred record, which was never attempted, comes back at once (in a FIFO group it
+    /// still waits behind the failed record that holds the group). Returns `(index, seconds)`
+    /// for every record whose visibility was set.
+    async fn schedule_redelivery(
         &self,
         report: &BatchReport,
         messages: &[SqsMessage],
@@ -123,16 +126,19 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         // Records of one batch come from one queue, but nothing relies on that.
         let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            if outcome.fate != Fate::Transient {
-                continue;
-            }
+            let seconds = match outcome.fate {
+                Fate::Transient => {
+                    backoff.delay(outcome.receive_count.unwrap_or(1), fastrand::f64())
+                }
+                Fate::Deferred => 0,
+                Fate::Sent | Fate::Permanent => continue,
+            };
             let (Some(arn), Some(receipt_handle)) = (
                 message.event_source_arn.as_deref(),
                 message.receipt_handle.as_deref(),
             ) else {
                 continue;
             };
-            let seconds = backoff.delay(outcome.receive_count.unwrap_or(1), fastrand::f64());
             by_queue.entry(arn).or_default().push((
                 index,
                 VisibilityDelay {
@@ -164,5 +170,180 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             }
         }
         delayed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ports::DeadLetter;
+    use crate::report::{Reason, RecordOutcome};
+
+    /// Accepts every letter except those whose body is "refuse"; can be made to hang.
+    #[derive(Default)]
+    struct MemoryDlq {
+        bodies: Mutex<Vec<String>>,
+        hang: bool,
+    }
+
+    impl DeadLetterQueue for MemoryDlq {
+        async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            letters
+                .iter()
+                .map(|letter| {
+                    if letter.body == "refuse" {
+                        Err("refused".to_owned())
+                    } else {
+                        self.bodies.lock().unwrap().push(letter.body.to_owned());
+                        Ok(())
+                    }
+                })
+                .collect()
+        }
+    }
+
+    #[derive(Default)]
+    struct MemoryVisibility {
+        set: Mutex<Vec<(String, String, u32)>>,
+    }
+
+    impl RedeliveryDelay for MemoryVisibility {
+        async fn delay(
+            &self,
+            arn: &str,
+            delays: &[VisibilityDelay<'_>],
+        ) -> Vec<Result<(), String>> {
+            let mut set = self.set.lock().unwrap();
+            delays
+                .iter()
+                .map(|d| {
+                    set.push((arn.to_owned(), d.receipt_handle.to_owned(), d.seconds));
+                    Ok(())
+                })
+                .collect()
+        }
+    }
+
+    const ARN: &str = "arn:aws:sqs:us-east-1:123456789012:calls";
+
+    fn batch(fates: &[(Fate, &str)]) -> (BatchReport, Vec<SqsMessage>) {
+        let outcomes = fates
+            .iter()
+            .enumerate()
+            .map(|(n, (fate, _))| RecordOutcome {
+                message_id: format!("m{n}"),
+                fate: *fate,
+                reason: Some(Reason {
+                    code: "X".into(),
+                    message: "x".into(),
+                }),
+                voice_message_id: None,
+                destination: None,
+                receive_count: Some(3),
+                latency: Duration::ZERO,
+                dead_lettered: false,
+                retry_delay_seconds: None,
+            })
+            .collect();
+        let messages = fates
+            .iter()
+            .enumerate()
+            .map(|(n, (_, body))| {
+                serde_json::from_value(serde_json::json!({
+                    "messageId": format!("m{n}"), "receiptHandle": format!("rh{n}"),
+                    "body": body, "eventSourceARN": ARN,
+                    "attributes": {"ApproximateReceiveCount": "3"}
+                }))
+                .unwrap()
+            })
+            .collect();
+        (BatchReport { outcomes }, messages)
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn accepted_dead_letters_leave_the_response_and_refused_ones_stay() {
+        let (mut report, messages) = batch(&[
+            (Fate::Permanent, "bad"),
+            (Fate::Permanent, "refuse"),
+            (Fate::Sent, "ok"),
+        ]);
+        let settlement = Settlement::new(Some(MemoryDlq::default()), None::<(MemoryVisibility, _)>);
+        settlement.settle(&mut report, &messages, later()).await;
+        assert!(report.outcomes[0].dead_lettered);
+        assert!(!report.outcomes[1].dead_lettered);
+        assert_eq!(report.failed_message_ids(), ["m1"]);
+        let dlq = settlement.dead_letters.as_ref().unwrap();
+        assert_eq!(*dlq.bodies.lock().unwrap(), ["bad"]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_queue_that_does_not_answer_in_time_leaves_everything_reported() {
+        let (mut report, messages) = batch(&[(Fate::Permanent, "bad")]);
+        let dlq = MemoryDlq {
+            hang: true,
+            ..Default::default()
+        };
+        let settlement = Settlement::new(Some(dlq), None::<(MemoryVisibility, _)>);
+        let until = Instant::now() + Duration::from_millis(50);
+        settlement.settle(&mut report, &messages, until).await;
+        assert_eq!(report.failed_message_ids(), ["m0"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_dead_letter_queue_permanent_failures_stay_reported() {
+        let (mut report, messages) = batch(&[(Fate::Permanent, "bad")]);
+        let settlement: Settlement<MemoryDlq, MemoryVisibility> = Settlement::new(None, None);
+        settlement.settle(&mut report, &messages, later()).await;
+        assert_eq!(report.failed_message_ids(), ["m0"]);
+    }
+
+    #[tokio::test]
+    async fn transient_failures_back_off_and_deferred_records_are_released() {
+        let (mut report, messages) = batch(&[
+            (Fate::Transient, "t"),
+            (Fate::Deferred, "d"),
+            (Fate::Sent, "s"),
+            (Fate::Permanent, "p"),
+        ]);
+        let backoff = Backoff::new(10, 900);
+        let settlement = Settlement::new(
+            None::<MemoryDlq>,
+            Some((MemoryVisibility::default(), backoff)),
+        );
+        settlement.settle(&mut report, &messages, later()).await;
+
+        let transient = report.outcomes[0].retry_delay_seconds.unwrap();
+        assert!(
+            transient <= 40,
+            "receive 3 of base 10: at most 40 s, got {transient}"
+        );
+        assert_eq!(report.outcomes[1].retry_delay_seconds, Some(0));
+        assert_eq!(report.outcomes[2].retry_delay_seconds, None);
+        assert_eq!(report.outcomes[3].retry_delay_seconds, None);
+        let (visibility, _) = settlement.redelivery.as_ref().unwrap();
+        let set = visibility.set.lock().unwrap();
+        let handles: Vec<&str> = set
+            .iter()
+            .map(|(arn, rh, _)| {
+                assert_eq!(arn, ARN);
+                rh.as_str()
+            })
+            .collect();
+        assert_eq!(handles, ["rh0", "rh1"]);
+        assert_eq!(
+            report.failed_message_ids(),
+            ["m0", "m1", "m3"],
+            "fates unchanged"
+        );
     }
 }

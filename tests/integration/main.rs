@@ -1,6 +1,9 @@
 //! Integration tests: the real handler and the real AWS SDK client, over HTTP, against the
-//! voice fake speaking Pinpoint SMS Voice's restJson1 wire protocol.
+//! voice fake speaking Pinpoint SMS Voice's restJson1 wire protocol, and (for SQS) a real
+//! SQS-compatible server, moto.
 
+mod esm;
+mod moto;
 mod support;
 
 mod batch;
@@ -9,3 +12,4 @@ mod fates;
 mod fifo;
 mod hostile;
 mod isolation;
+mod redrive;

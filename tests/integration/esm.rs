@@ -1,0 +1,202 @@
+//! What the Lambda event source mapping does, done by the test against a real SQS server:
+//! receive up to 10 messages with all attributes, build the SQS event exactly as Lambda
+//! delivers it, invoke the function, delete every record not reported as failed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use voice_dispatch::report::BatchReport;
+use voice_dispatch::wiring::Dispatch;
+
+use crate::moto::{messages_left, Queue};
+
+/// One delivery of a message to the function, as the test observed it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub receive_count: u32,
+    pub at: Instant,
+    /// The visibility timeout the function set for this delivery's retry, if any.
+    pub retry_delay_seconds: Option<u32>,
+}
+
+pub struct EventSourceMapping<'a> {
+    pub sqs: &'a aws_sdk_sqs::Client,
+    pub queue: &'a Queue,
+    pub dispatch: &'a Dispatch,
+    pub deliveries: Vec<Delivery>,
+    pub reports: Vec<BatchReport>,
+}
+
+impl<'a> EventSourceMapping<'a> {
+    pub fn new(sqs: &'a aws_sdk_sqs::Client, queue: &'a Queue, dispatch: &'a Dispatch) -> Self {
+        Self {
+            sqs,
+            queue,
+            dispatch,
+            deliveries: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// One receive and one invocation; returns how many records the event held.
+    pub async fn poll_once(&mut self) -> usize {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return 0;
+        }
+        let at = Instant::now();
+        let event_json = json!({
+            "Records": messages.iter().map(|m| lambda_record(m, &self.queue.arn)).collect::<Vec<_>>()
+        });
+        let event: SqsEvent = serde_json::from_value(event_json).expect("a Lambda SQS event");
+        let report = self
+            .dispatch
+            .handle(&event, SystemTime::now() + Duration::from_secs(30))
+            .await
+            .expect("the function answers");
+
+        // The response travels as JSON, as it does from Lambda to the event source mapping.
+        let response_json = serde_json::to_string(&report.to_response()).unwrap();
+        let response: SqsBatchResponse = serde_json::from_str(&response_json).unwrap();
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|failure| failure.item_identifier)
+            .collect();
+
+        for (message, outcome) in messages.iter().zip(&report.outcomes) {
+            self.deliveries.push(Delivery {
+                message_id: outcome.message_id.clone(),
+                receive_count: message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|count| count.parse().ok())
+                    .unwrap_or(0),
+                at,
+                retry_delay_seconds: outcome.retry_delay_seconds,
+            });
+        }
+        let done: Vec<&Message> = messages
+            .iter()
+            .filter(|m| !failed.iter().any(|id| Some(id.as_str()) == m.message_id()))
+            .collect();
+        self.delete(&done).await;
+        self.reports.push(report);
+        messages.len()
+    }
+
+    async fn delete(&self, messages: &[&Message]) {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, message)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(message.receipt_handle().unwrap_or_default())
+                        .build()
+                        .expect("a delete entry")
+                })
+                .collect();
+            let output = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .expect("DeleteMessageBatch");
+            assert!(output.failed().is_empty(), "{:?}", output.failed());
+        }
+    }
+
+    /// Polls until the queue holds nothing, visible or in flight.
+    pub async fn drain(&mut self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < limit,
+                "the queue did not drain within {limit:?}"
+            );
+            if self.poll_once().await > 0 {
+                continue;
+            }
+            if messages_left(self.sqs, self.queue).await == (0, 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn receives_of(&self, message_id: &str) -> Vec<&Delivery> {
+        self.deliveries
+            .iter()
+            .filter(|delivery| delivery.message_id == message_id)
+            .collect()
+    }
+}
+
+/// An SQS record in the shape Lambda gives it to a function.
+fn lambda_record(message: &Message, queue_arn: &str) -> Value {
+    let attributes: HashMap<&str, &str> = message
+        .attributes()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let message_attributes: serde_json::Map<String, Value> = message
+        .message_attributes()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| {
+                    let binary = value.binary_value().map(|blob| {
+                        base64::engine::general_purpose::STANDARD.encode(blob.as_ref())
+                    });
+                    (
+                        name.clone(),
+                        json!({
+                            "stringValue": value.string_value(),
+                            "binaryValue": binary,
+                            "stringListValues": [],
+                            "binaryListValues": [],
+                            "dataType": value.data_type(),
+                        }),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1");
+    json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.md5_of_body(),
+        "md5OfMessageAttributes": message.md5_of_message_attributes(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    })
+}

@@ -1,0 +1,180 @@
+//! A real SQS-compatible server for the tests: `moto_server` on a free loopback port,
+//! started per test and killed when the test ends.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use tokio::process::{Child, Command};
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+/// Where `moto_server` is: `$MOTO_SERVER`, the project's `.venv` (as `make test` installs
+/// it), or the `PATH`.
+fn moto_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let venv = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.venv/bin/moto_server"
+    ));
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("moto_server")
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let program = moto_server();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let child = Command::new(&program)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|err| {
+                    panic!(
+                        "cannot start {}: {err}. The SQS end-to-end tests need moto_server: \
+                         run `make test` (it installs moto[server] into .venv), or \
+                         `pip install 'moto[server]'`, or set MOTO_SERVER to its path",
+                        program.display()
+                    )
+                });
+            let mut moto = Moto {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            if moto.ready().await {
+                return moto;
+            }
+        }
+        panic!(
+            "moto_server ({}) did not start listening",
+            program.display()
+        );
+    }
+
+    async fn ready(&mut self) -> bool {
+        for _ in 0..100 {
+            if let Ok(Some(_exited)) = self.child.try_wait() {
+                return false;
+            }
+            let addr = self.endpoint.trim_start_matches("http://").to_owned();
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        let config = crate::support::test_config();
+        let sdk = crate::support::sdk_config(&self.endpoint, &config).await;
+        aws_sdk_sqs::Client::new(&sdk)
+    }
+}
+
+/// A queue's URL and ARN.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// Creates a queue (FIFO when the name ends in `.fifo`) with the given attributes.
+pub async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> Queue {
+    let mut request = sqs.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        request = request.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    for (key, value) in attributes {
+        request = request.attributes(key.clone(), value);
+    }
+    let url = request
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("a queue URL");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+        .expect("a queue ARN");
+    Queue { url, arn }
+}
+
+/// A source queue with a redrive policy to a new dead-letter queue of the same kind.
+pub async fn queue_pair(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+    visibility_timeout: u32,
+) -> (Queue, Queue) {
+    let suffix = if name.ends_with(".fifo") { ".fifo" } else { "" };
+    let base = name.trim_end_matches(".fifo");
+    let dlq = create_queue(sqs, &format!("{base}-dlq{suffix}"), &[]).await;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq.arn,
+        "maxReceiveCount": max_receive_count
+    })
+    .to_string();
+    let source = create_queue(
+        sqs,
+        name,
+        &[
+            (QueueAttributeName::RedrivePolicy, redrive),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout.to_string(),
+            ),
+        ],
+    )
+    .await;
+    (source, dlq)
+}
+
+/// Visible plus in-flight messages of a queue.
+pub async fn messages_left(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> (u64, u64) {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue.url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    let count = |name: &QueueAttributeName| {
+        attributes
+            .get(name)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        count(&QueueAttributeName::ApproximateNumberOfMessages),
+        count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
