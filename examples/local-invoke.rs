@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use clap::Parser;
 use voice_dispatch::config::{self, Config};
+use voice_dispatch::logging::{self, LogSettings};
 use voice_dispatch::report::BatchReport;
 use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
@@ -34,7 +35,7 @@ struct Args {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    logging::init(&LogSettings::from_env(), std::io::stderr);
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::message::MessageDefaults;
+use crate::metrics::MetricsContext;
 use crate::phone::PhoneNumber;
 
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub struct Config {
     /// How transient failures are spaced out; without it they come back after the queue's
     /// visibility timeout.
     pub backoff: Option<Backoff>,
+    /// CloudWatch EMF metrics, written when running as a Lambda function
+    /// (`AWS_LAMBDA_FUNCTION_NAME` is set).
+    pub metrics: Option<MetricsContext>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +44,8 @@ pub const CONFIGURATION_SET_NAME: &str = "CONFIGURATION_SET_NAME";
 pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 pub const RETRY_BACKOFF_BASE_SECONDS: &str = "RETRY_BACKOFF_BASE_SECONDS";
 pub const RETRY_BACKOFF_MAX_SECONDS: &str = "RETRY_BACKOFF_MAX_SECONDS";
+pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
 /// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
 pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
@@ -53,6 +59,7 @@ impl Default for Config {
             send_attempt_timeout: Duration::from_millis(5_000),
             dead_letter_queue_url: None,
             backoff: None,
+            metrics: None,
         }
     }
 }
@@ -92,6 +99,10 @@ impl Config {
                 .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
                 .transpose()?,
             backoff: backoff(&get)?,
+            metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
+                namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
+                function_name,
+            }),
         })
     }
 }
@@ -186,6 +197,21 @@ mod tests {
         assert!(config.defaults.configuration_set.is_none());
         assert!(config.dead_letter_queue_url.is_none());
         assert!(config.backoff.is_none());
+        assert!(config.metrics.is_none(), "no metrics outside Lambda");
+    }
+
+    #[test]
+    fn metrics_name_the_function_and_the_namespace() {
+        let config = config(&[(AWS_LAMBDA_FUNCTION_NAME, "calls")]).unwrap();
+        let metrics = config.metrics.unwrap();
+        assert_eq!(metrics.function_name, "calls");
+        assert_eq!(metrics.namespace, "VoiceDispatch");
+        let config = super::tests::config(&[
+            (AWS_LAMBDA_FUNCTION_NAME, "calls"),
+            (METRICS_NAMESPACE, "Alerting"),
+        ])
+        .unwrap();
+        assert_eq!(config.metrics.unwrap().namespace, "Alerting");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 use aws_lambda_events::sqs::SqsEvent;
-use lambda_runtime::{service_fn, tracing, LambdaEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
 use voice_dispatch::config::Config;
+use voice_dispatch::logging::{self, LogSettings};
 use voice_dispatch::wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing::init_default_subscriber();
+    logging::init(&LogSettings::from_env(), std::io::stdout);
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
     let dispatch = wiring::voice_dispatch(&config, &sdk);

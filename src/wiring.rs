@@ -47,6 +47,7 @@ pub fn voice_dispatch_with(
         BatchEngine::new(PinpointVoice::new(voice), engine_settings(config)),
         settlement(config, sqs),
     )
+    .with_metrics(config.metrics.clone())
 }
 
 pub fn engine_settings(config: &Config) -> EngineSettings {

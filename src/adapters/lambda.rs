@@ -7,6 +7,7 @@ use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
 use crate::engine::{BatchEngine, Record};
+use crate::metrics::MetricsContext;
 use crate::ports::{DeadLetterQueue, RedeliveryDelay, VoiceSender};
 use crate::record;
 use crate::report::BatchReport;
@@ -32,11 +33,22 @@ impl From<EventError> for lambda_runtime::Diagnostic {
 pub struct VoiceDispatch<S, D, R> {
     engine: BatchEngine<S>,
     settlement: Settlement<D, R>,
+    metrics: Option<MetricsContext>,
 }
 
 impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D, R> {
     pub fn new(engine: BatchEngine<S>, settlement: Settlement<D, R>) -> Self {
-        Self { engine, settlement }
+        Self {
+            engine,
+            settlement,
+            metrics: None,
+        }
+    }
+
+    /// Writes CloudWatch EMF metrics after every batch.
+    pub fn with_metrics(mut self, metrics: Option<MetricsContext>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The Lambda entry point.
@@ -82,6 +94,9 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D,
             elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
             "batch done"
         );
+        if let Some(metrics) = &self.metrics {
+            metrics.emit(&report);
+        }
         Ok(report)
     }
 }

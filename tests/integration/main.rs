@@ -12,4 +12,5 @@ mod fates;
 mod fifo;
 mod hostile;
 mod isolation;
+mod logs;
 mod redrive;

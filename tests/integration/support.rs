@@ -29,6 +29,7 @@ pub fn test_config() -> Config {
         send_attempt_timeout: Duration::from_millis(1_000),
         dead_letter_queue_url: None,
         backoff: None,
+        metrics: None,
     }
 }
 

@@ -1,0 +1,252 @@
+//! CloudWatch Embedded Metric Format: JSON lines on stdout that CloudWatch turns into
+//! metrics, with no API call and no extra permission.
+//!
+//! Per invocation: one document with the counts of each fate and up to 100 send latencies,
+//! more latency-only documents for larger batches (EMF takes at most 100 values per metric),
+//! and one document per error code with the number of records that failed with it.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::report::{BatchReport, Fate};
+
+/// EMF's limit of values per metric in one document.
+const MAX_VALUES: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct MetricsContext {
+    pub namespace: String,
+    pub function_name: String,
+}
+
+impl MetricsContext {
+    /// The EMF documents for one invocation, `timestamp_ms` since the epoch.
+    pub fn documents(&self, report: &BatchReport, timestamp_ms: u64) -> Vec<Value> {
+        let counts = report.counts();
+        let latencies: Vec<f64> = report
+            .outcomes
+            .iter()
+            // A destination means the body was valid and a send was started.
+            .filter(|outcome| outcome.destination.is_some())
+            .map(|outcome| (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0)
+            .collect();
+        let mut latency_chunks = latencies.chunks(MAX_VALUES);
+
+        let mut summary = self.document(
+            timestamp_ms,
+            &[],
+            &[
+                ("Records", "Count"),
+                ("Sent", "Count"),
+                ("Transient", "Count"),
+                ("Permanent", "Count"),
+                ("DeadLettered", "Count"),
+                ("Deferred", "Count"),
+                ("SendLatency", "Milliseconds"),
+            ],
+        );
+        summary["Records"] = json!(report.outcomes.len());
+        summary["Sent"] = json!(counts.sent);
+        summary["Transient"] = json!(counts.transient);
+        summary["Permanent"] = json!(counts.permanent);
+        summary["DeadLettered"] = json!(counts.dead_lettered);
+        summary["Deferred"] = json!(counts.deferred);
+        summary["SendLatency"] = json!(latency_chunks.next().unwrap_or_default());
+        let mut documents = vec![summary];
+
+        for chunk in latency_chunks {
+            let mut more = self.document(timestamp_ms, &[], &[("SendLatency", "Milliseconds")]);
+            more["SendLatency"] = json!(chunk);
+            documents.push(more);
+        }
+
+        let mut by_code: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for outcome in &report.outcomes {
+            if outcome.fate == Fate::Sent {
+                continue;
+            }
+            if let Some(reason) = &outcome.reason {
+                *by_code
+                    .entry((outcome.fate.as_str(), reason.code.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        for ((fate, code), failures) in by_code {
+            let mut document = self.document(
+                timestamp_ms,
+                &["Fate", "ErrorCode"],
+                &[("Failures", "Count")],
+            );
+            document["Fate"] = json!(fate);
+            document["ErrorCode"] = json!(code);
+            document["Failures"] = json!(failures);
+            documents.push(document);
+        }
+        documents
+    }
+
+    fn document(&self, timestamp_ms: u64, dimensions: &[&str], metrics: &[(&str, &str)]) -> Value {
+        let mut dimension_set = vec!["FunctionName"];
+        dimension_set.extend_from_slice(dimensions);
+        json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": [dimension_set],
+                    "Metrics": metrics
+                        .iter()
+                        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+                        .collect::<Vec<_>>(),
+                }],
+            },
+            "FunctionName": self.function_name,
+        })
+    }
+
+    /// Writes the documents as lines on stdout, where Lambda's log agent picks them up.
+    pub fn emit(&self, report: &BatchReport) {
+        use std::io::Write;
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut out = std::io::stdout().lock();
+        for document in self.documents(report, timestamp_ms) {
+            // A closed stdout only costs the metrics, never the batch.
+            let _ = writeln!(out, "{document}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::report::{Reason, RecordOutcome};
+
+    fn outcome(fate: Fate, code: Option<&str>, sent_ms: Option<u64>) -> RecordOutcome {
+        RecordOutcome {
+            message_id: "m".into(),
+            fate,
+            reason: code.map(|code| Reason {
+                code: code.into(),
+                message: "m".into(),
+            }),
+            voice_message_id: None,
+            destination: sent_ms.map(|_| "+1206*****42".into()),
+            receive_count: Some(1),
+            latency: Duration::from_millis(sent_ms.unwrap_or(0)),
+            dead_lettered: false,
+            retry_delay_seconds: None,
+        }
+    }
+
+    fn context() -> MetricsContext {
+        MetricsContext {
+            namespace: "VoiceDispatch".into(),
+            function_name: "calls".into(),
+        }
+    }
+
+    /// What CloudWatch requires of a document: every metric it declares is a member that is
+    /// a number or an array of at most 100 numbers, and every dimension is a string member.
+    fn assert_valid_emf(document: &Value) {
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert!(document["_aws"]["Timestamp"].is_u64());
+        assert!(directive["Namespace"].is_string());
+        for dimension in directive["Dimensions"][0].as_array().unwrap() {
+            let name = dimension.as_str().unwrap();
+            assert!(document[name].is_string(), "dimension {name}");
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            let value = &document[name];
+            let ok = value.is_number()
+                || value.as_array().is_some_and(|values| {
+                    values.len() <= 100 && values.iter().all(Value::is_number)
+                });
+            assert!(ok, "metric {name} = {value}");
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_every_fate_and_the_send_latencies() {
+        let mut dead = outcome(Fate::Permanent, Some("BadRequestException"), Some(3));
+        dead.dead_lettered = true;
+        let report = BatchReport {
+            outcomes: vec![
+                outcome(Fate::Sent, None, Some(50)),
+                outcome(
+                    Fate::Transient,
+                    Some("InternalServiceErrorException"),
+                    Some(70),
+                ),
+                dead,
+                outcome(Fate::Permanent, Some("MalformedJson"), None),
+                outcome(Fate::Deferred, Some("DeadlineReached"), None),
+            ],
+        };
+        let documents = context().documents(&report, 1_764_000_000_000);
+        documents.iter().for_each(assert_valid_emf);
+        let summary = &documents[0];
+        assert_eq!(summary["Records"], 5);
+        assert_eq!(summary["Sent"], 1);
+        assert_eq!(summary["Transient"], 1);
+        assert_eq!(summary["Permanent"], 2);
+        assert_eq!(summary["DeadLettered"], 1);
+        assert_eq!(summary["Deferred"], 1);
+        assert_eq!(summary["SendLatency"], json!([50.0, 70.0, 3.0]));
+        assert_eq!(summary["FunctionName"], "calls");
+        assert_eq!(summary["_aws"]["Timestamp"], 1_764_000_000_000u64);
+
+        let by_code: Vec<(String, String, u64)> = documents[1..]
+            .iter()
+            .map(|d| {
+                (
+                    d["Fate"].as_str().unwrap().to_owned(),
+                    d["ErrorCode"].as_str().unwrap().to_owned(),
+                    d["Failures"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_code,
+            [
+                ("deferred".into(), "DeadlineReached".into(), 1),
+                ("permanent".into(), "BadRequestException".into(), 1),
+                ("permanent".into(), "MalformedJson".into(), 1),
+                (
+                    "transient".into(),
+                    "InternalServiceErrorException".into(),
+                    1
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn more_than_100_latencies_spill_into_more_documents() {
+        let report = BatchReport {
+            outcomes: (0..250)
+                .map(|_| outcome(Fate::Sent, None, Some(1)))
+                .collect(),
+        };
+        let documents = context().documents(&report, 0);
+        documents.iter().for_each(assert_valid_emf);
+        let lengths: Vec<usize> = documents
+            .iter()
+            .map(|d| d["SendLatency"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(lengths, [100, 100, 50]);
+    }
+
+    #[test]
+    fn an_empty_batch_still_reports_zero_records() {
+        let documents = context().documents(&BatchReport::default(), 0);
+        assert_eq!(documents.len(), 1);
+        assert_eq!(documents[0]["Records"], 0);
+        assert_valid_emf(&documents[0]);
+    }
+}
