@@ -56,7 +56,7 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D,
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, EventError> {
-        let deadline = event.context.deadline();
+        let deadline = deadline_of(event.context.deadline);
         let report = self.handle(&event.payload, deadline).await?;
         Ok(report.to_response())
     }
@@ -122,6 +122,25 @@ fn records_of(event: &SqsEvent) -> Result<Vec<Record<'_>>, EventError> {
         .collect()
 }
 
+/// Before 2001-09-09 in epoch milliseconds: no real deadline is that early.
+const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// Lambda gives `Lambda-Runtime-Deadline-Ms` in Unix epoch milliseconds. Some runtime
+/// emulators (cargo-lambda's among them) send the time left instead, `600000`; read as a
+/// date that is 1970, and every record would be deferred. A value too small to be a date is
+/// read as the milliseconds left.
+fn deadline_of(deadline_ms: u64) -> SystemTime {
+    if deadline_ms < EARLIEST_EPOCH_DEADLINE_MS {
+        tracing::debug!(
+            deadline_ms,
+            "deadline is not an epoch time; reading it as the time left"
+        );
+        SystemTime::now() + std::time::Duration::from_millis(deadline_ms)
+    } else {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms)
+    }
+}
+
 /// Lambda gives the deadline as wall-clock time; timers need a monotonic instant.
 fn instant_of(deadline: SystemTime) -> Instant {
     let remaining = deadline
@@ -164,6 +183,22 @@ mod tests {
         assert_eq!(
             records_of(&event).unwrap_err(),
             EventError::MissingMessageId { index: 1 }
+        );
+    }
+
+    #[test]
+    fn an_epoch_deadline_is_a_date_and_a_small_one_is_the_time_left() {
+        let epoch_ms = 1_795_548_578_445;
+        assert_eq!(
+            deadline_of(epoch_ms),
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms)
+        );
+        let left = deadline_of(600_000)
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(
+            left > std::time::Duration::from_secs(599)
+                && left <= std::time::Duration::from_secs(600)
         );
     }
 
