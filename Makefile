@@ -11,7 +11,10 @@ DEPLOY_TOOLS := $(DEPLOY_VENV)/.installed
 # Only the x86_64 Rust target exists on the build machines; deployments default to arm64.
 ARCHITECTURE ?= x86_64
 
-.PHONY: test local deploy-check lint-template sam-build
+BENCH_VENV ?= .venv-bench
+BENCH_TOOLS := $(BENCH_VENV)/.installed
+
+.PHONY: test local deploy-check lint-template sam-build bench
 
 test: $(TOOLS)
 	MOTO_SERVER="$(CURDIR)/$(VENV)/bin/moto_server" CARGO_LAMBDA="$(CURDIR)/$(VENV)/bin/cargo-lambda" \
@@ -29,6 +32,17 @@ lint-template: $(DEPLOY_TOOLS)
 sam-build: $(DEPLOY_TOOLS)
 	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 \
 		sam build --parameter-overrides Architecture=$(ARCHITECTURE)
+
+# The benchmark: the release bootstrap and the Python baseline, same Runtime API, same fake.
+bench: $(BENCH_TOOLS)
+	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" cargo lambda build --release
+	cargo run --release -p voice-bench -- \
+		--bootstrap target/lambda/bootstrap/bootstrap --python $(BENCH_VENV)/bin/python
+
+$(BENCH_TOOLS): tools/requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-bench.txt
+	touch $@
 
 $(TOOLS): tools/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)

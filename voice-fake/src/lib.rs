@@ -135,6 +135,8 @@ impl ReceivedCall {
 
 struct Shared {
     script: Script,
+    /// The base latency, changeable while the fake runs.
+    latency_ms: AtomicU64,
     calls: Mutex<Vec<ReceivedCall>>,
     attempts: Mutex<HashMap<String, u32>>,
     requests: AtomicU64,
@@ -168,6 +170,7 @@ impl FakeVoice {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            latency_ms: AtomicU64::new(script.latency_ms),
             script,
             calls: Mutex::new(Vec::new()),
             attempts: Mutex::new(HashMap::new()),
@@ -223,6 +226,13 @@ impl FakeVoice {
     /// Every HTTP request that reached the fake, well-formed or not.
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Changes the base latency of the answers to come.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared
+            .latency_ms
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// The most requests the fake was ever answering at the same time.
@@ -294,7 +304,7 @@ async fn send_voice_message(
         calls.push(call);
         calls.len() - 1
     };
-    let mut delay = Duration::from_millis(shared.script.latency_ms);
+    let mut delay = Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed));
     if let Behaviour::Slow { delay_ms } = behaviour {
         delay += Duration::from_millis(delay_ms);
     }

@@ -1,0 +1,300 @@
+//! Benchmarks the release `bootstrap` against the Python baseline (Powertools
+//! `BatchProcessor` + boto3 under `awslambdaric`), both as real processes on the same local
+//! Lambda Runtime API and the same voice fake, and prints a table.
+//!
+//!     make bench
+
+mod runtime_api;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use runtime_api::RuntimeApi;
+use serde_json::json;
+use tokio::process::{Child, Command};
+use voice_fake::{FakeVoice, Script};
+
+#[derive(Parser)]
+struct Args {
+    /// The release bootstrap (`cargo lambda build --release`).
+    #[arg(long, default_value = "target/lambda/bootstrap/bootstrap")]
+    bootstrap: PathBuf,
+    /// A Python with awslambdaric, aws-lambda-powertools and boto3; none skips the baseline.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Cold starts to take the median of.
+    #[arg(long, default_value_t = 11)]
+    cold_starts: usize,
+    /// Sends in flight per invocation (`MAX_CONCURRENCY`).
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Rust,
+    Python,
+}
+
+struct Function<'a> {
+    kind: Kind,
+    bootstrap: &'a Path,
+    python: Option<&'a Path>,
+    concurrency: usize,
+}
+
+impl Function<'_> {
+    fn command(&self, api: &RuntimeApi, fake: &FakeVoice) -> Command {
+        let mut command = match self.kind {
+            Kind::Rust => Command::new(self.bootstrap),
+            Kind::Python => {
+                let mut command = Command::new(self.python.unwrap_or(Path::new("python3")));
+                command
+                    .args(["-m", "awslambdaric", "handler.lambda_handler"])
+                    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/python"));
+                command
+            }
+        };
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "voice-dispatch")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+            .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
+            .env("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", fake.endpoint_url())
+            .env("ORIGINATION_PHONE_NUMBER", "+12065550199")
+            .env("MAX_CONCURRENCY", self.concurrency.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+}
+
+/// An SQS event of `n` valid messages, compact like real ones (the whole event must stay
+/// under Lambda's 6 MB).
+fn event(n: usize) -> String {
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            let body = json!({
+                "DestinationPhoneNumber": format!("+1206555{:04}", i % 10_000),
+                "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew",
+                    "Text": format!("<speak>Alert {i}: disk full on db-1</speak>")}}
+            })
+            .to_string();
+            json!({
+                "messageId": format!("00000000-0000-4000-8000-{i:012}"),
+                "receiptHandle": format!("AQEB{i}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000",
+                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764000000001"},
+                "messageAttributes": {},
+                "md5OfBody": "00000000000000000000000000000000",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:voice-calls",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
+
+fn failures(response: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(response)
+        .ok()
+        .and_then(|v| v["batchItemFailures"].as_array().map(Vec::len))
+        .unwrap_or(usize::MAX)
+}
+
+/// CPU time of every thread of a process, in nanoseconds (`/proc/PID/task/*/schedstat`).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Peak resident set size of a process, in MB (`VmHWM`).
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
+#[derive(Default)]
+struct Figures {
+    cold_start_ms: f64,
+    first_invoke_ms: f64,
+    cpu_us_per_record: f64,
+    batches: Vec<(usize, f64, f64)>,
+    rss_1k_mb: f64,
+    rss_10k_mb: Option<f64>,
+}
+
+async fn start(function: &Function<'_>, fake: &FakeVoice) -> (RuntimeApi, Child, Instant) {
+    let api = RuntimeApi::start().await.expect("a runtime API");
+    let spawned = Instant::now();
+    let child = function
+        .command(&api, fake)
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start the function: {err}"));
+    (api, child, spawned)
+}
+
+async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
+    let fake = FakeVoice::start(Script::default()).await.expect("the voice fake");
+    let mut figures = Figures::default();
+
+    // Cold start: exec to the first request for an event; then the first invocation.
+    let mut colds = Vec::new();
+    let mut firsts = Vec::new();
+    let one = event(1);
+    for _ in 0..cold_starts {
+        let (api, _child, spawned) = start(function, &fake).await;
+        let ready = api
+            .first_request(Duration::from_secs(30))
+            .await
+            .expect("the function asks for an event");
+        colds.push(ms(ready.duration_since(spawned)));
+        let (took, response) = api.invoke(one.clone()).await;
+        assert_eq!(failures(&response), 0, "first invocation: {response}");
+        firsts.push(ms(took));
+    }
+    figures.cold_start_ms = median(&mut colds);
+    figures.first_invoke_ms = median(&mut firsts);
+
+    // Warm: one process for the rest, as a warm Lambda execution environment.
+    let (api, child, _) = start(function, &fake).await;
+    let pid = child.id().expect("a running function");
+    api.first_request(Duration::from_secs(30)).await.expect("ready");
+    let (_, warmup) = api.invoke(event(10)).await;
+    assert_eq!(failures(&warmup), 0, "warm-up: {warmup}");
+
+    // CPU per record, the fake answering at once.
+    let thousand = event(1_000);
+    let mut cpu = Vec::new();
+    for _ in 0..3 {
+        let before = cpu_ns(pid);
+        let (_, response) = api.invoke(thousand.clone()).await;
+        assert_eq!(failures(&response), 0);
+        cpu.push((cpu_ns(pid) - before) as f64 / 1_000.0 / 1_000.0);
+    }
+    figures.cpu_us_per_record = median(&mut cpu);
+
+    // Batch efficiency at 50 ms per call.
+    fake.set_latency(Duration::from_millis(50));
+    let sizes: &[usize] = match function.kind {
+        Kind::Rust => &[10, 1_000, 10_000],
+        // One call at a time: 10,000 records would take over 8 minutes.
+        Kind::Python => &[10, 1_000],
+    };
+    for &n in sizes {
+        let (took, response) = api.invoke(event(n)).await;
+        assert_eq!(failures(&response), 0, "N = {n}");
+        let ideal = n.div_ceil(function.concurrency) as f64 * 50.0;
+        figures.batches.push((n, ms(took), ms(took) / ideal));
+        match n {
+            1_000 => figures.rss_1k_mb = peak_rss_mb(pid),
+            10_000 => figures.rss_10k_mb = Some(peak_rss_mb(pid)),
+            _ => {}
+        }
+    }
+    figures
+}
+
+fn stripped_size_mb(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(f64::NAN, |m| m.len() as f64 / 1_000_000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    assert!(
+        args.bootstrap.exists(),
+        "{} is missing: run `cargo lambda build --release` (or `make bench`)",
+        args.bootstrap.display()
+    );
+    let rust = Function {
+        kind: Kind::Rust,
+        bootstrap: &args.bootstrap,
+        python: None,
+        concurrency: args.concurrency,
+    };
+    eprintln!("measuring the Rust bootstrap ...");
+    let r = measure(&rust, args.cold_starts).await;
+    let p = match &args.python {
+        Some(python) => {
+            eprintln!("measuring the Python baseline ...");
+            let baseline = Function {
+                kind: Kind::Python,
+                bootstrap: &args.bootstrap,
+                python: Some(python),
+                concurrency: 1,
+            };
+            Some(measure(&baseline, args.cold_starts).await)
+        }
+        None => None,
+    };
+
+    println!("| measure | Rust | Python baseline | Python / Rust |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, rust: f64, python: Option<f64>, unit: &str| {
+        let (python, ratio) = match python {
+            Some(p) => (format!("{p:.2} {unit}"), format!("{:.1}×", p / rust)),
+            None => ("–".to_owned(), "–".to_owned()),
+        };
+        println!("| {name} | {rust:.2} {unit} | {python} | {ratio} |");
+    };
+    row("cold start (exec → first event request), median", r.cold_start_ms, p.as_ref().map(|p| p.cold_start_ms), "ms");
+    row("first invocation, 1 record, fake latency 0", r.first_invoke_ms, p.as_ref().map(|p| p.first_invoke_ms), "ms");
+    row("CPU per record, fake latency 0, N = 1,000", r.cpu_us_per_record, p.as_ref().map(|p| p.cpu_us_per_record), "µs");
+    for (index, (n, took, ratio)) in r.batches.iter().enumerate() {
+        let python = p.as_ref().and_then(|p| p.batches.get(index));
+        println!(
+            "| batch N = {n}, 50 ms per call, C = {} | {:.0} ms ({ratio:.3} × ideal) | {} | {} |",
+            args.concurrency,
+            took,
+            python.map_or("not run".to_owned(), |(_, t, pr)| format!("{t:.0} ms ({pr:.2} × its ideal, C = 1)")),
+            python.map_or("–".to_owned(), |(_, t, _)| format!("{:.1}×", t / took)),
+        );
+    }
+    row("peak RSS after N = 1,000", r.rss_1k_mb, p.as_ref().map(|p| p.rss_1k_mb), "MB");
+    if let Some(rss) = r.rss_10k_mb {
+        row("peak RSS after N = 10,000", rss, None, "MB");
+    }
+    println!(
+        "| bootstrap size (stripped, `cargo lambda build --release`) | {:.2} MB | – | – |",
+        stripped_size_mb(&args.bootstrap)
+    );
+}
