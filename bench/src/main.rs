@@ -173,7 +173,9 @@ async fn start(function: &Function<'_>, fake: &FakeVoice) -> (RuntimeApi, Child,
 }
 
 async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
-    let fake = FakeVoice::start(Script::default()).await.expect("the voice fake");
+    let fake = FakeVoice::start(Script::default())
+        .await
+        .expect("the voice fake");
     let mut figures = Figures::default();
 
     // Cold start: exec to the first request for an event; then the first invocation.
@@ -197,7 +199,9 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
     // Warm: one process for the rest, as a warm Lambda execution environment.
     let (api, child, _) = start(function, &fake).await;
     let pid = child.id().expect("a running function");
-    api.first_request(Duration::from_secs(30)).await.expect("ready");
+    api.first_request(Duration::from_secs(30))
+        .await
+        .expect("ready");
     let (_, warmup) = api.invoke(event(10)).await;
     assert_eq!(failures(&warmup), 0, "warm-up: {warmup}");
 
@@ -239,7 +243,12 @@ fn stripped_size_mb(path: &Path) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The baseline runs from bench/python: keep the interpreter's path valid there (and
+    // unresolved: a virtualenv's python is a symlink that must stay one).
+    args.python = args
+        .python
+        .map(|python| std::path::absolute(&python).unwrap_or(python));
     assert!(
         args.bootstrap.exists(),
         "{} is missing: run `cargo lambda build --release` (or `make bench`)",
@@ -276,20 +285,43 @@ async fn main() {
         };
         println!("| {name} | {rust:.2} {unit} | {python} | {ratio} |");
     };
-    row("cold start (exec → first event request), median", r.cold_start_ms, p.as_ref().map(|p| p.cold_start_ms), "ms");
-    row("first invocation, 1 record, fake latency 0", r.first_invoke_ms, p.as_ref().map(|p| p.first_invoke_ms), "ms");
-    row("CPU per record, fake latency 0, N = 1,000", r.cpu_us_per_record, p.as_ref().map(|p| p.cpu_us_per_record), "µs");
+    row(
+        "cold start (exec → first event request), median",
+        r.cold_start_ms,
+        p.as_ref().map(|p| p.cold_start_ms),
+        "ms",
+    );
+    row(
+        "first invocation, 1 record, fake latency 0",
+        r.first_invoke_ms,
+        p.as_ref().map(|p| p.first_invoke_ms),
+        "ms",
+    );
+    row(
+        "CPU per record, fake latency 0, N = 1,000",
+        r.cpu_us_per_record,
+        p.as_ref().map(|p| p.cpu_us_per_record),
+        "µs",
+    );
     for (index, (n, took, ratio)) in r.batches.iter().enumerate() {
         let python = p.as_ref().and_then(|p| p.batches.get(index));
         println!(
             "| batch N = {n}, 50 ms per call, C = {} | {:.0} ms ({ratio:.3} × ideal) | {} | {} |",
             args.concurrency,
             took,
-            python.map_or("not run".to_owned(), |(_, t, pr)| format!("{t:.0} ms ({pr:.2} × its ideal, C = 1)")),
+            python.map_or("not run".to_owned(), |(n, t, _)| {
+                let ideal = n.div_ceil(args.concurrency) as f64 * 50.0;
+                format!("{t:.0} ms ({:.1} × ideal; one call at a time)", t / ideal)
+            }),
             python.map_or("–".to_owned(), |(_, t, _)| format!("{:.1}×", t / took)),
         );
     }
-    row("peak RSS after N = 1,000", r.rss_1k_mb, p.as_ref().map(|p| p.rss_1k_mb), "MB");
+    row(
+        "peak RSS after N = 1,000",
+        r.rss_1k_mb,
+        p.as_ref().map(|p| p.rss_1k_mb),
+        "MB",
+    );
     if let Some(rss) = r.rss_10k_mb {
         row("peak RSS after N = 10,000", rss, None, "MB");
     }
