@@ -1,14 +1,17 @@
-//! Logging: the Lambda runtime's `tracing` subscriber, set up as `lambda_runtime` does it
+//! Logging: a `tracing-subscriber` fmt subscriber set up as `lambda_runtime`'s own
 //! (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON
-//! lines), with one addition: the AWS SDK and HTTP crates are capped at INFO whatever the
-//! level asked for. At TRACE the SDK logs every request it transmits, body included, and
+//! lines, no timestamps since CloudWatch adds them), with two differences: a plain target
+//! filter instead of `EnvFilter` (which brings a regex engine to the binary and its start),
+//! and the AWS SDK and HTTP crates capped at INFO whatever the level asked for. At TRACE the SDK logs every request it transmits, body included, and
 //! the body holds the message text (which can be a one-time code) and phone numbers.
 
 use std::str::FromStr;
 
-use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
-use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
-use lambda_runtime::tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
+use tracing::Subscriber;
+use tracing_subscriber::filter::Targets;
+pub use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Crates whose debug and trace output can carry request or response contents.
 const CAPPED_AT_INFO: &[&str] = &[
@@ -45,23 +48,28 @@ impl LogSettings {
         }
     }
 
-    fn filter(&self) -> EnvFilter {
-        let level = self.level.as_deref().unwrap_or("INFO");
-        let mut filter = match LevelFilter::from_str(level) {
-            Ok(level) => EnvFilter::builder()
-                .with_default_directive(level.into())
-                .parse_lossy(""),
+    fn filter(&self) -> Targets {
+        let level = self.level.as_deref().unwrap_or("INFO").trim();
+        let filter = match LevelFilter::from_str(level) {
+            Ok(level) => Targets::new().with_default(level),
             // Not a bare level: directives such as `voice_dispatch=debug,info`.
-            Err(_) => EnvFilter::builder()
-                .with_default_directive(LevelFilter::INFO.into())
-                .parse_lossy(level),
+            Err(_) => Targets::from_str(level)
+                .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO)),
         };
-        for target in CAPPED_AT_INFO {
-            if let Ok(directive) = format!("{target}=info").parse() {
-                filter = filter.add_directive(directive);
-            }
-        }
-        filter
+        CAPPED_AT_INFO.iter().fold(filter, |filter, target| {
+            use tracing::Level;
+            let asked = [
+                Level::TRACE,
+                Level::DEBUG,
+                Level::INFO,
+                Level::WARN,
+                Level::ERROR,
+            ]
+            .into_iter()
+            .find(|level| filter.would_enable(target, level))
+            .map_or(LevelFilter::OFF, LevelFilter::from_level);
+            filter.with_target(*target, asked.min(LevelFilter::INFO))
+        })
     }
 }
 
@@ -70,15 +78,18 @@ pub fn subscriber<W>(settings: &LogSettings, writer: W) -> Box<dyn Subscriber + 
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = lambda_runtime::tracing::subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_target(false)
         .without_time()
-        .with_env_filter(settings.filter())
+        .with_ansi(false)
         .with_writer(writer);
+    let filter = settings.filter();
     if settings.json {
-        Box::new(builder.json().finish())
+        // The current span (the runtime's, with the request id) is enough: the span list
+        // would repeat it on every line.
+        Box::new(builder.json().with_span_list(false).finish().with(filter))
     } else {
-        Box::new(builder.finish())
+        Box::new(builder.finish().with(filter))
     }
 }
 
@@ -88,7 +99,44 @@ pub fn init<W>(settings: &LogSettings, writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let _ = lambda_runtime::tracing::subscriber::util::SubscriberInitExt::try_init(subscriber(
-        settings, writer,
-    ));
+    let _ = tracing::subscriber::set_global_default(subscriber(settings, writer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(level: &str) -> LogSettings {
+        LogSettings {
+            level: Some(level.to_owned()),
+            json: false,
+        }
+    }
+
+    #[test]
+    fn a_bare_level_applies_to_our_code_and_caps_the_sdk_at_info() {
+        let filter = settings("TRACE").filter();
+        assert!(filter.would_enable("voice_dispatch::engine", &tracing::Level::TRACE));
+        assert!(!filter.would_enable("aws_smithy_runtime::client", &tracing::Level::DEBUG));
+        assert!(filter.would_enable("aws_smithy_runtime::client", &tracing::Level::INFO));
+    }
+
+    #[test]
+    fn directives_are_honoured_below_the_cap() {
+        let filter = settings("voice_dispatch=debug,aws_sigv4=trace,warn").filter();
+        assert!(filter.would_enable("voice_dispatch", &tracing::Level::DEBUG));
+        assert!(!filter.would_enable("lambda_runtime", &tracing::Level::INFO));
+        assert!(!filter.would_enable("aws_sigv4", &tracing::Level::DEBUG));
+        assert!(
+            !filter.would_enable("aws_config", &tracing::Level::INFO),
+            "warn stays warn"
+        );
+    }
+
+    #[test]
+    fn the_default_is_info() {
+        let filter = LogSettings::default().filter();
+        assert!(filter.would_enable("voice_dispatch", &tracing::Level::INFO));
+        assert!(!filter.would_enable("voice_dispatch", &tracing::Level::DEBUG));
+    }
 }

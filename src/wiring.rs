@@ -18,16 +18,28 @@ pub type Dispatch = VoiceDispatch<PinpointVoice, SqsDeadLetterQueue, SqsRedelive
 /// credentials, `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`)
 /// comes from the standard sources, as in any SDK program.
 pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-        TimeoutConfig::builder()
-            .connect_timeout(config.send_attempt_timeout)
-            .operation_attempt_timeout(config.send_attempt_timeout)
-            .build(),
-    )
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(config.send_attempt_timeout)
+                .operation_attempt_timeout(config.send_attempt_timeout)
+                .build(),
+        )
 }
 
 /// Builds the function with clients from one SDK configuration (per-service endpoints come
 /// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE` and `AWS_ENDPOINT_URL_SQS`, as usual).
+/// HTTPS over hyper 1 and rustls with ring: the SDK's default client minus aws-lc, which
+/// costs megabytes of binary and time at every cold start.
+pub fn https_client() -> aws_sdk_pinpointsmsvoice::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
     voice_dispatch_with(
         config,

@@ -6,8 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::SqsEvent;
-use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
-use voice_dispatch::logging::{self, LogSettings};
+use voice_dispatch::logging::{self, LogSettings, MakeWriter};
 use voice_fake::Script;
 
 use crate::support::*;
@@ -82,9 +81,7 @@ fn secrets(event: &SqsEvent) -> Vec<String> {
 
 async fn logs_of(event_file: &str, settings: LogSettings) -> (SqsEvent, Vec<String>) {
     let captured = Captured::default();
-    let _guard = lambda_runtime::tracing::subscriber::util::SubscriberInitExt::set_default(
-        logging::subscriber(&settings, captured.clone()),
-    );
+    let _guard = tracing::subscriber::set_default(logging::subscriber(&settings, captured.clone()));
     let script = std::fs::read_to_string(format!(
         "{}/events/voice-fake-script.json",
         env!("CARGO_MANIFEST_DIR")

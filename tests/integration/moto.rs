@@ -9,9 +9,15 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::process::{Child, Command};
 
 pub struct Moto {
-    child: Child,
+    /// Killed when the test ends (`kill_on_drop`).
+    _child: Child,
     pub endpoint: String,
+    /// One SQS scenario at a time: they measure redelivery timing, which a machine busy
+    /// with several moto servers (single-threaded Python) would blur.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Where `moto_server` is: `$MOTO_SERVER`, the project's `.venv` (as `make test` installs
 /// it), or the `PATH`.
@@ -31,13 +37,14 @@ fn moto_server() -> PathBuf {
 
 impl Moto {
     pub async fn start() -> Moto {
+        let turn = TURN.lock().await;
         let program = moto_server();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|listener| listener.local_addr())
                 .expect("a free loopback port")
                 .port();
-            let child = Command::new(&program)
+            let mut child = Command::new(&program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -51,12 +58,13 @@ impl Moto {
                         program.display()
                     )
                 });
-            let mut moto = Moto {
-                child,
-                endpoint: format!("http://127.0.0.1:{port}"),
-            };
-            if moto.ready().await {
-                return moto;
+            let endpoint = format!("http://127.0.0.1:{port}");
+            if ready(&mut child, &endpoint).await {
+                return Moto {
+                    _child: child,
+                    endpoint,
+                    _turn: turn,
+                };
             }
         }
         panic!(
@@ -65,25 +73,25 @@ impl Moto {
         );
     }
 
-    async fn ready(&mut self) -> bool {
-        for _ in 0..100 {
-            if let Ok(Some(_exited)) = self.child.try_wait() {
-                return false;
-            }
-            let addr = self.endpoint.trim_start_matches("http://").to_owned();
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    }
-
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         let config = crate::support::test_config();
         let sdk = crate::support::sdk_config(&self.endpoint, &config).await;
         aws_sdk_sqs::Client::new(&sdk)
     }
+}
+
+async fn ready(child: &mut Child, endpoint: &str) -> bool {
+    for _ in 0..100 {
+        if let Ok(Some(_exited)) = child.try_wait() {
+            return false;
+        }
+        let addr = endpoint.trim_start_matches("http://").to_owned();
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// A queue's URL and ARN.

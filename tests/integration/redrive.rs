@@ -466,7 +466,7 @@ async fn with_backoff_the_gap_between_deliveries_grows() {
     let fake = FakeVoice::start(script_for(&[&plan])).await.unwrap();
     let mut config = test_config();
     config.dead_letter_queue_url = Some(dlq.url.clone());
-    config.backoff = Some(Backoff::new(2, 60));
+    config.backoff = Some(Backoff::new(3, 60));
     let dispatch = function(&fake, &moto, &config).await;
     let ids = send_all(&sqs, &source, &plan).await;
 
@@ -478,7 +478,7 @@ async fn with_backoff_the_gap_between_deliveries_grows() {
     for id in &ids {
         let receives = esm.receives_of(id);
         assert_eq!(receives.len(), 3, "{id}");
-        let ceilings = [2, 4];
+        let ceilings = [3, 6];
         for (step, pair) in receives.windows(2).enumerate() {
             let delay = pair[0]
                 .retry_delay_seconds
@@ -504,9 +504,9 @@ async fn with_backoff_the_gap_between_deliveries_grows() {
         }
     }
     let mean = |gaps: &[f64]| gaps.iter().sum::<f64>() / gaps.len() as f64;
-    // Full jitter: uniform over 0..=2 s, then 0..=4 s: means of about 1 s and 2 s.
+    // Full jitter: uniform over 0..=3 s, then 0..=6 s: means of about 1.5 s and 3 s.
     assert!(
-        mean(&second_gaps) > mean(&first_gaps) + 0.4,
+        mean(&second_gaps) > mean(&first_gaps) + 0.75,
         "first gaps average {:.2} s, second {:.2} s",
         mean(&first_gaps),
         mean(&second_gaps)
