@@ -27,6 +27,20 @@ pub struct Config {
     /// CloudWatch EMF metrics, written when running as a Lambda function
     /// (`AWS_LAMBDA_FUNCTION_NAME` is set).
     pub metrics: Option<MetricsContext>,
+    /// Which root certificates HTTPS trusts.
+    pub tls_roots: TlsRoots,
+}
+
+/// Root certificates for HTTPS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// The Amazon Trust Services roots, built in: every AWS endpoint chains to one, and
+    /// parsing five certificates instead of the system's ~140 takes milliseconds off every
+    /// cold start.
+    #[default]
+    Amazon,
+    /// The system's store, for endpoints behind a TLS proxy with a private CA.
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +60,7 @@ pub const RETRY_BACKOFF_BASE_SECONDS: &str = "RETRY_BACKOFF_BASE_SECONDS";
 pub const RETRY_BACKOFF_MAX_SECONDS: &str = "RETRY_BACKOFF_MAX_SECONDS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+pub const TLS_ROOTS: &str = "TLS_ROOTS";
 
 /// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
 pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
@@ -60,6 +75,7 @@ impl Default for Config {
             dead_letter_queue_url: None,
             backoff: None,
             metrics: None,
+            tls_roots: TlsRoots::Amazon,
         }
     }
 }
@@ -103,6 +119,19 @@ impl Config {
                 namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
                 function_name,
             }),
+            tls_roots: match get(TLS_ROOTS)
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("amazon") => TlsRoots::Amazon,
+                Some("system") => TlsRoots::System,
+                Some(_) => {
+                    return Err(ConfigError {
+                        variable: TLS_ROOTS,
+                        problem: "expected `amazon` or `system`".to_owned(),
+                    })
+                }
+            },
         })
     }
 }
@@ -198,6 +227,16 @@ mod tests {
         assert!(config.dead_letter_queue_url.is_none());
         assert!(config.backoff.is_none());
         assert!(config.metrics.is_none(), "no metrics outside Lambda");
+    }
+
+    #[test]
+    fn tls_roots_are_amazon_unless_system_is_asked_for() {
+        assert_eq!(config(&[]).unwrap().tls_roots, TlsRoots::Amazon);
+        assert_eq!(
+            config(&[(TLS_ROOTS, "System")]).unwrap().tls_roots,
+            TlsRoots::System
+        );
+        assert_eq!(config_err(&[(TLS_ROOTS, "none")]).variable, TLS_ROOTS);
     }
 
     #[test]

@@ -183,7 +183,7 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
     let mut firsts = Vec::new();
     let one = event(1);
     for _ in 0..cold_starts {
-        let (api, _child, spawned) = start(function, &fake).await;
+        let (api, child, spawned) = start(function, &fake).await;
         let ready = api
             .first_request(Duration::from_secs(30))
             .await
@@ -192,6 +192,7 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
         let (took, response) = api.invoke(one.clone()).await;
         assert_eq!(failures(&response), 0, "first invocation: {response}");
         firsts.push(ms(took));
+        stop(child).await;
     }
     figures.cold_start_ms = median(&mut colds);
     figures.first_invoke_ms = median(&mut firsts);
@@ -234,7 +235,20 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
             _ => {}
         }
     }
+    stop(child).await;
     figures
+}
+
+/// Ends a function with SIGTERM, as Lambda does, so a profiler wrapped around it can write
+/// its data; kills it if it lingers.
+async fn stop(mut child: Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    }
 }
 
 fn stripped_size_mb(path: &Path) -> f64 {

@@ -218,3 +218,27 @@ async fn an_invalid_body_is_permanent_and_makes_no_call() {
     );
     assert_eq!(harness.fake.request_count(), 0);
 }
+
+#[tokio::test]
+async fn an_https_endpoint_gets_a_trust_store_from_the_built_in_roots() {
+    // Building the TLS connector parses the built-in Amazon roots (a malformed bundle would
+    // panic there); the refused connection then is an ordinary transient failure.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let config = test_config();
+    let sdk = sdk_config(&format!("https://127.0.0.1:{port}"), &config).await;
+    let dispatch = voice_dispatch::wiring::voice_dispatch(&config, &sdk);
+    let report = dispatch
+        .handle(
+            &event(vec![record("m1", Some(&body(DEST, "hello")))]),
+            std::time::SystemTime::now() + Duration::from_secs(30),
+        )
+        .await
+        .expect("the event is accepted");
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("ConnectionError")
+    );
+}

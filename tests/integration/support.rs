@@ -27,9 +27,7 @@ pub fn test_config() -> Config {
         max_concurrency: 10,
         deadline_safety: Duration::from_millis(500),
         send_attempt_timeout: Duration::from_millis(1_000),
-        dead_letter_queue_url: None,
-        backoff: None,
-        metrics: None,
+        ..Config::default()
     }
 }
 
