@@ -21,6 +21,8 @@ use crate::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay
 const MAX_BATCH_ENTRIES: usize = 10;
 /// A `SendMessageBatch` call carries at most 256 KiB of bodies and attributes in all.
 const MAX_BATCH_BYTES: usize = 262_144;
+/// The answer of an entry until its call has answered.
+const NOT_SENT: &str = "not sent";
 /// Batch calls in flight at once while settling one invocation.
 const CALLS_IN_FLIGHT: usize = 8;
 
@@ -37,7 +39,7 @@ impl SqsDeadLetterQueue {
     }
 
     async fn send_chunk(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
-        let mut results = vec![Err("not sent".to_owned()); letters.len()];
+        let mut results = vec![Err(NOT_SENT.to_owned()); letters.len()];
         let mut entries = Vec::with_capacity(letters.len());
         for (index, letter) in letters.iter().enumerate() {
             match entry(index, letter) {
@@ -56,26 +58,12 @@ impl SqsDeadLetterQueue {
             .send()
             .await
         {
-            Ok(output) => {
-                for ok in output.successful() {
-                    if let Some(slot) = slot(&mut results, ok.id()) {
-                        *slot = Ok(());
-                    }
-                }
-                for failed in output.failed() {
-                    if let Some(slot) = slot(&mut results, failed.id()) {
-                        *slot = Err(describe_entry_error(failed));
-                    }
-                }
-            }
-            Err(error) => {
-                let error = DisplayErrorContext(&error).to_string();
-                for result in &mut results {
-                    if result.is_err() {
-                        *result = Err(error.clone());
-                    }
-                }
-            }
+            Ok(output) => record_answer(
+                &mut results,
+                output.successful().iter().map(|ok| ok.id()),
+                output.failed(),
+            ),
+            Err(error) => record_call_error(&mut results, &DisplayErrorContext(&error).to_string()),
         }
         results
     }
@@ -221,7 +209,7 @@ impl SqsRedelivery {
         queue_url: &str,
         delays: &[VisibilityDelay<'_>],
     ) -> Vec<Result<(), String>> {
-        let mut results = vec![Err("not sent".to_owned()); delays.len()];
+        let mut results = vec![Err(NOT_SENT.to_owned()); delays.len()];
         let mut entries = Vec::with_capacity(delays.len());
         for (index, delay) in delays.iter().enumerate() {
             let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
@@ -245,22 +233,12 @@ impl SqsRedelivery {
             .send()
             .await
         {
-            Ok(output) => {
-                for ok in output.successful() {
-                    if let Some(slot) = slot(&mut results, ok.id()) {
-                        *slot = Ok(());
-                    }
-                }
-                for failed in output.failed() {
-                    if let Some(slot) = slot(&mut results, failed.id()) {
-                        *slot = Err(describe_entry_error(failed));
-                    }
-                }
-            }
-            Err(error) => {
-                let error = DisplayErrorContext(&error).to_string();
-                results.iter_mut().for_each(|r| *r = Err(error.clone()));
-            }
+            Ok(output) => record_answer(
+                &mut results,
+                output.successful().iter().map(|ok| ok.id()),
+                output.failed(),
+            ),
+            Err(error) => record_call_error(&mut results, &DisplayErrorContext(&error).to_string()),
         }
         results
     }
@@ -301,18 +279,41 @@ fn entry_id(index: usize) -> String {
     index.to_string()
 }
 
-fn slot<'r>(results: &'r mut [Result<(), String>], id: &str) -> Option<&'r mut Result<(), String>> {
-    id.parse::<usize>()
-        .ok()
-        .and_then(|index| results.get_mut(index))
+/// Reads a batch call's answer into the per-entry results (entry ids are positions).
+fn record_answer<'o>(
+    results: &mut [Result<(), String>],
+    successful: impl Iterator<Item = &'o str>,
+    failed: &[BatchResultErrorEntry],
+) {
+    fn slot<'r>(
+        results: &'r mut [Result<(), String>],
+        id: &str,
+    ) -> Option<&'r mut Result<(), String>> {
+        id.parse::<usize>()
+            .ok()
+            .and_then(|index| results.get_mut(index))
+    }
+    for id in successful {
+        if let Some(result) = slot(results, id) {
+            *result = Ok(());
+        }
+    }
+    for entry in failed {
+        if let Some(result) = slot(results, entry.id()) {
+            let message = entry.message().unwrap_or("no message");
+            *result = Err(format!("{}: {message}", entry.code()));
+        }
+    }
 }
 
-fn describe_entry_error(failed: &BatchResultErrorEntry) -> String {
-    format!(
-        "{}: {}",
-        failed.code(),
-        failed.message().unwrap_or("no message")
-    )
+/// A batch call that failed as a whole fails every entry that was sent with it; entries
+/// that could not even be built keep their own reason.
+fn record_call_error(results: &mut [Result<(), String>], error: &str) {
+    for result in results.iter_mut() {
+        if matches!(result, Err(reason) if reason == NOT_SENT) {
+            *result = Err(error.to_owned());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -351,6 +352,32 @@ mod tests {
         let letters = [letter("a"), letter(&huge), letter("b")];
         let sizes: Vec<usize> = chunks(&letters).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [1, 1, 1]);
+    }
+
+    #[test]
+    fn a_batch_answer_is_read_per_entry() {
+        let mut results = vec![Err(NOT_SENT.to_owned()); 3];
+        let failed = BatchResultErrorEntry::builder()
+            .id("1")
+            .code("InvalidParameterValue")
+            .sender_fault(true)
+            .build()
+            .unwrap();
+        record_answer(&mut results, ["0", "2"].into_iter(), &[failed]);
+        assert_eq!(results[0], Ok(()));
+        assert_eq!(
+            results[1],
+            Err("InvalidParameterValue: no message".to_owned())
+        );
+        assert_eq!(results[2], Ok(()));
+    }
+
+    #[test]
+    fn a_failed_call_fails_what_it_sent_and_keeps_earlier_reasons() {
+        let mut results = vec![Err(NOT_SENT.to_owned()), Err("bad attribute".to_owned())];
+        record_call_error(&mut results, "connection reset");
+        assert_eq!(results[0], Err("connection reset".to_owned()));
+        assert_eq!(results[1], Err("bad attribute".to_owned()));
     }
 
     #[test]

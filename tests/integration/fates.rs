@@ -165,23 +165,28 @@ async fn an_attempt_timeout_is_transient() {
     assert_eq!(reported(&report), ["m1"]);
 }
 
-#[tokio::test]
-async fn a_refused_connection_is_transient() {
+/// One record sent to an endpoint where nothing listens.
+async fn to_a_closed_port(scheme: &str) -> voice_dispatch::report::BatchReport {
     // Bind a port, then free it: nothing listens there any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
     let config = test_config();
-    let sdk = sdk_config(&format!("http://127.0.0.1:{port}"), &config).await;
+    let sdk = sdk_config(&format!("{scheme}://127.0.0.1:{port}"), &config).await;
     let dispatch = voice_dispatch::wiring::voice_dispatch(&config, &sdk);
-    let report = dispatch
+    dispatch
         .handle(
             &event(vec![record("m1", Some(&body(DEST, "hello")))]),
             std::time::SystemTime::now() + Duration::from_secs(30),
         )
         .await
-        .expect("the event is accepted");
+        .expect("the event is accepted")
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    let report = to_a_closed_port("http").await;
     assert_eq!(fate(&report, "m1"), Fate::Transient);
     assert_eq!(
         error_code(&report, "m1").as_deref(),
@@ -223,20 +228,7 @@ async fn an_invalid_body_is_permanent_and_makes_no_call() {
 async fn an_https_endpoint_gets_a_trust_store_from_the_built_in_roots() {
     // Building the TLS connector parses the built-in Amazon roots (a malformed bundle would
     // panic there); the refused connection then is an ordinary transient failure.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let config = test_config();
-    let sdk = sdk_config(&format!("https://127.0.0.1:{port}"), &config).await;
-    let dispatch = voice_dispatch::wiring::voice_dispatch(&config, &sdk);
-    let report = dispatch
-        .handle(
-            &event(vec![record("m1", Some(&body(DEST, "hello")))]),
-            std::time::SystemTime::now() + Duration::from_secs(30),
-        )
-        .await
-        .expect("the event is accepted");
+    let report = to_a_closed_port("https").await;
     assert_eq!(
         error_code(&report, "m1").as_deref(),
         Some("ConnectionError")
