@@ -39,14 +39,7 @@ impl SqsDeadLetterQueue {
     }
 
     async fn send_chunk(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
-        let mut results = vec![Err(NOT_SENT.to_owned()); letters.len()];
-        let mut entries = Vec::with_capacity(letters.len());
-        for (index, letter) in letters.iter().enumerate() {
-            match entry(index, letter) {
-                Ok(entry) => entries.push(entry),
-                Err(error) => results[index] = Err(error),
-            }
-        }
+        let (mut results, entries) = build_entries(letters, entry);
         if entries.is_empty() {
             return results;
         }
@@ -209,19 +202,14 @@ impl SqsRedelivery {
         queue_url: &str,
         delays: &[VisibilityDelay<'_>],
     ) -> Vec<Result<(), String>> {
-        let mut results = vec![Err(NOT_SENT.to_owned()); delays.len()];
-        let mut entries = Vec::with_capacity(delays.len());
-        for (index, delay) in delays.iter().enumerate() {
-            let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
+        let (mut results, entries) = build_entries(delays, |index, delay| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
                 .id(entry_id(index))
                 .receipt_handle(delay.receipt_handle)
                 .visibility_timeout(i32::try_from(delay.seconds).unwrap_or(i32::MAX))
-                .build();
-            match entry {
-                Ok(entry) => entries.push(entry),
-                Err(error) => results[index] = Err(error.to_string()),
-            }
-        }
+                .build()
+                .map_err(|err| err.to_string())
+        });
         if entries.is_empty() {
             return results;
         }
@@ -277,6 +265,23 @@ where
 /// Batch entry ids are positions within the call.
 fn entry_id(index: usize) -> String {
     index.to_string()
+}
+
+/// Builds the entries of one batch call. Returns a result per item, `NOT_SENT` until the
+/// call answers, or the reason its entry could not be built; and the entries that could.
+fn build_entries<I, E>(
+    items: &[I],
+    build: impl Fn(usize, &I) -> Result<E, String>,
+) -> (Vec<Result<(), String>>, Vec<E>) {
+    let mut results = vec![Err(NOT_SENT.to_owned()); items.len()];
+    let mut entries = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match build(index, item) {
+            Ok(entry) => entries.push(entry),
+            Err(error) => results[index] = Err(error),
+        }
+    }
+    (results, entries)
 }
 
 /// Reads a batch call's answer into the per-entry results (entry ids are positions).
