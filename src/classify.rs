@@ -1,8 +1,12 @@
-//! The one place that decides whether a failed send is worth retrying.
+//! The one place that decides what a failed send means.
 //!
 //! Adapters describe what went wrong as a [`SendFailure`] (the service's error code, a
-//! timeout, a broken connection, ...); [`classify`] turns that into a [`Disposition`]. The
-//! README's fates table is this function; the tests below pin every row of it.
+//! timeout, a broken connection, ...). Three questions are answered here and nowhere else:
+//! [`classify`], whether the record deserves another delivery ([`Disposition`]);
+//! [`signal`], what the failure says about the service, which the pacer and the circuit
+//! breaker act on ([`Signal`]); and [`placed_nothing`], whether the call certainly did not go
+//! out, so trying again at once cannot ring anyone twice. The README's fates table is these
+//! functions; the tests below pin every row of it.
 
 /// What went wrong with one `SendVoiceMessage` call, after the SDK's own retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +43,12 @@ pub enum Disposition {
 /// Error codes that mean "this request itself is wrong": retrying cannot help.
 const PERMANENT_CODES: &[&str] = &["BadRequestException", "NotFoundException"];
 
+/// Error codes that mean "you are sending too fast": the pacer slows down.
+const THROTTLING_CODES: &[&str] = &["TooManyRequestsException", "LimitExceededException"];
+
+/// Error codes that mean "the service is failing on its side": the circuit breaker counts them.
+const SERVICE_FAILURE_CODES: &[&str] = &["InternalServiceErrorException"];
+
 /// Error codes that mean "not now". Listed for the record: any code not named in
 /// [`PERMANENT_CODES`] is transient, so an unknown or new code never loses a message.
 const TRANSIENT_CODES: &[&str] = &[
@@ -61,6 +71,53 @@ pub fn classify(failure: &SendFailure) -> Disposition {
         // The same input builds the same broken request every time.
         SendFailure::InvalidRequest(_) => Disposition::Permanent,
         SendFailure::UnreadableResponse { .. } => Disposition::Transient,
+    }
+}
+
+/// What one failed attempt says about the voice service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The service is refusing calls because of their rate: slow down (the pacer).
+    Throttled,
+    /// The service is failing on its side: a 5xx, a timeout, a broken connection (the
+    /// circuit breaker counts these).
+    ServiceFailing,
+    /// The service answered, if only to say no: it is up.
+    Answered,
+    /// Nothing reached the service: this says nothing about it.
+    NotReached,
+}
+
+pub fn signal(failure: &SendFailure) -> Signal {
+    match failure {
+        SendFailure::Service {
+            code: Some(code), ..
+        } if THROTTLING_CODES.contains(&code.as_str()) => Signal::Throttled,
+        SendFailure::Service {
+            code: Some(code), ..
+        } if SERVICE_FAILURE_CODES.contains(&code.as_str()) => Signal::ServiceFailing,
+        SendFailure::Service { status, .. } | SendFailure::UnreadableResponse { status, .. } => {
+            if status.is_some_and(|status| status >= 500) {
+                Signal::ServiceFailing
+            } else {
+                Signal::Answered
+            }
+        }
+        SendFailure::Timeout(_) | SendFailure::Connection(_) => Signal::ServiceFailing,
+        SendFailure::InvalidRequest(_) => Signal::NotReached,
+    }
+}
+
+/// Whether the call certainly was not placed. An error answer from the service means it did
+/// not take the call; a request never built never left. A timeout, a connection lost on the
+/// way, or an answer that could not be read may hide a call that went out:
+/// `SendVoiceMessage` has no idempotency token, so sending it again could ring a person twice.
+pub fn placed_nothing(failure: &SendFailure) -> bool {
+    match failure {
+        SendFailure::Service { .. } | SendFailure::InvalidRequest(_) => true,
+        SendFailure::Timeout(_)
+        | SendFailure::Connection(_)
+        | SendFailure::UnreadableResponse { .. } => false,
     }
 }
 
@@ -177,6 +234,68 @@ mod tests {
             classify(&SendFailure::InvalidRequest("missing field".into())),
             Disposition::Permanent
         );
+    }
+
+    #[test]
+    fn throttling_codes_slow_the_pacer_whatever_their_status() {
+        for (code, status) in [
+            ("TooManyRequestsException", 429),
+            ("LimitExceededException", 412),
+        ] {
+            assert_eq!(signal(&service(Some(code), status)), Signal::Throttled);
+        }
+    }
+
+    #[test]
+    fn internal_errors_5xx_timeouts_and_broken_connections_mean_the_service_is_failing() {
+        for failure in [
+            service(Some("InternalServiceErrorException"), 500),
+            service(None, 502),
+            service(Some("SomethingNewException"), 503),
+            SendFailure::Timeout("t".into()),
+            SendFailure::Connection("c".into()),
+            SendFailure::UnreadableResponse {
+                status: Some(502),
+                message: "x".into(),
+            },
+        ] {
+            assert_eq!(signal(&failure), Signal::ServiceFailing, "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn a_4xx_answer_means_the_service_is_up() {
+        for failure in [
+            service(Some("BadRequestException"), 400),
+            service(Some("NotFoundException"), 404),
+            service(Some("SomethingNewException"), 400),
+            SendFailure::UnreadableResponse {
+                status: Some(200),
+                message: "x".into(),
+            },
+        ] {
+            assert_eq!(signal(&failure), Signal::Answered, "{failure:?}");
+        }
+        assert_eq!(
+            signal(&SendFailure::InvalidRequest("x".into())),
+            Signal::NotReached
+        );
+    }
+
+    #[test]
+    fn only_an_error_answer_or_an_unsent_request_certainly_placed_nothing() {
+        assert!(placed_nothing(&service(
+            Some("InternalServiceErrorException"),
+            500
+        )));
+        assert!(placed_nothing(&service(None, 503)));
+        assert!(placed_nothing(&SendFailure::InvalidRequest("x".into())));
+        assert!(!placed_nothing(&SendFailure::Timeout("t".into())));
+        assert!(!placed_nothing(&SendFailure::Connection("c".into())));
+        assert!(!placed_nothing(&SendFailure::UnreadableResponse {
+            status: Some(200),
+            message: "x".into()
+        }));
     }
 
     #[test]

@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
+use crate::breaker::BreakerSettings;
+use crate::expiry::{DEFAULT_TTL_SECONDS, MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::message::MessageDefaults;
 use crate::metrics::MetricsContext;
+use crate::pacing::SendRate;
 use crate::phone::PhoneNumber;
 
 #[derive(Debug, Clone)]
@@ -24,6 +27,13 @@ pub struct Config {
     /// How transient failures are spaced out; without it they come back after the queue's
     /// visibility timeout.
     pub backoff: Option<Backoff>,
+    /// How long a call request stays worth placing, unless its body says otherwise.
+    pub message_ttl: Duration,
+    /// Sends per second per instance; `None`: unpaced.
+    pub send_rate: Option<SendRate>,
+    pub breaker: BreakerSettings,
+    /// Requests per record per invocation; failures that placed nothing are retried in place.
+    pub max_attempts: u32,
     /// CloudWatch EMF metrics, written when running as a Lambda function
     /// (`AWS_LAMBDA_FUNCTION_NAME` is set).
     pub metrics: Option<MetricsContext>,
@@ -61,6 +71,11 @@ pub const RETRY_BACKOFF_MAX_SECONDS: &str = "RETRY_BACKOFF_MAX_SECONDS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
+pub const MESSAGE_TTL_SECONDS: &str = "MESSAGE_TTL_SECONDS";
+pub const SEND_RATE_LIMIT: &str = "SEND_RATE_LIMIT";
+pub const CIRCUIT_BREAKER_THRESHOLD: &str = "CIRCUIT_BREAKER_THRESHOLD";
+pub const CIRCUIT_BREAKER_OPEN_SECONDS: &str = "CIRCUIT_BREAKER_OPEN_SECONDS";
+pub const SEND_MAX_ATTEMPTS: &str = "SEND_MAX_ATTEMPTS";
 
 /// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
 pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
@@ -74,6 +89,10 @@ impl Default for Config {
             send_attempt_timeout: Duration::from_millis(5_000),
             dead_letter_queue_url: None,
             backoff: None,
+            message_ttl: Duration::from_secs(u64::from(DEFAULT_TTL_SECONDS)),
+            send_rate: None,
+            breaker: BreakerSettings::default(),
+            max_attempts: 3,
             metrics: None,
             tls_roots: TlsRoots::Amazon,
         }
@@ -115,6 +134,48 @@ impl Config {
                 .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
                 .transpose()?,
             backoff: backoff(&get)?,
+            message_ttl: seconds(
+                MESSAGE_TTL_SECONDS,
+                get(MESSAGE_TTL_SECONDS),
+                MIN_TTL_SECONDS..=MAX_CONFIGURED_TTL_SECONDS,
+                base.message_ttl,
+            )?,
+            send_rate: get(SEND_RATE_LIMIT)
+                .map(|rate| {
+                    SendRate::parse(&rate).map_err(|problem| ConfigError {
+                        variable: SEND_RATE_LIMIT,
+                        problem,
+                    })
+                })
+                .transpose()?,
+            breaker: BreakerSettings {
+                threshold: ranged(
+                    CIRCUIT_BREAKER_THRESHOLD,
+                    get(CIRCUIT_BREAKER_THRESHOLD),
+                    1..=1_000,
+                    u64::from(base.breaker.threshold),
+                )? as u32,
+                open_for: seconds(
+                    CIRCUIT_BREAKER_OPEN_SECONDS,
+                    get(CIRCUIT_BREAKER_OPEN_SECONDS),
+                    1..=MAX_VISIBILITY_SECONDS,
+                    base.breaker.open_for,
+                )?,
+                // The breaker's longest pause is the backoff's longest: neither waits longer
+                // than the operator allowed for a retry.
+                max_open: seconds(
+                    RETRY_BACKOFF_MAX_SECONDS,
+                    get(RETRY_BACKOFF_MAX_SECONDS),
+                    1..=MAX_VISIBILITY_SECONDS,
+                    Duration::from_secs(u64::from(DEFAULT_BACKOFF_MAX_SECONDS)),
+                )?,
+            },
+            max_attempts: ranged(
+                SEND_MAX_ATTEMPTS,
+                get(SEND_MAX_ATTEMPTS),
+                1..=10,
+                u64::from(base.max_attempts),
+            )? as u32,
             metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
                 namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
                 function_name,
@@ -162,6 +223,18 @@ fn backoff(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Backoff>, Con
         u64::from(DEFAULT_BACKOFF_MAX_SECONDS).max(base),
     )?;
     Ok(Some(Backoff::new(base as u32, max as u32)))
+}
+
+/// A duration in whole seconds within `range`.
+fn seconds(
+    variable: &'static str,
+    raw: Option<String>,
+    range: std::ops::RangeInclusive<u32>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let range = u64::from(*range.start())..=u64::from(*range.end());
+    let value = ranged(variable, raw, range, default.as_secs())?;
+    Ok(Duration::from_secs(value))
 }
 
 /// A duration in milliseconds, from 100 ms to 10 minutes.
@@ -320,6 +393,51 @@ mod tests {
         assert_eq!(config.max_concurrency, 50);
         assert_eq!(config.deadline_safety, Duration::from_millis(2_500));
         assert_eq!(config.send_attempt_timeout, Duration::from_millis(3_000));
+    }
+
+    #[test]
+    fn time_to_live_pacing_breaker_and_attempts_have_defaults() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.message_ttl, Duration::from_secs(3_600));
+        assert_eq!(config.send_rate, None, "unset means no limit");
+        assert_eq!(config.breaker.threshold, 5);
+        assert_eq!(config.breaker.open_for, Duration::from_secs(30));
+        assert_eq!(config.breaker.max_open, Duration::from_secs(900));
+        assert_eq!(config.max_attempts, 3);
+    }
+
+    #[test]
+    fn time_to_live_pacing_breaker_and_attempts_are_read_and_bounded() {
+        let config = config(&[
+            (MESSAGE_TTL_SECONDS, "600"),
+            (SEND_RATE_LIMIT, "10/min"),
+            (CIRCUIT_BREAKER_THRESHOLD, "8"),
+            (CIRCUIT_BREAKER_OPEN_SECONDS, "2"),
+            (RETRY_BACKOFF_MAX_SECONDS, "4"),
+            (SEND_MAX_ATTEMPTS, "1"),
+        ])
+        .unwrap();
+        assert_eq!(config.message_ttl, Duration::from_secs(600));
+        assert_eq!(config.send_rate, SendRate::per_second(10.0 / 60.0));
+        assert_eq!(config.breaker.threshold, 8);
+        assert_eq!(config.breaker.open_for, Duration::from_secs(2));
+        assert_eq!(config.breaker.max_open, Duration::from_secs(4));
+        assert_eq!(config.max_attempts, 1);
+        for (variable, value) in [
+            (MESSAGE_TTL_SECONDS, "4"),
+            (MESSAGE_TTL_SECONDS, "1209601"),
+            (SEND_RATE_LIMIT, "10"),
+            (SEND_RATE_LIMIT, "0/s"),
+            (CIRCUIT_BREAKER_THRESHOLD, "0"),
+            (CIRCUIT_BREAKER_OPEN_SECONDS, "0"),
+            (SEND_MAX_ATTEMPTS, "11"),
+        ] {
+            assert_eq!(
+                config_err(&[(variable, value)]).variable,
+                variable,
+                "{value}"
+            );
+        }
     }
 
     #[test]

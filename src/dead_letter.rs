@@ -78,22 +78,14 @@ pub fn dead_letter<'a>(
 mod tests {
     use super::*;
     use crate::report::{Fate, Reason};
-    use std::time::Duration;
-
     fn outcome() -> RecordOutcome {
         RecordOutcome {
-            message_id: "m-1".to_owned(),
-            fate: Fate::Permanent,
             reason: Some(Reason {
                 code: "BadRequestException".to_owned(),
                 message: "invalid origination".to_owned(),
             }),
-            voice_message_id: None,
-            destination: None,
             receive_count: Some(1),
-            latency: Duration::ZERO,
-            dead_lettered: false,
-            retry_delay_seconds: None,
+            ..RecordOutcome::new("m-1", Fate::Permanent)
         }
     }
 

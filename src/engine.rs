@@ -1,17 +1,24 @@
 //! The batch engine: one outcome per record, a bounded number of sends in flight, FIFO order
 //! per message group, a panic confined to its record, and an answer before the deadline.
+//!
+//! Each send goes through the instance's pacer and circuit breaker and never starts after
+//! the record's expiry. A failure that certainly placed nothing is tried again in place, a
+//! few times; anything else is left to SQS's redelivery.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
-use crate::classify::{classify, Disposition, SendFailure};
+use crate::breaker::{BreakerSettings, CircuitBreaker, Open};
+use crate::classify::{classify, placed_nothing, signal, Disposition, SendFailure, Signal};
+use crate::expiry::Expiry;
 use crate::message::{MessageDefaults, VoiceMessage};
+use crate::pacing::{Pacer, SendRate};
 use crate::ports::VoiceSender;
 use crate::redact::scrub_phone_numbers;
-use crate::report::{BatchReport, Fate, Reason, RecordOutcome};
+use crate::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
 
 /// One SQS record as the engine sees it.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +29,8 @@ pub struct Record<'a> {
     /// The `MessageGroupId` when the source queue is FIFO: records sharing it are sent in
     /// order, one at a time.
     pub fifo_group: Option<&'a str>,
+    /// When the producer sent it (`SentTimestamp`): the start of its time to live.
+    pub sent_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,11 +38,42 @@ pub struct EngineSettings {
     pub defaults: MessageDefaults,
     pub max_concurrency: usize,
     pub deadline_safety: Duration,
+    /// How long a record stays worth sending when its body does not say.
+    pub message_ttl: Duration,
+    /// Requests per record per invocation, the first included.
+    pub max_attempts: u32,
+    /// The longest wait before the first retry in place (full jitter), doubling after that.
+    pub retry_base: Duration,
+    /// Sends per second for this instance; `None`: unpaced.
+    pub send_rate: Option<SendRate>,
+    pub breaker: BreakerSettings,
 }
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            defaults: MessageDefaults::default(),
+            max_concurrency: 10,
+            deadline_safety: Duration::from_millis(1_000),
+            message_ttl: Duration::from_secs(u64::from(crate::expiry::DEFAULT_TTL_SECONDS)),
+            max_attempts: 3,
+            retry_base: Duration::from_millis(250),
+            send_rate: None,
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+/// The longest wait between two attempts in place, whatever the attempt count.
+const RETRY_CAP_FACTOR: u32 = 16;
 
 pub struct BatchEngine<S> {
     sender: S,
     settings: EngineSettings,
+    /// Both live as long as the instance: a warm instance remembers its pace and whether
+    /// the service was failing across invocations.
+    pacer: Option<Pacer>,
+    breaker: CircuitBreaker,
 }
 
 /// The two moments that bound a batch, derived from the invocation deadline.
@@ -59,17 +99,28 @@ impl Cutoffs {
 
 impl<S: VoiceSender> BatchEngine<S> {
     pub fn new(sender: S, settings: EngineSettings) -> Self {
-        Self { sender, settings }
+        Self {
+            sender,
+            pacer: settings.send_rate.map(Pacer::new),
+            breaker: CircuitBreaker::new(settings.breaker),
+            settings,
+        }
     }
 
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
 
+    /// The instance's pacer, when sends are paced.
+    pub fn pacer(&self) -> Option<&Pacer> {
+        self.pacer.as_ref()
+    }
+
     /// Processes every record and returns their outcomes in record order. Never fails as a
     /// whole: whatever goes wrong is some record's outcome.
     pub async fn run(&self, records: &[Record<'_>], deadline: Instant) -> BatchReport {
         let cutoffs = Cutoffs::new(deadline, self.settings.deadline_safety);
+        let opened_before = self.breaker.times_opened();
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut lanes = futures::stream::iter(lanes(records))
             .map(|lane| self.run_lane(lane, records, cutoffs))
@@ -89,6 +140,10 @@ impl<S: VoiceSender> BatchEngine<S> {
                     })
                 })
                 .collect(),
+            circuit: CircuitReport {
+                opened: self.breaker.times_opened() - opened_before,
+                open_at_end: self.breaker.is_open(Instant::now()),
+            },
         }
     }
 
@@ -112,13 +167,9 @@ impl<S: VoiceSender> BatchEngine<S> {
                     &format!("record {blocker} of the same message group was not sent"),
                 )
             } else if Instant::now() >= cutoffs.last_start {
-                deferred(
-                    record,
-                    "DeadlineReached",
-                    "not started: too close to the invocation deadline",
-                )
+                deadline_reached(record)
             } else {
-                self.process_isolated(record, cutoffs.abandon).await
+                self.process_isolated(record, cutoffs).await
             };
             if matches!(outcome.fate, Fate::Transient | Fate::Deferred) {
                 blocked_by = Some(record.message_id);
@@ -130,9 +181,9 @@ impl<S: VoiceSender> BatchEngine<S> {
 
     /// A panic anywhere in this record's processing becomes this record's transient
     /// failure; the rest of the batch goes on.
-    async fn process_isolated(&self, record: &Record<'_>, abandon: Instant) -> RecordOutcome {
+    async fn process_isolated(&self, record: &Record<'_>, cutoffs: Cutoffs) -> RecordOutcome {
         let started = Instant::now();
-        match AssertUnwindSafe(self.process(record, abandon, started))
+        match AssertUnwindSafe(self.process(record, cutoffs, started))
             .catch_unwind()
             .await
         {
@@ -161,7 +212,7 @@ impl<S: VoiceSender> BatchEngine<S> {
     async fn process(
         &self,
         record: &Record<'_>,
-        abandon: Instant,
+        cutoffs: Cutoffs,
         started: Instant,
     ) -> RecordOutcome {
         let message = match VoiceMessage::from_body(record.body, &self.settings.defaults) {
@@ -177,39 +228,202 @@ impl<S: VoiceSender> BatchEngine<S> {
                 )
             }
         };
-        let destination = Some(message.destination.masked().to_string());
-        let sent = tokio::time::timeout_at(abandon, self.sender.send(&message)).await;
-        let latency = started.elapsed();
-        let base = RecordOutcome {
-            destination,
-            latency,
-            ..failed(
-                record,
-                Fate::Deferred,
-                Reason {
-                    code: "DeadlineReached".to_owned(),
-                    message: "abandoned in flight at the invocation deadline; the call may have been placed".to_owned(),
-                },
-            )
+        let ttl = message
+            .time_to_live
+            .map_or(self.settings.message_ttl, |seconds| {
+                Duration::from_secs(u64::from(seconds))
+            });
+        let expiry = Expiry::of(record.sent_at, ttl, SystemTime::now(), Instant::now());
+        let mut attempt = AttemptLoop {
+            outcome: RecordOutcome {
+                destination: Some(message.destination.masked().to_string()),
+                receive_count: record.receive_count,
+                ..RecordOutcome::new(record.message_id, Fate::Deferred)
+            },
         };
-        match sent {
-            Err(_elapsed) => base,
-            Ok(Ok(call)) => RecordOutcome {
-                fate: Fate::Sent,
-                reason: None,
-                voice_message_id: call.message_id,
-                ..base
-            },
-            Ok(Err(failure)) => RecordOutcome {
-                fate: match classify(&failure) {
-                    Disposition::Transient => Fate::Transient,
-                    Disposition::Permanent => Fate::Permanent,
+        let stop = loop {
+            let now = Instant::now();
+            if let Some(expiry) = expiry.filter(|e| e.is_past(now)) {
+                break attempt.expired(&expiry);
+            }
+            if now >= cutoffs.last_start {
+                break attempt.not_now(deadline_reached(record), None);
+            }
+            if let Err(open) = self.breaker.check(now) {
+                break attempt.not_now(
+                    circuit_open(record, open),
+                    Some(open.retry_after(fastrand::f64())),
+                );
+            }
+            // A send waits for its permit at most until the cutoff, and never past expiry.
+            let expires = expiry.map(|e| e.at());
+            let bound = expires.map_or(cutoffs.last_start, |at| at.min(cutoffs.last_start));
+            let permit = match &self.pacer {
+                Some(pacer) => match pacer.acquire(bound).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) if expires.is_some_and(|at| Instant::now() >= at) => continue,
+                    Err(no_permit) => {
+                        break attempt.not_now(
+                            rate_limited(record, pacer, no_permit.expected_wait),
+                            Some(no_permit.expected_wait),
+                        )
+                    }
                 },
-                reason: Some(reason_of(&failure)),
-                ..base
-            },
+                None => None,
+            };
+            let admitted = match self.breaker.admit(Instant::now()) {
+                Ok(admitted) => admitted,
+                Err(open) => {
+                    break attempt.not_now(
+                        circuit_open(record, open),
+                        Some(open.retry_after(fastrand::f64())),
+                    )
+                }
+            };
+            attempt.outcome.attempts += 1;
+            let sent = tokio::time::timeout_at(cutoffs.abandon, self.sender.send(&message)).await;
+            let failure = match sent {
+                // Dropping `admitted` frees the breaker's probe slot, if this was the probe.
+                Err(_elapsed) => break attempt.abandoned(),
+                Ok(Ok(call)) => {
+                    self.breaker.record(admitted, None, Instant::now());
+                    if let Some(pacer) = &self.pacer {
+                        pacer.succeeded();
+                    }
+                    attempt.outcome.fate = Fate::Sent;
+                    attempt.outcome.reason = None;
+                    attempt.outcome.voice_message_id = call.message_id;
+                    break attempt.outcome;
+                }
+                Ok(Err(failure)) => failure,
+            };
+            let health = signal(&failure);
+            self.breaker.record(admitted, Some(health), Instant::now());
+            if let (Signal::Throttled, Some(pacer), Some(permit)) = (health, &self.pacer, permit) {
+                pacer.throttled(permit);
+            }
+            let disposition = classify(&failure);
+            let retry_in_place = disposition == Disposition::Transient
+                && placed_nothing(&failure)
+                && attempt.outcome.attempts < self.settings.max_attempts;
+            attempt.failed(&failure, disposition);
+            if disposition == Disposition::Transient {
+                // Past its time to live now: say so at once rather than on the next delivery.
+                if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
+                    break attempt.expired(&expiry);
+                }
+            }
+            if !retry_in_place {
+                break attempt.outcome;
+            }
+            let wait = self.retry_wait(attempt.outcome.attempts, fastrand::f64());
+            if Instant::now() + wait >= bound {
+                break attempt.outcome;
+            }
+            tokio::time::sleep(wait).await;
+        };
+        RecordOutcome {
+            latency: started.elapsed(),
+            ..stop
         }
     }
+
+    /// Full jitter over `0..=base × 2^(attempts − 1)`, capped.
+    fn retry_wait(&self, attempts: u32, draw: f64) -> Duration {
+        let base = self.settings.retry_base;
+        let ceiling = base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+            .min(base.saturating_mul(RETRY_CAP_FACTOR));
+        ceiling.mul_f64(draw.clamp(0.0, 1.0))
+    }
+}
+
+/// One record's way through its attempts: the outcome so far, which after a failed attempt
+/// holds that failure.
+struct AttemptLoop {
+    outcome: RecordOutcome,
+}
+
+impl AttemptLoop {
+    fn failed(&mut self, failure: &SendFailure, disposition: Disposition) {
+        self.outcome.fate = match disposition {
+            Disposition::Transient => Fate::Transient,
+            Disposition::Permanent => Fate::Permanent,
+        };
+        self.outcome.reason = Some(reason_of(failure));
+    }
+
+    /// The record cannot be tried (again) now. Never attempted: `deferred` says why and
+    /// when to come back. Attempted: the last failure stands, and comes back no sooner.
+    fn not_now(mut self, deferred: RecordOutcome, retry_after: Option<Duration>) -> RecordOutcome {
+        self.outcome.retry_after = retry_after;
+        if self.outcome.attempts == 0 {
+            self.outcome.fate = deferred.fate;
+            self.outcome.reason = deferred.reason;
+        }
+        self.outcome
+    }
+
+    fn expired(mut self, expiry: &Expiry) -> RecordOutcome {
+        let mut message = expiry.reason(Instant::now());
+        if let Some(last) = self
+            .outcome
+            .reason
+            .as_ref()
+            .filter(|_| self.outcome.attempts > 0)
+        {
+            message.push_str(&format!("; last attempt failed with {}", last.code));
+        }
+        self.outcome.fate = Fate::Expired;
+        self.outcome.reason = Some(Reason {
+            code: "Expired".to_owned(),
+            message,
+        });
+        self.outcome
+    }
+
+    fn abandoned(mut self) -> RecordOutcome {
+        self.outcome.fate = Fate::Deferred;
+        self.outcome.reason = Some(Reason {
+            code: "DeadlineReached".to_owned(),
+            message:
+                "abandoned in flight at the invocation deadline; the call may have been placed"
+                    .to_owned(),
+        });
+        self.outcome
+    }
+}
+
+fn deadline_reached(record: &Record<'_>) -> RecordOutcome {
+    deferred(
+        record,
+        "DeadlineReached",
+        "not started: too close to the invocation deadline",
+    )
+}
+
+fn circuit_open(record: &Record<'_>, open: Open) -> RecordOutcome {
+    deferred(
+        record,
+        "CircuitOpen",
+        &format!(
+            "not sent: the voice service is failing and the circuit breaker is open for another {} s",
+            open.remaining.as_secs()
+        ),
+    )
+}
+
+fn rate_limited(record: &Record<'_>, pacer: &Pacer, wait: Duration) -> RecordOutcome {
+    deferred(
+        record,
+        "RateLimited",
+        &format!(
+            "not sent: no send permit before the cutoff at the current pace of {} (limit {}); expected wait {} s",
+            pacer.rate(),
+            pacer.limit(),
+            wait.as_secs()
+        ),
+    )
 }
 
 /// Splits a batch into lanes that run concurrently. Each record of a standard queue is a
@@ -241,15 +455,9 @@ fn reason_of(failure: &SendFailure) -> Reason {
 
 fn failed(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordOutcome {
     RecordOutcome {
-        message_id: record.message_id.to_owned(),
-        fate,
         reason: Some(reason),
-        voice_message_id: None,
-        destination: None,
         receive_count: record.receive_count,
-        latency: Duration::ZERO,
-        dead_lettered: false,
-        retry_delay_seconds: None,
+        ..RecordOutcome::new(record.message_id, fate)
     }
 }
 
@@ -274,6 +482,7 @@ mod tests {
             body: None,
             receive_count: Some(1),
             fifo_group: group,
+            sent_at: None,
         }
     }
 
@@ -293,6 +502,346 @@ mod tests {
             record("a3", Some("a")),
         ];
         assert_eq!(lanes(&records), vec![vec![0, 2, 4], vec![1, 3]]);
+    }
+
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use crate::phone::PhoneNumber;
+    use crate::ports::SentCall;
+
+    /// Answers from a script, then with `then`; records when each request started.
+    struct ScriptedVoice {
+        script: Mutex<VecDeque<Result<SentCall, SendFailure>>>,
+        then: Result<SentCall, SendFailure>,
+        started: Mutex<Vec<Instant>>,
+        latency: Duration,
+    }
+
+    impl ScriptedVoice {
+        fn new(then: Result<SentCall, SendFailure>) -> Self {
+            Self {
+                script: Mutex::new(VecDeque::new()),
+                then,
+                started: Mutex::new(Vec::new()),
+                latency: Duration::from_millis(10),
+            }
+        }
+
+        fn first(self, answers: Vec<Result<SentCall, SendFailure>>) -> Self {
+            self.script.lock().unwrap().extend(answers);
+            self
+        }
+
+        fn requests(&self) -> usize {
+            self.started.lock().unwrap().len()
+        }
+    }
+
+    impl VoiceSender for ScriptedVoice {
+        async fn send(&self, _message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+            self.started.lock().unwrap().push(Instant::now());
+            tokio::time::sleep(self.latency).await;
+            let next = self.script.lock().unwrap().pop_front();
+            next.unwrap_or_else(|| self.then.clone())
+        }
+    }
+
+    fn accepted() -> Result<SentCall, SendFailure> {
+        Ok(SentCall {
+            message_id: Some("voice-1".into()),
+        })
+    }
+
+    fn internal_error() -> Result<SentCall, SendFailure> {
+        Err(SendFailure::Service {
+            code: Some("InternalServiceErrorException".into()),
+            status: Some(500),
+            message: "down".into(),
+        })
+    }
+
+    fn throttled() -> Result<SentCall, SendFailure> {
+        Err(SendFailure::Service {
+            code: Some("TooManyRequestsException".into()),
+            status: Some(429),
+            message: "slow down".into(),
+        })
+    }
+
+    fn settings() -> EngineSettings {
+        EngineSettings {
+            defaults: MessageDefaults {
+                origination: PhoneNumber::parse("+12065550199").ok(),
+                configuration_set: None,
+            },
+            deadline_safety: Duration::from_millis(500),
+            retry_base: Duration::from_millis(100),
+            ..EngineSettings::default()
+        }
+    }
+
+    const BODY: &str = r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"PlainTextMessage": {"Text": "Disk full"}}}"#;
+    const BODY_TTL_10: &str = r#"{"DestinationPhoneNumber": "+12065550142", "TimeToLive": 10, "Content": {"PlainTextMessage": {"Text": "Disk full"}}}"#;
+
+    fn sent(id: &str, body: &'static str, age: Duration) -> Record<'static> {
+        Record {
+            message_id: Box::leak(id.to_owned().into_boxed_str()),
+            body: Some(body),
+            receive_count: Some(1),
+            fifo_group: None,
+            sent_at: Some(SystemTime::now() - age),
+        }
+    }
+
+    fn in_seconds(seconds: u64) -> Instant {
+        Instant::now() + Duration::from_secs(seconds)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_past_its_time_to_live_is_expired_and_never_sent() {
+        let mut settings = settings();
+        settings.message_ttl = Duration::from_secs(60);
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings);
+        let records = [
+            sent("old", BODY, Duration::from_secs(61)),
+            sent("fresh", BODY, Duration::from_secs(59)),
+            sent("own-ttl", BODY_TTL_10, Duration::from_secs(11)),
+        ];
+        let report = engine.run(&records, in_seconds(30)).await;
+        let fates: Vec<Fate> = report.outcomes.iter().map(|o| o.fate).collect();
+        assert_eq!(fates, [Fate::Expired, Fate::Sent, Fate::Expired]);
+        let reason = report.outcomes[0].reason.as_ref().unwrap();
+        assert_eq!(reason.code, "Expired");
+        assert!(
+            reason.message.contains("time to live of 60 s"),
+            "{reason:?}"
+        );
+        assert_eq!(report.outcomes[0].attempts, 0);
+        assert_eq!(engine.sender.requests(), 1, "only the fresh one was sent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_time_to_live_longer_than_the_setting_keeps_the_record_alive() {
+        let mut settings = settings();
+        settings.message_ttl = Duration::from_secs(5);
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings);
+        let records = [sent("m", BODY_TTL_10, Duration::from_secs(8))];
+        let report = engine.run(&records, in_seconds(30)).await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_answer_is_retried_in_place_and_a_timeout_is_not() {
+        let engine = BatchEngine::new(
+            ScriptedVoice::new(accepted()).first(vec![internal_error()]),
+            settings(),
+        );
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        assert_eq!(report.outcomes[0].attempts, 2);
+
+        let engine = BatchEngine::new(
+            ScriptedVoice::new(accepted()).first(vec![Err(SendFailure::Timeout("t".into()))]),
+            settings(),
+        );
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        assert_eq!(
+            report.outcomes[0].fate,
+            Fate::Transient,
+            "the call may have gone out"
+        );
+        assert_eq!(report.outcomes[0].attempts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_in_place_stop_at_the_configured_number() {
+        let mut settings = settings();
+        settings.max_attempts = 4;
+        settings.breaker.threshold = 100;
+        let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings);
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Transient);
+        assert_eq!(report.outcomes[0].attempts, 4);
+        assert_eq!(engine.sender.requests(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_starts_after_the_record_expires() {
+        let mut settings = settings();
+        settings.message_ttl = Duration::from_secs(10);
+        settings.retry_base = Duration::from_secs(60);
+        settings.max_attempts = 10;
+        let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings);
+        let record = sent("m", BODY, Duration::from_millis(9_500));
+        let expires = Instant::now() + Duration::from_millis(500);
+        let report = engine.run(&[record], in_seconds(600)).await;
+        let outcome = &report.outcomes[0];
+        let started = engine.sender.started.lock().unwrap().clone();
+        assert!(started.iter().all(|at| *at < expires), "{started:?}");
+        assert!(
+            outcome.fate == Fate::Transient || outcome.fate == Fate::Expired,
+            "{outcome:?}"
+        );
+        assert_eq!(
+            outcome.reason.as_ref().unwrap().code,
+            "InternalServiceErrorException"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_that_would_wait_past_expiry_is_given_up_as_expired_on_the_next_look() {
+        let mut settings = settings();
+        settings.message_ttl = Duration::from_secs(10);
+        settings.max_attempts = 10;
+        settings.breaker.threshold = 100;
+        // Each attempt takes 2 s; with 5 s left, the third would start after expiry.
+        let mut voice = ScriptedVoice::new(internal_error());
+        voice.latency = Duration::from_secs(2);
+        let engine = BatchEngine::new(voice, settings);
+        let expires = Instant::now() + Duration::from_secs(5);
+        let report = engine
+            .run(&[sent("m", BODY, Duration::from_secs(5))], in_seconds(600))
+            .await;
+        let outcome = &report.outcomes[0];
+        let started = engine.sender.started.lock().unwrap().clone();
+        assert!(started.iter().all(|at| *at < expires), "{started:?}");
+        assert_eq!(outcome.fate, Fate::Expired);
+        let reason = outcome.reason.as_ref().unwrap();
+        assert!(
+            reason
+                .message
+                .contains("last attempt failed with InternalServiceErrorException"),
+            "{reason:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_defers_the_rest_with_its_remaining_time() {
+        let mut settings = settings();
+        settings.max_concurrency = 1;
+        settings.max_attempts = 1;
+        settings.breaker = BreakerSettings {
+            threshold: 2,
+            open_for: Duration::from_secs(20),
+            max_open: Duration::from_secs(60),
+        };
+        let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings);
+        let records: Vec<Record<'_>> = (0..5)
+            .map(|n| sent(&format!("m{n}"), BODY, Duration::ZERO))
+            .collect();
+        let report = engine.run(&records, in_seconds(30)).await;
+        let fates: Vec<Fate> = report.outcomes.iter().map(|o| o.fate).collect();
+        assert_eq!(
+            fates,
+            [
+                Fate::Transient,
+                Fate::Transient,
+                Fate::Deferred,
+                Fate::Deferred,
+                Fate::Deferred
+            ]
+        );
+        assert_eq!(engine.sender.requests(), 2, "nothing sent while open");
+        for deferred in &report.outcomes[2..] {
+            assert_eq!(deferred.reason.as_ref().unwrap().code, "CircuitOpen");
+            let after = deferred.retry_after.unwrap();
+            assert!(
+                after >= Duration::from_secs(19) && after <= Duration::from_secs(25),
+                "remaining open time plus at most a quarter of it: {after:?}"
+            );
+        }
+        assert_eq!(
+            report.circuit,
+            CircuitReport {
+                opened: 1,
+                open_at_end: true
+            }
+        );
+
+        // The breaker outlives the invocation; after its open time one probe closes it.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        let engine = BatchEngine {
+            sender: ScriptedVoice::new(accepted()),
+            settings: engine.settings.clone(),
+            pacer: None,
+            breaker: engine.breaker,
+        };
+        let report = engine.run(&records[..2], in_seconds(30)).await;
+        assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
+        assert_eq!(
+            report.circuit,
+            CircuitReport {
+                opened: 0,
+                open_at_end: false
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_that_cannot_get_a_permit_before_the_cutoff_are_deferred_with_their_wait() {
+        let mut settings = settings();
+        settings.send_rate = SendRate::per_second(1.0);
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings);
+        let records: Vec<Record<'_>> = (0..6)
+            .map(|n| sent(&format!("m{n}"), BODY, Duration::ZERO))
+            .collect();
+        // Sends may start until 3.5 s - 0.5 s = 3 s: at 0, 1, 2 and 3 s.
+        let deadline = Instant::now() + Duration::from_millis(3_500);
+        let report = engine.run(&records, deadline).await;
+        let sent: Vec<&RecordOutcome> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.fate == Fate::Sent)
+            .collect();
+        let limited: Vec<&RecordOutcome> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.fate == Fate::Deferred)
+            .collect();
+        assert_eq!((sent.len(), limited.len()), (4, 2));
+        for outcome in &limited {
+            assert_eq!(outcome.reason.as_ref().unwrap().code, "RateLimited");
+            assert_eq!(outcome.attempts, 0, "never attempted");
+            let wait = outcome.retry_after.unwrap();
+            assert!(
+                wait >= Duration::from_secs(3) && wait <= Duration::from_secs(5),
+                "about its place in line: {wait:?}"
+            );
+        }
+        let started = engine.sender.started.lock().unwrap().clone();
+        for pair in started.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_secs(1), "{started:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_slows_the_pacer_and_the_record_is_retried_at_the_new_pace() {
+        let mut settings = settings();
+        settings.send_rate = SendRate::per_second(4.0);
+        let engine = BatchEngine::new(
+            ScriptedVoice::new(accepted()).first(vec![throttled()]),
+            settings,
+        );
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        assert_eq!(report.outcomes[0].attempts, 2);
+        assert_eq!(
+            engine.pacer().unwrap().rate(),
+            SendRate::per_second(2.0).unwrap()
+        );
+        assert_eq!(
+            report.circuit.opened, 0,
+            "throttling does not trip the breaker"
+        );
     }
 
     #[test]

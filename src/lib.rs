@@ -2,8 +2,8 @@
 //! each record given its fate (sent, transient, permanent, deferred) and the partial batch
 //! response SQS acts on.
 //!
-//! The pure core (`message`, `phone`, `classify`, `engine`, `report`, `backoff`,
-//! `dead_letter`, `settle`) knows nothing of the AWS SDK; `adapters` connect it to Pinpoint
+//! The pure core (`message`, `phone`, `classify`, `expiry`, `pacing`, `breaker`, `engine`,
+//! `report`, `backoff`, `dead_letter`, `settle`) knows nothing of the AWS SDK; `adapters` connect it to Pinpoint
 //! SMS Voice, SQS and Lambda; `wiring` builds it.
 
 // Record isolation relies on catching panics; with panic = "abort" (the default of
@@ -14,13 +14,16 @@ compile_error!("voice-dispatch needs panic = \"unwind\": set it in [profile.rele
 
 pub mod adapters;
 pub mod backoff;
+pub mod breaker;
 pub mod classify;
 pub mod config;
 pub mod dead_letter;
 pub mod engine;
+pub mod expiry;
 pub mod logging;
 pub mod message;
 pub mod metrics;
+pub mod pacing;
 pub mod phone;
 pub mod ports;
 pub mod record;

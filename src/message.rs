@@ -8,6 +8,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::phone::PhoneNumber;
 
 /// Longest `Text` the service takes for plain text and call instructions, in characters.
@@ -30,6 +31,9 @@ pub struct VoiceMessage {
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
     pub content: VoiceContent,
+    /// How long the request stays worth placing, when the body says (`TimeToLive`, seconds);
+    /// otherwise `MESSAGE_TTL_SECONDS` applies.
+    pub time_to_live: Option<u32>,
 }
 
 /// What the call says: exactly one of the three kinds `SendVoiceMessage` takes.
@@ -106,6 +110,8 @@ struct MessageBody {
     configuration_set_name: Option<String>,
     #[serde(deserialize_with = "object")]
     content: ContentBody,
+    #[serde(default)]
+    time_to_live: Option<u64>,
 }
 
 /// The whole body, which must be a JSON object.
@@ -285,12 +291,27 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
             )?,
         },
     };
+    let time_to_live = body
+        .time_to_live
+        .map(|seconds| {
+            u32::try_from(seconds)
+                .ok()
+                .filter(|seconds| (MIN_TTL_SECONDS..=MAX_BODY_TTL_SECONDS).contains(seconds))
+                .ok_or_else(|| InvalidMessage::InvalidField {
+                    field: "TimeToLive",
+                    problem: format!(
+                        "seconds from {MIN_TTL_SECONDS} to {MAX_BODY_TTL_SECONDS} allowed"
+                    ),
+                })
+        })
+        .transpose()?;
     Ok(VoiceMessage {
         destination,
         origination,
         caller_id,
         configuration_set,
         content,
+        time_to_live,
     })
 }
 
@@ -408,6 +429,31 @@ mod tests {
         };
         assert_eq!(speech.voice_id.as_deref(), Some("Hans"));
         assert_eq!(speech.text.as_str(), "Hallo");
+    }
+
+    #[test]
+    fn a_body_may_set_its_own_time_to_live_within_the_v2_bounds() {
+        let with_ttl = |ttl: &str| {
+            parse(&format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", "TimeToLive": {ttl},
+                    "Content": {{"CallInstructionsMessage": {{"Text": "Hi"}}}}}}"#
+            ))
+        };
+        assert_eq!(with_ttl("5").unwrap().time_to_live, Some(5));
+        assert_eq!(with_ttl("259200").unwrap().time_to_live, Some(259_200));
+        assert_eq!(parse(FULL).unwrap().time_to_live, None);
+        for bad in ["4", "259201", "0", "99999999999"] {
+            let err = with_ttl(bad).unwrap_err();
+            assert_eq!(err.code(), "InvalidField", "{bad}");
+            assert!(err.to_string().starts_with("TimeToLive:"), "{err}");
+        }
+        for wrong_type in ["-5", "60.5", "\"60\""] {
+            assert_eq!(
+                with_ttl(wrong_type).unwrap_err().code(),
+                "SchemaViolation",
+                "{wrong_type}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! CloudWatch Embedded Metric Format: JSON lines on stdout that CloudWatch turns into
 //! metrics, with no API call and no extra permission.
 //!
-//! Per invocation: one document with the counts of each fate and up to 100 send latencies,
+//! Per invocation: one document with the counts of each fate, the requests made to the voice
+//! service, the circuit breaker's openings and state, and up to 100 send latencies,
 //! more latency-only documents for larger batches (EMF takes at most 100 values per metric),
 //! and one document per error code with the number of records that failed with it.
 
@@ -27,8 +28,7 @@ impl MetricsContext {
         let latencies: Vec<f64> = report
             .outcomes
             .iter()
-            // A destination means the body was valid and a send was started.
-            .filter(|outcome| outcome.destination.is_some())
+            .filter(|outcome| outcome.attempts > 0)
             .map(|outcome| (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0)
             .collect();
         let mut latency_chunks = latencies.chunks(MAX_VALUES);
@@ -43,6 +43,10 @@ impl MetricsContext {
                 ("Permanent", "Count"),
                 ("DeadLettered", "Count"),
                 ("Deferred", "Count"),
+                ("Expired", "Count"),
+                ("Attempts", "Count"),
+                ("CircuitOpened", "Count"),
+                ("CircuitOpen", "None"),
                 ("SendLatency", "Milliseconds"),
             ],
         );
@@ -52,6 +56,14 @@ impl MetricsContext {
         summary["Permanent"] = json!(counts.permanent);
         summary["DeadLettered"] = json!(counts.dead_lettered);
         summary["Deferred"] = json!(counts.deferred);
+        summary["Expired"] = json!(counts.expired);
+        summary["Attempts"] = json!(report
+            .outcomes
+            .iter()
+            .map(|outcome| u64::from(outcome.attempts))
+            .sum::<u64>());
+        summary["CircuitOpened"] = json!(report.circuit.opened);
+        summary["CircuitOpen"] = json!(u8::from(report.circuit.open_at_end));
         summary["SendLatency"] = json!(latency_chunks.next().unwrap_or_default());
         let mut documents = vec![summary];
 
@@ -128,18 +140,15 @@ mod tests {
 
     fn outcome(fate: Fate, code: Option<&str>, sent_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {
-            message_id: "m".into(),
-            fate,
             reason: code.map(|code| Reason {
                 code: code.into(),
                 message: "m".into(),
             }),
-            voice_message_id: None,
             destination: sent_ms.map(|_| "+1206*****42".into()),
             receive_count: Some(1),
             latency: Duration::from_millis(sent_ms.unwrap_or(0)),
-            dead_lettered: false,
-            retry_delay_seconds: None,
+            attempts: u32::from(sent_ms.is_some()),
+            ..RecordOutcome::new("m", fate)
         }
     }
 
@@ -186,17 +195,26 @@ mod tests {
                 dead,
                 outcome(Fate::Permanent, Some("MalformedJson"), None),
                 outcome(Fate::Deferred, Some("DeadlineReached"), None),
+                outcome(Fate::Expired, Some("Expired"), None),
             ],
+            circuit: crate::report::CircuitReport {
+                opened: 1,
+                open_at_end: true,
+            },
         };
         let documents = context().documents(&report, 1_764_000_000_000);
         documents.iter().for_each(assert_valid_emf);
         let summary = &documents[0];
-        assert_eq!(summary["Records"], 5);
+        assert_eq!(summary["Records"], 6);
         assert_eq!(summary["Sent"], 1);
         assert_eq!(summary["Transient"], 1);
         assert_eq!(summary["Permanent"], 2);
         assert_eq!(summary["DeadLettered"], 1);
         assert_eq!(summary["Deferred"], 1);
+        assert_eq!(summary["Expired"], 1);
+        assert_eq!(summary["Attempts"], 3, "one request per started send");
+        assert_eq!(summary["CircuitOpened"], 1);
+        assert_eq!(summary["CircuitOpen"], 1);
         assert_eq!(summary["SendLatency"], json!([50.0, 70.0, 3.0]));
         assert_eq!(summary["FunctionName"], "calls");
         assert_eq!(summary["_aws"]["Timestamp"], 1_764_000_000_000u64);
@@ -215,6 +233,7 @@ mod tests {
             by_code,
             [
                 ("deferred".into(), "DeadlineReached".into(), 1),
+                ("expired".into(), "Expired".into(), 1),
                 ("permanent".into(), "BadRequestException".into(), 1),
                 ("permanent".into(), "MalformedJson".into(), 1),
                 (
@@ -232,6 +251,7 @@ mod tests {
             outcomes: (0..250)
                 .map(|_| outcome(Fate::Sent, None, Some(1)))
                 .collect(),
+            ..Default::default()
         };
         let documents = context().documents(&report, 0);
         documents.iter().for_each(assert_valid_emf);

@@ -1,5 +1,7 @@
 //! Facts about an SQS record as Lambda delivers it, read the same way everywhere.
 
+use std::time::{Duration, SystemTime};
+
 use aws_lambda_events::sqs::SqsMessage;
 
 /// How many times SQS has delivered the record, this delivery included.
@@ -8,6 +10,15 @@ pub fn receive_count(message: &SqsMessage) -> Option<u32> {
         .attributes
         .get("ApproximateReceiveCount")
         .and_then(|count| count.parse().ok())
+}
+
+/// When the producer sent the record: its `SentTimestamp` attribute, epoch milliseconds.
+pub fn sent_at(message: &SqsMessage) -> Option<SystemTime> {
+    message
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// Whether the record comes from a FIFO queue: its queue ARN ends in `.fifo`.
@@ -51,6 +62,23 @@ mod tests {
             serde_json::json!({"ApproximateReceiveCount": "x"}),
         );
         assert_eq!(receive_count(&m), None);
+    }
+
+    #[test]
+    fn the_send_time_comes_from_the_sent_timestamp_in_epoch_milliseconds() {
+        let m = message(
+            "arn:aws:sqs:us-east-1:1:q",
+            serde_json::json!({"SentTimestamp": "1764000000123"}),
+        );
+        assert_eq!(
+            sent_at(&m),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_000_000_123))
+        );
+        let m = message(
+            "arn:aws:sqs:us-east-1:1:q",
+            serde_json::json!({"SentTimestamp": "soon"}),
+        );
+        assert_eq!(sent_at(&m), None);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Fate {
     /// Not attempted, or abandoned in flight, this time (deadline, or an earlier record of
     /// its FIFO group failed): reported, so SQS redelivers it.
     Deferred,
+    /// Past its time to live: never sent. Dead-lettered like a permanent failure.
+    Expired,
 }
 
 impl Fate {
@@ -26,7 +28,14 @@ impl Fate {
             Fate::Transient => "transient",
             Fate::Permanent => "permanent",
             Fate::Deferred => "deferred",
+            Fate::Expired => "expired",
         }
+    }
+
+    /// Fates that end a record's life short of a call: sending it again cannot help, so it
+    /// goes to the dead-letter queue with its reason.
+    pub fn is_final_failure(self) -> bool {
+        matches!(self, Fate::Permanent | Fate::Expired)
     }
 }
 
@@ -53,9 +62,31 @@ pub struct RecordOutcome {
     pub dead_lettered: bool,
     /// The visibility timeout given to a transient failure, delaying its redelivery.
     pub retry_delay_seconds: Option<u32>,
+    /// For a deferred record: when it is worth trying again (the pacer's expected wait, the
+    /// breaker's remaining open time). `None`: at once.
+    pub retry_after: Option<Duration>,
+    /// Requests sent to the voice service for this record in this invocation.
+    pub attempts: u32,
 }
 
 impl RecordOutcome {
+    /// An outcome with nothing known yet beyond its fate.
+    pub fn new(message_id: &str, fate: Fate) -> Self {
+        Self {
+            message_id: message_id.to_owned(),
+            fate,
+            reason: None,
+            voice_message_id: None,
+            destination: None,
+            receive_count: None,
+            latency: Duration::ZERO,
+            dead_lettered: false,
+            retry_delay_seconds: None,
+            retry_after: None,
+            attempts: 0,
+        }
+    }
+
     /// Whether SQS must keep the record: everything not sent, unless the dead-letter queue
     /// already holds it.
     pub fn is_reported(&self) -> bool {
@@ -73,6 +104,7 @@ impl RecordOutcome {
                 message_id = %self.message_id,
                 fate = self.fate.as_str(),
                 receive_count = self.receive_count,
+                attempts = self.attempts,
                 latency_ms,
                 destination = self.destination.as_deref(),
                 voice_message_id = self.voice_message_id.as_deref(),
@@ -84,6 +116,7 @@ impl RecordOutcome {
                 error_code,
                 reason,
                 receive_count = self.receive_count,
+                attempts = self.attempts,
                 latency_ms,
                 destination = self.destination.as_deref(),
                 dead_lettered = self.dead_lettered,
@@ -98,6 +131,16 @@ impl RecordOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct BatchReport {
     pub outcomes: Vec<RecordOutcome>,
+    pub circuit: CircuitReport,
+}
+
+/// The instance's circuit breaker, as this invocation saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CircuitReport {
+    /// Times it opened during the invocation.
+    pub opened: u64,
+    /// Whether it was open (or half-open) when the invocation ended.
+    pub open_at_end: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,7 +149,9 @@ pub struct FateCounts {
     pub transient: usize,
     pub permanent: usize,
     pub deferred: usize,
-    /// Permanent failures the dead-letter queue accepted (also counted in `permanent`).
+    pub expired: usize,
+    /// Permanent failures and expired records the dead-letter queue accepted (also counted
+    /// in `permanent` and `expired`).
     pub dead_lettered: usize,
 }
 
@@ -119,6 +164,7 @@ impl BatchReport {
                 Fate::Transient => counts.transient += 1,
                 Fate::Permanent => counts.permanent += 1,
                 Fate::Deferred => counts.deferred += 1,
+                Fate::Expired => counts.expired += 1,
             }
             counts.dead_lettered += usize::from(outcome.dead_lettered);
         }
@@ -157,17 +203,7 @@ mod tests {
     use super::*;
 
     fn outcome(id: &str, fate: Fate) -> RecordOutcome {
-        RecordOutcome {
-            message_id: id.to_owned(),
-            fate,
-            reason: None,
-            voice_message_id: None,
-            destination: None,
-            receive_count: None,
-            latency: Duration::ZERO,
-            dead_lettered: false,
-            retry_delay_seconds: None,
-        }
+        RecordOutcome::new(id, fate)
     }
 
     #[test]
@@ -179,7 +215,9 @@ mod tests {
                 outcome("c", Fate::Permanent),
                 outcome("d", Fate::Deferred),
                 outcome("b", Fate::Transient),
+                outcome("e", Fate::Expired),
             ],
+            ..Default::default()
         };
         let ids: Vec<String> = report
             .to_response()
@@ -187,7 +225,7 @@ mod tests {
             .into_iter()
             .map(|f| f.item_identifier)
             .collect();
-        assert_eq!(ids, ["b", "c", "d"]);
+        assert_eq!(ids, ["b", "c", "d", "e"]);
         assert_eq!(
             report.counts(),
             FateCounts {
@@ -195,6 +233,7 @@ mod tests {
                 transient: 2,
                 permanent: 1,
                 deferred: 1,
+                expired: 1,
                 dead_lettered: 0,
             }
         );
@@ -206,6 +245,7 @@ mod tests {
         dead.dead_lettered = true;
         let report = BatchReport {
             outcomes: vec![dead, outcome("kept", Fate::Permanent)],
+            ..Default::default()
         };
         assert_eq!(report.failed_message_ids(), ["kept"]);
         assert_eq!(report.counts().dead_lettered, 1);

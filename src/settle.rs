@@ -1,6 +1,8 @@
-//! After the sends: permanent failures to the dead-letter queue, transient ones delayed
-//! before SQS redelivers them, deferred ones (never attempted) released at once. Both are bounded by the invocation deadline, and neither can
-//! lose a message: a record leaves `batchItemFailures` only once the DLQ holds it.
+//! After the sends: permanent failures and expired records to the dead-letter queue,
+//! transient ones delayed before SQS redelivers them, deferred ones (never attempted)
+//! released when they are worth trying again: at once, or when the pacer or the breaker
+//! said. Both steps are bounded by the invocation deadline, and neither can lose a message:
+//! a record leaves `batchItemFailures` only once the DLQ holds it.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::dead_letter::dead_letter;
 use crate::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
 use crate::report::{BatchReport, Fate};
@@ -61,7 +63,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let mut indexes = Vec::new();
         let mut letters = Vec::new();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            if outcome.fate != Fate::Permanent {
+            if !outcome.fate.is_final_failure() {
                 continue;
             }
             match dead_letter(message, outcome, &time) {
@@ -111,9 +113,11 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
     }
 
     /// Sets each reported record's visibility: a transient failure waits out its backoff; a
-    /// deferred record, which was never attempted, comes back at once (in a FIFO group it
-    /// still waits behind the failed record that holds the group). Returns `(index, seconds)`
-    /// for every record whose visibility was set.
+    /// deferred record, which was never attempted, comes back when the engine said it is
+    /// worth trying again (the pacer's expected wait, the breaker's remaining open time), or
+    /// at once (in a FIFO group it still waits behind the failed record that holds the
+    /// group). A transient failure the engine could not retry for the same reasons waits at
+    /// least as long. Returns `(index, seconds)` for every record whose visibility was set.
     async fn schedule_redelivery(
         &self,
         report: &BatchReport,
@@ -126,12 +130,13 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         // Records of one batch come from one queue, but nothing relies on that.
         let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
+            let hinted = outcome.retry_after.map_or(0, whole_seconds);
             let seconds = match outcome.fate {
-                Fate::Transient => {
-                    backoff.delay(outcome.receive_count.unwrap_or(1), fastrand::f64())
-                }
-                Fate::Deferred => 0,
-                Fate::Sent | Fate::Permanent => continue,
+                Fate::Transient => backoff
+                    .delay(outcome.receive_count.unwrap_or(1), fastrand::f64())
+                    .max(hinted),
+                Fate::Deferred => hinted,
+                Fate::Sent | Fate::Permanent | Fate::Expired => continue,
             };
             let (Some(arn), Some(receipt_handle)) = (
                 message.event_source_arn.as_deref(),
@@ -171,6 +176,13 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         }
         delayed
     }
+}
+
+/// A wait as a visibility timeout: whole seconds, rounded up (never back sooner than asked),
+/// at most SQS's 12 hours.
+fn whole_seconds(wait: std::time::Duration) -> u32 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.min(u64::from(MAX_VISIBILITY_SECONDS)) as u32
 }
 
 #[cfg(test)]
@@ -237,18 +249,12 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(n, (fate, _))| RecordOutcome {
-                message_id: format!("m{n}"),
-                fate: *fate,
                 reason: Some(Reason {
                     code: "X".into(),
                     message: "x".into(),
                 }),
-                voice_message_id: None,
-                destination: None,
                 receive_count: Some(3),
-                latency: Duration::ZERO,
-                dead_lettered: false,
-                retry_delay_seconds: None,
+                ..RecordOutcome::new(&format!("m{n}"), *fate)
             })
             .collect();
         let messages = fates
@@ -263,7 +269,13 @@ mod tests {
                 .unwrap()
             })
             .collect();
-        (BatchReport { outcomes }, messages)
+        (
+            BatchReport {
+                outcomes,
+                ..Default::default()
+            },
+            messages,
+        )
     }
 
     fn later() -> Instant {
@@ -284,6 +296,44 @@ mod tests {
         assert_eq!(report.failed_message_ids(), ["m1"]);
         let dlq = settlement.dead_letters.as_ref().unwrap();
         assert_eq!(*dlq.bodies.lock().unwrap(), ["bad"]);
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_dead_lettered_like_permanent_failures() {
+        let (mut report, messages) = batch(&[(Fate::Expired, "late"), (Fate::Transient, "t")]);
+        let settlement = Settlement::new(Some(MemoryDlq::default()), None::<(MemoryVisibility, _)>);
+        settlement.settle(&mut report, &messages, later()).await;
+        assert!(report.outcomes[0].dead_lettered);
+        assert_eq!(report.failed_message_ids(), ["m1"]);
+        let dlq = settlement.dead_letters.as_ref().unwrap();
+        assert_eq!(*dlq.bodies.lock().unwrap(), ["late"]);
+    }
+
+    #[tokio::test]
+    async fn deferred_records_come_back_when_the_engine_said_and_transient_ones_no_sooner() {
+        let (mut report, messages) = batch(&[
+            (Fate::Deferred, "rate limited"),
+            (Fate::Transient, "breaker opened after it failed"),
+            (Fate::Deferred, "way too long"),
+        ]);
+        report.outcomes[0].retry_after = Some(Duration::from_millis(6_200));
+        report.outcomes[1].retry_after = Some(Duration::from_secs(100));
+        report.outcomes[2].retry_after = Some(Duration::from_secs(100_000));
+        let settlement = Settlement::new(
+            None::<MemoryDlq>,
+            Some((MemoryVisibility::default(), Backoff::new(10, 900))),
+        );
+        settlement.settle(&mut report, &messages, later()).await;
+        let delays: Vec<Option<u32>> = report
+            .outcomes
+            .iter()
+            .map(|o| o.retry_delay_seconds)
+            .collect();
+        assert_eq!(
+            delays,
+            [Some(7), Some(100), Some(MAX_VISIBILITY_SECONDS)],
+            "rounded up; the hint beats a shorter backoff; 12 h at most"
+        );
     }
 
     #[tokio::test]

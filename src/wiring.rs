@@ -55,10 +55,19 @@ pub fn https_client(roots: TlsRoots) -> aws_sdk_pinpointsmsvoice::config::Shared
 }
 
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
-    voice_dispatch_with(
-        config,
-        aws_sdk_pinpointsmsvoice::Client::new(sdk),
-        aws_sdk_sqs::Client::new(sdk),
+    voice_dispatch_with(config, voice_client(sdk), aws_sdk_sqs::Client::new(sdk))
+}
+
+/// The voice client makes one attempt per send, whatever `AWS_MAX_ATTEMPTS` says: the SDK
+/// would retry a timed-out attempt or a connection lost after the request went out, and
+/// `SendVoiceMessage` has no idempotency token, so that could place the same call twice. The
+/// engine retries the failures that certainly placed nothing, through the pacer and the
+/// circuit breaker, and never after a message's expiry.
+pub fn voice_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoice::Client {
+    aws_sdk_pinpointsmsvoice::Client::from_conf(
+        aws_sdk_pinpointsmsvoice::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
     )
 }
 
@@ -81,6 +90,11 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
         defaults: config.defaults.clone(),
         max_concurrency: config.max_concurrency,
         deadline_safety: config.deadline_safety,
+        message_ttl: config.message_ttl,
+        max_attempts: config.max_attempts,
+        send_rate: config.send_rate,
+        breaker: config.breaker,
+        ..EngineSettings::default()
     }
 }
 

@@ -89,6 +89,8 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D,
             transient = counts.transient,
             permanent = counts.permanent,
             deferred = counts.deferred,
+            expired = counts.expired,
+            circuit_open = report.circuit.open_at_end,
             dead_lettered = counts.dead_lettered,
             reported_failures = report.failed_message_ids().len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
@@ -117,6 +119,7 @@ fn records_of(event: &SqsEvent) -> Result<Vec<Record<'_>>, EventError> {
                 body: message.body.as_deref(),
                 receive_count: record::receive_count(message),
                 fifo_group: record::fifo_group(message),
+                sent_at: record::sent_at(message),
             })
         })
         .collect()

@@ -1,0 +1,379 @@
+//! The circuit breaker: stop calling a voice service that is failing on its side.
+//!
+//! One breaker per warm instance, shared by its invocations. After `threshold` consecutive
+//! attempts that failed on the service's side (a 5xx, a timeout, a broken connection) it
+//! opens: nothing is sent for `open_for`. Then one probe goes out (half-open): a probe the
+//! service answers closes the breaker; a probe that fails opens it again for twice as long,
+//! up to `max_open`. Throttling neither counts nor resets: the pacer handles it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::classify::Signal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Consecutive service-side failures that open the breaker.
+    pub threshold: u32,
+    /// How long it stays open the first time.
+    pub open_for: Duration,
+    /// The longest it stays open, however many probes fail.
+    pub max_open: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            open_for: Duration::from_secs(30),
+            max_open: Duration::from_secs(900),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant, open_for: Duration },
+    HalfOpen { open_for: Duration, probing: bool },
+}
+
+/// Not now: the breaker is open (or its one probe is out). Come back after `remaining`;
+/// `open_for` is the length of the current open period, the scale for jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Open {
+    pub remaining: Duration,
+    pub open_for: Duration,
+}
+
+impl Open {
+    /// The redelivery delay for a record turned away: the remaining open time plus up to a
+    /// quarter of the open period (`draw` uniform in `[0, 1)`), so that the records turned
+    /// away together do not all come back at the same instant.
+    pub fn retry_after(&self, draw: f64) -> Duration {
+        self.remaining + self.open_for.mul_f64(draw.clamp(0.0, 1.0) / 4.0)
+    }
+}
+
+pub struct CircuitBreaker {
+    settings: BreakerSettings,
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    state: State,
+    /// Times the breaker opened from closed, since the instance started.
+    opened: u64,
+}
+
+/// What the breaker says to one attempt.
+#[derive(Debug)]
+pub struct Attempt {
+    probe: bool,
+    /// Set once the attempt's result is recorded; an attempt dropped before that (abandoned
+    /// at the deadline, or a panic) frees the probe slot so the breaker cannot stick.
+    inner: Option<Arc<Mutex<Inner>>>,
+}
+
+impl Attempt {
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let (true, Some(inner)) = (self.probe, self.inner.take()) {
+            let mut inner = lock(&inner);
+            if let State::HalfOpen { open_for, .. } = inner.state {
+                inner.state = State::HalfOpen {
+                    open_for,
+                    probing: false,
+                };
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.state)
+    }
+}
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    inner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl CircuitBreaker {
+    pub fn new(settings: BreakerSettings) -> Self {
+        let settings = BreakerSettings {
+            threshold: settings.threshold.max(1),
+            max_open: settings.max_open.max(settings.open_for),
+            ..settings
+        };
+        Self {
+            settings,
+            inner: Arc::new(Mutex::new(Inner {
+                state: State::Closed { failures: 0 },
+                opened: 0,
+            })),
+        }
+    }
+
+    /// Whether an attempt could start now, without taking the probe slot: lets a record be
+    /// turned away before it waits for a pacer permit.
+    pub fn check(&self, now: Instant) -> Result<(), Open> {
+        let mut inner = lock(&self.inner);
+        Self::refresh(&mut inner, now);
+        match inner.state {
+            State::Closed { .. } | State::HalfOpen { probing: false, .. } => Ok(()),
+            State::Open { until, open_for } => Err(Open {
+                remaining: until.saturating_duration_since(now),
+                open_for,
+            }),
+            State::HalfOpen { open_for, .. } => Err(Open {
+                remaining: Duration::ZERO,
+                open_for,
+            }),
+        }
+    }
+
+    /// Lets one attempt start now, or turns it away. In half-open, the first attempt is the
+    /// probe and the others are turned away until it ends.
+    pub fn admit(&self, now: Instant) -> Result<Attempt, Open> {
+        self.check(now)?;
+        let mut inner = lock(&self.inner);
+        let probe = match inner.state {
+            State::HalfOpen {
+                open_for,
+                probing: false,
+            } => {
+                inner.state = State::HalfOpen {
+                    open_for,
+                    probing: true,
+                };
+                true
+            }
+            _ => false,
+        };
+        Ok(Attempt {
+            probe,
+            inner: Some(self.inner.clone()),
+        })
+    }
+
+    /// Records how an attempt ended: `None` for a call the service accepted.
+    pub fn record(&self, mut attempt: Attempt, failure: Option<Signal>, now: Instant) {
+        attempt.inner = None;
+        let mut inner = lock(&self.inner);
+        let healthy = matches!(failure, None | Some(Signal::Answered));
+        let failing = failure == Some(Signal::ServiceFailing);
+        match inner.state {
+            State::HalfOpen { open_for, .. } if attempt.probe => {
+                if healthy {
+                    inner.state = State::Closed { failures: 0 };
+                    tracing::info!("circuit breaker closed: the voice service answered the probe");
+                } else if failing {
+                    let open_for = (open_for * 2).min(self.settings.max_open);
+                    inner.state = State::Open {
+                        until: now + open_for,
+                        open_for,
+                    };
+                    tracing::warn!(
+                        open_seconds = open_for.as_secs_f64(),
+                        "circuit breaker reopened: the probe failed on the service's side"
+                    );
+                } else {
+                    // Throttled, or never reached the service: no news. Probe again.
+                    inner.state = State::HalfOpen {
+                        open_for,
+                        probing: false,
+                    };
+                }
+            }
+            State::Closed { failures } if failing => {
+                let failures = failures + 1;
+                if failures >= self.settings.threshold {
+                    let open_for = self.settings.open_for;
+                    inner.state = State::Open {
+                        until: now + open_for,
+                        open_for,
+                    };
+                    inner.opened += 1;
+                    tracing::warn!(
+                        consecutive_failures = failures,
+                        open_seconds = open_for.as_secs_f64(),
+                        "circuit breaker opened: the voice service is failing on its side"
+                    );
+                } else {
+                    inner.state = State::Closed { failures };
+                }
+            }
+            State::Closed { .. } if healthy => inner.state = State::Closed { failures: 0 },
+            // Throttling and unsent requests leave the count alone; results of attempts
+            // that started before the breaker opened do not move it.
+            _ => {}
+        }
+    }
+
+    /// Whether the breaker is open (or half-open) now.
+    pub fn is_open(&self, now: Instant) -> bool {
+        let mut inner = lock(&self.inner);
+        Self::refresh(&mut inner, now);
+        !matches!(inner.state, State::Closed { .. })
+    }
+
+    /// How many times the breaker has opened since the instance started.
+    pub fn times_opened(&self) -> u64 {
+        lock(&self.inner).opened
+    }
+
+    fn refresh(inner: &mut Inner, now: Instant) {
+        if let State::Open { until, open_for } = inner.state {
+            if now >= until {
+                inner.state = State::HalfOpen {
+                    open_for,
+                    probing: false,
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> CircuitBreaker {
+        CircuitBreaker::new(BreakerSettings {
+            threshold: 3,
+            open_for: Duration::from_secs(2),
+            max_open: Duration::from_secs(5),
+        })
+    }
+
+    fn fail(breaker: &CircuitBreaker, signal: Signal) {
+        let now = Instant::now();
+        let attempt = breaker.admit(now).expect("admitted");
+        breaker.record(attempt, Some(signal), now);
+    }
+
+    fn open_remaining(breaker: &CircuitBreaker) -> Duration {
+        breaker.check(Instant::now()).unwrap_err().remaining
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_opens_after_the_threshold_of_consecutive_service_failures() {
+        let breaker = breaker();
+        fail(&breaker, Signal::ServiceFailing);
+        fail(&breaker, Signal::ServiceFailing);
+        assert!(breaker.check(Instant::now()).is_ok());
+        fail(&breaker, Signal::ServiceFailing);
+        assert_eq!(open_remaining(&breaker), Duration::from_secs(2));
+        assert_eq!(breaker.times_opened(), 1);
+        assert!(
+            breaker.admit(Instant::now()).is_err(),
+            "nothing is sent while open"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_resets_the_count_and_throttling_neither_counts_nor_resets() {
+        let breaker = breaker();
+        fail(&breaker, Signal::ServiceFailing);
+        fail(&breaker, Signal::ServiceFailing);
+        fail(&breaker, Signal::Answered);
+        fail(&breaker, Signal::ServiceFailing);
+        fail(&breaker, Signal::ServiceFailing);
+        assert!(
+            breaker.check(Instant::now()).is_ok(),
+            "the answer reset the count"
+        );
+        fail(&breaker, Signal::Throttled);
+        fail(&breaker, Signal::NotReached);
+        assert!(
+            breaker.check(Instant::now()).is_ok(),
+            "throttling does not count"
+        );
+        fail(&breaker, Signal::ServiceFailing);
+        assert!(breaker.is_open(Instant::now()), "nor does it reset");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_open_time_one_probe_goes_out_and_an_answer_closes_it() {
+        let breaker = breaker();
+        for _ in 0..3 {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let now = Instant::now();
+        let probe = breaker.admit(now).expect("the probe");
+        assert!(probe.is_probe());
+        let other = breaker.admit(now).unwrap_err();
+        assert_eq!(other.remaining, Duration::ZERO, "only one probe at a time");
+        breaker.record(probe, None, now);
+        assert!(!breaker.is_open(now));
+        assert!(!breaker.admit(now).unwrap().is_probe());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_doubles_the_open_time_up_to_the_cap() {
+        let breaker = breaker();
+        for _ in 0..3 {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        let mut open_times = Vec::new();
+        for _ in 0..3 {
+            tokio::time::advance(open_remaining(&breaker)).await;
+            fail(&breaker, Signal::ServiceFailing);
+            open_times.push(open_remaining(&breaker).as_secs());
+        }
+        assert_eq!(open_times, [4, 5, 5]);
+        assert_eq!(breaker.times_opened(), 1, "reopening is not a new opening");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_is_dropped_or_throttled_frees_the_slot_for_another() {
+        let breaker = breaker();
+        for _ in 0..3 {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let now = Instant::now();
+        drop(breaker.admit(now).unwrap());
+        let probe = breaker
+            .admit(now)
+            .expect("a new probe after an abandoned one");
+        assert!(probe.is_probe());
+        breaker.record(probe, Some(Signal::Throttled), now);
+        assert!(breaker.admit(now).unwrap().is_probe());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn results_of_attempts_started_before_it_opened_do_not_move_it() {
+        let breaker = breaker();
+        let now = Instant::now();
+        let late = breaker.admit(now).unwrap();
+        for _ in 0..3 {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        breaker.record(late, None, now);
+        assert!(breaker.is_open(now), "a late success is not a probe");
+    }
+
+    #[test]
+    fn records_turned_away_come_back_after_the_remaining_time_plus_jitter() {
+        let open = Open {
+            remaining: Duration::from_secs(10),
+            open_for: Duration::from_secs(20),
+        };
+        assert_eq!(open.retry_after(0.0), Duration::from_secs(10));
+        assert_eq!(open.retry_after(0.5), Duration::from_millis(12_500));
+        assert_eq!(open.retry_after(7.0), Duration::from_secs(15), "clamped");
+    }
+}
