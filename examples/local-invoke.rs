@@ -31,6 +31,10 @@ struct Args {
     /// The invocation's timeout: the deadline the handler must answer before.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+    /// Keep the file's `SentTimestamp`s. By default each record is stamped as sent now, as
+    /// if it had just been queued: sample events are older than any time to live.
+    #[arg(long)]
+    keep_sent_timestamps: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -48,8 +52,18 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let event_json = std::fs::read_to_string(&args.event)
         .map_err(|err| format!("cannot read {}: {err}", args.event.display()))?;
-    let event: SqsEvent = serde_json::from_str(&event_json)
+    let mut event: SqsEvent = serde_json::from_str(&event_json)
         .map_err(|err| format!("{} is not an SQS event: {err}", args.event.display()))?;
+    if !args.keep_sent_timestamps {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        for record in &mut event.records {
+            record
+                .attributes
+                .insert("SentTimestamp".to_owned(), now_ms.to_string());
+        }
+    }
     let mut script = std::fs::read_to_string(&args.script)
         .map_err(|err| err.to_string())
         .and_then(|json| Script::from_json(&json).map_err(|err| err.to_string()))
@@ -111,7 +125,7 @@ fn print_table(report: &BatchReport) {
     }
     let counts = report.counts();
     println!(
-        "\n{} sent, {} transient, {} permanent, {} deferred",
-        counts.sent, counts.transient, counts.permanent, counts.deferred
+        "\n{} sent, {} transient, {} permanent, {} deferred, {} expired",
+        counts.sent, counts.transient, counts.permanent, counts.deferred, counts.expired
     );
 }

@@ -83,6 +83,10 @@ impl Function<'_> {
 /// An SQS event of `n` valid messages, compact like real ones (the whole event must stay
 /// under Lambda's 6 MB).
 fn event(n: usize) -> String {
+    // Sent now: a fixed past timestamp would be past any time to live.
+    let sent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let records: Vec<_> = (0..n)
         .map(|i| {
             let body = json!({
@@ -95,8 +99,8 @@ fn event(n: usize) -> String {
                 "messageId": format!("00000000-0000-4000-8000-{i:012}"),
                 "receiptHandle": format!("AQEB{i}"),
                 "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000",
-                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764000000001"},
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": sent.to_string(),
+                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": (sent + 1).to_string()},
                 "messageAttributes": {},
                 "md5OfBody": "00000000000000000000000000000000",
                 "eventSource": "aws:sqs",

@@ -45,6 +45,11 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D,
         }
     }
 
+    /// The engine, with the instance's pacer and circuit breaker.
+    pub fn engine(&self) -> &BatchEngine<S> {
+        &self.engine
+    }
+
     /// Writes CloudWatch EMF metrics after every batch.
     pub fn with_metrics(mut self, metrics: Option<MetricsContext>) -> Self {
         self.metrics = metrics;

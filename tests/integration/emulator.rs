@@ -81,7 +81,7 @@ async fn invoke(port: u16, event_file: &str) -> Value {
         ])
         .arg(port.to_string())
         .arg("--data-file")
-        .arg(manifest_dir().join("events").join(event_file))
+        .arg(sent_now_copy(event_file))
         .output()
         .await
         .expect("cargo lambda invoke runs");
@@ -96,6 +96,18 @@ async fn invoke(port: u16, event_file: &str) -> Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// A copy of the event file with its records stamped as sent now (see `support::sent_now`).
+fn sent_now_copy(event_file: &str) -> PathBuf {
+    let original = std::fs::read_to_string(manifest_dir().join("events").join(event_file))
+        .expect("the event file");
+    let copy = std::env::temp_dir().join(format!(
+        "voice-dispatch-{}-{event_file}",
+        std::process::id()
+    ));
+    std::fs::write(&copy, crate::support::sent_now(&original)).expect("a temporary copy");
+    copy
 }
 
 fn event_ids(event_file: &str) -> Vec<String> {

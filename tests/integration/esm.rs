@@ -19,6 +19,8 @@ use crate::moto::{messages_left, Queue};
 pub struct Delivery {
     pub message_id: String,
     pub receive_count: u32,
+    /// The message's `SentTimestamp`, epoch milliseconds.
+    pub sent_timestamp_ms: Option<u64>,
     pub at: Instant,
     /// The visibility timeout the function set for this delivery's retry, if any.
     pub retry_delay_seconds: Option<u32>,
@@ -88,6 +90,10 @@ impl<'a> EventSourceMapping<'a> {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|count| count.parse().ok())
                     .unwrap_or(0),
+                sent_timestamp_ms: message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|ms| ms.parse().ok()),
                 at,
                 retry_delay_seconds: outcome.retry_delay_seconds,
             });

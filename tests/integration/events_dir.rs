@@ -22,9 +22,18 @@ fn read(name: &str) -> String {
 async fn run_file(name: &str) -> (Harness, SqsEvent, voice_dispatch::report::BatchReport) {
     let script = Script::from_json(&read("voice-fake-script.json")).expect("a valid script");
     let harness = Harness::start(script).await;
-    let event: SqsEvent = serde_json::from_str(&read(name)).expect("an SQS event");
+    let event: SqsEvent = serde_json::from_str(&sent_now(&read(name))).expect("an SQS event");
     let report = harness.run(&event).await;
     (harness, event, report)
+}
+
+#[tokio::test]
+async fn a_sample_event_as_stored_is_long_past_its_time_to_live_and_never_sent() {
+    let harness = Harness::start(Script::default()).await;
+    let event: SqsEvent = serde_json::from_str(&read("single-message.json")).expect("an SQS event");
+    let report = harness.run(&event).await;
+    assert_eq!(fates(&report), [(Fate::Expired, Some("Expired"))]);
+    assert_eq!(harness.fake.request_count(), 0);
 }
 
 fn fates(report: &voice_dispatch::report::BatchReport) -> Vec<(Fate, Option<&str>)> {

@@ -42,7 +42,10 @@ impl Captured {
 
 fn read_event(name: &str) -> SqsEvent {
     let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(&crate::support::sent_now(
+        &std::fs::read_to_string(path).unwrap(),
+    ))
+    .unwrap()
 }
 
 /// The secrets of an event: every `Text` and every phone number its bodies hold, and the

@@ -14,4 +14,5 @@ mod fifo;
 mod hostile;
 mod isolation;
 mod logs;
+mod outage;
 mod redrive;

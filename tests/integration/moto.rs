@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{
+    Message, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use tokio::process::{Child, Command};
 
 pub struct Moto {
@@ -185,4 +187,70 @@ pub async fn messages_left(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> (u64, u6
         count(&QueueAttributeName::ApproximateNumberOfMessages),
         count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
     )
+}
+
+/// Everything a queue holds (a dead-letter queue, at the end of a test), read once.
+pub async fn read_all(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> Vec<Message> {
+    let mut all = Vec::new();
+    let mut empty_polls = 0;
+    while empty_polls < 2 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            empty_polls += 1;
+        } else {
+            empty_polls = 0;
+            all.extend(messages);
+        }
+    }
+    all
+}
+
+pub fn reason_of(message: &Message) -> Option<serde_json::Value> {
+    let value = message.message_attributes()?.get("DispatchError")?;
+    serde_json::from_str(value.string_value()?).ok()
+}
+
+/// Sends plain bodies to a standard queue, 10 a call; returns their message ids in order.
+pub async fn send_bodies(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &Queue,
+    bodies: &[String],
+) -> Vec<String> {
+    let mut ids = Vec::with_capacity(bodies.len());
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("an entry")
+            })
+            .collect();
+        let output = sqs
+            .send_message_batch()
+            .queue_url(&queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("SendMessageBatch");
+        assert!(output.failed().is_empty(), "{:?}", output.failed());
+        let mut sent = output.successful().to_vec();
+        sent.sort_by_key(|entry| entry.id().parse::<usize>().unwrap_or(0));
+        ids.extend(sent.iter().map(|entry| entry.message_id().to_owned()));
+    }
+    ids
 }

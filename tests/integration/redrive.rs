@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
     Message, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
@@ -15,7 +14,7 @@ use voice_dispatch::wiring::{self, Dispatch};
 use voice_fake::{Behaviour, FakeVoice, Script};
 
 use crate::esm::EventSourceMapping;
-use crate::moto::{messages_left, queue_pair, Moto, Queue};
+use crate::moto::{messages_left, queue_pair, read_all, reason_of, Moto, Queue};
 use crate::support::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -140,49 +139,20 @@ fn script_for(plans: &[&[Planned]]) -> Script {
     script
 }
 
-/// The deployed function, its voice client pointed at the fake with the SDK retries off, so
-/// that one delivery is one request at the fake and "fails the first two deliveries" is
-/// exact; its SQS client pointed at moto.
-async fn function(fake: &FakeVoice, moto: &Moto, config: &Config) -> Dispatch {
+/// The deployed function, its voice client pointed at the fake, its SQS client at moto.
+pub async fn function(fake: &FakeVoice, moto: &Moto, config: &Config) -> Dispatch {
     let voice_sdk = sdk_config(&fake.endpoint_url(), config).await;
-    let voice = aws_sdk_pinpointsmsvoice::Client::from_conf(
-        aws_sdk_pinpointsmsvoice::config::Builder::from(&voice_sdk)
-            .retry_config(RetryConfig::standard().with_max_attempts(1))
-            .build(),
-    );
-    wiring::voice_dispatch_with(config, voice, moto.sqs().await)
+    wiring::voice_dispatch_with(config, wiring::voice_client(&voice_sdk), moto.sqs().await)
 }
 
-/// Everything the dead-letter queue holds, read once.
-async fn read_all(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> Vec<Message> {
-    let mut all = Vec::new();
-    let mut empty_polls = 0;
-    while empty_polls < 2 {
-        let messages = sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("ReceiveMessage")
-            .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            empty_polls += 1;
-        } else {
-            empty_polls = 0;
-            all.extend(messages);
-        }
-    }
-    all
-}
-
-fn reason_of(message: &Message) -> Option<serde_json::Value> {
-    let value = message.message_attributes()?.get("DispatchError")?;
-    serde_json::from_str(value.string_value()?).ok()
+/// These scenarios pin redrive by receive count: one request per delivery (no retries in
+/// place), so that "fails the first two deliveries" is exact, and no circuit breaker, which
+/// would defer records while persistent failures keep it open (it has its own scenario in
+/// `outage.rs`).
+fn one_request_per_delivery(mut config: Config) -> Config {
+    config.max_attempts = 1;
+    config.breaker.threshold = 1_000;
+    config
 }
 
 fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<String> {
@@ -260,7 +230,7 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
     let fake = FakeVoice::start(script_for(&[&standard, &fifo]))
         .await
         .unwrap();
-    let mut config = test_config();
+    let mut config = one_request_per_delivery(test_config());
     config.dead_letter_queue_url = Some(dlq.url.clone());
     // Backoff on (short), which also releases deferred records at once. Needed here for
     // moto, not for SQS: moto frees a FIFO group only while scanning past its expired
@@ -464,7 +434,7 @@ async fn with_backoff_the_gap_between_deliveries_grows() {
         .map(|n| planned(Kind::PersistentInternalError, n, "backoff"))
         .collect();
     let fake = FakeVoice::start(script_for(&[&plan])).await.unwrap();
-    let mut config = test_config();
+    let mut config = one_request_per_delivery(test_config());
     config.dead_letter_queue_url = Some(dlq.url.clone());
     config.backoff = Some(Backoff::new(3, 60));
     let dispatch = function(&fake, &moto, &config).await;

@@ -85,17 +85,37 @@ pub fn body(destination: &str, text: &str) -> String {
     .to_string()
 }
 
-/// A record as Lambda delivers it from a standard queue.
+/// Now in epoch milliseconds, as SQS writes `SentTimestamp`.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The event file's JSON with every record stamped as sent now, as SQS would stamp a message
+/// sent today: the files' fixed timestamps are long past any time to live.
+pub fn sent_now(event_json: &str) -> String {
+    let mut event: Value = serde_json::from_str(event_json).expect("an event file");
+    if let Some(records) = event["Records"].as_array_mut() {
+        for record in records {
+            record["attributes"]["SentTimestamp"] = json!(now_ms().to_string());
+        }
+    }
+    event.to_string()
+}
+
+/// A record as Lambda delivers it from a standard queue, sent just now.
 pub fn record(id: &str, body: Option<&str>) -> Value {
+    let sent = now_ms();
     json!({
         "messageId": id,
         "receiptHandle": format!("AQEB{id}"),
         "body": body,
         "attributes": {
             "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1764000000000",
+            "SentTimestamp": sent.to_string(),
             "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1764000000001"
+            "ApproximateFirstReceiveTimestamp": (sent + 1).to_string()
         },
         "messageAttributes": {},
         "md5OfBody": "00000000000000000000000000000000",

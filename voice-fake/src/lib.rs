@@ -10,13 +10,19 @@
 //!   like the service would.
 //!
 //! Behaviour is scripted per destination number ([`Script`]); every request is recorded
-//! ([`FakeVoice::calls`]) together with the most requests ever in flight at once.
+//! ([`FakeVoice::calls`]), at its arrival, together with the most requests ever in flight at
+//! once. Two account-wide switches stand in for the service's bad days: an outage
+//! ([`FakeVoice::set_outage`]: every call answers 500 `InternalServiceErrorException`) and a
+//! rate quota ([`Script::quota_per_second`]: beyond N calls a second, 429
+//! `TooManyRequestsException`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,6 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -40,11 +47,20 @@ pub struct Script {
     pub latency_ms: u64,
     #[serde(default)]
     pub destinations: HashMap<String, Behaviour>,
+    /// The account's call quota: N calls a second, in bursts of up to N (a token bucket).
+    /// Calls beyond it answer 429 `TooManyRequestsException`. None: no quota.
+    #[serde(default)]
+    pub quota_per_second: Option<u32>,
 }
 
 impl Script {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency_ms = latency.as_millis() as u64;
+        self
+    }
+
+    pub fn with_quota_per_second(mut self, calls: u32) -> Self {
+        self.quota_per_second = Some(calls);
         self
     }
 
@@ -125,6 +141,9 @@ pub struct ReceivedCall {
     pub language_code: Option<String>,
     /// The status the fake answered with; 0 while the request is still in flight.
     pub status: u16,
+    /// When the request arrived: a call counts as placed from here, even if its caller goes
+    /// away before the answer.
+    pub received_at: SystemTime,
 }
 
 impl ReceivedCall {
@@ -142,6 +161,8 @@ struct Shared {
     requests: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    outage: AtomicBool,
+    quota: Option<DefaultDirectRateLimiter>,
 }
 
 impl Shared {
@@ -169,8 +190,14 @@ impl FakeVoice {
     pub async fn start_on(addr: SocketAddr, script: Script) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let quota = script
+            .quota_per_second
+            .and_then(NonZeroU32::new)
+            .map(|calls| RateLimiter::direct(Quota::per_second(calls)));
         let shared = Arc::new(Shared {
             latency_ms: AtomicU64::new(script.latency_ms),
+            outage: AtomicBool::new(false),
+            quota,
             script,
             calls: Mutex::new(Vec::new()),
             attempts: Mutex::new(HashMap::new()),
@@ -233,6 +260,12 @@ impl FakeVoice {
         self.shared
             .latency_ms
             .store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts or ends an outage: while it lasts, every call answers 500
+    /// `InternalServiceErrorException`, whatever the script says.
+    pub fn set_outage(&self, on: bool) {
+        self.shared.outage.store(on, Ordering::SeqCst);
     }
 
     /// The most requests the fake was ever answering at the same time.
@@ -304,6 +337,9 @@ async fn send_voice_message(
         calls.push(call);
         calls.len() - 1
     };
+    // Decided on arrival, as the service would: an outage, then the quota, then the script.
+    let outage = shared.outage.load(Ordering::SeqCst);
+    let over_quota = !outage && shared.quota.as_ref().is_some_and(|q| q.check().is_err());
     let mut delay = Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed));
     if let Behaviour::Slow { delay_ms } = behaviour {
         delay += Duration::from_millis(delay_ms);
@@ -312,6 +348,16 @@ async fn send_voice_message(
         tokio::time::sleep(delay).await;
     }
     let response = match behaviour {
+        _ if outage => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServiceErrorException",
+            "outage: the service is failing on its side",
+        ),
+        _ if over_quota => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "calls per second exceeded",
+        ),
         Behaviour::Fail {
             status,
             code,
@@ -382,6 +428,7 @@ fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
         voice_id: string(message, "VoiceId"),
         language_code: string(message, "LanguageCode"),
         status: 0,
+        received_at: SystemTime::now(),
     })
 }
 
@@ -428,6 +475,12 @@ mod tests {
             script.destinations["+12065550504"],
             Behaviour::slow(Duration::from_secs(3))
         );
+    }
+
+    #[test]
+    fn a_script_may_set_a_quota() {
+        let script = Script::from_json(r#"{"quota_per_second": 10}"#).unwrap();
+        assert_eq!(script.quota_per_second, Some(10));
     }
 
     #[test]
