@@ -24,7 +24,13 @@ pub struct Delivery {
     pub at: Instant,
     /// The visibility timeout the function set for this delivery's retry, if any.
     pub retry_delay_seconds: Option<u32>,
+    /// What the function did with it.
+    pub fate: voice_dispatch::report::Fate,
+    pub receipt_handle: String,
 }
+
+/// One receive at a time at moto, across every event source mapping of the test process.
+static RECEIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub struct EventSourceMapping<'a> {
     pub sqs: &'a aws_sdk_sqs::Client,
@@ -47,6 +53,11 @@ impl<'a> EventSourceMapping<'a> {
 
     /// One receive and one invocation; returns how many records the event held.
     pub async fn poll_once(&mut self) -> usize {
+        // moto's ReceiveMessage checks a message's visibility and marks it received without a
+        // lock, and moto_server answers requests on threads: two pollers receiving at once
+        // can be handed the same message (seen here under load: one call placed twice). SQS
+        // hides a received message atomically, so the pollers take turns at moto.
+        let turn = RECEIVE.lock().await;
         let received = self
             .sqs
             .receive_message()
@@ -58,6 +69,7 @@ impl<'a> EventSourceMapping<'a> {
             .send()
             .await
             .expect("ReceiveMessage");
+        drop(turn);
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return 0;
@@ -96,6 +108,8 @@ impl<'a> EventSourceMapping<'a> {
                     .and_then(|ms| ms.parse().ok()),
                 at,
                 retry_delay_seconds: outcome.retry_delay_seconds,
+                fate: outcome.fate,
+                receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
             });
         }
         let done: Vec<&Message> = messages

@@ -39,7 +39,7 @@ async fn an_accepted_call_is_sent_and_not_reported() {
 }
 
 #[tokio::test]
-async fn a_persistent_internal_error_is_transient_after_the_sdk_retries() {
+async fn a_persistent_internal_error_is_transient_after_three_attempts_in_place() {
     let (harness, report) = one_call(Behaviour::fail(500, "InternalServiceErrorException")).await;
     assert_eq!(fate(&report, "m1"), Fate::Transient);
     assert_eq!(
@@ -50,12 +50,12 @@ async fn a_persistent_internal_error_is_transient_after_the_sdk_retries() {
     assert_eq!(
         harness.fake.calls_to(DEST).len(),
         3,
-        "the SDK's standard mode makes 3 attempts"
+        "an error answer placed nothing: retried in place up to SEND_MAX_ATTEMPTS (3)"
     );
 }
 
 #[tokio::test]
-async fn an_internal_error_once_is_retried_by_the_sdk_into_a_success() {
+async fn an_internal_error_once_is_retried_in_place_into_a_success() {
     let (harness, report) = one_call(Behaviour::fail_times(
         500,
         "InternalServiceErrorException",
@@ -84,7 +84,7 @@ async fn throttling_is_transient() {
     assert_eq!(reported(&report), ["m1"]);
     assert!(
         harness.fake.calls_to(DEST).len() > 1,
-        "throttling is retried by the SDK first"
+        "throttling is retried in place first"
     );
 }
 
@@ -163,6 +163,12 @@ async fn an_attempt_timeout_is_transient() {
     assert_eq!(fate(&report, "m1"), Fate::Transient);
     assert_eq!(error_code(&report, "m1").as_deref(), Some("Timeout"));
     assert_eq!(reported(&report), ["m1"]);
+    assert_eq!(
+        harness.fake.calls_to(DEST).len(),
+        1,
+        "a timed-out attempt may have placed the call: never sent again in place, \
+         whatever AWS_MAX_ATTEMPTS says"
+    );
 }
 
 /// One record sent to an endpoint where nothing listens.

@@ -32,7 +32,8 @@ pub fn test_config() -> Config {
 }
 
 /// The production SDK configuration, pointed at `endpoint`, with the SDK's standard retry
-/// mode (3 attempts) but short backoffs so tests stay fast.
+/// mode (3 attempts) but short backoffs so tests stay fast. The SQS client keeps it; the
+/// voice client is built with SDK retries off whatever this says (`wiring::voice_client`).
 pub async fn sdk_config(endpoint: &str, config: &Config) -> SdkConfig {
     wiring::local_endpoint(wiring::sdk_config_loader(config), endpoint)
         .retry_config(
