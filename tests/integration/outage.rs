@@ -43,6 +43,18 @@ fn accepted<'a>(calls: &'a [ReceivedCall], destination: &str) -> Vec<&'a Receive
         .collect()
 }
 
+/// Every delivery of one message, for a failure's diagnosis.
+fn print_deliveries(id: &str, instances: &[&EventSourceMapping<'_>]) {
+    for (instance, esm) in instances.iter().enumerate() {
+        for d in esm.receives_of(id) {
+            println!(
+                "{id} at instance {instance}: receive {} at {:?}, {:?}, delay {:?}, receipt {}",
+                d.receive_count, d.at, d.fate, d.retry_delay_seconds, d.receipt_handle
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
     const OUTAGE: Duration = Duration::from_secs(30);
