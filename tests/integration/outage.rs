@@ -127,24 +127,10 @@ async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
     );
 
     // Every message within its time to live is sent exactly once, after recovery, soon.
-    for n in 0..NORMAL {
+    for (n, id) in ids.iter().enumerate().take(NORMAL) {
         let sent = accepted(&calls, &destination(n));
         if sent.len() != 1 {
-            for (name, esm) in [("a", &esm_a), ("b", &esm_b)] {
-                for d in esm.receives_of(&ids[n]) {
-                    println!(
-                        "instance {name}: receive {} at {:?} {:?} delay {:?} rh {}",
-                        d.receive_count,
-                        d.at,
-                        d.fate,
-                        d.retry_delay_seconds,
-                        &d.receipt_handle[..20.min(d.receipt_handle.len())]
-                    );
-                }
-            }
-            for call in &sent {
-                println!("accepted call at {:?}", call.received_at);
-            }
+            print_deliveries(id, &[&esm_a, &esm_b]);
         }
         assert_eq!(sent.len(), 1, "message {n} sent exactly once");
         let since = after(sent[0]);
