@@ -43,6 +43,8 @@ struct Function<'a> {
     bootstrap: &'a Path,
     python: Option<&'a Path>,
     concurrency: usize,
+    /// `SEND_RATE_LIMIT`, for the paced run.
+    send_rate: Option<&'a str>,
 }
 
 impl Function<'_> {
@@ -72,6 +74,7 @@ impl Function<'_> {
             .env("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", fake.endpoint_url())
             .env("ORIGINATION_PHONE_NUMBER", "+12065550199")
             .env("MAX_CONCURRENCY", self.concurrency.to_string())
+            .env("SEND_RATE_LIMIT", self.send_rate.unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -244,6 +247,23 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
     figures
 }
 
+/// The paced run: one warm invocation of `n` records at `per_second`, 50 ms per call; the
+/// ideal is `n / per_second`. Returns the batch time and its ratio to the ideal.
+async fn measure_paced(function: &Function<'_>, n: usize, per_second: f64) -> (f64, f64) {
+    let fake = FakeVoice::start(Script::default().with_latency(Duration::from_millis(50)))
+        .await
+        .expect("the voice fake");
+    let (api, child, _) = start(function, &fake).await;
+    api.first_request(Duration::from_secs(30))
+        .await
+        .expect("ready");
+    let (took, response) = api.invoke(event(n)).await;
+    assert_eq!(failures(&response), 0, "paced N = {n}: {response}");
+    stop(child).await;
+    let ideal = n as f64 / per_second * 1_000.0;
+    (ms(took), ms(took) / ideal)
+}
+
 /// Ends a function with SIGTERM, as Lambda does, so a profiler wrapped around it can write
 /// its data; kills it if it lingers.
 async fn stop(mut child: Child) {
@@ -278,9 +298,16 @@ async fn main() {
         bootstrap: &args.bootstrap,
         python: None,
         concurrency: args.concurrency,
+        send_rate: None,
     };
     eprintln!("measuring the Rust bootstrap ...");
     let r = measure(&rust, args.cold_starts).await;
+    eprintln!("measuring a paced run ...");
+    let paced = Function {
+        send_rate: Some("100/s"),
+        ..rust
+    };
+    let (paced_ms, paced_ratio) = measure_paced(&paced, 200, 100.0).await;
     let p = match &args.python {
         Some(python) => {
             eprintln!("measuring the Python baseline ...");
@@ -289,6 +316,7 @@ async fn main() {
                 bootstrap: &args.bootstrap,
                 python: Some(python),
                 concurrency: 1,
+                send_rate: None,
             };
             Some(measure(&baseline, args.cold_starts).await)
         }
@@ -335,6 +363,9 @@ async fn main() {
             python.map_or("–".to_owned(), |(_, t, _)| format!("{:.1}×", t / took)),
         );
     }
+    println!(
+        "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – |"
+    );
     row(
         "peak RSS after N = 1,000",
         r.rss_1k_mb,
