@@ -49,11 +49,11 @@ pub struct Open {
 }
 
 impl Open {
-    /// The redelivery delay for a record turned away: the remaining open time plus up to a
-    /// quarter of the open period (`draw` uniform in `[0, 1)`), so that the records turned
-    /// away together do not all come back at the same instant.
-    pub fn retry_after(&self, draw: f64) -> Duration {
-        self.remaining + self.open_for.mul_f64(draw.clamp(0.0, 1.0) / 4.0)
+    /// When a record turned away at `now` is worth trying again: after the remaining open
+    /// time plus up to a quarter of the open period (`draw` uniform in `[0, 1)`), so that the
+    /// records turned away together do not all come back at the same instant.
+    pub fn retry_at(&self, now: Instant, draw: f64) -> Instant {
+        now + self.remaining + self.open_for.mul_f64(draw.clamp(0.0, 1.0) / 4.0)
     }
 }
 
@@ -128,8 +128,11 @@ impl CircuitBreaker {
     /// Whether an attempt could start now, without taking the probe slot: lets a record be
     /// turned away before it waits for a pacer permit.
     pub fn check(&self, now: Instant) -> Result<(), Open> {
-        let mut inner = lock(&self.inner);
-        Self::refresh(&mut inner, now);
+        Self::open_now(&mut lock(&self.inner), now)
+    }
+
+    fn open_now(inner: &mut Inner, now: Instant) -> Result<(), Open> {
+        Self::refresh(inner, now);
         match inner.state {
             State::Closed { .. } | State::HalfOpen { probing: false, .. } => Ok(()),
             State::Open { until, open_for } => Err(Open {
@@ -146,8 +149,8 @@ impl CircuitBreaker {
     /// Lets one attempt start now, or turns it away. In half-open, the first attempt is the
     /// probe and the others are turned away until it ends.
     pub fn admit(&self, now: Instant) -> Result<Attempt, Open> {
-        self.check(now)?;
         let mut inner = lock(&self.inner);
+        Self::open_now(&mut inner, now)?;
         let probe = match inner.state {
             State::HalfOpen {
                 open_for,
@@ -372,8 +375,13 @@ mod tests {
             remaining: Duration::from_secs(10),
             open_for: Duration::from_secs(20),
         };
-        assert_eq!(open.retry_after(0.0), Duration::from_secs(10));
-        assert_eq!(open.retry_after(0.5), Duration::from_millis(12_500));
-        assert_eq!(open.retry_after(7.0), Duration::from_secs(15), "clamped");
+        let now = Instant::now();
+        assert_eq!(open.retry_at(now, 0.0), now + Duration::from_secs(10));
+        assert_eq!(open.retry_at(now, 0.5), now + Duration::from_millis(12_500));
+        assert_eq!(
+            open.retry_at(now, 7.0),
+            now + Duration::from_secs(15),
+            "clamped"
+        );
     }
 }

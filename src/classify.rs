@@ -108,13 +108,20 @@ pub fn signal(failure: &SendFailure) -> Signal {
     }
 }
 
-/// Whether the call certainly was not placed. An error answer from the service means it did
-/// not take the call; a request never built never left. A timeout, a connection lost on the
-/// way, or an answer that could not be read may hide a call that went out:
-/// `SendVoiceMessage` has no idempotency token, so sending it again could ring a person twice.
+/// Whether the call certainly was not placed. A modelled error answer (it has an error code)
+/// comes from the service, which did not take the call; so does a bare 429 or 503, which a
+/// front end answers before passing anything on; a request never built never left. A bare
+/// 500, 502 or 504 from a gateway, a timeout, a connection lost on the way, or an answer
+/// that could not be read may hide a call that went out: `SendVoiceMessage` has no
+/// idempotency token, so sending it again could ring a person twice.
 pub fn placed_nothing(failure: &SendFailure) -> bool {
     match failure {
-        SendFailure::Service { .. } | SendFailure::InvalidRequest(_) => true,
+        SendFailure::Service { code: Some(_), .. } | SendFailure::InvalidRequest(_) => true,
+        SendFailure::Service {
+            code: None, status, ..
+        } => {
+            matches!(status, Some(429) | Some(503))
+        }
         SendFailure::Timeout(_)
         | SendFailure::Connection(_)
         | SendFailure::UnreadableResponse { .. } => false,
@@ -289,6 +296,10 @@ mod tests {
             500
         )));
         assert!(placed_nothing(&service(None, 503)));
+        assert!(placed_nothing(&service(None, 429)));
+        for gateway in [500, 502, 504] {
+            assert!(!placed_nothing(&service(None, gateway)), "{gateway}");
+        }
         assert!(placed_nothing(&SendFailure::InvalidRequest("x".into())));
         assert!(!placed_nothing(&SendFailure::Timeout("t".into())));
         assert!(!placed_nothing(&SendFailure::Connection("c".into())));

@@ -34,6 +34,9 @@ pub struct Config {
     pub breaker: BreakerSettings,
     /// Requests per record per invocation; failures that placed nothing are retried in place.
     pub max_attempts: u32,
+    /// The source queue's `maxReceiveCount`, when known: lets redelivery keep redrive from
+    /// moving a message before its time to live.
+    pub max_receive_count: Option<u32>,
     /// CloudWatch EMF metrics, written when running as a Lambda function
     /// (`AWS_LAMBDA_FUNCTION_NAME` is set).
     pub metrics: Option<MetricsContext>,
@@ -76,6 +79,7 @@ pub const SEND_RATE_LIMIT: &str = "SEND_RATE_LIMIT";
 pub const CIRCUIT_BREAKER_THRESHOLD: &str = "CIRCUIT_BREAKER_THRESHOLD";
 pub const CIRCUIT_BREAKER_OPEN_SECONDS: &str = "CIRCUIT_BREAKER_OPEN_SECONDS";
 pub const SEND_MAX_ATTEMPTS: &str = "SEND_MAX_ATTEMPTS";
+pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 
 /// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
 pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
@@ -93,6 +97,7 @@ impl Default for Config {
             send_rate: None,
             breaker: BreakerSettings::default(),
             max_attempts: 3,
+            max_receive_count: None,
             metrics: None,
             tls_roots: TlsRoots::Amazon,
         }
@@ -176,6 +181,10 @@ impl Config {
                 1..=10,
                 u64::from(base.max_attempts),
             )? as u32,
+            max_receive_count: get(MAX_RECEIVE_COUNT)
+                .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0))
+                .transpose()?
+                .map(|count| count as u32),
             metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
                 namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
                 function_name,
@@ -404,6 +413,7 @@ mod tests {
         assert_eq!(config.breaker.open_for, Duration::from_secs(30));
         assert_eq!(config.breaker.max_open, Duration::from_secs(900));
         assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.max_receive_count, None);
     }
 
     #[test]
@@ -415,8 +425,10 @@ mod tests {
             (CIRCUIT_BREAKER_OPEN_SECONDS, "2"),
             (RETRY_BACKOFF_MAX_SECONDS, "4"),
             (SEND_MAX_ATTEMPTS, "1"),
+            (MAX_RECEIVE_COUNT, "100"),
         ])
         .unwrap();
+        assert_eq!(config.max_receive_count, Some(100));
         assert_eq!(config.message_ttl, Duration::from_secs(600));
         assert_eq!(config.send_rate, SendRate::per_second(10.0 / 60.0));
         assert_eq!(config.breaker.threshold, 8);
@@ -431,6 +443,7 @@ mod tests {
             (CIRCUIT_BREAKER_THRESHOLD, "0"),
             (CIRCUIT_BREAKER_OPEN_SECONDS, "0"),
             (SEND_MAX_ATTEMPTS, "11"),
+            (MAX_RECEIVE_COUNT, "1001"),
         ] {
             assert_eq!(
                 config_err(&[(variable, value)]).variable,

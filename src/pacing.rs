@@ -8,7 +8,8 @@
 //!
 //! Waiters take their turn in arrival order, so a record can be told up front how long it
 //! would wait, and one that would not get a permit before the send cutoff is deferred at
-//! once, with that wait as its redelivery delay.
+//! once. Each one turned away is given the next free slot after those already given out, so
+//! records deferred together come back one period apart, not all at once.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,10 +104,10 @@ pub struct Permit {
     pub at: Instant,
 }
 
-/// No permit before the bound: the record would have waited about this long.
+/// No permit before the bound: the slot this record would have had, worth coming back at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoPermit {
-    pub expected_wait: Duration,
+    pub retry_at: Instant,
 }
 
 pub struct Pacer {
@@ -120,47 +121,61 @@ pub struct Pacer {
 struct Pace {
     rate: SendRate,
     limiter: Arc<Limiter>,
+    /// A new limiter lets its first send through at once: after a change of pace, no send
+    /// goes before the last one plus a period of the new pace.
+    not_before: Option<Instant>,
     last_permit: Option<Instant>,
+    last_success: Option<Instant>,
     last_decrease: Option<Instant>,
     last_change: Instant,
+    /// The last slot given to a record turned away.
+    promised: Option<Instant>,
+}
+
+fn limiter(rate: SendRate) -> Arc<Limiter> {
+    // A period is never zero: rates are at most 10,000 a second.
+    let quota = Quota::with_period(rate.period())
+        .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MAX));
+    Arc::new(Limiter::direct_with_clock(quota, TokioClock))
 }
 
 impl Pace {
-    fn new(rate: SendRate, now: Instant, last_permit: Option<Instant>) -> Self {
-        let limiter = Limiter::direct_with_clock(
-            Quota::with_period(rate.period()).unwrap_or_else(|| Quota::per_second(nonzero_max())),
-            TokioClock,
-        );
-        // A new limiter lets its first send through at once; if a send just went out at the
-        // old pace, that would be two sends back to back.
-        if last_permit.is_some_and(|last| now.duration_since(last) < rate.period()) {
-            let _ = limiter.check();
-        }
+    fn new(rate: SendRate, now: Instant) -> Self {
         Self {
             rate,
-            limiter: Arc::new(limiter),
-            last_permit,
+            limiter: limiter(rate),
+            not_before: None,
+            last_permit: None,
+            last_success: None,
             last_decrease: None,
             last_change: now,
+            promised: None,
         }
     }
 
     fn change(&mut self, rate: SendRate, now: Instant) {
-        let last_decrease = self.last_decrease;
-        *self = Self::new(rate, now, self.last_permit);
-        self.last_decrease = last_decrease;
+        self.rate = rate;
+        self.limiter = limiter(rate);
+        self.not_before = self.last_permit.map(|last| last + rate.period());
+        self.last_change = now;
     }
-}
 
-fn nonzero_max() -> std::num::NonZeroU32 {
-    std::num::NonZeroU32::MAX
+    /// When the next send could go, with nobody waiting.
+    fn next_free(&self, now: Instant) -> Instant {
+        let after_last = self.last_permit.map(|last| last + self.rate.period());
+        [Some(now), after_last, self.not_before]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now)
+    }
 }
 
 impl Pacer {
     pub fn new(limit: SendRate) -> Self {
         Self {
             limit,
-            pace: Mutex::new(Pace::new(limit, Instant::now(), None)),
+            pace: Mutex::new(Pace::new(limit, Instant::now())),
             turn: tokio::sync::Mutex::new(()),
             waiting: AtomicUsize::new(0),
         }
@@ -182,55 +197,65 @@ impl Pacer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits for a permit to send. Refuses at once when the waiters ahead would take it past
-    /// `bound`, and gives up at `bound` if the wait turns out longer than expected.
+    /// Waits for a permit to send. Refuses at once when the waiters ahead would take it to
+    /// `bound` or past it, and gives up at `bound` if the wait turns out longer.
     pub async fn acquire(&self, bound: Instant) -> Result<Permit, NoPermit> {
         let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
-        let expected_wait = self.expected_wait(ahead, Instant::now());
-        if Instant::now() + expected_wait > bound {
-            return Err(NoPermit { expected_wait });
+        if self.expected_slot(ahead, Instant::now()) >= bound {
+            return Err(self.turn_away(ahead));
         }
         let Ok(_turn) = tokio::time::timeout_at(bound, self.turn.lock()).await else {
-            return Err(NoPermit {
-                expected_wait: self.expected_wait(ahead.min(self.waiting()), Instant::now()),
-            });
+            return Err(self.turn_away(self.waiting().min(ahead)));
         };
         loop {
-            let limiter = self.pace().limiter.clone();
             let now = Instant::now();
-            match limiter.check() {
-                Ok(()) => {
-                    self.pace().last_permit = Some(now);
-                    return Ok(Permit { at: now });
-                }
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(TokioClock.now());
-                    if now + wait > bound {
-                        return Err(NoPermit {
-                            expected_wait: wait,
-                        });
+            let (limiter, not_before) = {
+                let pace = self.pace();
+                (pace.limiter.clone(), pace.not_before)
+            };
+            let wait = match not_before.filter(|at| *at > now) {
+                Some(at) => at - now,
+                None => match limiter.check() {
+                    Ok(()) => {
+                        self.pace().last_permit = Some(now);
+                        return Ok(Permit { at: now });
                     }
-                    // The pace may change while this waits: the loop asks the limiter again.
-                    tokio::time::sleep(wait).await;
-                }
+                    Err(not_until) => not_until.wait_time_from(TokioClock.now()),
+                },
+            };
+            if now + wait >= bound {
+                return Err(self.turn_away(0));
             }
+            // The pace may change while this waits: the loop asks again.
+            tokio::time::sleep(wait).await;
         }
     }
 
+    /// Waiters other than the caller.
     fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst).saturating_sub(1)
     }
 
-    /// How long a waiter with `ahead` others before it would wait, at the current pace.
-    fn expected_wait(&self, ahead: usize, now: Instant) -> Duration {
+    /// When a waiter with `ahead` others before it would get its permit, at the current pace.
+    fn expected_slot(&self, ahead: usize, now: Instant) -> Instant {
         let pace = self.pace();
+        pace.next_free(now) + pace.rate.period().mul_f64(ahead as f64)
+    }
+
+    /// The slot for a record turned away: after the waiters still ahead of it and after every
+    /// slot already given to a record turned away.
+    fn turn_away(&self, ahead: usize) -> NoPermit {
+        let now = Instant::now();
+        let in_line = self.expected_slot(ahead, now);
+        let mut pace = self.pace();
         let period = pace.rate.period();
-        let next = pace
-            .last_permit
-            .map(|last| (last + period).saturating_duration_since(now))
-            .unwrap_or_default();
-        next + period.mul_f64(ahead as f64)
+        let slot = match pace.promised {
+            Some(promised) if promised + period > in_line => promised + period,
+            _ => in_line,
+        };
+        pace.promised = Some(slot);
+        NoPermit { retry_at: slot }
     }
 
     /// The service throttled a send that started at `permit.at`: halve the pace, once per
@@ -246,13 +271,21 @@ impl Pacer {
         let rate = SendRate::per_second(halved).unwrap_or(pace.rate);
         pace.change(rate, now);
         pace.last_decrease = Some(now);
+        pace.promised = None;
         tracing::info!(pace = %rate, limit = %self.limit, "throttled by the voice service: pace halved");
+    }
+
+    /// Whether a send went through after `at`: a throttle after that is not the account's
+    /// rate (v1 answers the same `TooManyRequestsException` for a recipient's 5 calls a day).
+    pub fn succeeded_since(&self, at: Instant) -> bool {
+        self.pace().last_success.is_some_and(|success| success > at)
     }
 
     /// A send went through: recover a step of the pace, at most once per interval.
     pub fn succeeded(&self) {
         let now = Instant::now();
         let mut pace = self.pace();
+        pace.last_success = Some(now);
         if pace.rate == self.limit || now.duration_since(pace.last_change) < RECOVERY_INTERVAL {
             return;
         }
@@ -328,7 +361,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_waiter_that_cannot_get_a_permit_before_the_bound_is_told_its_expected_wait() {
+    async fn waiters_that_cannot_get_a_permit_before_the_bound_are_given_successive_slots() {
         let pacer = Arc::new(Pacer::new(rate("1/s")));
         let start = Instant::now();
         let bound = start + Duration::from_millis(2_500);
@@ -343,17 +376,15 @@ mod tests {
         for waiter in waiters {
             match waiter.await.unwrap() {
                 Ok(permit) => granted.push(permit.at.duration_since(start).as_millis()),
-                Err(no) => refused.push(no.expected_wait.as_millis()),
+                Err(no) => refused.push(no.retry_at.duration_since(start).as_millis()),
             }
         }
         assert_eq!(granted, [0, 1_000, 2_000]);
         refused.sort_unstable();
-        // Two ahead (at 1 s and 2 s): a third would go at 3 s. A refused waiter leaves the
-        // line, so the one after it is told the same.
         assert_eq!(
             refused,
-            [3_000, 3_000],
-            "refused at once, with the wait ahead"
+            [3_000, 4_000],
+            "turned away at once, each with the next free slot"
         );
         assert!(Instant::now() < bound, "nobody waited for nothing");
     }
@@ -371,11 +402,12 @@ mod tests {
             rate("2/s"),
             "a send started before the slowdown is the same wave"
         );
+        tokio::time::advance(Duration::from_millis(100)).await;
         let third = pacer.acquire(far()).await.unwrap();
         assert_eq!(
             third.at.duration_since(second.at),
             Duration::from_millis(500),
-            "the next send waits a period of the new pace"
+            "the next send goes a period of the new pace after the last one, no later"
         );
         pacer.throttled(third);
         assert_eq!(pacer.rate(), rate("1/s"));
@@ -411,6 +443,16 @@ mod tests {
             pacer.succeeded();
         }
         assert_eq!(pacer.rate(), rate("10/s"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_after_a_later_success_is_told_apart() {
+        let pacer = Pacer::new(rate("10/s"));
+        let throttled_at = Instant::now();
+        assert!(!pacer.succeeded_since(throttled_at));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        pacer.succeeded();
+        assert!(pacer.succeeded_since(throttled_at));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+use tokio::time::Instant;
 
 /// The fate of one record in this invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,9 +63,11 @@ pub struct RecordOutcome {
     pub dead_lettered: bool,
     /// The visibility timeout given to a transient failure, delaying its redelivery.
     pub retry_delay_seconds: Option<u32>,
-    /// For a deferred record: when it is worth trying again (the pacer's expected wait, the
-    /// breaker's remaining open time). `None`: at once.
-    pub retry_after: Option<Duration>,
+    /// For a record not tried (again) now: when it is worth trying again (the pacer's slot,
+    /// the breaker's remaining open time). `None`: at once.
+    pub retry_at: Option<Instant>,
+    /// When the record stops being worth sending, if known.
+    pub expires_at: Option<Instant>,
     /// Requests sent to the voice service for this record in this invocation.
     pub attempts: u32,
 }
@@ -82,7 +85,8 @@ impl RecordOutcome {
             latency: Duration::ZERO,
             dead_lettered: false,
             retry_delay_seconds: None,
-            retry_after: None,
+            retry_at: None,
+            expires_at: None,
             attempts: 0,
         }
     }

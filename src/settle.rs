@@ -14,18 +14,63 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::dead_letter::dead_letter;
 use crate::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
-use crate::report::{BatchReport, Fate};
+use crate::report::{BatchReport, Fate, RecordOutcome};
 
 pub struct Settlement<D, R> {
     dead_letters: Option<D>,
-    redelivery: Option<(R, Backoff)>,
+    redelivery: Option<(R, Redelivery)>,
+}
+
+/// When records that SQS will deliver again should come back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Redelivery {
+    /// Spaces out transient failures, and releases deferred records at once. Without it,
+    /// both come back after the queue's visibility timeout unless the engine named a time.
+    pub backoff: Option<Backoff>,
+    /// The queue's `maxReceiveCount`, when known (`MAX_RECEIVE_COUNT`). From the receive that
+    /// uses half of it, the remaining receives are spread over the remaining time to live,
+    /// so that redrive can never move a message before the function gives up on it.
+    pub receive_limit: Option<u32>,
+}
+
+impl Redelivery {
+    /// The visibility timeout for a record SQS will deliver again; `None`: leave it.
+    pub fn delay(&self, outcome: &RecordOutcome, now: Instant, draw: f64) -> Option<u32> {
+        let receive_count = outcome.receive_count.unwrap_or(1);
+        let own = match outcome.fate {
+            Fate::Transient => self
+                .backoff
+                .map(|backoff| backoff.delay(receive_count, draw)),
+            Fate::Deferred => self.backoff.map(|_| 0),
+            Fate::Sent | Fate::Permanent | Fate::Expired => return None,
+        };
+        // Never back sooner than the engine said; at least a second, as 0 would be "now".
+        let named = outcome
+            .retry_at
+            .map(|at| whole_seconds(at.saturating_duration_since(now)).max(1));
+        let spread = match (self.receive_limit, outcome.expires_at) {
+            (Some(limit), Some(expires)) if receive_count.saturating_mul(2) >= limit => {
+                let receives_left = limit.saturating_sub(receive_count).max(1);
+                Some(whole_seconds(
+                    expires.saturating_duration_since(now) / receives_left,
+                ))
+            }
+            _ => None,
+        };
+        [own, named, spread]
+            .into_iter()
+            .flatten()
+            .max()
+            .map(|seconds| seconds.min(MAX_VISIBILITY_SECONDS))
+    }
 }
 
 impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
-    /// `dead_letters`: where permanent failures go (none: they are reported, and redrive
-    /// takes them to the DLQ after `maxReceiveCount`). `redelivery`: how transient failures
-    /// are spaced out (none: they come back when the queue's visibility timeout ends).
-    pub fn new(dead_letters: Option<D>, redelivery: Option<(R, Backoff)>) -> Self {
+    /// `dead_letters`: where permanent failures and expired records go (none: they are
+    /// reported, and redrive takes them to the DLQ after `maxReceiveCount`). `redelivery`:
+    /// how reported records are spaced out (none: they come back when the queue's
+    /// visibility timeout ends).
+    pub fn new(dead_letters: Option<D>, redelivery: Option<(R, Redelivery)>) -> Self {
         Self {
             dead_letters,
             redelivery,
@@ -114,7 +159,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
 
     /// Sets each reported record's visibility: a transient failure waits out its backoff; a
     /// deferred record, which was never attempted, comes back when the engine said it is
-    /// worth trying again (the pacer's expected wait, the breaker's remaining open time), or
+    /// worth trying again (the pacer's slot, the breaker's remaining open time), or
     /// at once (in a FIFO group it still waits behind the failed record that holds the
     /// group). A transient failure the engine could not retry for the same reasons waits at
     /// least as long. Returns `(index, seconds)` for every record whose visibility was set.
@@ -124,19 +169,15 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         messages: &[SqsMessage],
         until: Instant,
     ) -> Vec<(usize, u32)> {
-        let Some((redelivery, backoff)) = &self.redelivery else {
+        let Some((redelivery, policy)) = &self.redelivery else {
             return Vec::new();
         };
+        let now = Instant::now();
         // Records of one batch come from one queue, but nothing relies on that.
         let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            let hinted = outcome.retry_after.map_or(0, whole_seconds);
-            let seconds = match outcome.fate {
-                Fate::Transient => backoff
-                    .delay(outcome.receive_count.unwrap_or(1), fastrand::f64())
-                    .max(hinted),
-                Fate::Deferred => hinted,
-                Fate::Sent | Fate::Permanent | Fate::Expired => continue,
+            let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
+                continue;
             };
             let (Some(arn), Some(receipt_handle)) = (
                 message.event_source_arn.as_deref(),
@@ -278,6 +319,73 @@ mod tests {
         )
     }
 
+    fn with_backoff() -> Redelivery {
+        Redelivery {
+            backoff: Some(Backoff::new(10, 900)),
+            receive_limit: None,
+        }
+    }
+
+    fn failed(fate: Fate, receive_count: u32) -> RecordOutcome {
+        RecordOutcome {
+            receive_count: Some(receive_count),
+            ..RecordOutcome::new("m", fate)
+        }
+    }
+
+    #[test]
+    fn without_backoff_only_a_named_time_moves_a_record() {
+        let policy = Redelivery::default();
+        let now = Instant::now();
+        assert_eq!(policy.delay(&failed(Fate::Transient, 1), now, 0.5), None);
+        assert_eq!(policy.delay(&failed(Fate::Deferred, 1), now, 0.5), None);
+        let mut rate_limited = failed(Fate::Deferred, 1);
+        rate_limited.retry_at = Some(now + Duration::from_secs(30));
+        assert_eq!(policy.delay(&rate_limited, now, 0.5), Some(30));
+        rate_limited.retry_at = Some(now);
+        assert_eq!(
+            policy.delay(&rate_limited, now, 0.5),
+            Some(1),
+            "a named time is at least a second away"
+        );
+        assert_eq!(policy.delay(&failed(Fate::Expired, 1), now, 0.5), None);
+    }
+
+    #[test]
+    fn from_half_the_receive_limit_the_rest_is_spread_over_the_time_left() {
+        let policy = Redelivery {
+            backoff: Some(Backoff::new(10, 900)),
+            receive_limit: Some(100),
+        };
+        let now = Instant::now();
+        let mut record = failed(Fate::Transient, 49);
+        record.expires_at = Some(now + Duration::from_secs(72 * 3_600));
+        assert_eq!(
+            policy.delay(&record, now, 0.0),
+            Some(0),
+            "below half: backoff only"
+        );
+        record.receive_count = Some(50);
+        assert_eq!(
+            policy.delay(&record, now, 0.0),
+            Some(72 * 3_600 / 50),
+            "50 receives left for 72 h: one every 86.4 min"
+        );
+        record.receive_count = Some(99);
+        assert_eq!(
+            policy.delay(&record, now, 0.0),
+            Some(MAX_VISIBILITY_SECONDS),
+            "never past SQS's 12 hours"
+        );
+        record.expires_at = Some(now + Duration::from_secs(600));
+        record.receive_count = Some(60);
+        assert_eq!(
+            policy.delay(&record, now, 1.0),
+            Some(900),
+            "the backoff when it is longer"
+        );
+    }
+
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(5)
     }
@@ -316,12 +424,13 @@ mod tests {
             (Fate::Transient, "breaker opened after it failed"),
             (Fate::Deferred, "way too long"),
         ]);
-        report.outcomes[0].retry_after = Some(Duration::from_millis(6_200));
-        report.outcomes[1].retry_after = Some(Duration::from_secs(100));
-        report.outcomes[2].retry_after = Some(Duration::from_secs(100_000));
+        let now = Instant::now();
+        report.outcomes[0].retry_at = Some(now + Duration::from_millis(6_200));
+        report.outcomes[1].retry_at = Some(now + Duration::from_secs(100));
+        report.outcomes[2].retry_at = Some(now + Duration::from_secs(100_000));
         let settlement = Settlement::new(
             None::<MemoryDlq>,
-            Some((MemoryVisibility::default(), Backoff::new(10, 900))),
+            Some((MemoryVisibility::default(), with_backoff())),
         );
         settlement.settle(&mut report, &messages, later()).await;
         let delays: Vec<Option<u32>> = report
@@ -365,10 +474,9 @@ mod tests {
             (Fate::Sent, "s"),
             (Fate::Permanent, "p"),
         ]);
-        let backoff = Backoff::new(10, 900);
         let settlement = Settlement::new(
             None::<MemoryDlq>,
-            Some((MemoryVisibility::default(), backoff)),
+            Some((MemoryVisibility::default(), with_backoff())),
         );
         settlement.settle(&mut report, &messages, later()).await;
 

@@ -9,7 +9,7 @@ use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
 use crate::config::{Config, TlsRoots};
 use crate::engine::{BatchEngine, EngineSettings};
-use crate::settle::Settlement;
+use crate::settle::{Redelivery, Settlement};
 
 /// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling.
 pub type Dispatch = VoiceDispatch<PinpointVoice, SqsDeadLetterQueue, SqsRedelivery>;
@@ -107,9 +107,14 @@ pub fn settlement(
             .dead_letter_queue_url
             .clone()
             .map(|url| SqsDeadLetterQueue::new(sqs.clone(), url)),
-        config
-            .backoff
-            .map(|backoff| (SqsRedelivery::new(sqs), backoff)),
+        // Always on: the pacer's and the breaker's times apply with or without backoff.
+        Some((
+            SqsRedelivery::new(sqs),
+            Redelivery {
+                backoff: config.backoff,
+                receive_limit: config.max_receive_count,
+            },
+        )),
     )
 }
 

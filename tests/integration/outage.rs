@@ -19,9 +19,9 @@ use crate::moto::{queue_pair, read_all, reason_of, send_bodies, Moto};
 use crate::redrive::function;
 use crate::support::*;
 
-/// A backstop far above what the time to live allows: redrive must never be what ends a
-/// message here (the template's arithmetic is in the README).
-const MAX_RECEIVE_COUNT: u32 = 1_000;
+/// The queues' redrive backstop, known to the function as the template wires it
+/// (`MAX_RECEIVE_COUNT`): redrive must never be what ends a message here.
+const MAX_RECEIVE_COUNT: u32 = 40;
 
 fn destination(n: usize) -> String {
     format!("+1206800{n:04}")
@@ -67,6 +67,7 @@ async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
     let fake = FakeVoice::start(Script::default()).await.unwrap();
     let mut config: Config = test_config();
     config.dead_letter_queue_url = Some(dlq.url.clone());
+    config.max_receive_count = Some(MAX_RECEIVE_COUNT);
     config.backoff = Some(Backoff::new(1, 4));
     config.breaker = BreakerSettings {
         threshold: 5,
@@ -116,9 +117,17 @@ async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
         .map(after)
         .max()
         .unwrap_or_default();
+    let most_receives = esm_a
+        .deliveries
+        .iter()
+        .chain(&esm_b.deliveries)
+        .map(|d| d.receive_count)
+        .max()
+        .unwrap_or(0);
     println!(
         "outage of {OUTAGE:?}: {during_outage} calls to the failing service for {messages} messages \
-         ({:.2} a message); the last message went out {last_sent:?} after recovery",
+         ({:.2} a message); the last message went out {last_sent:?} after recovery; \
+         at most {most_receives} receives of one message",
         during_outage as f64 / messages as f64
     );
     assert!(
@@ -188,6 +197,7 @@ async fn a_burst_is_paced_to_the_quota_across_two_instances() {
         .unwrap();
     let mut config = test_config();
     config.dead_letter_queue_url = Some(dlq.url.clone());
+    config.max_receive_count = Some(MAX_RECEIVE_COUNT);
     config.backoff = Some(Backoff::new(1, 4));
     config.send_rate = SendRate::per_second(5.0);
     let instance_a = function(&fake, &moto, &config).await;
