@@ -20,8 +20,10 @@ pub enum SendFailure {
     },
     /// No answer in time: an attempt or the whole operation timed out.
     Timeout(String),
-    /// The request never got an answer: connection refused or reset, DNS, TLS.
+    /// The connection broke after the request may have gone out: reset, closed mid-answer.
     Connection(String),
+    /// No connection was made, so no request was written: refused, DNS, TLS handshake.
+    NotConnected(String),
     /// The request could not even be built, so it never reached the service.
     InvalidRequest(String),
     /// A response came back but could not be read as the protocol says.
@@ -67,7 +69,9 @@ pub fn classify(failure: &SendFailure) -> Disposition {
         } if TRANSIENT_CODES.contains(&code.as_str()) => Disposition::Transient,
         // An unknown code, or none (a bare 5xx from a proxy): retry, and let redrive decide.
         SendFailure::Service { .. } => Disposition::Transient,
-        SendFailure::Timeout(_) | SendFailure::Connection(_) => Disposition::Transient,
+        SendFailure::Timeout(_) | SendFailure::Connection(_) | SendFailure::NotConnected(_) => {
+            Disposition::Transient
+        }
         // The same input builds the same broken request every time.
         SendFailure::InvalidRequest(_) => Disposition::Permanent,
         SendFailure::UnreadableResponse { .. } => Disposition::Transient,
@@ -103,7 +107,9 @@ pub fn signal(failure: &SendFailure) -> Signal {
                 Signal::Answered
             }
         }
-        SendFailure::Timeout(_) | SendFailure::Connection(_) => Signal::ServiceFailing,
+        SendFailure::Timeout(_) | SendFailure::Connection(_) | SendFailure::NotConnected(_) => {
+            Signal::ServiceFailing
+        }
         SendFailure::InvalidRequest(_) => Signal::NotReached,
     }
 }
@@ -116,7 +122,9 @@ pub fn signal(failure: &SendFailure) -> Signal {
 /// idempotency token, so sending it again could ring a person twice.
 pub fn placed_nothing(failure: &SendFailure) -> bool {
     match failure {
-        SendFailure::Service { code: Some(_), .. } | SendFailure::InvalidRequest(_) => true,
+        SendFailure::Service { code: Some(_), .. }
+        | SendFailure::InvalidRequest(_)
+        | SendFailure::NotConnected(_) => true,
         SendFailure::Service {
             code: None, status, ..
         } => {
@@ -143,6 +151,7 @@ impl SendFailure {
             Self::Service { .. } => "UnknownServiceError".to_owned(),
             Self::Timeout(_) => "Timeout".to_owned(),
             Self::Connection(_) => "ConnectionError".to_owned(),
+            Self::NotConnected(_) => "ConnectError".to_owned(),
             Self::InvalidRequest(_) => "InvalidRequest".to_owned(),
             Self::UnreadableResponse { .. } => "UnreadableResponse".to_owned(),
         }
@@ -151,9 +160,10 @@ impl SendFailure {
     pub fn message(&self) -> &str {
         match self {
             Self::Service { message, .. } | Self::UnreadableResponse { message, .. } => message,
-            Self::Timeout(message) | Self::Connection(message) | Self::InvalidRequest(message) => {
-                message
-            }
+            Self::Timeout(message)
+            | Self::Connection(message)
+            | Self::NotConnected(message)
+            | Self::InvalidRequest(message) => message,
         }
     }
 }
@@ -301,6 +311,7 @@ mod tests {
             assert!(!placed_nothing(&service(None, gateway)), "{gateway}");
         }
         assert!(placed_nothing(&SendFailure::InvalidRequest("x".into())));
+        assert!(placed_nothing(&SendFailure::NotConnected("refused".into())));
         assert!(!placed_nothing(&SendFailure::Timeout("t".into())));
         assert!(!placed_nothing(&SendFailure::Connection("c".into())));
         assert!(!placed_nothing(&SendFailure::UnreadableResponse {

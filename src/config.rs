@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::breaker::BreakerSettings;
 use crate::expiry::{DEFAULT_TTL_SECONDS, MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
+use crate::ledger::UnknownOutcome;
 use crate::message::MessageDefaults;
 use crate::metrics::MetricsContext;
 use crate::pacing::SendRate;
@@ -37,6 +38,12 @@ pub struct Config {
     /// The source queue's `maxReceiveCount`, when known: lets redelivery keep redrive from
     /// moving a message before its time to live.
     pub max_receive_count: Option<u32>,
+    /// The DynamoDB table of the idempotency ledger; `None`: no ledger.
+    pub idempotency_table: Option<String>,
+    /// How long ledger entries stay valid.
+    pub idempotency_ttl: Duration,
+    /// What to do when an earlier attempt's outcome is unknown.
+    pub on_unknown_outcome: UnknownOutcome,
     /// CloudWatch EMF metrics, written when running as a Lambda function
     /// (`AWS_LAMBDA_FUNCTION_NAME` is set).
     pub metrics: Option<MetricsContext>,
@@ -80,6 +87,13 @@ pub const CIRCUIT_BREAKER_THRESHOLD: &str = "CIRCUIT_BREAKER_THRESHOLD";
 pub const CIRCUIT_BREAKER_OPEN_SECONDS: &str = "CIRCUIT_BREAKER_OPEN_SECONDS";
 pub const SEND_MAX_ATTEMPTS: &str = "SEND_MAX_ATTEMPTS";
 pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+pub const IDEMPOTENCY_TABLE_NAME: &str = "IDEMPOTENCY_TABLE_NAME";
+pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
+pub const ON_UNKNOWN_OUTCOME: &str = "ON_UNKNOWN_OUTCOME";
+
+/// `IDEMPOTENCY_TTL_SECONDS` when unset: 14 days, SQS's longest retention, so an entry
+/// outlives every redelivery of its message.
+pub const DEFAULT_IDEMPOTENCY_TTL_SECONDS: u32 = 1_209_600;
 
 /// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
 pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
@@ -98,6 +112,9 @@ impl Default for Config {
             breaker: BreakerSettings::default(),
             max_attempts: 3,
             max_receive_count: None,
+            idempotency_table: None,
+            idempotency_ttl: Duration::from_secs(u64::from(DEFAULT_IDEMPOTENCY_TTL_SECONDS)),
+            on_unknown_outcome: UnknownOutcome::Retry,
             metrics: None,
             tls_roots: TlsRoots::Amazon,
         }
@@ -185,6 +202,26 @@ impl Config {
                 .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0))
                 .transpose()?
                 .map(|count| count as u32),
+            idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
+            idempotency_ttl: seconds(
+                IDEMPOTENCY_TTL_SECONDS,
+                get(IDEMPOTENCY_TTL_SECONDS),
+                3_600..=31_536_000,
+                base.idempotency_ttl,
+            )?,
+            on_unknown_outcome: match get(ON_UNKNOWN_OUTCOME)
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("retry") => UnknownOutcome::Retry,
+                Some("dead-letter") => UnknownOutcome::DeadLetter,
+                Some(_) => {
+                    return Err(ConfigError {
+                        variable: ON_UNKNOWN_OUTCOME,
+                        problem: "expected `retry` or `dead-letter`".to_owned(),
+                    })
+                }
+            },
             metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
                 namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
                 function_name,
@@ -414,6 +451,33 @@ mod tests {
         assert_eq!(config.breaker.max_open, Duration::from_secs(900));
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.max_receive_count, None);
+        assert_eq!(
+            config.idempotency_table, None,
+            "no ledger unless a table is named"
+        );
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(1_209_600));
+        assert_eq!(config.on_unknown_outcome, UnknownOutcome::Retry);
+    }
+
+    #[test]
+    fn the_ledger_is_on_with_a_table_and_its_policy_is_read() {
+        let config = config(&[
+            (IDEMPOTENCY_TABLE_NAME, "calls-ledger"),
+            (IDEMPOTENCY_TTL_SECONDS, "86400"),
+            (ON_UNKNOWN_OUTCOME, "dead-letter"),
+        ])
+        .unwrap();
+        assert_eq!(config.idempotency_table.as_deref(), Some("calls-ledger"));
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.on_unknown_outcome, UnknownOutcome::DeadLetter);
+        assert_eq!(
+            config_err(&[(ON_UNKNOWN_OUTCOME, "twice")]).variable,
+            ON_UNKNOWN_OUTCOME
+        );
+        assert_eq!(
+            config_err(&[(IDEMPOTENCY_TTL_SECONDS, "60")]).variable,
+            IDEMPOTENCY_TTL_SECONDS
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The batch engine: one outcome per record, a bounded number of sends in flight, FIFO order
 //! per message group, a panic confined to its record, and an answer before the deadline.
 //!
-//! Each send goes through the instance's pacer and circuit breaker and never starts after
-//! the record's expiry. A failure that certainly placed nothing is tried again in place, a
-//! few times; anything else is left to SQS's redelivery.
+//! Each send goes through the instance's pacer and circuit breaker, never starts after the
+//! record's expiry, and never starts unless a whole attempt fits before the cutoff. With an
+//! idempotency ledger, a record's key is claimed before its first attempt and its outcome
+//! recorded after the last. A failure that certainly placed nothing is tried again in place,
+//! a few times; anything else is left to SQS's redelivery. A message id that appears twice in
+//! one batch is sent once, and both copies share that outcome.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, SystemTime};
@@ -14,9 +17,10 @@ use tokio::time::Instant;
 use crate::breaker::{BreakerSettings, CircuitBreaker, Open};
 use crate::classify::{classify, placed_nothing, signal, Disposition, SendFailure, Signal};
 use crate::expiry::Expiry;
+use crate::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
 use crate::message::{MessageDefaults, VoiceMessage};
 use crate::pacing::{Pacer, SendRate};
-use crate::ports::VoiceSender;
+use crate::ports::{ClaimAnswer, Ledger, NoLedger, VoiceSender};
 use crate::redact::scrub_phone_numbers;
 use crate::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
 
@@ -31,6 +35,8 @@ pub struct Record<'a> {
     pub fifo_group: Option<&'a str>,
     /// When the producer sent it (`SentTimestamp`): the start of its time to live.
     pub sent_at: Option<SystemTime>,
+    /// The key the idempotency ledger knows it by.
+    pub idempotency_key: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +53,12 @@ pub struct EngineSettings {
     /// Sends per second for this instance; `None`: unpaced.
     pub send_rate: Option<SendRate>,
     pub breaker: BreakerSettings,
+    /// One attempt's limit: a send starts only if it fits before the cutoff.
+    pub attempt_timeout: Duration,
+    /// What the ledger does with a key whose earlier attempt's outcome is unknown.
+    pub on_unknown: UnknownOutcome,
+    /// How long ledger entries stay valid.
+    pub ledger_ttl: Duration,
 }
 
 impl Default for EngineSettings {
@@ -60,6 +72,9 @@ impl Default for EngineSettings {
             retry_base: Duration::from_millis(250),
             send_rate: None,
             breaker: BreakerSettings::default(),
+            attempt_timeout: Duration::from_millis(5_000),
+            on_unknown: UnknownOutcome::Retry,
+            ledger_ttl: Duration::from_secs(14 * 86_400),
         }
     }
 }
@@ -67,32 +82,41 @@ impl Default for EngineSettings {
 /// The longest wait between two attempts in place, whatever the attempt count.
 const RETRY_CAP_FACTOR: u32 = 16;
 
-pub struct BatchEngine<S> {
+pub struct BatchEngine<S, L = NoLedger> {
     sender: S,
     settings: EngineSettings,
     /// Both live as long as the instance: a warm instance remembers its pace and whether
     /// the service was failing across invocations.
     pacer: Option<Pacer>,
     breaker: CircuitBreaker,
+    ledger: Option<L>,
 }
 
-/// The two moments that bound a batch, derived from the invocation deadline.
+/// The moments that bound a batch, derived from the invocation deadline.
 #[derive(Debug, Clone, Copy)]
 struct Cutoffs {
-    /// No send starts after this: `deadline - safety`.
+    deadline: Instant,
+    /// No send starts after this: `deadline - safety`, and sooner if one attempt's timeout
+    /// would not fit before `abandon`.
     last_start: Instant,
     /// Sends still in flight are abandoned here, `deadline - safety / 2`, which leaves the
-    /// other half of the reserve to report (and, later, to dead-letter) and answer.
+    /// other half of the reserve to record, settle and answer.
     abandon: Instant,
+    /// The ledger's writes after a send finish by here, `deadline - safety / 4`.
+    record_by: Instant,
 }
 
 impl Cutoffs {
-    fn new(deadline: Instant, safety: Duration) -> Self {
+    fn new(deadline: Instant, safety: Duration, attempt_timeout: Duration) -> Self {
         let now = Instant::now();
         let before = |margin: Duration| deadline.checked_sub(margin).unwrap_or(now);
+        let abandon = before(safety / 2);
+        let whole_attempt = abandon.checked_sub(attempt_timeout).unwrap_or(now);
         Self {
-            last_start: before(safety),
-            abandon: before(safety / 2),
+            deadline,
+            last_start: before(safety).min(whole_attempt),
+            abandon,
+            record_by: before(safety / 4),
         }
     }
 }
@@ -104,9 +128,23 @@ impl<S: VoiceSender> BatchEngine<S> {
             pacer: settings.send_rate.map(Pacer::new),
             breaker: CircuitBreaker::new(settings.breaker),
             settings,
+            ledger: None,
         }
     }
 
+    /// The same engine keeping an idempotency ledger (none: it keeps none).
+    pub fn with_ledger<L: Ledger>(self, ledger: Option<L>) -> BatchEngine<S, L> {
+        BatchEngine {
+            sender: self.sender,
+            settings: self.settings,
+            pacer: self.pacer,
+            breaker: self.breaker,
+            ledger,
+        }
+    }
+}
+
+impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
@@ -119,16 +157,24 @@ impl<S: VoiceSender> BatchEngine<S> {
     /// Processes every record and returns their outcomes in record order. Never fails as a
     /// whole: whatever goes wrong is some record's outcome.
     pub async fn run(&self, records: &[Record<'_>], deadline: Instant) -> BatchReport {
-        let cutoffs = Cutoffs::new(deadline, self.settings.deadline_safety);
+        let cutoffs = Cutoffs::new(
+            deadline,
+            self.settings.deadline_safety,
+            self.settings.attempt_timeout,
+        );
         let opened_before = self.breaker.times_opened();
+        let (lanes, copies) = lanes(records);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let mut lanes = futures::stream::iter(lanes(records))
+        let mut lanes = futures::stream::iter(lanes)
             .map(|lane| self.run_lane(lane, records, cutoffs))
             .buffer_unordered(self.settings.max_concurrency.max(1));
         while let Some(finished) = lanes.next().await {
             for (index, outcome) in finished {
                 outcomes[index] = Some(outcome);
             }
+        }
+        for (copy, first) in copies {
+            outcomes[copy] = outcomes[first].clone();
         }
         BatchReport {
             outcomes: outcomes
@@ -147,9 +193,9 @@ impl<S: VoiceSender> BatchEngine<S> {
         }
     }
 
-    /// Runs one lane's records in order. A record that is not done (transient or deferred)
-    /// blocks the rest of its lane: in a FIFO group, sending a later message first would
-    /// break the order SQS promised.
+    /// Runs one lane's records in order. A record that is not done (transient, deferred or
+    /// abandoned) blocks the rest of its lane: in a FIFO group, sending a later message first
+    /// would break the order SQS promised.
     async fn run_lane(
         &self,
         lane: Vec<usize>,
@@ -171,7 +217,10 @@ impl<S: VoiceSender> BatchEngine<S> {
             } else {
                 self.process_isolated(record, cutoffs).await
             };
-            if matches!(outcome.fate, Fate::Transient | Fate::Deferred) {
+            if matches!(
+                outcome.fate,
+                Fate::Transient | Fate::Deferred | Fate::Abandoned
+            ) {
                 blocked_by = Some(record.message_id);
             }
             finished.push((index, outcome));
@@ -234,7 +283,7 @@ impl<S: VoiceSender> BatchEngine<S> {
                 Duration::from_secs(u64::from(seconds))
             });
         let expiry = Expiry::of(record.sent_at, ttl, SystemTime::now(), Instant::now());
-        let mut attempt = AttemptLoop {
+        let attempt = AttemptLoop {
             outcome: RecordOutcome {
                 destination: Some(message.destination.masked().to_string()),
                 receive_count: record.receive_count,
@@ -242,10 +291,193 @@ impl<S: VoiceSender> BatchEngine<S> {
                 ..RecordOutcome::new(record.message_id, Fate::Deferred)
             },
         };
+        let outcome = match expiry.filter(|e| e.is_past(Instant::now())) {
+            Some(expiry) => attempt.expired(&expiry),
+            None => match &self.ledger {
+                None => {
+                    self.attempts(record, &message, expiry, cutoffs, attempt)
+                        .await
+                        .0
+                }
+                Some(ledger) => match self.claim(ledger, record, cutoffs, attempt).await {
+                    Err(refused) => refused,
+                    Ok((claim, attempt)) => {
+                        let (outcome, maybe_placed) = self
+                            .attempts(record, &message, expiry, cutoffs, attempt)
+                            .await;
+                        self.record(ledger, &claim, &outcome, maybe_placed, cutoffs)
+                            .await;
+                        outcome
+                    }
+                },
+            },
+        };
+        RecordOutcome {
+            latency: started.elapsed(),
+            ..outcome
+        }
+    }
+
+    /// Claims the record's key before its first attempt. `Err` is the record's outcome when
+    /// it must not be sent now: already sent, held elsewhere, the key reused for another
+    /// message, an unknown outcome under at-most-once, or the ledger out of reach (nothing is
+    /// ever sent unrecorded).
+    async fn claim(
+        &self,
+        ledger: &L,
+        record: &Record<'_>,
+        cutoffs: Cutoffs,
+        attempt: AttemptLoop,
+    ) -> Result<(Claim, AttemptLoop), RecordOutcome> {
+        let now_ms = epoch_ms(SystemTime::now());
+        let lease_ms = cutoffs
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        let claim = Claim {
+            key: ledger::stored_key(record.idempotency_key),
+            entry: Entry {
+                status: Status::InProgress,
+                body_hash: ledger::body_hash(record.body.unwrap_or_default()),
+                claim_id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                lease_until_ms: now_ms.saturating_add(lease_ms as u64),
+                expiration: (now_ms / 1_000).saturating_add(self.settings.ledger_ttl.as_secs()),
+                voice_message_id: None,
+            },
+            now_ms,
+            on_unknown: self.settings.on_unknown,
+        };
+        let answer = tokio::time::timeout_at(cutoffs.last_start, ledger.claim(&claim)).await;
+        let mut outcome = attempt.outcome;
+        let (fate, code, message) = match answer {
+            Ok(Ok(ClaimAnswer::Claimed { replaced })) => {
+                if let Some(earlier) = replaced.filter(|e| e.status != Status::Sent) {
+                    tracing::warn!(
+                        message_id = %record.message_id,
+                        earlier_status = earlier.status.as_str(),
+                        "an earlier attempt's outcome is unknown: calling again (ON_UNKNOWN_OUTCOME=retry)"
+                    );
+                }
+                return Ok((claim, AttemptLoop { outcome }));
+            }
+            Ok(Ok(ClaimAnswer::Refused(standing))) => match ledger::refusal(&standing, &claim) {
+                Refusal::AlreadySent { voice_message_id } => {
+                    outcome.fate = Fate::Duplicate;
+                    outcome.reason = None;
+                    outcome.voice_message_id = voice_message_id;
+                    return Err(outcome);
+                }
+                Refusal::InProgressElsewhere { lease_until_ms } => {
+                    outcome.retry_at = Some(
+                        Instant::now()
+                            + Duration::from_millis(lease_until_ms.saturating_sub(now_ms)),
+                    );
+                    (
+                        Fate::Deferred,
+                        "InProgressElsewhere",
+                        "another invocation is sending this key; back when its lease ends"
+                            .to_owned(),
+                    )
+                }
+                Refusal::KeyReused => (
+                    Fate::Permanent,
+                    "IdempotencyKeyReused",
+                    "its idempotency key was already used for a different message".to_owned(),
+                ),
+                Refusal::OutcomeUnknown => (
+                    Fate::Permanent,
+                    "OutcomeUnknown",
+                    "an earlier attempt may have placed the call; ON_UNKNOWN_OUTCOME=dead-letter calls at most once"
+                        .to_owned(),
+                ),
+            },
+            Ok(Err(error)) => (
+                Fate::Transient,
+                "LedgerUnavailable",
+                format!("not sent: the idempotency ledger could not be written: {error}"),
+            ),
+            Err(_elapsed) => (
+                Fate::Transient,
+                "LedgerUnavailable",
+                "not sent: the idempotency ledger did not answer before the send cutoff"
+                    .to_owned(),
+            ),
+        };
+        outcome.fate = fate;
+        outcome.reason = Some(Reason {
+            code: code.to_owned(),
+            message: scrub_phone_numbers(&message),
+        });
+        Err(outcome)
+    }
+
+    /// Records what became of a claimed record. A placed call's `SENT` is retried until the
+    /// cutoff, then logged at ERROR: the record still counts as sent.
+    async fn record(
+        &self,
+        ledger: &L,
+        claim: &Claim,
+        outcome: &RecordOutcome,
+        maybe_placed: bool,
+        cutoffs: Cutoffs,
+    ) {
+        let settle = match outcome.fate {
+            Fate::Sent => Settle::Sent {
+                voice_message_id: outcome.voice_message_id.clone(),
+            },
+            _ if maybe_placed => Settle::Unknown,
+            _ => Settle::Release,
+        };
+        let mut tries = 0u32;
+        let error = loop {
+            tries += 1;
+            let written = tokio::time::timeout_at(
+                cutoffs.record_by,
+                ledger.settle(&claim.key, &claim.entry.claim_id, &settle),
+            )
+            .await;
+            let error = match written {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error,
+                Err(_elapsed) => "no answer before the deadline".to_owned(),
+            };
+            let retry = Duration::from_millis(50u64 << tries.min(5));
+            if !matches!(settle, Settle::Sent { .. }) || Instant::now() + retry >= cutoffs.record_by
+            {
+                break error;
+            }
+            tokio::time::sleep(retry).await;
+        };
+        let fate = outcome.fate.as_str();
+        match settle {
+            Settle::Sent { .. } => tracing::error!(
+                message_id = %outcome.message_id, fate, tries, error = %scrub_phone_numbers(&error),
+                "the call was placed but the ledger could not record it: a redelivery would call again"
+            ),
+            _ => tracing::warn!(
+                message_id = %outcome.message_id, fate, error = %scrub_phone_numbers(&error),
+                "the ledger could not record the outcome; the claim lapses with its lease"
+            ),
+        }
+    }
+
+    /// The attempts at one record, through the breaker and the pacer, never after its expiry
+    /// or the cutoff. Returns the outcome and whether the call may have been placed without
+    /// an answer saying so (the ledger records that as unknown).
+    async fn attempts(
+        &self,
+        record: &Record<'_>,
+        message: &VoiceMessage,
+        expiry: Option<Expiry>,
+        cutoffs: Cutoffs,
+        mut attempt: AttemptLoop,
+    ) -> (RecordOutcome, bool) {
         // When this record was last throttled, to tell the account's quota from the
         // recipient's.
         let mut throttled_at: Option<Instant> = None;
-        let stop = loop {
+        // Whether the last attempt may have placed the call without an answer saying so.
+        let mut maybe_placed = false;
+        let outcome = loop {
             let now = Instant::now();
             if let Some(expiry) = expiry.filter(|e| e.is_past(now)) {
                 break attempt.expired(&expiry);
@@ -285,10 +517,13 @@ impl<S: VoiceSender> BatchEngine<S> {
                 }
             };
             attempt.outcome.attempts += 1;
-            let sent = tokio::time::timeout_at(cutoffs.abandon, self.sender.send(&message)).await;
+            let sent = tokio::time::timeout_at(cutoffs.abandon, self.sender.send(message)).await;
             let failure = match sent {
                 // Dropping `admitted` frees the breaker's probe slot, if this was the probe.
-                Err(_elapsed) => break attempt.abandoned(),
+                Err(_elapsed) => {
+                    maybe_placed = true;
+                    break attempt.abandoned();
+                }
                 Ok(Ok(call)) => {
                     self.breaker.record(admitted, None, Instant::now());
                     if let Some(pacer) = &self.pacer {
@@ -301,6 +536,7 @@ impl<S: VoiceSender> BatchEngine<S> {
                 }
                 Ok(Err(failure)) => failure,
             };
+            maybe_placed = !placed_nothing(&failure);
             let health = signal(&failure);
             let now = Instant::now();
             self.breaker.record(admitted, Some(health), now);
@@ -338,10 +574,7 @@ impl<S: VoiceSender> BatchEngine<S> {
             }
             tokio::time::sleep(wait).await;
         };
-        RecordOutcome {
-            latency: started.elapsed(),
-            ..stop
-        }
+        (outcome, maybe_placed)
     }
 
     /// Full jitter over `0..=base × 2^(attempts − 1)`, capped.
@@ -399,9 +632,9 @@ impl AttemptLoop {
     }
 
     fn abandoned(mut self) -> RecordOutcome {
-        self.outcome.fate = Fate::Deferred;
+        self.outcome.fate = Fate::Abandoned;
         self.outcome.reason = Some(Reason {
-            code: "DeadlineReached".to_owned(),
+            code: "Abandoned".to_owned(),
             message:
                 "abandoned in flight at the invocation deadline; the call may have been placed"
                     .to_owned(),
@@ -443,11 +676,20 @@ fn rate_limited(record: &Record<'_>, pacer: &Pacer, slot: Instant) -> RecordOutc
 }
 
 /// Splits a batch into lanes that run concurrently. Each record of a standard queue is a
-/// lane of its own; the records of one FIFO message group share a lane, in event order.
-fn lanes(records: &[Record<'_>]) -> Vec<Vec<usize>> {
+/// lane of its own; the records of one FIFO message group share a lane, in event order. A
+/// message id seen before in the batch is no lane's: it is returned as `(copy, first)` and
+/// shares the first one's outcome, so one message is never sent twice by one batch.
+fn lanes(records: &[Record<'_>]) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
     let mut lanes: Vec<Vec<usize>> = Vec::new();
     let mut lane_of_group: std::collections::HashMap<&str, usize> = Default::default();
+    let mut first_of: std::collections::HashMap<&str, usize> = Default::default();
+    let mut copies = Vec::new();
     for (index, record) in records.iter().enumerate() {
+        if let Some(&first) = first_of.get(record.message_id) {
+            copies.push((index, first));
+            continue;
+        }
+        first_of.insert(record.message_id, index);
         match record.fifo_group {
             Some(group) => {
                 let lane = *lane_of_group.entry(group).or_insert_with(|| {
@@ -459,7 +701,12 @@ fn lanes(records: &[Record<'_>]) -> Vec<Vec<usize>> {
             None => lanes.push(vec![index]),
         }
     }
-    lanes
+    (lanes, copies)
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 fn reason_of(failure: &SendFailure) -> Reason {
@@ -499,13 +746,14 @@ mod tests {
             receive_count: Some(1),
             fifo_group: group,
             sent_at: None,
+            idempotency_key: id,
         }
     }
 
     #[test]
     fn standard_records_each_get_their_own_lane() {
         let records = [record("a", None), record("b", None), record("c", None)];
-        assert_eq!(lanes(&records), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(lanes(&records).0, vec![vec![0], vec![1], vec![2]]);
     }
 
     #[test]
@@ -517,7 +765,20 @@ mod tests {
             record("b2", Some("b")),
             record("a3", Some("a")),
         ];
-        assert_eq!(lanes(&records), vec![vec![0, 2, 4], vec![1, 3]]);
+        assert_eq!(lanes(&records).0, vec![vec![0, 2, 4], vec![1, 3]]);
+    }
+
+    #[test]
+    fn a_message_id_seen_before_in_the_batch_is_no_lane_but_a_copy() {
+        let records = [
+            record("a", None),
+            record("b", None),
+            record("a", None),
+            record("a", None),
+        ];
+        let (lanes, copies) = lanes(&records);
+        assert_eq!(lanes, vec![vec![0], vec![1]]);
+        assert_eq!(copies, vec![(2, 0), (3, 0)]);
     }
 
     use std::collections::VecDeque;
@@ -612,6 +873,7 @@ mod tests {
             },
             deadline_safety: Duration::from_millis(500),
             retry_base: Duration::from_millis(100),
+            attempt_timeout: Duration::from_millis(100),
             ..EngineSettings::default()
         }
     }
@@ -628,6 +890,7 @@ mod tests {
             receive_count: Some(1),
             fifo_group: None,
             sent_at: Some(SystemTime::now() - age),
+            idempotency_key: Box::leak(id.to_owned().into_boxed_str()),
         }
     }
 
@@ -810,6 +1073,7 @@ mod tests {
             settings: engine.settings.clone(),
             pacer: None,
             breaker: engine.breaker,
+            ledger: None::<NoLedger>,
         };
         let report = engine.run(&records[..2], in_seconds(30)).await;
         assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
@@ -901,11 +1165,289 @@ mod tests {
         );
     }
 
+    mod with_a_ledger {
+        use std::sync::Arc;
+
+        use super::*;
+        use crate::adapters::memory_ledger::MemoryLedger;
+
+        fn engine(
+            voice: ScriptedVoice,
+            ledger: &Arc<MemoryLedger>,
+            on_unknown: UnknownOutcome,
+        ) -> BatchEngine<ScriptedVoice, Arc<MemoryLedger>> {
+            let settings = EngineSettings {
+                on_unknown,
+                ..settings()
+            };
+            BatchEngine::new(voice, settings).with_ledger(Some(ledger.clone()))
+        }
+
+        fn timeout() -> Result<SentCall, SendFailure> {
+            Err(SendFailure::Timeout("attempt timed out".into()))
+        }
+
+        async fn run_one<L: Ledger>(
+            engine: &BatchEngine<ScriptedVoice, L>,
+            record: Record<'_>,
+        ) -> RecordOutcome {
+            engine
+                .run(&[record], in_seconds(30))
+                .await
+                .outcomes
+                .remove(0)
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_sent_call_is_recorded_and_a_redelivery_is_a_duplicate_not_called_again() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let engine = engine(
+                ScriptedVoice::new(accepted()),
+                &ledger,
+                UnknownOutcome::Retry,
+            );
+            let first = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+            assert_eq!(first.fate, Fate::Sent);
+            let entry = ledger.entry("m").unwrap();
+            assert_eq!(entry.status, Status::Sent);
+            assert_eq!(entry.voice_message_id.as_deref(), Some("voice-1"));
+
+            let again = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+            assert_eq!(again.fate, Fate::Duplicate);
+            assert_eq!(
+                again.voice_message_id.as_deref(),
+                Some("voice-1"),
+                "the original call"
+            );
+            assert!(!again.is_reported(), "SQS deletes it");
+            assert_eq!(engine.sender.requests(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_failure_that_placed_nothing_releases_the_claim_for_the_retry() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let mut voice = ScriptedVoice::new(accepted());
+            voice.then = Err(SendFailure::Service {
+                code: Some("InternalServiceErrorException".into()),
+                status: Some(500),
+                message: "down".into(),
+            });
+            let engine = engine(voice, &ledger, UnknownOutcome::DeadLetter);
+            let failed = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+            assert_eq!(failed.fate, Fate::Transient);
+            assert_eq!(ledger.entry("m"), None, "released");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn an_ambiguous_failure_is_unknown_and_the_policy_decides_the_next_delivery() {
+            for (policy, fate, calls) in [
+                (UnknownOutcome::Retry, Fate::Sent, 2),
+                (UnknownOutcome::DeadLetter, Fate::Permanent, 1),
+            ] {
+                let ledger = Arc::new(MemoryLedger::default());
+                let voice = ScriptedVoice::new(accepted()).first(vec![timeout()]);
+                let engine = engine(voice, &ledger, policy);
+                let first = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+                assert_eq!(first.fate, Fate::Transient);
+                assert_eq!(
+                    first.attempts, 1,
+                    "a timed-out attempt is not sent again in place"
+                );
+                assert_eq!(ledger.entry("m").unwrap().status, Status::Unknown);
+
+                let next = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+                assert_eq!(next.fate, fate, "{policy:?}");
+                assert_eq!(engine.sender.requests(), calls, "{policy:?}");
+                if policy == UnknownOutcome::DeadLetter {
+                    assert_eq!(next.reason.unwrap().code, "OutcomeUnknown");
+                }
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_claim_whose_holder_died_is_an_unknown_outcome_once_its_lease_ends() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let now_ms = epoch_ms(SystemTime::now());
+            let dead_holder = Claim {
+                key: "m".into(),
+                entry: Entry {
+                    status: Status::InProgress,
+                    body_hash: ledger::body_hash(BODY),
+                    claim_id: "crashed".into(),
+                    lease_until_ms: now_ms + 5_000,
+                    expiration: now_ms / 1_000 + 86_400,
+                    voice_message_id: None,
+                },
+                now_ms,
+                on_unknown: UnknownOutcome::Retry,
+            };
+            assert!(matches!(
+                ledger.claim(&dead_holder).await,
+                Ok(ClaimAnswer::Claimed { .. })
+            ));
+            let engine = engine(
+                ScriptedVoice::new(accepted()),
+                &ledger,
+                UnknownOutcome::DeadLetter,
+            );
+            let held = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+            assert_eq!(held.fate, Fate::Deferred);
+            assert_eq!(held.reason.as_ref().unwrap().code, "InProgressElsewhere");
+            let back_in = held.retry_at.unwrap() - Instant::now();
+            assert!(
+                back_in > Duration::from_millis(4_500) && back_in <= Duration::from_secs(5),
+                "when the lease ends: {back_in:?}"
+            );
+            assert_eq!(engine.sender.requests(), 0);
+
+            // SystemTime does not move with tokio's paused clock: lapse the lease by hand.
+            let mut lapsed = dead_holder.clone();
+            lapsed.entry.lease_until_ms = now_ms - 1;
+            lapsed.now_ms = now_ms + 10_000;
+            let _ = ledger.claim(&lapsed).await;
+            let after = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+            assert_eq!(after.fate, Fate::Permanent);
+            assert_eq!(after.reason.unwrap().code, "OutcomeUnknown");
+            assert_eq!(engine.sender.requests(), 0, "at most once: never called");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_key_reused_for_another_body_is_never_called() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let engine = engine(
+                ScriptedVoice::new(accepted()),
+                &ledger,
+                UnknownOutcome::Retry,
+            );
+            let mut first = sent("m1", BODY, Duration::ZERO);
+            first.idempotency_key = "order-42";
+            let mut other = sent("m2", BODY_TO_OTHER, Duration::ZERO);
+            other.idempotency_key = "order-42";
+            assert_eq!(run_one(&engine, first).await.fate, Fate::Sent);
+            let reused = run_one(&engine, other).await;
+            assert_eq!(reused.fate, Fate::Permanent);
+            assert_eq!(reused.reason.unwrap().code, "IdempotencyKeyReused");
+            assert_eq!(engine.sender.requests(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn nothing_is_sent_unrecorded_when_the_ledger_is_down() {
+            let ledger = Arc::new(MemoryLedger::default());
+            ledger.set_down(true);
+            let engine = engine(
+                ScriptedVoice::new(accepted()),
+                &ledger,
+                UnknownOutcome::Retry,
+            );
+            let outcome = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
+            assert_eq!(outcome.fate, Fate::Transient);
+            assert_eq!(outcome.reason.unwrap().code, "LedgerUnavailable");
+            assert_eq!(engine.sender.requests(), 0);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn two_instances_racing_for_one_key_place_one_call() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let mut slow = ScriptedVoice::new(accepted());
+            slow.latency = Duration::from_secs(2);
+            let a = engine(slow, &ledger, UnknownOutcome::Retry);
+            let b = engine(
+                ScriptedVoice::new(accepted()),
+                &ledger,
+                UnknownOutcome::Retry,
+            );
+            let (from_a, from_b) = tokio::join!(
+                run_one(&a, sent("m", BODY, Duration::ZERO)),
+                run_one(&b, sent("m", BODY, Duration::ZERO)),
+            );
+            let mut fates = [from_a.fate, from_b.fate];
+            fates.sort_by_key(|fate| fate.as_str());
+            assert_eq!(fates, [Fate::Deferred, Fate::Sent]);
+            assert_eq!(a.sender.requests() + b.sender.requests(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_send_abandoned_at_the_deadline_is_abandoned_and_unknown() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let mut stuck = ScriptedVoice::new(accepted());
+            stuck.latency = Duration::from_secs(60);
+            let engine = engine(stuck, &ledger, UnknownOutcome::Retry);
+            let report = engine
+                .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(2))
+                .await;
+            let outcome = &report.outcomes[0];
+            assert_eq!(outcome.fate, Fate::Abandoned);
+            assert!(outcome.is_reported());
+            assert_eq!(ledger.entry("m").unwrap().status, Status::Unknown);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_record_never_attempted_releases_its_claim() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let mut settings = settings();
+            settings.send_rate = SendRate::per_second(1.0);
+            let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings)
+                .with_ledger(Some(ledger.clone()));
+            let records = [
+                sent("first", BODY, Duration::ZERO),
+                sent("second", BODY, Duration::ZERO),
+            ];
+            // Sends may start until 0.9 s - 0.5 s: only the first.
+            let report = engine
+                .run(&records, Instant::now() + Duration::from_millis(900))
+                .await;
+            assert_eq!(report.outcomes[1].fate, Fate::Deferred);
+            assert_eq!(
+                ledger.entry("second"),
+                None,
+                "released: its retry can claim it"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_id_twice_in_one_batch_is_sent_once_and_both_share_the_outcome() {
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings());
+        let records = [
+            sent("m", BODY, Duration::ZERO),
+            sent("n", BODY_TO_OTHER, Duration::ZERO),
+            sent("m", BODY, Duration::ZERO),
+        ];
+        let report = engine.run(&records, in_seconds(30)).await;
+        assert_eq!(engine.sender.requests(), 2);
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        assert_eq!(report.outcomes[2].fate, Fate::Sent);
+        assert_eq!(
+            report.outcomes[2].voice_message_id,
+            report.outcomes[0].voice_message_id
+        );
+    }
+
     #[test]
     fn cutoffs_keep_the_reserve_before_the_deadline() {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let cutoffs = Cutoffs::new(deadline, Duration::from_millis(1_000));
+        let cutoffs = Cutoffs::new(
+            deadline,
+            Duration::from_millis(1_000),
+            Duration::from_millis(200),
+        );
         assert_eq!(deadline - cutoffs.last_start, Duration::from_millis(1_000));
         assert_eq!(deadline - cutoffs.abandon, Duration::from_millis(500));
+        assert_eq!(deadline - cutoffs.record_by, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn no_send_starts_unless_a_whole_attempt_fits_before_the_abandon_cutoff() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let cutoffs = Cutoffs::new(
+            deadline,
+            Duration::from_millis(1_000),
+            Duration::from_secs(3),
+        );
+        assert_eq!(
+            deadline - cutoffs.last_start,
+            Duration::from_millis(3_500),
+            "abandon at 9.5 s minus a 3 s attempt"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! each record given its fate (sent, transient, permanent, deferred) and the partial batch
 //! response SQS acts on.
 //!
-//! The pure core (`message`, `phone`, `classify`, `expiry`, `pacing`, `breaker`, `engine`,
+//! The pure core (`message`, `phone`, `classify`, `expiry`, `pacing`, `breaker`, `ledger`, `engine`,
 //! `report`, `backoff`, `dead_letter`, `settle`) knows nothing of the AWS SDK; `adapters` connect it to Pinpoint
 //! SMS Voice, SQS and Lambda; `wiring` builds it.
 
@@ -20,6 +20,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod engine;
 pub mod expiry;
+pub mod ledger;
 pub mod logging;
 pub mod message;
 pub mod metrics;

@@ -44,6 +44,8 @@ impl MetricsContext {
                 ("DeadLettered", "Count"),
                 ("Deferred", "Count"),
                 ("Expired", "Count"),
+                ("Abandoned", "Count"),
+                ("Duplicate", "Count"),
                 ("Attempts", "Count"),
                 ("CircuitOpened", "Count"),
                 ("CircuitOpen", "None"),
@@ -57,6 +59,8 @@ impl MetricsContext {
         summary["DeadLettered"] = json!(counts.dead_lettered);
         summary["Deferred"] = json!(counts.deferred);
         summary["Expired"] = json!(counts.expired);
+        summary["Abandoned"] = json!(counts.abandoned);
+        summary["Duplicate"] = json!(counts.duplicate);
         summary["Attempts"] = json!(report
             .outcomes
             .iter()
@@ -75,7 +79,7 @@ impl MetricsContext {
 
         let mut by_code: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for outcome in &report.outcomes {
-            if outcome.fate == Fate::Sent {
+            if matches!(outcome.fate, Fate::Sent | Fate::Duplicate) {
                 continue;
             }
             if let Some(reason) = &outcome.reason {

@@ -6,6 +6,7 @@ use std::future::Future;
 use aws_lambda_events::sqs::SqsMessageAttribute;
 
 use crate::classify::SendFailure;
+use crate::ledger::{Claim, Entry, Settle};
 use crate::message::VoiceMessage;
 
 /// Places one voice call.
@@ -67,4 +68,57 @@ pub trait RedeliveryDelay: Send + Sync {
 pub struct VisibilityDelay<'a> {
     pub receipt_handle: &'a str,
     pub seconds: u32,
+}
+
+/// The idempotency ledger: who has placed, or is placing, the call for a key.
+pub trait Ledger: Send + Sync {
+    /// Takes `claim.key` for `claim.entry` if [`crate::ledger::may_claim`] allows it, in one
+    /// atomic step; otherwise answers the entry in the way.
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, String>> + Send;
+
+    /// Records what became of the claim `claim_id` on `key`.
+    fn settle(
+        &self,
+        key: &str,
+        claim_id: &str,
+        settle: &Settle,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimAnswer {
+    /// The key is this record's; `replaced` is the entry it took over, if any.
+    Claimed { replaced: Option<Entry> },
+    /// Someone else's entry stands.
+    Refused(Entry),
+}
+
+/// No ledger: the type of an engine without one. Never called.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLedger;
+
+impl Ledger for NoLedger {
+    async fn claim(&self, _claim: &Claim) -> Result<ClaimAnswer, String> {
+        Err("no idempotency ledger is configured".to_owned())
+    }
+
+    async fn settle(&self, _key: &str, _claim_id: &str, _settle: &Settle) -> Result<(), String> {
+        Err("no idempotency ledger is configured".to_owned())
+    }
+}
+
+/// A ledger shared by several engines (instances, in tests) is still a ledger.
+impl<T: Ledger> Ledger for std::sync::Arc<T> {
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, String>> + Send {
+        self.as_ref().claim(claim)
+    }
+
+    fn settle(
+        &self,
+        key: &str,
+        claim_id: &str,
+        settle: &Settle,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        self.as_ref().settle(key, claim_id, settle)
+    }
 }

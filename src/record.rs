@@ -21,6 +21,27 @@ pub fn sent_at(message: &SqsMessage) -> Option<SystemTime> {
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// The message attribute a producer sets to name a call across its own retries.
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
+
+/// The key the idempotency ledger knows a record by: the producer's `IdempotencyKey` (a
+/// String message attribute), else on a FIFO queue its `MessageDeduplicationId`, else its
+/// SQS `messageId`.
+pub fn idempotency_key<'a>(message: &'a SqsMessage, message_id: &'a str) -> &'a str {
+    let producers = message
+        .message_attributes
+        .get(IDEMPOTENCY_KEY_ATTRIBUTE)
+        .filter(|attribute| attribute.data_type.as_deref() == Some("String"))
+        .and_then(|attribute| attribute.string_value.as_deref())
+        .filter(|key| !key.is_empty());
+    let deduplication = is_fifo(message)
+        .then(|| message.attributes.get("MessageDeduplicationId"))
+        .flatten()
+        .map(String::as_str)
+        .filter(|key| !key.is_empty());
+    producers.or(deduplication).unwrap_or(message_id)
+}
+
 /// Whether the record comes from a FIFO queue: its queue ARN ends in `.fifo`.
 pub fn is_fifo(message: &SqsMessage) -> bool {
     message
@@ -79,6 +100,45 @@ mod tests {
             serde_json::json!({"SentTimestamp": "soon"}),
         );
         assert_eq!(sent_at(&m), None);
+    }
+
+    #[test]
+    fn the_idempotency_key_is_the_producers_then_the_fifo_deduplication_id_then_the_message_id() {
+        let with_attribute = |arn: &str, attributes: serde_json::Value, key: serde_json::Value| {
+            serde_json::from_value::<SqsMessage>(serde_json::json!({
+                "messageId": "m", "eventSourceARN": arn, "attributes": attributes,
+                "messageAttributes": key
+            }))
+            .unwrap()
+        };
+        let dedup = serde_json::json!({"MessageDeduplicationId": "d"});
+        let producer = serde_json::json!({"IdempotencyKey": {"dataType": "String", "stringValue": "order-42"}});
+        let m = with_attribute(
+            "arn:aws:sqs:us-east-1:1:q.fifo",
+            dedup.clone(),
+            producer.clone(),
+        );
+        assert_eq!(idempotency_key(&m, "m"), "order-42");
+        let m = with_attribute(
+            "arn:aws:sqs:us-east-1:1:q.fifo",
+            dedup.clone(),
+            serde_json::json!({}),
+        );
+        assert_eq!(idempotency_key(&m, "m"), "d");
+        let m = with_attribute("arn:aws:sqs:us-east-1:1:q", dedup, serde_json::json!({}));
+        assert_eq!(
+            idempotency_key(&m, "m"),
+            "m",
+            "a standard queue has no deduplication id"
+        );
+        let binary =
+            serde_json::json!({"IdempotencyKey": {"dataType": "Binary", "binaryValue": "AAEC"}});
+        let m = with_attribute("arn:aws:sqs:us-east-1:1:q", serde_json::json!({}), binary);
+        assert_eq!(
+            idempotency_key(&m, "m"),
+            "m",
+            "only a String attribute names the key"
+        );
     }
 
     #[test]

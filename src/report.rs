@@ -15,11 +15,17 @@ pub enum Fate {
     /// Will never succeed as it is: forwarded to the dead-letter queue when one is
     /// configured (and then not reported), otherwise reported so redrive ends it there.
     Permanent,
-    /// Not attempted, or abandoned in flight, this time (deadline, or an earlier record of
-    /// its FIFO group failed): reported, so SQS redelivers it.
+    /// Not attempted this time (deadline, pacer, breaker, or an earlier record of its FIFO
+    /// group failed): reported, so SQS redelivers it.
     Deferred,
     /// Past its time to live: never sent. Dead-lettered like a permanent failure.
     Expired,
+    /// In flight when the invocation's time ran out and given up on: the call may have been
+    /// placed. Reported, and redelivered after a real backoff.
+    Abandoned,
+    /// Already placed by an earlier delivery (the idempotency ledger says so): not called
+    /// again, and not reported, so SQS deletes it.
+    Duplicate,
 }
 
 impl Fate {
@@ -30,6 +36,8 @@ impl Fate {
             Fate::Permanent => "permanent",
             Fate::Deferred => "deferred",
             Fate::Expired => "expired",
+            Fate::Abandoned => "abandoned",
+            Fate::Duplicate => "duplicate",
         }
     }
 
@@ -94,7 +102,7 @@ impl RecordOutcome {
     /// Whether SQS must keep the record: everything not sent, unless the dead-letter queue
     /// already holds it.
     pub fn is_reported(&self) -> bool {
-        self.fate != Fate::Sent && !self.dead_lettered
+        !matches!(self.fate, Fate::Sent | Fate::Duplicate) && !self.dead_lettered
     }
 
     /// One structured line per record. Destinations are masked and reasons scrubbed before
@@ -113,6 +121,14 @@ impl RecordOutcome {
                 destination = self.destination.as_deref(),
                 voice_message_id = self.voice_message_id.as_deref(),
                 "record sent"
+            ),
+            Fate::Duplicate => tracing::info!(
+                message_id = %self.message_id,
+                fate = self.fate.as_str(),
+                receive_count = self.receive_count,
+                destination = self.destination.as_deref(),
+                voice_message_id = self.voice_message_id.as_deref(),
+                "record already sent by an earlier delivery: not called again"
             ),
             _ => tracing::warn!(
                 message_id = %self.message_id,
@@ -154,6 +170,8 @@ pub struct FateCounts {
     pub permanent: usize,
     pub deferred: usize,
     pub expired: usize,
+    pub abandoned: usize,
+    pub duplicate: usize,
     /// Permanent failures and expired records the dead-letter queue accepted (also counted
     /// in `permanent` and `expired`).
     pub dead_lettered: usize,
@@ -169,6 +187,8 @@ impl BatchReport {
                 Fate::Permanent => counts.permanent += 1,
                 Fate::Deferred => counts.deferred += 1,
                 Fate::Expired => counts.expired += 1,
+                Fate::Abandoned => counts.abandoned += 1,
+                Fate::Duplicate => counts.duplicate += 1,
             }
             counts.dead_lettered += usize::from(outcome.dead_lettered);
         }
@@ -211,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn every_fate_but_sent_is_reported_once_in_event_order() {
+    fn every_fate_but_sent_and_duplicate_is_reported_once_in_event_order() {
         let report = BatchReport {
             outcomes: vec![
                 outcome("a", Fate::Sent),
@@ -220,6 +240,8 @@ mod tests {
                 outcome("d", Fate::Deferred),
                 outcome("b", Fate::Transient),
                 outcome("e", Fate::Expired),
+                outcome("f", Fate::Abandoned),
+                outcome("g", Fate::Duplicate),
             ],
             ..Default::default()
         };
@@ -229,7 +251,11 @@ mod tests {
             .into_iter()
             .map(|f| f.item_identifier)
             .collect();
-        assert_eq!(ids, ["b", "c", "d", "e"]);
+        assert_eq!(
+            ids,
+            ["b", "c", "d", "e", "f"],
+            "a duplicate is done: SQS deletes it"
+        );
         assert_eq!(
             report.counts(),
             FateCounts {
@@ -238,6 +264,8 @@ mod tests {
                 permanent: 1,
                 deferred: 1,
                 expired: 1,
+                abandoned: 1,
+                duplicate: 1,
                 dead_lettered: 0,
             }
         );

@@ -41,8 +41,12 @@ impl Redelivery {
             Fate::Transient => self
                 .backoff
                 .map(|backoff| backoff.delay(receive_count, draw)),
+            // An abandoned send may have been placed: never straight back.
+            Fate::Abandoned => self
+                .backoff
+                .map(|backoff| backoff.delay(receive_count, draw).max(1)),
             Fate::Deferred => self.backoff.map(|_| 0),
-            Fate::Sent | Fate::Permanent | Fate::Expired => return None,
+            Fate::Sent | Fate::Permanent | Fate::Expired | Fate::Duplicate => return None,
         };
         // Never back sooner than the engine said; at least a second, as 0 would be "now".
         let named = outcome
@@ -92,7 +96,8 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         }
     }
 
-    /// Returns the indexes of the records the DLQ accepted.
+    /// Returns the indexes of the records the DLQ accepted. A message id that appears twice
+    /// in the batch is forwarded once; its copies share the answer.
     async fn forward_permanent(
         &self,
         report: &BatchReport,
@@ -107,8 +112,14 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             .unwrap_or_default();
         let mut indexes = Vec::new();
         let mut letters = Vec::new();
+        let mut copies: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
             if !outcome.fate.is_final_failure() {
+                continue;
+            }
+            let seen = copies.entry(outcome.message_id.as_str()).or_default();
+            seen.push(index);
+            if seen.len() > 1 {
                 continue;
             }
             match dead_letter(message, outcome, &time) {
@@ -154,6 +165,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
                     None
                 }
             })
+            .flat_map(|index| copies[report.outcomes[index].message_id.as_str()].clone())
             .collect()
     }
 
@@ -443,6 +455,17 @@ mod tests {
             [Some(7), Some(100), Some(MAX_VISIBILITY_SECONDS)],
             "rounded up; the hint beats a shorter backoff; 12 h at most"
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_id_twice_in_the_batch_is_dead_lettered_once_for_both() {
+        let (mut report, messages) = batch(&[(Fate::Permanent, "bad"), (Fate::Permanent, "bad")]);
+        report.outcomes[1].message_id = "m0".into();
+        let settlement = Settlement::new(Some(MemoryDlq::default()), None::<(MemoryVisibility, _)>);
+        settlement.settle(&mut report, &messages, later()).await;
+        assert!(report.outcomes.iter().all(|o| o.dead_lettered));
+        let dlq = settlement.dead_letters.as_ref().unwrap();
+        assert_eq!(*dlq.bodies.lock().unwrap(), ["bad"], "one letter");
     }
 
     #[tokio::test]

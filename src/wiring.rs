@@ -4,6 +4,7 @@
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
+use crate::adapters::dynamodb::DynamoLedger;
 use crate::adapters::lambda::VoiceDispatch;
 use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
@@ -11,8 +12,9 @@ use crate::config::{Config, TlsRoots};
 use crate::engine::{BatchEngine, EngineSettings};
 use crate::settle::{Redelivery, Settlement};
 
-/// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling.
-pub type Dispatch = VoiceDispatch<PinpointVoice, SqsDeadLetterQueue, SqsRedelivery>;
+/// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling, DynamoDB for
+/// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
+pub type Dispatch = VoiceDispatch<PinpointVoice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger>;
 
 /// The SDK configuration loader with this function's timeouts. Everything else (region,
 /// credentials, `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`)
@@ -55,7 +57,12 @@ pub fn https_client(roots: TlsRoots) -> aws_sdk_pinpointsmsvoice::config::Shared
 }
 
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
-    voice_dispatch_with(config, voice_client(sdk), aws_sdk_sqs::Client::new(sdk))
+    voice_dispatch_with(
+        config,
+        voice_client(sdk),
+        aws_sdk_sqs::Client::new(sdk),
+        aws_sdk_dynamodb::Client::new(sdk),
+    )
 }
 
 /// The voice client makes one attempt per send, whatever `AWS_MAX_ATTEMPTS` says: the SDK
@@ -77,9 +84,14 @@ pub fn voice_dispatch_with(
     config: &Config,
     voice: aws_sdk_pinpointsmsvoice::Client,
     sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
 ) -> Dispatch {
+    let ledger = config
+        .idempotency_table
+        .clone()
+        .map(|table| DynamoLedger::new(dynamodb, table));
     VoiceDispatch::new(
-        BatchEngine::new(PinpointVoice::new(voice), engine_settings(config)),
+        BatchEngine::new(PinpointVoice::new(voice), engine_settings(config)).with_ledger(ledger),
         settlement(config, sqs),
     )
     .with_metrics(config.metrics.clone())
@@ -94,6 +106,9 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
         max_attempts: config.max_attempts,
         send_rate: config.send_rate,
         breaker: config.breaker,
+        attempt_timeout: config.send_attempt_timeout,
+        on_unknown: config.on_unknown_outcome,
+        ledger_ttl: config.idempotency_ttl,
         ..EngineSettings::default()
     }
 }

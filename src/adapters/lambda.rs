@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::engine::{BatchEngine, Record};
 use crate::metrics::MetricsContext;
-use crate::ports::{DeadLetterQueue, RedeliveryDelay, VoiceSender};
+use crate::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
 use crate::record;
 use crate::report::BatchReport;
 use crate::settle::Settlement;
@@ -30,14 +30,14 @@ impl From<EventError> for lambda_runtime::Diagnostic {
     }
 }
 
-pub struct VoiceDispatch<S, D, R> {
-    engine: BatchEngine<S>,
+pub struct VoiceDispatch<S, D, R, L = NoLedger> {
+    engine: BatchEngine<S, L>,
     settlement: Settlement<D, R>,
     metrics: Option<MetricsContext>,
 }
 
-impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D, R> {
-    pub fn new(engine: BatchEngine<S>, settlement: Settlement<D, R>) -> Self {
+impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDispatch<S, D, R, L> {
+    pub fn new(engine: BatchEngine<S, L>, settlement: Settlement<D, R>) -> Self {
         Self {
             engine,
             settlement,
@@ -46,7 +46,7 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D,
     }
 
     /// The engine, with the instance's pacer and circuit breaker.
-    pub fn engine(&self) -> &BatchEngine<S> {
+    pub fn engine(&self) -> &BatchEngine<S, L> {
         &self.engine
     }
 
@@ -95,6 +95,8 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay> VoiceDispatch<S, D,
             permanent = counts.permanent,
             deferred = counts.deferred,
             expired = counts.expired,
+            abandoned = counts.abandoned,
+            duplicate = counts.duplicate,
             circuit_open = report.circuit.open_at_end,
             dead_lettered = counts.dead_lettered,
             reported_failures = report.failed_message_ids().len(),
@@ -125,6 +127,7 @@ fn records_of(event: &SqsEvent) -> Result<Vec<Record<'_>>, EventError> {
                 receive_count: record::receive_count(message),
                 fifo_group: record::fifo_group(message),
                 sent_at: record::sent_at(message),
+                idempotency_key: record::idempotency_key(message, message_id),
             })
         })
         .collect()

@@ -1,6 +1,8 @@
-//! Adapters: the AWS side of the ports in [`crate::ports`] (Pinpoint SMS Voice, SQS), and
-//! the Lambda event shape.
+//! Adapters: the outside side of the ports in [`crate::ports`] (Pinpoint SMS Voice, SQS,
+//! DynamoDB, and an in-memory ledger for tests and local runs), and the Lambda event shape.
 
+pub mod dynamodb;
 pub mod lambda;
+pub mod memory_ledger;
 pub mod pinpoint;
 pub mod sqs;

@@ -67,6 +67,16 @@ fn content(content: &VoiceContent) -> VoiceMessageContent {
     .build()
 }
 
+/// Whether the connection itself failed (refused, DNS, TLS handshake): hyper-util's connect
+/// error is in the chain, so no byte of the request was written.
+fn never_connected(error: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    std::iter::successors(error, |error| error.source()).any(|error| {
+        error
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+    })
+}
+
 /// Describes an SDK error in the core's terms. This translates; it does not decide:
 /// [`crate::classify::classify`] does.
 fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
@@ -87,6 +97,15 @@ fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
         SdkError::TimeoutError(_) => SendFailure::Timeout(detail),
         SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
             SendFailure::Timeout(detail)
+        }
+        SdkError::DispatchFailure(dispatch)
+            if never_connected(
+                dispatch
+                    .as_connector_error()
+                    .map(|error| error as &(dyn std::error::Error + 'static)),
+            ) =>
+        {
+            SendFailure::NotConnected(detail)
         }
         SdkError::DispatchFailure(_) => SendFailure::Connection(detail),
         SdkError::ConstructionFailure(_) => SendFailure::InvalidRequest(detail),

@@ -76,9 +76,16 @@ impl Moto {
     }
 
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk().await)
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk().await)
+    }
+
+    async fn sdk(&self) -> aws_config::SdkConfig {
         let config = crate::support::test_config();
-        let sdk = crate::support::sdk_config(&self.endpoint, &config).await;
-        aws_sdk_sqs::Client::new(&sdk)
+        crate::support::sdk_config(&self.endpoint, &config).await
     }
 }
 

@@ -142,7 +142,12 @@ fn script_for(plans: &[&[Planned]]) -> Script {
 /// The deployed function, its voice client pointed at the fake, its SQS client at moto.
 pub async fn function(fake: &FakeVoice, moto: &Moto, config: &Config) -> Dispatch {
     let voice_sdk = sdk_config(&fake.endpoint_url(), config).await;
-    wiring::voice_dispatch_with(config, wiring::voice_client(&voice_sdk), moto.sqs().await)
+    wiring::voice_dispatch_with(
+        config,
+        wiring::voice_client(&voice_sdk),
+        moto.sqs().await,
+        moto.dynamodb().await,
+    )
 }
 
 /// These scenarios pin redrive by receive count: one request per delivery (no retries in

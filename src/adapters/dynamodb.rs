@@ -1,0 +1,213 @@
+//! `Ledger` over DynamoDB: one item per key (`id`), claimed with a conditional `PutItem` that
+//! returns the standing item when the condition fails, in the same call.
+//!
+//! The condition is [`crate::ledger::may_claim`] written for DynamoDB; the integration tests
+//! run the same cases against both.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+
+use crate::ledger::{Claim, Entry, Settle, Status, UnknownOutcome};
+use crate::ports::{ClaimAnswer, Ledger};
+
+const ID: &str = "id";
+const STATUS: &str = "status";
+const BODY_HASH: &str = "body_hash";
+const CLAIM_ID: &str = "claim_id";
+const LEASE_UNTIL: &str = "lease_until";
+const EXPIRATION: &str = "expiration";
+const VOICE_MESSAGE_ID: &str = "voice_message_id";
+
+#[derive(Clone, Debug)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn item(key: &str, entry: &Entry) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (ID.to_owned(), s(key)),
+        (STATUS.to_owned(), s(entry.status.as_str())),
+        (BODY_HASH.to_owned(), s(&entry.body_hash)),
+        (CLAIM_ID.to_owned(), s(&entry.claim_id)),
+        (LEASE_UNTIL.to_owned(), n(entry.lease_until_ms)),
+        (EXPIRATION.to_owned(), n(entry.expiration)),
+    ]);
+    if let Some(id) = &entry.voice_message_id {
+        item.insert(VOICE_MESSAGE_ID.to_owned(), s(id));
+    }
+    item
+}
+
+fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let status = text(STATUS)
+        .as_deref()
+        .and_then(Status::parse)
+        .ok_or("ledger item without a valid status")?;
+    Ok(Entry {
+        status,
+        body_hash: text(BODY_HASH).unwrap_or_default(),
+        claim_id: text(CLAIM_ID).unwrap_or_default(),
+        lease_until_ms: number(LEASE_UNTIL).unwrap_or(0),
+        expiration: number(EXPIRATION).unwrap_or(u64::MAX / 1_000),
+        voice_message_id: text(VOICE_MESSAGE_ID),
+    })
+}
+
+fn failed<E: std::error::Error + 'static>(what: &str, err: &SdkError<E>) -> String {
+    format!("DynamoDB {what} failed: {}", DisplayErrorContext(err))
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
+        // `may_claim`: free, void by its stored expiration, or (retry policy) the same
+        // message whose outcome is unknown: marked so, or a claim whose lease ran out.
+        let mut condition = format!("attribute_not_exists({ID}) OR #expiration < :now_s");
+        let mut names = HashMap::from([("#expiration".to_owned(), EXPIRATION.to_owned())]);
+        let mut values = HashMap::from([(":now_s".to_owned(), n(claim.now_ms / 1_000))]);
+        if claim.on_unknown == UnknownOutcome::Retry {
+            condition.push_str(&format!(
+                " OR ({BODY_HASH} = :hash AND (#status = :unknown OR (#status = :in_progress AND {LEASE_UNTIL} < :now_ms)))"
+            ));
+            names.insert("#status".to_owned(), STATUS.to_owned());
+            values.extend([
+                (":hash".to_owned(), s(&claim.entry.body_hash)),
+                (":unknown".to_owned(), s(Status::Unknown.as_str())),
+                (":in_progress".to_owned(), s(Status::InProgress.as_str())),
+                (":now_ms".to_owned(), n(claim.now_ms)),
+            ]);
+        }
+        let answer = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(&claim.key, &claim.entry)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match answer {
+            Ok(output) => Ok(ClaimAnswer::Claimed {
+                replaced: output.attributes().map(entry).transpose()?,
+            }),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                PutItemError::ConditionalCheckFailedException(refused) => refused
+                    .item()
+                    .ok_or_else(|| "a refused claim came back without the standing item".to_owned())
+                    .and_then(entry)
+                    .map(ClaimAnswer::Refused),
+                _ => Err(failed("PutItem", &SdkError::ServiceError(service))),
+            },
+            Err(err) => Err(failed("PutItem", &err)),
+        }
+    }
+
+    async fn settle(&self, key: &str, claim_id: &str, settle: &Settle) -> Result<(), String> {
+        let key = HashMap::from([(ID.to_owned(), s(key))]);
+        let names = HashMap::from([("#status".to_owned(), STATUS.to_owned())]);
+        match settle {
+            // The truth whoever holds the claim now: the call went out.
+            Settle::Sent { voice_message_id } => {
+                let mut update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .set_expression_attribute_names(Some(names))
+                    .expression_attribute_values(":sent", s(Status::Sent.as_str()));
+                update = match voice_message_id {
+                    Some(id) => update
+                        .update_expression(format!(
+                            "SET #status = :sent, {VOICE_MESSAGE_ID} = :voice"
+                        ))
+                        .expression_attribute_values(":voice", s(id)),
+                    None => update.update_expression("SET #status = :sent"),
+                };
+                update
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| failed("UpdateItem", &err))
+            }
+            Settle::Unknown => {
+                let answer = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression("SET #status = :unknown")
+                    .condition_expression(format!("{CLAIM_ID} = :mine"))
+                    .set_expression_attribute_names(Some(names))
+                    .expression_attribute_values(":unknown", s(Status::Unknown.as_str()))
+                    .expression_attribute_values(":mine", s(claim_id))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(_) => Ok(()),
+                    // Taken over since: the new holder's state stands.
+                    Err(SdkError::ServiceError(service))
+                        if matches!(
+                            service.err(),
+                            UpdateItemError::ConditionalCheckFailedException(_)
+                        ) =>
+                    {
+                        Ok(())
+                    }
+                    Err(err) => Err(failed("UpdateItem", &err)),
+                }
+            }
+            Settle::Release => {
+                let answer = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .condition_expression(format!("{CLAIM_ID} = :mine"))
+                    .expression_attribute_values(":mine", s(claim_id))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(_) => Ok(()),
+                    Err(SdkError::ServiceError(service))
+                        if matches!(
+                            service.err(),
+                            DeleteItemError::ConditionalCheckFailedException(_)
+                        ) =>
+                    {
+                        Ok(())
+                    }
+                    Err(err) => Err(failed("DeleteItem", &err)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `Ledger` in memory: the test fake, with the same claim rule the DynamoDB adapter writes as
+//! a condition expression.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::ledger::{may_claim, Claim, Entry, Settle, Status};
+use crate::ports::{ClaimAnswer, Ledger};
+
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    entries: Mutex<HashMap<String, Entry>>,
+    /// While set, every call fails, as an unreachable table would.
+    down: AtomicBool,
+}
+
+impl MemoryLedger {
+    pub fn entry(&self, key: &str) -> Option<Entry> {
+        self.entries().get(key).cloned()
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check_up(&self) -> Result<(), String> {
+        if self.down.load(Ordering::SeqCst) {
+            Err("ledger unavailable".to_owned())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Ledger for MemoryLedger {
+    async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
+        self.check_up()?;
+        let mut entries = self.entries();
+        if let Some(standing) = entries
+            .get(&claim.key)
+            .filter(|existing| !may_claim(Some(existing), claim))
+        {
+            return Ok(ClaimAnswer::Refused(standing.clone()));
+        }
+        let replaced = entries.insert(claim.key.clone(), claim.entry.clone());
+        Ok(ClaimAnswer::Claimed { replaced })
+    }
+
+    async fn settle(&self, key: &str, claim_id: &str, settle: &Settle) -> Result<(), String> {
+        self.check_up()?;
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(key) else {
+            return Ok(());
+        };
+        match settle {
+            // The truth whoever holds the claim now: the call went out.
+            Settle::Sent { voice_message_id } => {
+                entry.status = Status::Sent;
+                entry.voice_message_id = voice_message_id.clone();
+            }
+            Settle::Unknown if entry.claim_id == claim_id => entry.status = Status::Unknown,
+            Settle::Release if entry.claim_id == claim_id => {
+                entries.remove(key);
+            }
+            // Taken over since: the new holder's state stands.
+            Settle::Unknown | Settle::Release => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! The idempotency ledger's rules: what a stored entry means for a record about to be sent.
+//!
+//! `SendVoiceMessage` has no idempotency token, so the function keeps its own: before a send
+//! it claims the record's key (`IN_PROGRESS`, with a lease until the invocation's deadline);
+//! after it, the entry says `SENT`, or `UNKNOWN` when the call may or may not have gone out,
+//! or the claim is released when the call certainly was not placed. The store (DynamoDB)
+//! applies [`may_claim`] as a conditional write; [`refusal`] reads the entry it returns.
+//! Validity is judged from the stored times, never from the store's own expiry, which can lag.
+
+use std::fmt::Write as _;
+
+/// An entry's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Sent,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InProgress => "IN_PROGRESS",
+            Status::Sent => "SENT",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "IN_PROGRESS" => Some(Status::InProgress),
+            "SENT" => Some(Status::Sent),
+            "UNKNOWN" => Some(Status::Unknown),
+            _ => None,
+        }
+    }
+}
+
+/// What the ledger holds for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub status: Status,
+    /// SHA-256 of the body, hex: the same key must always carry the same message.
+    pub body_hash: String,
+    /// Who holds an `IN_PROGRESS` claim: later writes only touch their own claim.
+    pub claim_id: String,
+    /// Epoch milliseconds until which an `IN_PROGRESS` claim is held.
+    pub lease_until_ms: u64,
+    /// Epoch seconds after which the entry is void (the table's TTL attribute).
+    pub expiration: u64,
+    /// The call's `MessageId`, once `SENT`.
+    pub voice_message_id: Option<String>,
+}
+
+/// What to do when an earlier attempt's outcome is unknown (`ON_UNKNOWN_OUTCOME`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownOutcome {
+    /// Call again: an alert must go out, and a second call is the lesser harm.
+    #[default]
+    Retry,
+    /// Never call again: at most once, for one-time codes. Dead-lettered as `OutcomeUnknown`.
+    DeadLetter,
+}
+
+/// A record's claim on its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub key: String,
+    /// The entry written when the claim succeeds (`IN_PROGRESS`).
+    pub entry: Entry,
+    pub now_ms: u64,
+    pub on_unknown: UnknownOutcome,
+}
+
+/// Whether `claim` may take the key, given what the ledger holds. A missing or void entry
+/// is free; so, for the same message when unknown outcomes are retried, is an entry whose
+/// outcome is unknown (marked so, or a claim whose lease ran out: its holder died).
+pub fn may_claim(existing: Option<&Entry>, claim: &Claim) -> bool {
+    let Some(existing) = existing else {
+        return true;
+    };
+    if existing.expiration.saturating_mul(1_000) < claim.now_ms {
+        return true;
+    }
+    claim.on_unknown == UnknownOutcome::Retry
+        && existing.body_hash == claim.entry.body_hash
+        && outcome_unknown(existing, claim.now_ms)
+}
+
+fn outcome_unknown(entry: &Entry, now_ms: u64) -> bool {
+    match entry.status {
+        Status::Unknown => true,
+        Status::InProgress => entry.lease_until_ms < now_ms,
+        Status::Sent => false,
+    }
+}
+
+/// Why a claim was refused, read from the entry that stood in its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Already placed: not called again.
+    AlreadySent { voice_message_id: Option<String> },
+    /// Another invocation holds the key until then (epoch milliseconds).
+    InProgressElsewhere { lease_until_ms: u64 },
+    /// The key was used for another message: never called.
+    KeyReused,
+    /// An earlier attempt may have placed the call, and the policy is at most once.
+    OutcomeUnknown,
+}
+
+pub fn refusal(existing: &Entry, claim: &Claim) -> Refusal {
+    if existing.body_hash != claim.entry.body_hash {
+        return Refusal::KeyReused;
+    }
+    match existing.status {
+        Status::Sent => Refusal::AlreadySent {
+            voice_message_id: existing.voice_message_id.clone(),
+        },
+        Status::InProgress if existing.lease_until_ms >= claim.now_ms => {
+            Refusal::InProgressElsewhere {
+                lease_until_ms: existing.lease_until_ms,
+            }
+        }
+        Status::InProgress | Status::Unknown => Refusal::OutcomeUnknown,
+    }
+}
+
+/// What becomes of a claim once the record is done with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// The call went out.
+    Sent { voice_message_id: Option<String> },
+    /// It may have gone out: a timeout after the request was written, a connection lost
+    /// mid-answer, a send abandoned at the deadline.
+    Unknown,
+    /// It certainly did not: the claim is deleted so a retry can take it.
+    Release,
+}
+
+/// SHA-256 of a body, in hex.
+pub fn body_hash(body: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest.as_ref() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// The longest key stored as it is; a longer one (a producer's choice) is stored as its hash,
+/// within DynamoDB's 2,048-byte partition key.
+const MAX_PLAIN_KEY_BYTES: usize = 512;
+
+/// The ledger's key for a record's idempotency key.
+pub fn stored_key(key: &str) -> String {
+    if key.len() <= MAX_PLAIN_KEY_BYTES {
+        key.to_owned()
+    } else {
+        format!("sha256:{}", body_hash(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_764_000_000_000;
+
+    fn entry(status: Status, hash: &str) -> Entry {
+        Entry {
+            status,
+            body_hash: hash.to_owned(),
+            claim_id: "other".to_owned(),
+            lease_until_ms: NOW + 60_000,
+            expiration: NOW / 1_000 + 86_400,
+            voice_message_id: (status == Status::Sent).then(|| "voice-1".to_owned()),
+        }
+    }
+
+    fn claim(on_unknown: UnknownOutcome) -> Claim {
+        Claim {
+            key: "k".into(),
+            entry: Entry {
+                claim_id: "mine".into(),
+                ..entry(Status::InProgress, "h")
+            },
+            now_ms: NOW,
+            on_unknown,
+        }
+    }
+
+    #[test]
+    fn a_free_or_void_key_is_claimed() {
+        let claim = claim(UnknownOutcome::DeadLetter);
+        assert!(may_claim(None, &claim));
+        let mut void = entry(Status::Sent, "h");
+        void.expiration = NOW / 1_000 - 1;
+        assert!(
+            may_claim(Some(&void), &claim),
+            "void by its stored expiration, whether or not the store deleted it"
+        );
+    }
+
+    #[test]
+    fn a_sent_entry_is_a_duplicate_with_the_original_call() {
+        let claim = claim(UnknownOutcome::Retry);
+        let sent = entry(Status::Sent, "h");
+        assert!(!may_claim(Some(&sent), &claim));
+        assert_eq!(
+            refusal(&sent, &claim),
+            Refusal::AlreadySent {
+                voice_message_id: Some("voice-1".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_live_claim_elsewhere_defers_until_its_lease_ends() {
+        let claim = claim(UnknownOutcome::Retry);
+        let held = entry(Status::InProgress, "h");
+        assert!(!may_claim(Some(&held), &claim));
+        assert_eq!(
+            refusal(&held, &claim),
+            Refusal::InProgressElsewhere {
+                lease_until_ms: NOW + 60_000
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_retried_or_dead_lettered_by_policy() {
+        let mut lapsed = entry(Status::InProgress, "h");
+        lapsed.lease_until_ms = NOW - 1;
+        for unknown in [entry(Status::Unknown, "h"), lapsed] {
+            assert!(may_claim(Some(&unknown), &claim(UnknownOutcome::Retry)));
+            let at_most_once = claim(UnknownOutcome::DeadLetter);
+            assert!(!may_claim(Some(&unknown), &at_most_once));
+            assert_eq!(refusal(&unknown, &at_most_once), Refusal::OutcomeUnknown);
+        }
+    }
+
+    #[test]
+    fn the_same_key_with_another_body_is_refused_whatever_the_state() {
+        let claim = claim(UnknownOutcome::Retry);
+        for status in [Status::InProgress, Status::Sent, Status::Unknown] {
+            let other = entry(status, "other-hash");
+            assert!(!may_claim(Some(&other), &claim), "{status:?}");
+            assert_eq!(refusal(&other, &claim), Refusal::KeyReused);
+        }
+    }
+
+    #[test]
+    fn bodies_hash_to_sha256_hex() {
+        assert_eq!(
+            body_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn long_keys_are_stored_as_their_hash() {
+        assert_eq!(stored_key("order-42"), "order-42");
+        let long = "k".repeat(600);
+        assert_eq!(stored_key(&long), format!("sha256:{}", body_hash(&long)));
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [Status::InProgress, Status::Sent, Status::Unknown] {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(Status::parse("DONE"), None);
+    }
+}
