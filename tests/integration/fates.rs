@@ -191,12 +191,53 @@ async fn to_a_closed_port(scheme: &str) -> voice_dispatch::report::BatchReport {
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_transient() {
+async fn a_refused_connection_is_transient_and_retried_in_place_as_nothing_was_written() {
     let report = to_a_closed_port("http").await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(error_code(&report, "m1").as_deref(), Some("ConnectError"));
+    assert_eq!(
+        outcome(&report, "m1").attempts,
+        test_config().max_attempts,
+        "refused before a byte was written: safe to try again"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_lost_after_the_request_went_out_is_never_sent_again() {
+    // A server that reads the request and hangs up without answering: the call may have
+    // been placed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+            drop(socket);
+        }
+    });
+    let config = test_config();
+    let sdk = sdk_config(&endpoint, &config).await;
+    let dispatch = voice_dispatch::wiring::voice_dispatch(&config, &sdk);
+    let report = dispatch
+        .handle(
+            &event(vec![record("m1", Some(&body(DEST, "hello")))]),
+            std::time::SystemTime::now() + Duration::from_secs(30),
+        )
+        .await
+        .expect("the event is accepted");
     assert_eq!(fate(&report, "m1"), Fate::Transient);
     assert_eq!(
         error_code(&report, "m1").as_deref(),
         Some("ConnectionError")
+    );
+    assert_eq!(outcome(&report, "m1").attempts, 1);
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one request written, none again: not by the SDK, not in place"
     );
 }
 
@@ -235,8 +276,5 @@ async fn an_https_endpoint_gets_a_trust_store_from_the_built_in_roots() {
     // Building the TLS connector parses the built-in Amazon roots (a malformed bundle would
     // panic there); the refused connection then is an ordinary transient failure.
     let report = to_a_closed_port("https").await;
-    assert_eq!(
-        error_code(&report, "m1").as_deref(),
-        Some("ConnectionError")
-    );
+    assert_eq!(error_code(&report, "m1").as_deref(), Some("ConnectError"));
 }
