@@ -13,6 +13,7 @@ mod fates;
 mod fifo;
 mod hostile;
 mod isolation;
+mod ledger;
 mod logs;
 mod outage;
 mod redrive;

@@ -1,0 +1,178 @@
+//! The idempotency ledger on a real DynamoDB-compatible server (moto), through the real SDK
+//! client: every claim rule answered by the conditional write exactly as the in-memory
+//! ledger (which applies `ledger::may_claim` itself) answers it, and the function using it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use voice_dispatch::adapters::dynamodb::DynamoLedger;
+use voice_dispatch::adapters::memory_ledger::MemoryLedger;
+use voice_dispatch::ledger::{
+    body_hash, refusal, Claim, Entry, Refusal, Settle, Status, UnknownOutcome,
+};
+use voice_dispatch::ports::{ClaimAnswer, Ledger};
+use voice_dispatch::report::Fate;
+use voice_dispatch::wiring;
+use voice_fake::{FakeVoice, Script};
+
+use crate::moto::{create_ledger_table, Moto};
+use crate::support::*;
+
+const NOW_MS: u64 = 1_764_000_000_000;
+
+fn claim(key: &str, body: &str, claim_id: &str, now_ms: u64, on_unknown: UnknownOutcome) -> Claim {
+    Claim {
+        key: key.to_owned(),
+        entry: Entry {
+            status: Status::InProgress,
+            body_hash: body_hash(body),
+            claim_id: claim_id.to_owned(),
+            lease_until_ms: now_ms + 60_000,
+            expiration: now_ms / 1_000 + 86_400,
+            voice_message_id: None,
+        },
+        now_ms,
+        on_unknown,
+    }
+}
+
+/// What a claim's answer comes to, comparable across ledgers.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Claimed { replaced: Option<Status> },
+    Refused(Refusal),
+}
+
+async fn answer<L: Ledger>(ledger: &L, claim: &Claim) -> Answer {
+    match ledger.claim(claim).await.expect("the ledger answers") {
+        ClaimAnswer::Claimed { replaced } => Answer::Claimed {
+            replaced: replaced.map(|entry| entry.status),
+        },
+        ClaimAnswer::Refused(standing) => Answer::Refused(refusal(&standing, claim)),
+    }
+}
+
+/// One script of claims and settlements, with the answer each claim must get.
+async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
+    use UnknownOutcome::{DeadLetter, Retry};
+    let mut answers = Vec::new();
+    // Free key; then held by a live lease.
+    answers.push(answer(ledger, &claim("a", "body", "c1", NOW_MS, Retry)).await);
+    answers.push(answer(ledger, &claim("a", "body", "c2", NOW_MS, Retry)).await);
+    // Sent: a duplicate, with the call's id; the same key for another body is reuse.
+    ledger
+        .settle(
+            "a",
+            "c1",
+            &Settle::Sent {
+                voice_message_id: Some("voice-1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    answers.push(answer(ledger, &claim("a", "body", "c3", NOW_MS, Retry)).await);
+    answers.push(answer(ledger, &claim("a", "other", "c4", NOW_MS, Retry)).await);
+    // Unknown: at most once refuses it, retry takes it over.
+    answer(ledger, &claim("b", "body", "c5", NOW_MS, Retry)).await;
+    ledger.settle("b", "c5", &Settle::Unknown).await.unwrap();
+    answers.push(answer(ledger, &claim("b", "body", "c6", NOW_MS, DeadLetter)).await);
+    answers.push(answer(ledger, &claim("b", "body", "c7", NOW_MS, Retry)).await);
+    // Released: free again. A release by a claim that no longer holds the key does nothing.
+    ledger.settle("b", "c5", &Settle::Release).await.unwrap();
+    answers.push(answer(ledger, &claim("b", "body", "c8", NOW_MS, Retry)).await);
+    ledger.settle("b", "c7", &Settle::Release).await.unwrap();
+    answers.push(answer(ledger, &claim("b", "body", "c9", NOW_MS, DeadLetter)).await);
+    // A lease that ran out (its holder died): unknown outcome.
+    let later = NOW_MS + 120_000;
+    answers.push(answer(ledger, &claim("b", "body", "c10", later, DeadLetter)).await);
+    answers.push(answer(ledger, &claim("b", "body", "c11", later, Retry)).await);
+    // An entry past its stored expiration is void, whatever the store still holds.
+    let much_later = NOW_MS + 2 * 86_400_000;
+    answers.push(answer(ledger, &claim("a", "other", "c12", much_later, DeadLetter)).await);
+    answers
+}
+
+#[tokio::test]
+async fn the_dynamodb_ledger_answers_every_claim_as_the_rules_say() {
+    let moto = Moto::start().await;
+    let dynamodb = moto.dynamodb().await;
+    create_ledger_table(&dynamodb, "ledger").await;
+    let on_dynamodb = script(&DynamoLedger::new(dynamodb, "ledger".into())).await;
+    let in_memory = script(&MemoryLedger::default()).await;
+    use Answer::{Claimed, Refused};
+    let expected = vec![
+        Claimed { replaced: None },
+        Refused(Refusal::InProgressElsewhere {
+            lease_until_ms: NOW_MS + 60_000,
+        }),
+        Refused(Refusal::AlreadySent {
+            voice_message_id: Some("voice-1".into()),
+        }),
+        Refused(Refusal::KeyReused),
+        Refused(Refusal::OutcomeUnknown),
+        Claimed {
+            replaced: Some(Status::Unknown),
+        },
+        Refused(Refusal::InProgressElsewhere {
+            lease_until_ms: NOW_MS + 60_000,
+        }),
+        Claimed { replaced: None },
+        Refused(Refusal::OutcomeUnknown),
+        Claimed {
+            replaced: Some(Status::InProgress),
+        },
+        Claimed {
+            replaced: Some(Status::Sent),
+        },
+    ];
+    assert_eq!(in_memory, expected, "the rules, in memory");
+    assert_eq!(
+        on_dynamodb, expected,
+        "the same rules as DynamoDB conditional writes"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_table_is_an_error_not_a_claim() {
+    let moto = Moto::start().await;
+    let ledger = DynamoLedger::new(moto.dynamodb().await, "no-such-table".into());
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(ledger
+        .claim(&claim("a", "body", "c1", now_ms, UnknownOutcome::Retry))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn with_the_ledger_on_a_redelivered_message_is_not_called_again() {
+    let moto = Moto::start().await;
+    let dynamodb = moto.dynamodb().await;
+    create_ledger_table(&dynamodb, "calls-ledger").await;
+    let fake = FakeVoice::start(Script::default()).await.unwrap();
+    let mut config = test_config();
+    config.idempotency_table = Some("calls-ledger".into());
+    let voice_sdk = sdk_config(&fake.endpoint_url(), &config).await;
+    let dispatch = Arc::new(wiring::voice_dispatch_with(
+        &config,
+        wiring::voice_client(&voice_sdk),
+        moto.sqs().await,
+        dynamodb,
+    ));
+    let delivery = || event(vec![record("m1", Some(&body("+12065550101", "hello")))]);
+    let deadline = || SystemTime::now() + Duration::from_secs(30);
+    let first = dispatch.handle(&delivery(), deadline()).await.unwrap();
+    assert_eq!(fate(&first, "m1"), Fate::Sent);
+    // The answer was lost: SQS delivers it again.
+    let again = dispatch.handle(&delivery(), deadline()).await.unwrap();
+    assert_eq!(fate(&again, "m1"), Fate::Duplicate);
+    assert_eq!(
+        outcome(&again, "m1").voice_message_id,
+        outcome(&first, "m1").voice_message_id,
+        "logged with the original call's id"
+    );
+    assert!(reported(&again).is_empty(), "SQS deletes it");
+    assert_eq!(fake.calls().len(), 1, "one person, rung once");
+}
