@@ -4,16 +4,14 @@
 //!
 //!     make bench
 
-mod runtime_api;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use runtime_api::RuntimeApi;
 use serde_json::json;
 use tokio::process::{Child, Command};
+use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, Script};
 
 #[derive(Parser)]

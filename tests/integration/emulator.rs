@@ -32,7 +32,7 @@ fn cargo_lambda() -> PathBuf {
     PathBuf::from("cargo-lambda")
 }
 
-fn bootstrap() -> PathBuf {
+pub fn bootstrap() -> PathBuf {
     std::env::var_os("BOOTSTRAP")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")))

@@ -53,32 +53,13 @@ impl<'a> EventSourceMapping<'a> {
 
     /// One receive and one invocation; returns how many records the event held.
     pub async fn poll_once(&mut self) -> usize {
-        // moto's ReceiveMessage checks a message's visibility and marks it received without a
-        // lock, and moto_server answers requests on threads: two pollers receiving at once
-        // can be handed the same message (seen here under load: one call placed twice). SQS
-        // hides a received message atomically, so the pollers take turns at moto.
-        let turn = RECEIVE.lock().await;
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        drop(turn);
-        let messages = received.messages.unwrap_or_default();
+        let messages = receive(self.sqs, self.queue).await;
         if messages.is_empty() {
             return 0;
         }
         let at = Instant::now();
-        let event_json = json!({
-            "Records": messages.iter().map(|m| lambda_record(m, &self.queue.arn)).collect::<Vec<_>>()
-        });
-        let event: SqsEvent = serde_json::from_value(event_json).expect("a Lambda SQS event");
+        let event: SqsEvent = serde_json::from_value(lambda_event(&messages, &self.queue.arn))
+            .expect("a Lambda SQS event");
         let report = self
             .dispatch
             .handle(&event, SystemTime::now() + Duration::from_secs(30))
@@ -116,34 +97,9 @@ impl<'a> EventSourceMapping<'a> {
             .iter()
             .filter(|m| !failed.iter().any(|id| Some(id.as_str()) == m.message_id()))
             .collect();
-        self.delete(&done).await;
+        delete(self.sqs, self.queue, &done).await;
         self.reports.push(report);
         messages.len()
-    }
-
-    async fn delete(&self, messages: &[&Message]) {
-        for chunk in messages.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(index, message)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .receipt_handle(message.receipt_handle().unwrap_or_default())
-                        .build()
-                        .expect("a delete entry")
-                })
-                .collect();
-            let output = self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&self.queue.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .expect("DeleteMessageBatch");
-            assert!(output.failed().is_empty(), "{:?}", output.failed());
-        }
     }
 
     /// Polls until the queue holds nothing, visible or in flight, on two looks 300 ms
@@ -230,4 +186,57 @@ fn lambda_record(message: &Message, queue_arn: &str) -> Value {
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     })
+}
+
+/// Receives up to 10 messages with every attribute, as the event source mapping does.
+///
+/// moto's ReceiveMessage checks a message's visibility and marks it received without a lock,
+/// and moto_server answers requests on threads: two pollers receiving at once can be handed
+/// the same message (seen here under load: one call placed twice). SQS hides a received
+/// message atomically, so the pollers of this process take turns at moto.
+pub async fn receive(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> Vec<Message> {
+    let _turn = RECEIVE.lock().await;
+    sqs.receive_message()
+        .queue_url(&queue.url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(0)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("ReceiveMessage")
+        .messages
+        .unwrap_or_default()
+}
+
+/// The SQS event Lambda would build from these messages.
+pub fn lambda_event(messages: &[Message], queue_arn: &str) -> Value {
+    json!({
+        "Records": messages.iter().map(|m| lambda_record(m, queue_arn)).collect::<Vec<_>>()
+    })
+}
+
+/// Deletes the messages the function did not report, as the event source mapping does.
+pub async fn delete(sqs: &aws_sdk_sqs::Client, queue: &Queue, messages: &[&Message]) {
+    for chunk in messages.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, message)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .build()
+                    .expect("a delete entry")
+            })
+            .collect();
+        let output = sqs
+            .delete_message_batch()
+            .queue_url(&queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("DeleteMessageBatch");
+        assert!(output.failed().is_empty(), "{:?}", output.failed());
+    }
 }

@@ -7,6 +7,7 @@ mod moto;
 mod support;
 
 mod batch;
+mod chaos;
 mod emulator;
 mod events_dir;
 mod fates;

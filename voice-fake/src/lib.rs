@@ -16,6 +16,8 @@
 //! rate quota ([`Script::quota_per_second`]: beyond N calls a second, 429
 //! `TooManyRequestsException`).
 
+pub mod runtime_api;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

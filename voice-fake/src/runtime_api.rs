@@ -1,5 +1,6 @@
 //! A minimal Lambda Runtime API on loopback: enough of `/2018-06-01/runtime/...` for a
-//! function to fetch events and post responses, with the moments that matter recorded.
+//! function to fetch events and post responses, with the moments that matter recorded. A
+//! function process may die and another take its place: events wait for whoever asks next.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,12 +16,17 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{mpsc, Notify};
 
+/// One invocation: request id, event, deadline in epoch milliseconds.
+type Invocation = (String, String, u64);
+
 #[derive(Default)]
 struct Shared {
     /// When the function first asked for an event: the end of its cold start.
     first_next: Mutex<Option<Instant>>,
     waiting: Notify,
-    events: Mutex<Option<mpsc::Receiver<(String, String)>>>,
+    /// Held across the wait for an event: a process that dies while waiting leaves it for
+    /// the next one.
+    events: tokio::sync::Mutex<Option<mpsc::Receiver<Invocation>>>,
     responses: Mutex<HashMap<String, (Instant, String)>>,
     answered: Notify,
     next_id: AtomicU64,
@@ -29,7 +35,7 @@ struct Shared {
 pub struct RuntimeApi {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    events: mpsc::Sender<(String, String)>,
+    events: mpsc::Sender<Invocation>,
 }
 
 impl RuntimeApi {
@@ -38,7 +44,7 @@ impl RuntimeApi {
         let addr = listener.local_addr()?;
         let (events, receiver) = mpsc::channel(1);
         let shared = Arc::new(Shared {
-            events: Mutex::new(Some(receiver)),
+            events: tokio::sync::Mutex::new(Some(receiver)),
             ..Default::default()
         });
         let app = Router::new()
@@ -81,18 +87,40 @@ impl RuntimeApi {
     /// Hands the function one event and waits for its answer: the time from handing it
     /// over to the answer, and the answer.
     pub async fn invoke(&self, event: String) -> (Duration, String) {
-        let id = format!("req-{}", self.shared.next_id.fetch_add(1, Ordering::SeqCst));
         let started = Instant::now();
-        self.events
-            .send((id.clone(), event))
+        let (at, body) = self
+            .invoke_within(event, Duration::from_secs(900))
             .await
-            .expect("the runtime API is running");
+            .expect("the function answers within its 900 s timeout");
+        (at.duration_since(started), body)
+    }
+
+    /// Hands the function one event with `timeout` to answer, as Lambda does; `None` if no
+    /// answer came by then (the function crashed, was killed, or ran out of time).
+    pub async fn invoke_within(
+        &self,
+        event: String,
+        timeout: Duration,
+    ) -> Option<(Instant, String)> {
+        let id = format!("req-{}", self.shared.next_id.fetch_add(1, Ordering::SeqCst));
+        let limit = Instant::now() + timeout;
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            + timeout.as_millis() as u64;
+        tokio::time::timeout(timeout, self.events.send((id.clone(), event, deadline_ms)))
+            .await
+            .ok()?
+            .ok()?;
         loop {
             let answered = self.shared.answered.notified();
-            if let Some((at, body)) = self.shared.responses.lock().unwrap().remove(&id) {
-                return (at.duration_since(started), body);
+            if let Some(answer) = self.shared.responses.lock().unwrap().remove(&id) {
+                return Some(answer);
             }
-            answered.await;
+            let left = limit.checked_duration_since(Instant::now())?;
+            if tokio::time::timeout(left, answered).await.is_err() {
+                return self.shared.responses.lock().unwrap().remove(&id);
+            }
         }
     }
 }
@@ -105,19 +133,16 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
         }
     }
     shared.waiting.notify_waiters();
-    // One function process, one request for an event at a time.
-    let Some(mut receiver) = shared.events.lock().unwrap().take() else {
-        return (StatusCode::CONFLICT, "one /next at a time").into_response();
-    };
-    let event = receiver.recv().await;
-    *shared.events.lock().unwrap() = Some(receiver);
-    let Some((id, body)) = event else {
+    // One request for an event at a time; one left by a process that died is dropped here
+    // without taking an event with it.
+    let mut receiver = shared.events.lock().await;
+    let Some(event) = receiver.as_mut() else {
         return StatusCode::GONE.into_response();
     };
-    let deadline_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-        + 900_000;
+    let Some((id, body, deadline_ms)) = event.recv().await else {
+        return StatusCode::GONE.into_response();
+    };
+    drop(receiver);
     let mut response = body.into_response();
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {

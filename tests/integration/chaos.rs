@@ -1,0 +1,451 @@
+//! Chaos, end to end: three bootstrap processes (the release build in CI), each under its
+//! own Lambda Runtime API emulator, fed by pollers that do what the event source mapping
+//! does, against moto (SQS and DynamoDB) and the voice fake, which counts a call when it
+//! arrives. Faults: a third of the answers lost, producer duplicates sharing an
+//! `IdempotencyKey`, a key reused for another message, a busy process SIGKILLed every couple
+//! of seconds and restarted, and a visibility timeout shorter than a batch.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, SendMessageBatchRequestEntry};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use voice_fake::runtime_api::RuntimeApi;
+use voice_fake::{FakeVoice, ReceivedCall, Script};
+
+use crate::esm::{delete, lambda_event, receive};
+use crate::moto::{
+    create_ledger_table, messages_left, queue_pair, read_all, reason_of, Moto, Queue,
+};
+use crate::support::body;
+
+const PROCESSES: usize = 3;
+/// Each call takes this long at the fake, so kills land on calls in flight.
+const CALL_LATENCY: Duration = Duration::from_millis(400);
+/// Two sends in flight per invocation: a batch of 10 takes about 2 s...
+const MAX_CONCURRENCY: &str = "2";
+/// ...and the queue hides a received message for less than that.
+const VISIBILITY_TIMEOUT: u32 = 1;
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(5);
+const LOST_ANSWERS: f64 = 0.3;
+const KILL_EVERY: Duration = Duration::from_secs(2);
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ledger {
+    Retry,
+    DeadLetter,
+    Off,
+}
+
+/// One message the producer sends.
+struct Planned {
+    destination: String,
+    body: String,
+    key: Option<String>,
+}
+
+fn plan() -> Vec<Planned> {
+    let message = |n: usize, key: Option<String>| {
+        let destination = format!("+1206900{n:04}");
+        Planned {
+            body: body(&destination, &format!("chaos {n}")),
+            destination,
+            key,
+        }
+    };
+    let mut plan: Vec<Planned> = (0..40).map(|n| message(n, None)).collect();
+    // Producer duplicates: the same message twice under one key.
+    for n in 40..45 {
+        plan.push(message(n, Some(format!("alert-{n}"))));
+        plan.push(message(n, Some(format!("alert-{n}"))));
+    }
+    // A key reused for a different message.
+    plan.push(message(45, Some("reused".into())));
+    plan.push(message(46, Some("reused".into())));
+    plan
+}
+
+async fn send_plan(sqs: &aws_sdk_sqs::Client, queue: &Queue, plan: &[Planned]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for chunk in plan.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, planned)| {
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(&planned.body);
+                if let Some(key) = &planned.key {
+                    entry = entry.message_attributes(
+                        "IdempotencyKey",
+                        MessageAttributeValue::builder()
+                            .data_type("String")
+                            .string_value(key)
+                            .build()
+                            .expect("an attribute"),
+                    );
+                }
+                entry.build().expect("an entry")
+            })
+            .collect();
+        let output = sqs
+            .send_message_batch()
+            .queue_url(&queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("SendMessageBatch");
+        let mut sent = output.successful().to_vec();
+        sent.sort_by_key(|entry| entry.id().parse::<usize>().unwrap_or(0));
+        ids.extend(sent.iter().map(|entry| entry.message_id().to_owned()));
+    }
+    ids
+}
+
+/// Where a function process finds everything, as Lambda would set its environment.
+struct Environment {
+    vars: Vec<(&'static str, String)>,
+}
+
+/// One function process and the Runtime API it pulls from. A killed process is replaced by
+/// a new one with a new Runtime API, as Lambda starts a new execution environment.
+struct Slot {
+    incarnation: tokio::sync::RwLock<(Arc<RuntimeApi>, Child)>,
+    busy: AtomicBool,
+    /// Bumped on every kill: a poller waiting on the dead process gives up at once.
+    kills: tokio::sync::watch::Sender<u64>,
+}
+
+async fn incarnate(environment: &Environment) -> (Arc<RuntimeApi>, Child) {
+    let api = Arc::new(RuntimeApi::start().await.expect("a runtime API"));
+    let child = Command::new(crate::emulator::bootstrap())
+        .env_clear()
+        .envs(environment.vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the bootstrap starts");
+    api.first_request(Duration::from_secs(30))
+        .await
+        .expect("the function asks for an event");
+    (api, child)
+}
+
+/// What the event source mapping does for one process: receive, invoke, delete what was not
+/// reported, unless the answer was "lost".
+async fn poll(
+    slot: &Slot,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &Queue,
+    lost: &Mutex<fastrand::Rng>,
+    done: &AtomicBool,
+) {
+    let mut kills = slot.kills.subscribe();
+    while !done.load(Ordering::SeqCst) {
+        let messages: Vec<Message> = receive(sqs, queue).await;
+        if messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let event = lambda_event(&messages, &queue.arn).to_string();
+        let api = slot.incarnation.read().await.0.clone();
+        kills.borrow_and_update();
+        slot.busy.store(true, Ordering::SeqCst);
+        let answer = tokio::select! {
+            answer = api.invoke_within(event, INVOCATION_TIMEOUT) => answer,
+            _ = kills.changed() => None,
+        };
+        slot.busy.store(false, Ordering::SeqCst);
+        // No answer (killed, timed out): nothing is deleted, everything comes back.
+        let Some((_, response)) = answer else {
+            continue;
+        };
+        let lose = lost.lock().unwrap().f64() < LOST_ANSWERS;
+        if lose {
+            continue;
+        }
+        let failed: HashSet<String> = serde_json::from_str::<Value>(&response)
+            .ok()
+            .and_then(|v| v["batchItemFailures"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+            .collect();
+        let done_messages: Vec<&Message> = messages
+            .iter()
+            .filter(|m| !m.message_id().is_some_and(|id| failed.contains(id)))
+            .collect();
+        delete(sqs, queue, &done_messages).await;
+    }
+}
+
+struct Outcome {
+    calls: Vec<ReceivedCall>,
+    kills: Vec<SystemTime>,
+    dead: Vec<Message>,
+    ids: Vec<String>,
+}
+
+async fn run(ledger: Ledger, seed: u64) -> Outcome {
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    let dynamodb = moto.dynamodb().await;
+    create_ledger_table(&dynamodb, "chaos-ledger").await;
+    let (source, dlq) = queue_pair(&sqs, "chaos", 1_000, VISIBILITY_TIMEOUT).await;
+    let fake = FakeVoice::start(Script::default().with_latency(CALL_LATENCY))
+        .await
+        .expect("the fake");
+    let mut vars = vec![
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDCHAOS".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "chaos-secret".to_owned()),
+        ("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", fake.endpoint_url()),
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "chaos".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "WARN".to_owned()),
+        ("ORIGINATION_PHONE_NUMBER", "+12065550199".to_owned()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.url.clone()),
+        ("MAX_CONCURRENCY", MAX_CONCURRENCY.to_owned()),
+        ("SEND_ATTEMPT_TIMEOUT_MS", "2000".to_owned()),
+        ("DEADLINE_SAFETY_MS", "600".to_owned()),
+        ("RETRY_BACKOFF_BASE_SECONDS", "1".to_owned()),
+        ("RETRY_BACKOFF_MAX_SECONDS", "2".to_owned()),
+    ];
+    match ledger {
+        Ledger::Retry => vars.push(("IDEMPOTENCY_TABLE_NAME", "chaos-ledger".to_owned())),
+        Ledger::DeadLetter => {
+            vars.push(("IDEMPOTENCY_TABLE_NAME", "chaos-ledger".to_owned()));
+            vars.push(("ON_UNKNOWN_OUTCOME", "dead-letter".to_owned()));
+        }
+        Ledger::Off => {}
+    }
+    let environment = Environment { vars };
+    let mut slots = Vec::new();
+    for _ in 0..PROCESSES {
+        slots.push(Arc::new(Slot {
+            incarnation: tokio::sync::RwLock::new(incarnate(&environment).await),
+            busy: AtomicBool::new(false),
+            kills: tokio::sync::watch::channel(0).0,
+        }));
+    }
+
+    let plan = plan();
+    let ids = send_plan(&sqs, &source, &plan).await;
+    let lost = Mutex::new(fastrand::Rng::with_seed(seed));
+    let done = AtomicBool::new(false);
+    let kills = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let pollers = futures::future::join_all(
+        slots
+            .iter()
+            .map(|slot| poll(slot, &sqs, &source, &lost, &done)),
+    );
+    let killer = async {
+        let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(KILL_EVERY).await;
+            let busy: Vec<&Arc<Slot>> = slots
+                .iter()
+                .filter(|s| s.busy.load(Ordering::SeqCst))
+                .collect();
+            if busy.is_empty() {
+                continue;
+            }
+            let slot = busy[rng.usize(..busy.len())];
+            {
+                let mut incarnation = slot.incarnation.write().await;
+                let _ = incarnation.1.start_kill();
+                kills.lock().unwrap().push(SystemTime::now());
+                let _ = incarnation.1.wait().await;
+                slot.kills.send_modify(|n| *n += 1);
+                *incarnation = incarnate(&environment).await;
+            }
+        }
+    };
+    let watcher = async {
+        let mut empty_looks = 0;
+        while empty_looks < 3 {
+            assert!(
+                started.elapsed() < TIME_LIMIT,
+                "the queue did not drain within {TIME_LIMIT:?} ({ledger:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if messages_left(&sqs, &source).await == (0, 0) {
+                empty_looks += 1;
+            } else {
+                empty_looks = 0;
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+    };
+    tokio::join!(pollers, killer, watcher);
+    // Calls still in flight at the end are counted too.
+    tokio::time::sleep(CALL_LATENCY * 2).await;
+    let dead = read_all(&sqs, &dlq).await;
+    Outcome {
+        calls: fake.calls(),
+        kills: kills.into_inner().unwrap(),
+        dead,
+        ids,
+    }
+}
+
+impl Outcome {
+    fn calls_to(&self, destination: &str) -> Vec<&ReceivedCall> {
+        self.calls
+            .iter()
+            .filter(|call| call.destination == destination)
+            .collect()
+    }
+
+    /// Destinations called more than once.
+    fn doubles(&self) -> Vec<String> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for call in &self.calls {
+            *counts.entry(call.destination.as_str()).or_default() += 1;
+        }
+        let mut doubles: Vec<String> = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(d, _)| d.to_owned())
+            .collect();
+        doubles.sort();
+        doubles
+    }
+
+    /// Whether a call was in flight (arrived, not yet recorded) when a process was killed:
+    /// the one moment the ledger cannot cover.
+    fn in_flight_at_a_kill(&self, call: &ReceivedCall) -> bool {
+        let window = CALL_LATENCY + Duration::from_secs(1);
+        self.kills.iter().any(|kill| {
+            call.received_at <= *kill
+                && kill
+                    .duration_since(call.received_at)
+                    .is_ok_and(|since| since <= window)
+        })
+    }
+
+    fn dead_letter_codes(&self) -> HashMap<String, String> {
+        self.dead
+            .iter()
+            .filter_map(|letter| {
+                let reason = reason_of(letter)?;
+                Some((
+                    reason["sourceMessageId"].as_str()?.to_owned(),
+                    reason["code"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+}
+
+fn report(ledger: Ledger, outcome: &Outcome) {
+    println!(
+        "chaos with the ledger {ledger:?}: {} calls for {} messages, {} kills, {} destinations \
+         called more than once, {} dead letters",
+        outcome.calls.len(),
+        outcome.ids.len(),
+        outcome.kills.len(),
+        outcome.doubles().len(),
+        outcome.dead.len()
+    );
+}
+
+#[tokio::test]
+async fn with_the_ledger_and_retry_every_message_is_called_once_but_for_calls_in_flight_at_a_kill()
+{
+    let outcome = run(Ledger::Retry, 11).await;
+    report(Ledger::Retry, &outcome);
+    let plan = plan();
+    let codes = outcome.dead_letter_codes();
+    let mut explained = 0;
+    for destination in outcome.doubles() {
+        let calls = outcome.calls_to(&destination);
+        assert!(
+            calls[..calls.len() - 1]
+                .iter()
+                .any(|call| outcome.in_flight_at_a_kill(call)),
+            "{destination} called {} times, and no call of it was in flight at a kill",
+            calls.len()
+        );
+        explained += 1;
+    }
+    println!("calls in flight at a kill and placed again: {explained}");
+    // The key reused for another message: one of the two is called, the other never is.
+    let reused: Vec<usize> = (0..plan.len())
+        .filter(|&n| plan[n].key.as_deref() == Some("reused"))
+        .collect();
+    let called: Vec<bool> = reused
+        .iter()
+        .map(|&n| !outcome.calls_to(&plan[n].destination).is_empty())
+        .collect();
+    assert_eq!(called.iter().filter(|c| **c).count(), 1, "{called:?}");
+    let refused = reused[called.iter().position(|c| !c).unwrap_or(0)];
+    assert_eq!(
+        codes.get(&outcome.ids[refused]).map(String::as_str),
+        Some("IdempotencyKeyReused")
+    );
+    // Every other message went out; none is lost.
+    for (n, planned) in plan.iter().enumerate() {
+        if n != refused {
+            assert!(
+                !outcome.calls_to(&planned.destination).is_empty(),
+                "message {n} was never called"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_the_ledger_at_most_once_nobody_is_called_twice_and_nothing_is_lost() {
+    let outcome = run(Ledger::DeadLetter, 12).await;
+    report(Ledger::DeadLetter, &outcome);
+    assert!(
+        outcome.doubles().is_empty(),
+        "called twice: {:?}",
+        outcome.doubles()
+    );
+    let plan = plan();
+    let codes = outcome.dead_letter_codes();
+    let mut unknown = 0;
+    for (n, (planned, id)) in plan.iter().zip(&outcome.ids).enumerate() {
+        let called = !outcome.calls_to(&planned.destination).is_empty();
+        let code = codes.get(id).map(String::as_str);
+        match code {
+            Some("OutcomeUnknown") => unknown += 1,
+            Some("IdempotencyKeyReused") => {}
+            Some(other) => panic!("message {n} dead-lettered as {other}"),
+            None => assert!(called, "message {n} neither called nor dead-lettered"),
+        }
+    }
+    println!("dead-lettered as OutcomeUnknown: {unknown}");
+}
+
+#[tokio::test]
+async fn without_the_ledger_the_same_faults_ring_people_twice() {
+    let outcome = run(Ledger::Off, 13).await;
+    report(Ledger::Off, &outcome);
+    let plan = plan();
+    for (n, planned) in plan.iter().enumerate() {
+        assert!(
+            !outcome.calls_to(&planned.destination).is_empty(),
+            "message {n} was never called"
+        );
+    }
+    println!(
+        "without the ledger, {} destinations were called more than once: the duplicates the \
+         ledger prevents",
+        outcome.doubles().len()
+    );
+}
