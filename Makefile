@@ -37,7 +37,8 @@ sam-build: $(DEPLOY_TOOLS)
 bench: $(BENCH_TOOLS)
 	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" cargo lambda build --release
 	cargo run --release -p voice-bench -- \
-		--bootstrap target/lambda/bootstrap/bootstrap --python $(BENCH_VENV)/bin/python
+		--bootstrap target/lambda/bootstrap/bootstrap --python $(BENCH_VENV)/bin/python \
+		--moto-server $(BENCH_VENV)/bin/moto_server
 
 $(BENCH_TOOLS): tools/requirements-bench.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

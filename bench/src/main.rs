@@ -28,6 +28,9 @@ struct Args {
     /// Sends in flight per invocation (`MAX_CONCURRENCY`).
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
+    /// `moto_server`, the DynamoDB-compatible endpoint for the ledger-on figures; none skips them.
+    #[arg(long)]
+    moto_server: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -43,6 +46,8 @@ struct Function<'a> {
     concurrency: usize,
     /// `SEND_RATE_LIMIT`, for the paced run.
     send_rate: Option<&'a str>,
+    /// The DynamoDB endpoint of the idempotency ledger (table `bench-ledger`).
+    ledger: Option<&'a str>,
 }
 
 impl Function<'_> {
@@ -73,6 +78,11 @@ impl Function<'_> {
             .env("ORIGINATION_PHONE_NUMBER", "+12065550199")
             .env("MAX_CONCURRENCY", self.concurrency.to_string())
             .env("SEND_RATE_LIMIT", self.send_rate.unwrap_or_default())
+            .env("AWS_ENDPOINT_URL_DYNAMODB", self.ledger.unwrap_or_default())
+            .env(
+                "IDEMPOTENCY_TABLE_NAME",
+                if self.ledger.is_some() { LEDGER_TABLE } else { "" },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,9 +91,14 @@ impl Function<'_> {
     }
 }
 
+const LEDGER_TABLE: &str = "bench-ledger";
+
 /// An SQS event of `n` valid messages, compact like real ones (the whole event must stay
-/// under Lambda's 6 MB).
+/// under Lambda's 6 MB). Every event's message ids are new: with the ledger on, an id seen
+/// before would be a duplicate, not a send.
 fn event(n: usize) -> String {
+    static EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let batch = EVENTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     // Sent now: a fixed past timestamp would be past any time to live.
     let sent = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -97,7 +112,7 @@ fn event(n: usize) -> String {
             })
             .to_string();
             json!({
-                "messageId": format!("00000000-0000-4000-8000-{i:012}"),
+                "messageId": format!("00000000-0000-4000-{batch:04x}-{i:012}"),
                 "receiptHandle": format!("AQEB{i}"),
                 "body": body,
                 "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": sent.to_string(),
@@ -262,6 +277,95 @@ async fn measure_paced(function: &Function<'_>, n: usize, per_second: f64) -> (f
     (ms(took), ms(took) / ideal)
 }
 
+/// The ledger-on figures, against moto's DynamoDB: CPU per record (fake latency 0) and the
+/// batch time at 50 ms per call, both at N = `n`, medians of 5.
+async fn measure_ledger(function: &Function<'_>, n: usize) -> (f64, f64, f64) {
+    let fake = FakeVoice::start(Script::default())
+        .await
+        .expect("the voice fake");
+    let (api, child, _) = start(function, &fake).await;
+    let pid = child.id().expect("a running function");
+    api.first_request(Duration::from_secs(30))
+        .await
+        .expect("ready");
+    let (_, warmup) = api.invoke(event(10)).await;
+    assert_eq!(failures(&warmup), 0, "ledger warm-up: {warmup}");
+    let mut cpu = Vec::new();
+    for _ in 0..5 {
+        let before = cpu_ns(pid);
+        let (_, response) = api.invoke(event(n)).await;
+        assert_eq!(failures(&response), 0, "ledger N = {n}: {response}");
+        cpu.push((cpu_ns(pid) - before) as f64 / n as f64 / 1_000.0);
+    }
+    fake.set_latency(Duration::from_millis(50));
+    let mut batch = Vec::new();
+    for _ in 0..5 {
+        let (took, response) = api.invoke(event(n)).await;
+        assert_eq!(failures(&response), 0);
+        batch.push(ms(took));
+    }
+    stop(child).await;
+    let ideal = n.div_ceil(function.concurrency) as f64 * 50.0;
+    let batch = median(&mut batch);
+    (median(&mut cpu), batch, batch / ideal)
+}
+
+/// `moto_server` on a free loopback port with the ledger's table; killed on drop.
+async fn moto_with_ledger_table(program: &Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", program.display()));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "AKIDBENCH", "bench-secret", None, None, "bench",
+        ))
+        .load()
+        .await;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    aws_sdk_dynamodb::Client::new(&config)
+        .create_table()
+        .table_name(LEDGER_TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("an attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("a key"),
+        )
+        .send()
+        .await
+        .expect("CreateTable on moto");
+    (child, endpoint)
+}
+
 /// Ends a function with SIGTERM, as Lambda does, so a profiler wrapped around it can write
 /// its data; kills it if it lingers.
 async fn stop(mut child: Child) {
@@ -297,6 +401,7 @@ async fn main() {
         python: None,
         concurrency: args.concurrency,
         send_rate: None,
+        ledger: None,
     };
     eprintln!("measuring the Rust bootstrap ...");
     let r = measure(&rust, args.cold_starts).await;
@@ -306,6 +411,22 @@ async fn main() {
         ..rust
     };
     let (paced_ms, paced_ratio) = measure_paced(&paced, 200, 100.0).await;
+    const LEDGER_N: usize = 200;
+    let ledger_figures = match &args.moto_server {
+        Some(program) => {
+            eprintln!("measuring with the ledger on (moto's DynamoDB) ...");
+            let (_moto, endpoint) = moto_with_ledger_table(program).await;
+            let with_ledger = Function {
+                ledger: Some(&endpoint),
+                ..rust
+            };
+            let figures = measure_ledger(&with_ledger, LEDGER_N).await;
+            let without = Function { ledger: None, ..rust };
+            let (cpu_off, _, _) = measure_ledger(&without, LEDGER_N).await;
+            Some((figures, cpu_off))
+        }
+        None => None,
+    };
     let p = match &args.python {
         Some(python) => {
             eprintln!("measuring the Python baseline ...");
@@ -315,6 +436,7 @@ async fn main() {
                 python: Some(python),
                 concurrency: 1,
                 send_rate: None,
+                ledger: None,
             };
             Some(measure(&baseline, args.cold_starts).await)
         }
@@ -364,6 +486,16 @@ async fn main() {
     println!(
         "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – |"
     );
+    if let Some(((cpu_on, batch_ms, ratio), cpu_off)) = ledger_figures {
+        println!(
+            "| CPU per record, ledger on (moto's DynamoDB), N = {LEDGER_N} | {cpu_on:.2} µs ({:.2} × ledger off: {cpu_off:.2} µs) | – | – |",
+            cpu_on / cpu_off
+        );
+        println!(
+            "| batch N = {LEDGER_N}, ledger on (moto's DynamoDB), 50 ms per call, C = {} | {batch_ms:.0} ms ({ratio:.3} × ideal) | – | – |",
+            args.concurrency
+        );
+    }
     row(
         "peak RSS after N = 1,000",
         r.rss_1k_mb,
