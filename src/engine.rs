@@ -25,7 +25,7 @@ use crate::redact::scrub_phone_numbers;
 use crate::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
 
 /// One SQS record as the engine sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Record<'a> {
     pub message_id: &'a str,
     pub body: Option<&'a str>,
@@ -36,7 +36,7 @@ pub struct Record<'a> {
     /// When the producer sent it (`SentTimestamp`): the start of its time to live.
     pub sent_at: Option<SystemTime>,
     /// The key the idempotency ledger knows it by.
-    pub idempotency_key: &'a str,
+    pub idempotency_key: std::borrow::Cow<'a, str>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +102,8 @@ struct Cutoffs {
     /// Sends still in flight are abandoned here, `deadline - safety / 2`, which leaves the
     /// other half of the reserve to record, settle and answer.
     abandon: Instant,
-    /// The ledger's writes after a send finish by here, `deadline - safety / 4`.
+    /// The ledger's writes after a send finish by here, `deadline - 3 × safety / 8`: before
+    /// settling (dead letters, visibility) must be done, at `deadline - safety / 4`.
     record_by: Instant,
 }
 
@@ -116,7 +117,7 @@ impl Cutoffs {
             deadline,
             last_start: before(safety).min(whole_attempt),
             abandon,
-            record_by: before(safety / 4),
+            record_by: before(safety * 3 / 8),
         }
     }
 }
@@ -291,25 +292,42 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 ..RecordOutcome::new(record.message_id, Fate::Deferred)
             },
         };
-        let outcome = match expiry.filter(|e| e.is_past(Instant::now())) {
-            Some(expiry) => attempt.expired(&expiry),
-            None => match &self.ledger {
-                None => {
-                    self.attempts(record, &message, expiry, cutoffs, attempt)
-                        .await
-                        .0
-                }
-                Some(ledger) => match self.claim(ledger, record, cutoffs, attempt).await {
-                    Err(refused) => refused,
+        let expired = expiry.filter(|e| e.is_past(Instant::now()));
+        let outcome = match (&self.ledger, expired) {
+            (None, Some(expiry)) => attempt.expired(&expiry),
+            (None, None) => {
+                self.attempts(record, &message, expiry, cutoffs, attempt)
+                    .await
+                    .0
+            }
+            // Too late, but perhaps placed by an earlier delivery: the ledger says which.
+            (Some(ledger), Some(expiry)) => {
+                match self.claim(ledger, record, cutoffs, attempt).await {
+                    Err(refused) if refused.fate == Fate::Duplicate => refused,
+                    Err(refused) => AttemptLoop { outcome: refused }.expired(&expiry),
                     Ok((claim, attempt)) => {
-                        let (outcome, maybe_placed) = self
-                            .attempts(record, &message, expiry, cutoffs, attempt)
+                        self.record(ledger, &claim, &attempt.outcome, false, cutoffs)
                             .await;
-                        self.record(ledger, &claim, &outcome, maybe_placed, cutoffs)
-                            .await;
-                        outcome
+                        attempt.expired(&expiry)
                     }
-                },
+                }
+            }
+            // Nothing to claim while the breaker turns every record away.
+            (Some(_), None) if self.breaker.check(Instant::now()).is_err() => {
+                self.attempts(record, &message, expiry, cutoffs, attempt)
+                    .await
+                    .0
+            }
+            (Some(ledger), None) => match self.claim(ledger, record, cutoffs, attempt).await {
+                Err(refused) => refused,
+                Ok((claim, attempt)) => {
+                    let (outcome, maybe_placed) = self
+                        .attempts(record, &message, expiry, cutoffs, attempt)
+                        .await;
+                    self.record(ledger, &claim, &outcome, maybe_placed, cutoffs)
+                        .await;
+                    outcome
+                }
             },
         };
         RecordOutcome {
@@ -335,7 +353,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             .saturating_duration_since(Instant::now())
             .as_millis();
         let claim = Claim {
-            key: ledger::stored_key(record.idempotency_key),
+            key: ledger::stored_key(&record.idempotency_key),
             entry: Entry {
                 status: Status::InProgress,
                 body_hash: ledger::body_hash(record.body.unwrap_or_default()),
@@ -350,6 +368,14 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let answer = tokio::time::timeout_at(cutoffs.last_start, ledger.claim(&claim)).await;
         let mut outcome = attempt.outcome;
         let (fate, code, message) = match answer {
+            // Our own claim, written by an earlier try whose answer was lost (the SDK retries
+            // a PutItem): it is ours.
+            Ok(Ok(ClaimAnswer::Refused(standing)))
+                if standing.claim_id == claim.entry.claim_id
+                    && standing.status == Status::InProgress =>
+            {
+                return Ok((claim, AttemptLoop { outcome }));
+            }
             Ok(Ok(ClaimAnswer::Claimed { replaced })) => {
                 if let Some(earlier) = replaced.filter(|e| e.status != Status::Sent) {
                     tracing::warn!(
@@ -391,17 +417,23 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                         .to_owned(),
                 ),
             },
-            Ok(Err(error)) => (
-                Fate::Transient,
-                "LedgerUnavailable",
-                format!("not sent: the idempotency ledger could not be written: {error}"),
-            ),
-            Err(_elapsed) => (
-                Fate::Transient,
-                "LedgerUnavailable",
-                "not sent: the idempotency ledger did not answer before the send cutoff"
-                    .to_owned(),
-            ),
+            Ok(Err(error)) => {
+                self.release_uncertain_claim(ledger, &claim, cutoffs).await;
+                (
+                    Fate::Transient,
+                    "LedgerUnavailable",
+                    format!("not sent: the idempotency ledger could not be written: {error}"),
+                )
+            }
+            Err(_elapsed) => {
+                self.release_uncertain_claim(ledger, &claim, cutoffs).await;
+                (
+                    Fate::Transient,
+                    "LedgerUnavailable",
+                    "not sent: the idempotency ledger did not answer before the send cutoff"
+                        .to_owned(),
+                )
+            }
         };
         outcome.fate = fate;
         outcome.reason = Some(Reason {
@@ -411,8 +443,15 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         Err(outcome)
     }
 
-    /// Records what became of a claimed record. A placed call's `SENT` is retried until the
-    /// cutoff, then logged at ERROR: the record still counts as sent.
+    /// A claim that failed or timed out may still have been written: released, best effort,
+    /// so that it does not stand as an unknown outcome once its lease runs out.
+    async fn release_uncertain_claim(&self, ledger: &L, claim: &Claim, cutoffs: Cutoffs) {
+        let release = ledger.settle(claim, &Settle::Release);
+        let _ = tokio::time::timeout_at(cutoffs.record_by, release).await;
+    }
+
+    /// Records what became of a claimed record, retrying until the cutoff; then an ERROR
+    /// line for a placed call (the record still counts as sent), a WARN line otherwise.
     async fn record(
         &self,
         ledger: &L,
@@ -431,19 +470,15 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let mut tries = 0u32;
         let error = loop {
             tries += 1;
-            let written = tokio::time::timeout_at(
-                cutoffs.record_by,
-                ledger.settle(&claim.key, &claim.entry.claim_id, &settle),
-            )
-            .await;
+            let written =
+                tokio::time::timeout_at(cutoffs.record_by, ledger.settle(claim, &settle)).await;
             let error = match written {
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => error,
                 Err(_elapsed) => "no answer before the deadline".to_owned(),
             };
             let retry = Duration::from_millis(50u64 << tries.min(5));
-            if !matches!(settle, Settle::Sent { .. }) || Instant::now() + retry >= cutoffs.record_by
-            {
+            if Instant::now() + retry >= cutoffs.record_by {
                 break error;
             }
             tokio::time::sleep(retry).await;
@@ -746,7 +781,7 @@ mod tests {
             receive_count: Some(1),
             fifo_group: group,
             sent_at: None,
-            idempotency_key: id,
+            idempotency_key: id.into(),
         }
     }
 
@@ -890,7 +925,7 @@ mod tests {
             receive_count: Some(1),
             fifo_group: None,
             sent_at: Some(SystemTime::now() - age),
-            idempotency_key: Box::leak(id.to_owned().into_boxed_str()),
+            idempotency_key: id.to_owned().into(),
         }
     }
 
@@ -1320,9 +1355,9 @@ mod tests {
                 UnknownOutcome::Retry,
             );
             let mut first = sent("m1", BODY, Duration::ZERO);
-            first.idempotency_key = "order-42";
+            first.idempotency_key = "order-42".into();
             let mut other = sent("m2", BODY_TO_OTHER, Duration::ZERO);
-            other.idempotency_key = "order-42";
+            other.idempotency_key = "order-42".into();
             assert_eq!(run_one(&engine, first).await.fate, Fate::Sent);
             let reused = run_one(&engine, other).await;
             assert_eq!(reused.fate, Fate::Permanent);
@@ -1433,7 +1468,7 @@ mod tests {
         );
         assert_eq!(deadline - cutoffs.last_start, Duration::from_millis(1_000));
         assert_eq!(deadline - cutoffs.abandon, Duration::from_millis(500));
-        assert_eq!(deadline - cutoffs.record_by, Duration::from_millis(250));
+        assert_eq!(deadline - cutoffs.record_by, Duration::from_millis(375));
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub fn may_claim(existing: Option<&Entry>, claim: &Claim) -> bool {
     let Some(existing) = existing else {
         return true;
     };
-    if existing.expiration.saturating_mul(1_000) < claim.now_ms {
+    // Whole seconds, as the table stores `expiration` and as DynamoDB compares it.
+    if existing.expiration < claim.now_ms / 1_000 {
         return true;
     }
     claim.on_unknown == UnknownOutcome::Retry
@@ -195,6 +196,12 @@ mod tests {
         assert!(may_claim(None, &claim));
         let mut void = entry(Status::Sent, "h");
         void.expiration = NOW / 1_000 - 1;
+        let mut this_second = void.clone();
+        this_second.expiration = NOW / 1_000;
+        assert!(
+            !may_claim(Some(&this_second), &claim),
+            "void only after its second"
+        );
         assert!(
             may_claim(Some(&void), &claim),
             "void by its stored expiration, whether or not the store deleted it"

@@ -76,11 +76,12 @@ pub trait Ledger: Send + Sync {
     /// atomic step; otherwise answers the entry in the way.
     fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, String>> + Send;
 
-    /// Records what became of the claim `claim_id` on `key`.
+    /// Records what became of `claim`. `Sent` is written whoever holds the key now (the call
+    /// went out) and takes the key over; `Unknown` and `Release` touch only the caller's own
+    /// claim, still in progress.
     fn settle(
         &self,
-        key: &str,
-        claim_id: &str,
+        claim: &Claim,
         settle: &Settle,
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -102,7 +103,7 @@ impl Ledger for NoLedger {
         Err("no idempotency ledger is configured".to_owned())
     }
 
-    async fn settle(&self, _key: &str, _claim_id: &str, _settle: &Settle) -> Result<(), String> {
+    async fn settle(&self, _claim: &Claim, _settle: &Settle) -> Result<(), String> {
         Err("no idempotency ledger is configured".to_owned())
     }
 }
@@ -115,10 +116,9 @@ impl<T: Ledger> Ledger for std::sync::Arc<T> {
 
     fn settle(
         &self,
-        key: &str,
-        claim_id: &str,
+        claim: &Claim,
         settle: &Settle,
     ) -> impl Future<Output = Result<(), String>> + Send {
-        self.as_ref().settle(key, claim_id, settle)
+        self.as_ref().settle(claim, settle)
     }
 }

@@ -1,5 +1,6 @@
 //! Facts about an SQS record as Lambda delivers it, read the same way everywhere.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsMessage;
@@ -25,21 +26,31 @@ pub fn sent_at(message: &SqsMessage) -> Option<SystemTime> {
 pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
 
 /// The key the idempotency ledger knows a record by: the producer's `IdempotencyKey` (a
-/// String message attribute), else on a FIFO queue its `MessageDeduplicationId`, else its
-/// SQS `messageId`.
-pub fn idempotency_key<'a>(message: &'a SqsMessage, message_id: &'a str) -> &'a str {
+/// String message attribute), else on a FIFO queue its `MessageDeduplicationId` (scoped to
+/// the queue and the message group, as SQS may scope it per group and several queues may
+/// share a table), else its SQS `messageId`.
+pub fn idempotency_key<'a>(message: &'a SqsMessage, message_id: &'a str) -> Cow<'a, str> {
     let producers = message
         .message_attributes
         .get(IDEMPOTENCY_KEY_ATTRIBUTE)
         .filter(|attribute| attribute.data_type.as_deref() == Some("String"))
         .and_then(|attribute| attribute.string_value.as_deref())
         .filter(|key| !key.is_empty());
+    if let Some(key) = producers {
+        return Cow::Borrowed(key);
+    }
     let deduplication = is_fifo(message)
         .then(|| message.attributes.get("MessageDeduplicationId"))
         .flatten()
-        .map(String::as_str)
         .filter(|key| !key.is_empty());
-    producers.or(deduplication).unwrap_or(message_id)
+    match deduplication {
+        Some(id) => Cow::Owned(format!(
+            "fifo:{}:{}:{id}",
+            message.event_source_arn.as_deref().unwrap_or_default(),
+            fifo_group(message).unwrap_or_default()
+        )),
+        None => Cow::Borrowed(message_id),
+    }
 }
 
 /// Whether the record comes from a FIFO queue: its queue ARN ends in `.fifo`.
@@ -111,7 +122,7 @@ mod tests {
             }))
             .unwrap()
         };
-        let dedup = serde_json::json!({"MessageDeduplicationId": "d"});
+        let dedup = serde_json::json!({"MessageDeduplicationId": "d", "MessageGroupId": "g"});
         let producer = serde_json::json!({"IdempotencyKey": {"dataType": "String", "stringValue": "order-42"}});
         let m = with_attribute(
             "arn:aws:sqs:us-east-1:1:q.fifo",
@@ -124,7 +135,11 @@ mod tests {
             dedup.clone(),
             serde_json::json!({}),
         );
-        assert_eq!(idempotency_key(&m, "m"), "d");
+        assert_eq!(
+            idempotency_key(&m, "m"),
+            "fifo:arn:aws:sqs:us-east-1:1:q.fifo:g:d",
+            "scoped to its queue and group"
+        );
         let m = with_attribute("arn:aws:sqs:us-east-1:1:q", dedup, serde_json::json!({}));
         assert_eq!(
             idempotency_key(&m, "m"),

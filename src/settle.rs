@@ -41,10 +41,12 @@ impl Redelivery {
             Fate::Transient => self
                 .backoff
                 .map(|backoff| backoff.delay(receive_count, draw)),
-            // An abandoned send may have been placed: never straight back.
-            Fate::Abandoned => self
-                .backoff
-                .map(|backoff| backoff.delay(receive_count, draw).max(1)),
+            // An abandoned send may have been placed: never straight back, at least half the
+            // backoff's ceiling.
+            Fate::Abandoned => self.backoff.map(|backoff| {
+                let floor = (backoff.ceiling(receive_count) / 2).max(1);
+                backoff.delay(receive_count, draw).max(floor)
+            }),
             Fate::Deferred => self.backoff.map(|_| 0),
             Fate::Sent | Fate::Permanent | Fate::Expired | Fate::Duplicate => return None,
         };
@@ -361,6 +363,17 @@ mod tests {
             "a named time is at least a second away"
         );
         assert_eq!(policy.delay(&failed(Fate::Expired, 1), now, 0.5), None);
+    }
+
+    #[test]
+    fn an_abandoned_send_comes_back_after_at_least_half_the_backoff() {
+        let policy = with_backoff();
+        let now = Instant::now();
+        let abandoned = failed(Fate::Abandoned, 3);
+        assert_eq!(policy.delay(&abandoned, now, 0.0), Some(20), "half of 40 s");
+        assert_eq!(policy.delay(&abandoned, now, 0.999), Some(40));
+        let first = failed(Fate::Abandoned, 1);
+        assert_eq!(policy.delay(&first, now, 0.0), Some(5));
     }
 
     #[test]

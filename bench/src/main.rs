@@ -81,7 +81,11 @@ impl Function<'_> {
             .env("AWS_ENDPOINT_URL_DYNAMODB", self.ledger.unwrap_or_default())
             .env(
                 "IDEMPOTENCY_TABLE_NAME",
-                if self.ledger.is_some() { LEDGER_TABLE } else { "" },
+                if self.ledger.is_some() {
+                    LEDGER_TABLE
+                } else {
+                    ""
+                },
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -310,6 +314,54 @@ async fn measure_ledger(function: &Function<'_>, n: usize) -> (f64, f64, f64) {
     (median(&mut cpu), batch, batch / ideal)
 }
 
+/// A keep-alive front for moto: moto answers every request with `Connection: close`, so
+/// without it each ledger write would pay for a new TCP connection in the function's CPU,
+/// which DynamoDB (keep-alive) never charges. Returns the front's endpoint.
+async fn keep_alive_front(upstream: String) -> String {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+    let forward = move |request: Request| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        async move {
+            let (mut parts, body) = request.into_parts();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = format!("{upstream}{path}")
+                .parse()
+                .expect("an upstream URI");
+            match client.request(Request::from_parts(parts, body)).await {
+                Ok(response) => {
+                    let (mut parts, body) = response.into_parts();
+                    parts.headers.remove("connection");
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    axum::response::Response::from_parts(parts, Body::from(bytes))
+                }
+                Err(err) => axum::response::Response::builder()
+                    .status(502)
+                    .body(Body::from(err.to_string()))
+                    .expect("a response"),
+            }
+        }
+    };
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().fallback(forward)).await;
+    });
+    endpoint
+}
+
 /// `moto_server` on a free loopback port with the ledger's table; killed on drop.
 async fn moto_with_ledger_table(program: &Path) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -325,7 +377,10 @@ async fn moto_with_ledger_table(program: &Path) -> (Child, String) {
         .unwrap_or_else(|err| panic!("cannot start {}: {err}", program.display()));
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -335,7 +390,11 @@ async fn moto_with_ledger_table(program: &Path) -> (Child, String) {
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKIDBENCH", "bench-secret", None, None, "bench",
+            "AKIDBENCH",
+            "bench-secret",
+            None,
+            None,
+            "bench",
         ))
         .load()
         .await;
@@ -415,13 +474,17 @@ async fn main() {
     let ledger_figures = match &args.moto_server {
         Some(program) => {
             eprintln!("measuring with the ledger on (moto's DynamoDB) ...");
-            let (_moto, endpoint) = moto_with_ledger_table(program).await;
+            let (_moto, moto_endpoint) = moto_with_ledger_table(program).await;
+            let endpoint = keep_alive_front(moto_endpoint).await;
             let with_ledger = Function {
                 ledger: Some(&endpoint),
                 ..rust
             };
             let figures = measure_ledger(&with_ledger, LEDGER_N).await;
-            let without = Function { ledger: None, ..rust };
+            let without = Function {
+                ledger: None,
+                ..rust
+            };
             let (cpu_off, _, _) = measure_ledger(&without, LEDGER_N).await;
             Some((figures, cpu_off))
         }
@@ -488,7 +551,7 @@ async fn main() {
     );
     if let Some(((cpu_on, batch_ms, ratio), cpu_off)) = ledger_figures {
         println!(
-            "| CPU per record, ledger on (moto's DynamoDB), N = {LEDGER_N} | {cpu_on:.2} µs ({:.2} × ledger off: {cpu_off:.2} µs) | – | – |",
+            "| CPU per record, ledger on (moto's DynamoDB behind a keep-alive front), N = {LEDGER_N} | {cpu_on:.2} µs ({:.2} × ledger off: {cpu_off:.2} µs; target ≤ 2.5 ×) | – | – |",
             cpu_on / cpu_off
         );
         println!(

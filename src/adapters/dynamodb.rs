@@ -24,6 +24,9 @@ const LEASE_UNTIL: &str = "lease_until";
 const EXPIRATION: &str = "expiration";
 const VOICE_MESSAGE_ID: &str = "voice_message_id";
 
+/// `Unknown` and `Release` touch only the caller's own claim, still in progress.
+const OWN_CLAIM_IN_PROGRESS: &str = "claim_id = :mine AND #status = :in_progress";
+
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
     client: Client,
@@ -74,7 +77,8 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
         status,
         body_hash: text(BODY_HASH).unwrap_or_default(),
         claim_id: text(CLAIM_ID).unwrap_or_default(),
-        lease_until_ms: number(LEASE_UNTIL).unwrap_or(0),
+        // Missing, the claim counts as held, as DynamoDB's `lease_until < :now_ms` fails on it.
+        lease_until_ms: number(LEASE_UNTIL).unwrap_or(u64::MAX),
         expiration: number(EXPIRATION).unwrap_or(u64::MAX / 1_000),
         voice_message_id: text(VOICE_MESSAGE_ID),
     })
@@ -131,28 +135,38 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn settle(&self, key: &str, claim_id: &str, settle: &Settle) -> Result<(), String> {
-        let key = HashMap::from([(ID.to_owned(), s(key))]);
-        let names = HashMap::from([("#status".to_owned(), STATUS.to_owned())]);
+    async fn settle(&self, claim: &Claim, settle: &Settle) -> Result<(), String> {
+        let key = HashMap::from([(ID.to_owned(), s(&claim.key))]);
+        let mine = s(&claim.entry.claim_id);
         match settle {
-            // The truth whoever holds the claim now: the call went out.
+            // The truth whoever holds the key now: the call went out. The key becomes this
+            // claim's, so no other holder's later release or "unknown" can undo it; an item
+            // deleted meanwhile is written whole.
             Settle::Sent { voice_message_id } => {
+                let mut set = format!(
+                    "SET #status = :sent, {CLAIM_ID} = :mine, \
+                     {BODY_HASH} = if_not_exists({BODY_HASH}, :hash), \
+                     #expiration = if_not_exists(#expiration, :expiration), \
+                     {LEASE_UNTIL} = if_not_exists({LEASE_UNTIL}, :lease)"
+                );
                 let mut update = self
                     .client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(key))
-                    .set_expression_attribute_names(Some(names))
-                    .expression_attribute_values(":sent", s(Status::Sent.as_str()));
-                update = match voice_message_id {
-                    Some(id) => update
-                        .update_expression(format!(
-                            "SET #status = :sent, {VOICE_MESSAGE_ID} = :voice"
-                        ))
-                        .expression_attribute_values(":voice", s(id)),
-                    None => update.update_expression("SET #status = :sent"),
-                };
+                    .expression_attribute_names("#status", STATUS)
+                    .expression_attribute_names("#expiration", EXPIRATION)
+                    .expression_attribute_values(":sent", s(Status::Sent.as_str()))
+                    .expression_attribute_values(":mine", mine)
+                    .expression_attribute_values(":hash", s(&claim.entry.body_hash))
+                    .expression_attribute_values(":expiration", n(claim.entry.expiration))
+                    .expression_attribute_values(":lease", n(claim.entry.lease_until_ms));
+                if let Some(id) = voice_message_id {
+                    set.push_str(&format!(", {VOICE_MESSAGE_ID} = :voice"));
+                    update = update.expression_attribute_values(":voice", s(id));
+                }
                 update
+                    .update_expression(set)
                     .send()
                     .await
                     .map(|_| ())
@@ -165,15 +179,16 @@ impl Ledger for DynamoLedger {
                     .table_name(&self.table)
                     .set_key(Some(key))
                     .update_expression("SET #status = :unknown")
-                    .condition_expression(format!("{CLAIM_ID} = :mine"))
-                    .set_expression_attribute_names(Some(names))
+                    .condition_expression(OWN_CLAIM_IN_PROGRESS)
+                    .expression_attribute_names("#status", STATUS)
                     .expression_attribute_values(":unknown", s(Status::Unknown.as_str()))
-                    .expression_attribute_values(":mine", s(claim_id))
+                    .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
+                    .expression_attribute_values(":mine", mine)
                     .send()
                     .await;
                 match answer {
                     Ok(_) => Ok(()),
-                    // Taken over since: the new holder's state stands.
+                    // Taken over or settled since: the standing entry stays.
                     Err(SdkError::ServiceError(service))
                         if matches!(
                             service.err(),
@@ -191,8 +206,10 @@ impl Ledger for DynamoLedger {
                     .delete_item()
                     .table_name(&self.table)
                     .set_key(Some(key))
-                    .condition_expression(format!("{CLAIM_ID} = :mine"))
-                    .expression_attribute_values(":mine", s(claim_id))
+                    .condition_expression(OWN_CLAIM_IN_PROGRESS)
+                    .expression_attribute_names("#status", STATUS)
+                    .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
+                    .expression_attribute_values(":mine", mine)
                     .send()
                     .await;
                 match answer {

@@ -53,23 +53,32 @@ impl Ledger for MemoryLedger {
         Ok(ClaimAnswer::Claimed { replaced })
     }
 
-    async fn settle(&self, key: &str, claim_id: &str, settle: &Settle) -> Result<(), String> {
+    async fn settle(&self, claim: &Claim, settle: &Settle) -> Result<(), String> {
         self.check_up()?;
         let mut entries = self.entries();
-        let Some(entry) = entries.get_mut(key) else {
-            return Ok(());
-        };
+        let own = entries.get(&claim.key).is_some_and(|entry| {
+            entry.claim_id == claim.entry.claim_id && entry.status == Status::InProgress
+        });
         match settle {
-            // The truth whoever holds the claim now: the call went out.
+            // The truth whoever holds the key now: the call went out. Missing, it is written
+            // whole.
             Settle::Sent { voice_message_id } => {
+                let entry = entries
+                    .entry(claim.key.clone())
+                    .or_insert_with(|| claim.entry.clone());
                 entry.status = Status::Sent;
+                entry.claim_id = claim.entry.claim_id.clone();
                 entry.voice_message_id = voice_message_id.clone();
             }
-            Settle::Unknown if entry.claim_id == claim_id => entry.status = Status::Unknown,
-            Settle::Release if entry.claim_id == claim_id => {
-                entries.remove(key);
+            Settle::Unknown if own => {
+                if let Some(entry) = entries.get_mut(&claim.key) {
+                    entry.status = Status::Unknown;
+                }
             }
-            // Taken over since: the new holder's state stands.
+            Settle::Release if own => {
+                entries.remove(&claim.key);
+            }
+            // Taken over or settled since: the standing entry stays.
             Settle::Unknown | Settle::Release => {}
         }
         Ok(())

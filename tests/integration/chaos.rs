@@ -32,7 +32,9 @@ const MAX_CONCURRENCY: &str = "2";
 const VISIBILITY_TIMEOUT: u32 = 1;
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(5);
 const LOST_ANSWERS: f64 = 0.3;
-const KILL_EVERY: Duration = Duration::from_secs(2);
+const KILL_EVERY: Duration = Duration::from_millis(1_500);
+/// Each run kills at least this many busy processes.
+const MIN_KILLS: usize = 3;
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,18 +117,21 @@ struct Environment {
 /// One function process and the Runtime API it pulls from. A killed process is replaced by
 /// a new one with a new Runtime API, as Lambda starts a new execution environment.
 struct Slot {
-    incarnation: tokio::sync::RwLock<(Arc<RuntimeApi>, Child)>,
+    /// The process's name: its calls carry it as their configuration set, so the fake can
+    /// tell which process placed each call.
+    incarnation: tokio::sync::RwLock<(Arc<RuntimeApi>, Child, String)>,
     busy: AtomicBool,
     /// Bumped on every kill: a poller waiting on the dead process gives up at once.
     kills: tokio::sync::watch::Sender<u64>,
 }
 
-async fn incarnate(environment: &Environment) -> (Arc<RuntimeApi>, Child) {
+async fn incarnate(environment: &Environment, name: String) -> (Arc<RuntimeApi>, Child, String) {
     let api = Arc::new(RuntimeApi::start().await.expect("a runtime API"));
     let child = Command::new(crate::emulator::bootstrap())
         .env_clear()
         .envs(environment.vars.iter().map(|(k, v)| (*k, v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env("CONFIGURATION_SET_NAME", &name)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -136,7 +141,7 @@ async fn incarnate(environment: &Environment) -> (Arc<RuntimeApi>, Child) {
     api.first_request(Duration::from_secs(30))
         .await
         .expect("the function asks for an event");
-    (api, child)
+    (api, child, name)
 }
 
 /// What the event source mapping does for one process: receive, invoke, delete what was not
@@ -189,7 +194,8 @@ async fn poll(
 
 struct Outcome {
     calls: Vec<ReceivedCall>,
-    kills: Vec<SystemTime>,
+    /// When each killed process died, by name.
+    kills: Vec<(SystemTime, String)>,
     dead: Vec<Message>,
     ids: Vec<String>,
 }
@@ -232,9 +238,11 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
     }
     let environment = Environment { vars };
     let mut slots = Vec::new();
-    for _ in 0..PROCESSES {
+    for n in 0..PROCESSES {
         slots.push(Arc::new(Slot {
-            incarnation: tokio::sync::RwLock::new(incarnate(&environment).await),
+            incarnation: tokio::sync::RwLock::new(
+                incarnate(&environment, format!("process-{n}-0")).await,
+            ),
             busy: AtomicBool::new(false),
             kills: tokio::sync::watch::channel(0).0,
         }));
@@ -253,24 +261,32 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
     );
     let killer = async {
         let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+        let mut generation = 0;
+        tokio::time::sleep(KILL_EVERY).await;
         while !done.load(Ordering::SeqCst) {
-            tokio::time::sleep(KILL_EVERY).await;
-            let busy: Vec<&Arc<Slot>> = slots
+            let busy: Vec<(usize, &Arc<Slot>)> = slots
                 .iter()
-                .filter(|s| s.busy.load(Ordering::SeqCst))
+                .enumerate()
+                .filter(|(_, s)| s.busy.load(Ordering::SeqCst))
                 .collect();
             if busy.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            let slot = busy[rng.usize(..busy.len())];
+            let (n, slot) = busy[rng.usize(..busy.len())];
             {
                 let mut incarnation = slot.incarnation.write().await;
                 let _ = incarnation.1.start_kill();
-                kills.lock().unwrap().push(SystemTime::now());
                 let _ = incarnation.1.wait().await;
-                slot.kills.send_modify(|n| *n += 1);
-                *incarnation = incarnate(&environment).await;
+                kills
+                    .lock()
+                    .unwrap()
+                    .push((SystemTime::now(), incarnation.2.clone()));
+                slot.kills.send_modify(|k| *k += 1);
+                generation += 1;
+                *incarnation = incarnate(&environment, format!("process-{n}-{generation}")).await;
             }
+            tokio::time::sleep(KILL_EVERY).await;
         }
     };
     let watcher = async {
@@ -324,13 +340,14 @@ impl Outcome {
         doubles
     }
 
-    /// Whether a call was in flight (arrived, not yet recorded) when a process was killed:
-    /// the one moment the ledger cannot cover.
+    /// Whether a call was in flight (placed, not yet recorded) when the process that made it
+    /// was killed: the one moment the ledger cannot cover. The window is the call's latency
+    /// plus a second for the ledger's write.
     fn in_flight_at_a_kill(&self, call: &ReceivedCall) -> bool {
         let window = CALL_LATENCY + Duration::from_secs(1);
-        self.kills.iter().any(|kill| {
-            call.received_at <= *kill
-                && kill
+        self.kills.iter().any(|(killed_at, process)| {
+            call.configuration_set.as_deref() == Some(process.as_str())
+                && killed_at
                     .duration_since(call.received_at)
                     .is_ok_and(|since| since <= window)
         })
@@ -367,6 +384,11 @@ async fn with_the_ledger_and_retry_every_message_is_called_once_but_for_calls_in
 {
     let outcome = run(Ledger::Retry, 11).await;
     report(Ledger::Retry, &outcome);
+    assert!(
+        outcome.kills.len() >= MIN_KILLS,
+        "{} kills",
+        outcome.kills.len()
+    );
     let plan = plan();
     let codes = outcome.dead_letter_codes();
     let mut explained = 0;
@@ -412,6 +434,11 @@ async fn with_the_ledger_at_most_once_nobody_is_called_twice_and_nothing_is_lost
     let outcome = run(Ledger::DeadLetter, 12).await;
     report(Ledger::DeadLetter, &outcome);
     assert!(
+        outcome.kills.len() >= MIN_KILLS,
+        "{} kills",
+        outcome.kills.len()
+    );
+    assert!(
         outcome.doubles().is_empty(),
         "called twice: {:?}",
         outcome.doubles()
@@ -448,4 +475,6 @@ async fn without_the_ledger_the_same_faults_ring_people_twice() {
          ledger prevents",
         outcome.doubles().len()
     );
+    // The producer's five duplicates alone ring five people twice.
+    assert!(outcome.doubles().len() >= 5, "{:?}", outcome.doubles());
 }

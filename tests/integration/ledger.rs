@@ -55,40 +55,57 @@ async fn answer<L: Ledger>(ledger: &L, claim: &Claim) -> Answer {
 /// One script of claims and settlements, with the answer each claim must get.
 async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
     use UnknownOutcome::{DeadLetter, Retry};
+    let sent = |id: &str| Settle::Sent {
+        voice_message_id: Some(id.to_owned()),
+    };
     let mut answers = Vec::new();
     // Free key; then held by a live lease.
-    answers.push(answer(ledger, &claim("a", "body", "c1", NOW_MS, Retry)).await);
+    let a1 = claim("a", "body", "c1", NOW_MS, Retry);
+    answers.push(answer(ledger, &a1).await);
     answers.push(answer(ledger, &claim("a", "body", "c2", NOW_MS, Retry)).await);
     // Sent: a duplicate, with the call's id; the same key for another body is reuse.
-    ledger
-        .settle(
-            "a",
-            "c1",
-            &Settle::Sent {
-                voice_message_id: Some("voice-1".into()),
-            },
-        )
-        .await
-        .unwrap();
+    ledger.settle(&a1, &sent("voice-1")).await.unwrap();
     answers.push(answer(ledger, &claim("a", "body", "c3", NOW_MS, Retry)).await);
     answers.push(answer(ledger, &claim("a", "other", "c4", NOW_MS, Retry)).await);
     // Unknown: at most once refuses it, retry takes it over.
-    answer(ledger, &claim("b", "body", "c5", NOW_MS, Retry)).await;
-    ledger.settle("b", "c5", &Settle::Unknown).await.unwrap();
+    let b5 = claim("b", "body", "c5", NOW_MS, Retry);
+    answer(ledger, &b5).await;
+    ledger.settle(&b5, &Settle::Unknown).await.unwrap();
     answers.push(answer(ledger, &claim("b", "body", "c6", NOW_MS, DeadLetter)).await);
-    answers.push(answer(ledger, &claim("b", "body", "c7", NOW_MS, Retry)).await);
-    // Released: free again. A release by a claim that no longer holds the key does nothing.
-    ledger.settle("b", "c5", &Settle::Release).await.unwrap();
+    let b7 = claim("b", "body", "c7", NOW_MS, Retry);
+    answers.push(answer(ledger, &b7).await);
+    // A release by a claim that no longer holds the key does nothing; the holder's frees it.
+    ledger.settle(&b5, &Settle::Release).await.unwrap();
     answers.push(answer(ledger, &claim("b", "body", "c8", NOW_MS, Retry)).await);
-    ledger.settle("b", "c7", &Settle::Release).await.unwrap();
-    answers.push(answer(ledger, &claim("b", "body", "c9", NOW_MS, DeadLetter)).await);
+    ledger.settle(&b7, &Settle::Release).await.unwrap();
+    let b9 = claim("b", "body", "c9", NOW_MS, DeadLetter);
+    answers.push(answer(ledger, &b9).await);
     // A lease that ran out (its holder died): unknown outcome.
     let later = NOW_MS + 120_000;
     answers.push(answer(ledger, &claim("b", "body", "c10", later, DeadLetter)).await);
-    answers.push(answer(ledger, &claim("b", "body", "c11", later, Retry)).await);
+    let b11 = claim("b", "body", "c11", later, Retry);
+    answers.push(answer(ledger, &b11).await);
+    // The lapsed holder's late writes do not touch the new claim.
+    ledger.settle(&b9, &Settle::Unknown).await.unwrap();
+    ledger.settle(&b9, &Settle::Release).await.unwrap();
+    answers.push(answer(ledger, &claim("b", "body", "c12", later, Retry)).await);
+    // A placed call's SENT is written whole even if its item vanished meanwhile.
+    let d13 = claim("d", "body", "c13", NOW_MS, Retry);
+    ledger.settle(&d13, &sent("voice-2")).await.unwrap();
+    answers.push(answer(ledger, &claim("d", "other", "c14", NOW_MS, Retry)).await);
+    answers.push(answer(ledger, &claim("d", "body", "c15", NOW_MS, Retry)).await);
+    // A call that went out after its claim was taken over: the new holder's release cannot
+    // undo the SENT.
+    let e16 = claim("e", "body", "c16", NOW_MS, Retry);
+    answer(ledger, &e16).await;
+    let e17 = claim("e", "body", "c17", later, Retry);
+    answers.push(answer(ledger, &e17).await);
+    ledger.settle(&e16, &sent("voice-3")).await.unwrap();
+    ledger.settle(&e17, &Settle::Release).await.unwrap();
+    answers.push(answer(ledger, &claim("e", "body", "c18", later, Retry)).await);
     // An entry past its stored expiration is void, whatever the store still holds.
     let much_later = NOW_MS + 2 * 86_400_000;
-    answers.push(answer(ledger, &claim("a", "other", "c12", much_later, DeadLetter)).await);
+    answers.push(answer(ledger, &claim("a", "other", "c19", much_later, DeadLetter)).await);
     answers
 }
 
@@ -100,27 +117,34 @@ async fn the_dynamodb_ledger_answers_every_claim_as_the_rules_say() {
     let on_dynamodb = script(&DynamoLedger::new(dynamodb, "ledger".into())).await;
     let in_memory = script(&MemoryLedger::default()).await;
     use Answer::{Claimed, Refused};
+    let sent = |id: &str| {
+        Refused(Refusal::AlreadySent {
+            voice_message_id: Some(id.into()),
+        })
+    };
+    let held_until = |ms: u64| Refused(Refusal::InProgressElsewhere { lease_until_ms: ms });
     let expected = vec![
         Claimed { replaced: None },
-        Refused(Refusal::InProgressElsewhere {
-            lease_until_ms: NOW_MS + 60_000,
-        }),
-        Refused(Refusal::AlreadySent {
-            voice_message_id: Some("voice-1".into()),
-        }),
+        held_until(NOW_MS + 60_000),
+        sent("voice-1"),
         Refused(Refusal::KeyReused),
         Refused(Refusal::OutcomeUnknown),
         Claimed {
             replaced: Some(Status::Unknown),
         },
-        Refused(Refusal::InProgressElsewhere {
-            lease_until_ms: NOW_MS + 60_000,
-        }),
+        held_until(NOW_MS + 60_000),
         Claimed { replaced: None },
         Refused(Refusal::OutcomeUnknown),
         Claimed {
             replaced: Some(Status::InProgress),
         },
+        held_until(NOW_MS + 180_000),
+        Refused(Refusal::KeyReused),
+        sent("voice-2"),
+        Claimed {
+            replaced: Some(Status::InProgress),
+        },
+        sent("voice-3"),
         Claimed {
             replaced: Some(Status::Sent),
         },
