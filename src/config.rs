@@ -129,6 +129,22 @@ impl Config {
     /// Reads the configuration through `lookup` (the environment, in production). An empty
     /// value counts as unset, as CloudFormation passes empty parameters through as "".
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let config = Self::read(lookup)?;
+        // An entry that lapsed while its message could still be delivered would let that
+        // delivery call again.
+        if config.idempotency_table.is_some() && config.idempotency_ttl < config.message_ttl {
+            return Err(ConfigError {
+                variable: IDEMPOTENCY_TTL_SECONDS,
+                problem: format!(
+                    "must be at least MESSAGE_TTL_SECONDS ({} s), or a redelivery could call again",
+                    config.message_ttl.as_secs()
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let base = Self::default();
         let origination = get(ORIGINATION_PHONE_NUMBER)
@@ -477,6 +493,15 @@ mod tests {
         assert_eq!(
             config_err(&[(IDEMPOTENCY_TTL_SECONDS, "60")]).variable,
             IDEMPOTENCY_TTL_SECONDS
+        );
+        let err = config_err(&[
+            (IDEMPOTENCY_TABLE_NAME, "calls-ledger"),
+            (IDEMPOTENCY_TTL_SECONDS, "3600"),
+            (MESSAGE_TTL_SECONDS, "7200"),
+        ]);
+        assert_eq!(
+            err.variable, IDEMPOTENCY_TTL_SECONDS,
+            "entries must outlive the message"
         );
     }
 

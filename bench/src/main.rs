@@ -31,6 +31,9 @@ struct Args {
     /// `moto_server`, the DynamoDB-compatible endpoint for the ledger-on figures; none skips them.
     #[arg(long)]
     moto_server: Option<PathBuf>,
+    /// Only the ledger-on figures (for profiling them).
+    #[arg(long)]
+    ledger_only: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -317,6 +320,8 @@ async fn measure_ledger(function: &Function<'_>, n: usize) -> (f64, f64, f64) {
 /// A keep-alive front for moto: moto answers every request with `Connection: close`, so
 /// without it each ledger write would pay for a new TCP connection in the function's CPU,
 /// which DynamoDB (keep-alive) never charges. Returns the front's endpoint.
+static FRONT_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn keep_alive_front(upstream: String) -> String {
     use axum::body::Body;
     use axum::extract::Request;
@@ -333,6 +338,7 @@ async fn keep_alive_front(upstream: String) -> String {
         let client = client.clone();
         let upstream = upstream.clone();
         async move {
+            FRONT_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (mut parts, body) = request.into_parts();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             parts.uri = format!("{upstream}{path}")
@@ -462,6 +468,25 @@ async fn main() {
         send_rate: None,
         ledger: None,
     };
+    if args.ledger_only {
+        let program = args
+            .moto_server
+            .as_deref()
+            .expect("--ledger-only needs --moto-server");
+        let (_moto, moto_endpoint) = moto_with_ledger_table(program).await;
+        let endpoint = keep_alive_front(moto_endpoint).await;
+        let with_ledger = Function {
+            ledger: Some(&endpoint),
+            ..rust
+        };
+        let (cpu, batch, ratio) = measure_ledger(&with_ledger, 200).await;
+        println!(
+            "ledger on: {cpu:.2} µs per record; batch {batch:.0} ms ({ratio:.3} × ideal); {} DynamoDB requests for {} records",
+            FRONT_REQUESTS.load(std::sync::atomic::Ordering::Relaxed),
+            10 + 10 * 200
+        );
+        return;
+    }
     eprintln!("measuring the Rust bootstrap ...");
     let r = measure(&rust, args.cold_starts).await;
     eprintln!("measuring a paced run ...");
