@@ -404,30 +404,12 @@ async fn moto_with_ledger_table(program: &Path) -> (Child, String) {
         ))
         .load()
         .await;
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    aws_sdk_dynamodb::Client::new(&config)
-        .create_table()
-        .table_name(LEDGER_TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("an attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("a key"),
-        )
-        .send()
-        .await
-        .expect("CreateTable on moto");
+    voice_dispatch::adapters::dynamodb::DynamoLedger::create_table(
+        &aws_sdk_dynamodb::Client::new(&config),
+        LEDGER_TABLE,
+    )
+    .await
+    .expect("CreateTable on moto");
     (child, endpoint)
 }
 

@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+};
 use aws_sdk_dynamodb::Client;
 
 use crate::ledger::{Claim, Entry, Settle, Status, UnknownOutcome};
@@ -36,6 +37,31 @@ pub struct DynamoLedger {
 impl DynamoLedger {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
+    }
+
+    /// Creates the ledger's table as `template.yaml` declares it (key `id`, String; on
+    /// demand), for local endpoints: the tests and the benchmark.
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
+        let attribute = AttributeDefinition::builder()
+            .attribute_name(ID)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|err| err.to_string())?;
+        let key = KeySchemaElement::builder()
+            .attribute_name(ID)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|err| err.to_string())?;
+        client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute)
+            .key_schema(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| failed("CreateTable", &err))
     }
 }
 
@@ -82,6 +108,23 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
         expiration: number(EXPIRATION).unwrap_or(u64::MAX / 1_000),
         voice_message_id: text(VOICE_MESSAGE_ID),
     })
+}
+
+/// A write to one's own claim that finds it taken over or settled since is done: the
+/// standing entry is the newer truth.
+fn settled_unless_taken_over<T, E>(answer: Result<T, SdkError<E>>, what: &str) -> Result<(), String>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match answer {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(service))
+            if service.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(failed(what, &err)),
+    }
 }
 
 fn failed<E: std::error::Error + 'static>(what: &str, err: &SdkError<E>) -> String {
@@ -172,9 +215,8 @@ impl Ledger for DynamoLedger {
                     .map(|_| ())
                     .map_err(|err| failed("UpdateItem", &err))
             }
-            Settle::Unknown => {
-                let answer = self
-                    .client
+            Settle::Unknown => settled_unless_taken_over(
+                self.client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(key))
@@ -185,24 +227,11 @@ impl Ledger for DynamoLedger {
                     .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
                     .expression_attribute_values(":mine", mine)
                     .send()
-                    .await;
-                match answer {
-                    Ok(_) => Ok(()),
-                    // Taken over or settled since: the standing entry stays.
-                    Err(SdkError::ServiceError(service))
-                        if matches!(
-                            service.err(),
-                            UpdateItemError::ConditionalCheckFailedException(_)
-                        ) =>
-                    {
-                        Ok(())
-                    }
-                    Err(err) => Err(failed("UpdateItem", &err)),
-                }
-            }
-            Settle::Release => {
-                let answer = self
-                    .client
+                    .await,
+                "UpdateItem",
+            ),
+            Settle::Release => settled_unless_taken_over(
+                self.client
                     .delete_item()
                     .table_name(&self.table)
                     .set_key(Some(key))
@@ -211,20 +240,9 @@ impl Ledger for DynamoLedger {
                     .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
                     .expression_attribute_values(":mine", mine)
                     .send()
-                    .await;
-                match answer {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(service))
-                        if matches!(
-                            service.err(),
-                            DeleteItemError::ConditionalCheckFailedException(_)
-                        ) =>
-                    {
-                        Ok(())
-                    }
-                    Err(err) => Err(failed("DeleteItem", &err)),
-                }
-            }
+                    .await,
+                "DeleteItem",
+            ),
         }
     }
 }

@@ -19,7 +19,7 @@ use voice_fake::{FakeVoice, ReceivedCall, Script};
 
 use crate::esm::{delete, lambda_event, receive};
 use crate::moto::{
-    create_ledger_table, messages_left, queue_pair, read_all, reason_of, Moto, Queue,
+    create_ledger_table, messages_left, queue_pair, read_all, reason_of, send_entries, Moto, Queue,
 };
 use crate::support::body;
 
@@ -76,40 +76,24 @@ fn plan() -> Vec<Planned> {
 }
 
 async fn send_plan(sqs: &aws_sdk_sqs::Client, queue: &Queue, plan: &[Planned]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for chunk in plan.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(index, planned)| {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .message_body(&planned.body);
-                if let Some(key) = &planned.key {
-                    entry = entry.message_attributes(
-                        "IdempotencyKey",
-                        MessageAttributeValue::builder()
-                            .data_type("String")
-                            .string_value(key)
-                            .build()
-                            .expect("an attribute"),
-                    );
-                }
-                entry.build().expect("an entry")
-            })
-            .collect();
-        let output = sqs
-            .send_message_batch()
-            .queue_url(&queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .expect("SendMessageBatch");
-        let mut sent = output.successful().to_vec();
-        sent.sort_by_key(|entry| entry.id().parse::<usize>().unwrap_or(0));
-        ids.extend(sent.iter().map(|entry| entry.message_id().to_owned()));
-    }
-    ids
+    let entries = plan
+        .iter()
+        .map(|planned| {
+            let entry = SendMessageBatchRequestEntry::builder().message_body(&planned.body);
+            match &planned.key {
+                Some(key) => entry.message_attributes(
+                    "IdempotencyKey",
+                    MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(key)
+                        .build()
+                        .expect("an attribute"),
+                ),
+                None => entry,
+            }
+        })
+        .collect();
+    send_entries(sqs, queue, entries).await
 }
 
 /// Where a function process finds everything, as Lambda would set its environment.

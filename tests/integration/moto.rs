@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder;
 use aws_sdk_sqs::types::{
     Message, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
@@ -228,21 +229,22 @@ pub fn reason_of(message: &Message) -> Option<serde_json::Value> {
     serde_json::from_str(value.string_value()?).ok()
 }
 
-/// Sends plain bodies to a standard queue, 10 a call; returns their message ids in order.
-pub async fn send_bodies(
+/// Sends messages to a queue, 10 a call, as `SendMessageBatch` takes them; returns their
+/// message ids in the order given.
+pub async fn send_entries(
     sqs: &aws_sdk_sqs::Client,
     queue: &Queue,
-    bodies: &[String],
+    entries: Vec<SendMessageBatchRequestEntryBuilder>,
 ) -> Vec<String> {
-    let mut ids = Vec::with_capacity(bodies.len());
-    for chunk in bodies.chunks(10) {
-        let entries = chunk
+    let mut ids = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(10) {
+        let batch = chunk
             .iter()
             .enumerate()
-            .map(|(index, body)| {
-                SendMessageBatchRequestEntry::builder()
+            .map(|(index, entry)| {
+                entry
+                    .clone()
                     .id(index.to_string())
-                    .message_body(body)
                     .build()
                     .expect("an entry")
             })
@@ -250,7 +252,7 @@ pub async fn send_bodies(
         let output = sqs
             .send_message_batch()
             .queue_url(&queue.url)
-            .set_entries(Some(entries))
+            .set_entries(Some(batch))
             .send()
             .await
             .expect("SendMessageBatch");
@@ -262,30 +264,22 @@ pub async fn send_bodies(
     ids
 }
 
-/// The idempotency ledger's table, as `template.yaml` declares it: key `id` (String).
+/// Sends plain bodies; returns their message ids in order.
+pub async fn send_bodies(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &Queue,
+    bodies: &[String],
+) -> Vec<String> {
+    let entries = bodies
+        .iter()
+        .map(|body| SendMessageBatchRequestEntry::builder().message_body(body))
+        .collect();
+    send_entries(sqs, queue, entries).await
+}
+
+/// The idempotency ledger's table, as `template.yaml` declares it.
 pub async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("an attribute definition"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("a key schema"),
-        )
-        .send()
+    voice_dispatch::adapters::dynamodb::DynamoLedger::create_table(dynamodb, name)
         .await
         .expect("CreateTable");
 }

@@ -14,7 +14,7 @@ use voice_dispatch::wiring::{self, Dispatch};
 use voice_fake::{Behaviour, FakeVoice, Script};
 
 use crate::esm::EventSourceMapping;
-use crate::moto::{messages_left, queue_pair, read_all, reason_of, Moto, Queue};
+use crate::moto::{messages_left, queue_pair, read_all, reason_of, send_entries, Moto, Queue};
 use crate::support::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,38 +93,23 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 
 /// Sends the plan to the queue; returns the SQS message id of each planned message.
 async fn send_all(sqs: &aws_sdk_sqs::Client, queue: &Queue, plan: &[Planned]) -> Vec<String> {
-    let mut ids = Vec::with_capacity(plan.len());
-    for (chunk_index, chunk) in plan.chunks(10).enumerate() {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(index, message)| {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .message_body(&message.body)
-                    .set_message_group_id(message.group.clone());
-                if message.group.is_some() {
-                    entry = entry.message_deduplication_id(format!("dedup-{chunk_index}-{index}"));
-                }
-                for (name, value) in &message.attributes {
-                    entry = entry.message_attributes(name, value.clone());
-                }
-                entry.build().unwrap()
-            })
-            .collect();
-        let output = sqs
-            .send_message_batch()
-            .queue_url(&queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .expect("SendMessageBatch");
-        assert!(output.failed().is_empty(), "{:?}", output.failed());
-        let mut sent: Vec<_> = output.successful().to_vec();
-        sent.sort_by_key(|entry| entry.id().parse::<usize>().unwrap_or(0));
-        ids.extend(sent.iter().map(|entry| entry.message_id().to_owned()));
-    }
-    ids
+    let entries = plan
+        .iter()
+        .enumerate()
+        .map(|(n, message)| {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .message_body(&message.body)
+                .set_message_group_id(message.group.clone());
+            if message.group.is_some() {
+                entry = entry.message_deduplication_id(format!("dedup-{n}"));
+            }
+            for (name, value) in &message.attributes {
+                entry = entry.message_attributes(name, value.clone());
+            }
+            entry
+        })
+        .collect();
+    send_entries(sqs, queue, entries).await
 }
 
 fn script_for(plans: &[&[Planned]]) -> Script {
