@@ -23,7 +23,7 @@ struct Args {
     /// The SQS event to run (as Lambda delivers it).
     event: PathBuf,
     /// The fake's script: behaviour per destination number.
-    #[arg(long, default_value = "events/voice-fake-script.json")]
+    #[arg(long, default_value = "voice-fake/scripts/mixed-batch.json")]
     script: PathBuf,
     /// Base latency of every answer from the fake, overriding the script's.
     #[arg(long)]

@@ -30,8 +30,6 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
         )
 }
 
-/// Builds the function with clients from one SDK configuration (per-service endpoints come
-/// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE` and `AWS_ENDPOINT_URL_SQS`, as usual).
 /// The Amazon Trust Services roots (Amazon Root CA 1 to 4, Starfield Services Root G2).
 pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
@@ -56,6 +54,9 @@ pub fn https_client(roots: TlsRoots) -> aws_sdk_pinpointsmsvoice::config::Shared
     }
 }
 
+/// Builds the function with clients from one SDK configuration (per-service endpoints come
+/// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`, `AWS_ENDPOINT_URL_SQS` and
+/// `AWS_ENDPOINT_URL_DYNAMODB`, as usual).
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
     voice_dispatch_with(
         config,

@@ -135,7 +135,8 @@ fn failures(response: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_bootstrap_answers_every_sample_event_under_the_runtime_emulator() {
     let script =
-        std::fs::read_to_string(manifest_dir().join("events/voice-fake-script.json")).unwrap();
+        std::fs::read_to_string(manifest_dir().join("voice-fake/scripts/mixed-batch.json"))
+            .unwrap();
     let fake = FakeVoice::start(Script::from_json(&script).unwrap())
         .await
         .unwrap();

@@ -86,7 +86,7 @@ async fn logs_of(event_file: &str, settings: LogSettings) -> (SqsEvent, Vec<Stri
     let captured = Captured::default();
     let _guard = tracing::subscriber::set_default(logging::subscriber(&settings, captured.clone()));
     let script = std::fs::read_to_string(format!(
-        "{}/events/voice-fake-script.json",
+        "{}/voice-fake/scripts/mixed-batch.json",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
