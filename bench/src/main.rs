@@ -225,25 +225,11 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
     figures.first_invoke_ms = median(&mut firsts);
 
     // Warm: one process for the rest, as a warm Lambda execution environment.
-    let (api, child, _) = start(function, &fake).await;
-    let pid = child.id().expect("a running function");
-    api.first_request(Duration::from_secs(30))
-        .await
-        .expect("ready");
-    let (_, warmup) = api.invoke(event(10)).await;
-    assert_eq!(failures(&warmup), 0, "warm-up: {warmup}");
+    let (api, child, pid) = start_warm(function, &fake).await;
 
     // CPU per record, the fake answering at once. This machine's CPU time is noisy (a
     // shared VM): the median of 9 batches.
-    let thousand = event(1_000);
-    let mut cpu = Vec::new();
-    for _ in 0..9 {
-        let before = cpu_ns(pid);
-        let (_, response) = api.invoke(thousand.clone()).await;
-        assert_eq!(failures(&response), 0);
-        cpu.push((cpu_ns(pid) - before) as f64 / 1_000.0 / 1_000.0);
-    }
-    figures.cpu_us_per_record = median(&mut cpu);
+    figures.cpu_us_per_record = cpu_per_record(&api, pid, 1_000, 9).await;
 
     // Batch efficiency at 50 ms per call.
     fake.set_latency(Duration::from_millis(50));
@@ -290,20 +276,8 @@ async fn measure_ledger(function: &Function<'_>, n: usize) -> (f64, f64, f64) {
     let fake = FakeVoice::start(Script::default())
         .await
         .expect("the voice fake");
-    let (api, child, _) = start(function, &fake).await;
-    let pid = child.id().expect("a running function");
-    api.first_request(Duration::from_secs(30))
-        .await
-        .expect("ready");
-    let (_, warmup) = api.invoke(event(10)).await;
-    assert_eq!(failures(&warmup), 0, "ledger warm-up: {warmup}");
-    let mut cpu = Vec::new();
-    for _ in 0..5 {
-        let before = cpu_ns(pid);
-        let (_, response) = api.invoke(event(n)).await;
-        assert_eq!(failures(&response), 0, "ledger N = {n}: {response}");
-        cpu.push((cpu_ns(pid) - before) as f64 / n as f64 / 1_000.0);
-    }
+    let (api, child, pid) = start_warm(function, &fake).await;
+    let cpu = cpu_per_record(&api, pid, n, 5).await;
     fake.set_latency(Duration::from_millis(50));
     let mut batch = Vec::new();
     for _ in 0..5 {
@@ -314,7 +288,32 @@ async fn measure_ledger(function: &Function<'_>, n: usize) -> (f64, f64, f64) {
     stop(child).await;
     let ideal = n.div_ceil(function.concurrency) as f64 * 50.0;
     let batch = median(&mut batch);
-    (median(&mut cpu), batch, batch / ideal)
+    (cpu, batch, batch / ideal)
+}
+
+/// A warm function process: started, asked for its first event, and given a warm-up batch.
+async fn start_warm(function: &Function<'_>, fake: &FakeVoice) -> (RuntimeApi, Child, u32) {
+    let (api, child, _) = start(function, fake).await;
+    let pid = child.id().expect("a running function");
+    api.first_request(Duration::from_secs(30))
+        .await
+        .expect("ready");
+    let (_, warmup) = api.invoke(event(10)).await;
+    assert_eq!(failures(&warmup), 0, "warm-up: {warmup}");
+    (api, child, pid)
+}
+
+/// The function's CPU time per record, in µs: the median over `runs` invocations of `n`
+/// records each (new message ids every time, so a ledger sees no duplicates).
+async fn cpu_per_record(api: &RuntimeApi, pid: u32, n: usize, runs: usize) -> f64 {
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        let before = cpu_ns(pid);
+        let (_, response) = api.invoke(event(n)).await;
+        assert_eq!(failures(&response), 0, "N = {n}: {response}");
+        cpu.push((cpu_ns(pid) - before) as f64 / n as f64 / 1_000.0);
+    }
+    median(&mut cpu)
 }
 
 /// A keep-alive front for moto: moto answers every request with `Connection: close`, so
