@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -270,25 +271,83 @@ async fn measure_paced(function: &Function<'_>, n: usize, per_second: f64) -> (f
     (ms(took), ms(took) / ideal)
 }
 
-/// The ledger-on figures, against moto's DynamoDB: CPU per record (fake latency 0) and the
-/// batch time at 50 ms per call, both at N = `n`, medians of 5.
-async fn measure_ledger(function: &Function<'_>, n: usize) -> (f64, f64, f64) {
+/// One ledger setting's figures at N records: CPU per record with the fake answering at
+/// once and at 50 ms per call, the batch time at 50 ms against ideal, and DynamoDB requests
+/// per record. Medians of 5.
+struct LedgerFigures {
+    cpu_fast_us: f64,
+    cpu_slow_us: f64,
+    batch_ms: f64,
+    batch_ratio: f64,
+    requests_per_record: f64,
+}
+
+async fn measure_ledger(function: &Function<'_>, n: usize) -> LedgerFigures {
     let fake = FakeVoice::start(Script::default())
         .await
         .expect("the voice fake");
     let (api, child, pid) = start_warm(function, &fake).await;
-    let cpu = cpu_per_record(&api, pid, n, 5).await;
+    let requests_before = FRONT_REQUESTS.load(Ordering::Relaxed);
+    let cpu_fast_us = cpu_per_record(&api, pid, n, 5).await;
+    let requests = FRONT_REQUESTS.load(Ordering::Relaxed) - requests_before;
     fake.set_latency(Duration::from_millis(50));
     let mut batch = Vec::new();
+    let mut cpu_slow = Vec::new();
     for _ in 0..5 {
+        let before = cpu_ns(pid);
         let (took, response) = api.invoke(event(n)).await;
         assert_eq!(failures(&response), 0);
+        cpu_slow.push((cpu_ns(pid) - before) as f64 / n as f64 / 1_000.0);
         batch.push(ms(took));
     }
     stop(child).await;
     let ideal = n.div_ceil(function.concurrency) as f64 * 50.0;
-    let batch = median(&mut batch);
-    (cpu, batch, batch / ideal)
+    let batch_ms = median(&mut batch);
+    LedgerFigures {
+        cpu_fast_us,
+        cpu_slow_us: median(&mut cpu_slow),
+        batch_ms,
+        batch_ratio: batch_ms / ideal,
+        requests_per_record: requests as f64 / (5 * n) as f64,
+    }
+}
+
+/// The ledger-on figures against two DynamoDB endpoints, and the same runs with it off.
+struct LedgerComparison {
+    moto: LedgerFigures,
+    stub: LedgerFigures,
+    off: LedgerFigures,
+}
+
+async fn compare_ledger(rust: &Function<'_>, moto_program: &Path, n: usize) -> LedgerComparison {
+    let (_moto, moto_endpoint) = moto_with_ledger_table(moto_program).await;
+    let on_moto = keep_alive_front(Some(moto_endpoint)).await;
+    let moto = measure_ledger(
+        &Function {
+            ledger: Some(&on_moto),
+            ..*rust
+        },
+        n,
+    )
+    .await;
+    let on_stub = keep_alive_front(None).await;
+    let stub = measure_ledger(
+        &Function {
+            ledger: Some(&on_stub),
+            ..*rust
+        },
+        n,
+    )
+    .await;
+    let off = measure_ledger(
+        &Function {
+            ledger: None,
+            ..*rust
+        },
+        n,
+    )
+    .await;
+    LedgerComparison { moto, stub, off }
 }
 
 /// A warm function process: started, asked for its first event, and given a warm-up batch.
@@ -316,12 +375,16 @@ async fn cpu_per_record(api: &RuntimeApi, pid: u32, n: usize, runs: usize) -> f6
     median(&mut cpu)
 }
 
-/// A keep-alive front for moto: moto answers every request with `Connection: close`, so
-/// without it each ledger write would pay for a new TCP connection in the function's CPU,
-/// which DynamoDB (keep-alive) never charges. Returns the front's endpoint.
-static FRONT_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// DynamoDB requests the fronts have seen.
+static FRONT_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
-async fn keep_alive_front(upstream: String) -> String {
+/// A keep-alive DynamoDB endpoint. With an upstream (moto), it forwards: moto answers every
+/// request with `Connection: close`, so without the front each ledger write would pay for a
+/// new TCP connection in the function's CPU, which DynamoDB (keep-alive) never charges.
+/// Without one, it answers every request at once with `{}`, DynamoDB's answer to a claim on
+/// a free key and to a group of puts: the function's own cost per ledger request, without
+/// the wake-up per answer that a single-threaded server's trickle of answers costs.
+async fn keep_alive_front(upstream: Option<String>) -> String {
     use axum::body::Body;
     use axum::extract::Request;
     use http_body_util::BodyExt;
@@ -337,7 +400,13 @@ async fn keep_alive_front(upstream: String) -> String {
         let client = client.clone();
         let upstream = upstream.clone();
         async move {
-            FRONT_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            FRONT_REQUESTS.fetch_add(1, Ordering::Relaxed);
+            let Some(upstream) = upstream else {
+                return axum::response::Response::builder()
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(Body::from("{}"))
+                    .expect("a response");
+            };
             let (mut parts, body) = request.into_parts();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             parts.uri = format!("{upstream}{path}")
@@ -365,6 +434,33 @@ async fn keep_alive_front(upstream: String) -> String {
         let _ = axum::serve(listener, axum::Router::new().fallback(forward)).await;
     });
     endpoint
+}
+
+/// The ledger rows of the table.
+fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize) {
+    let off = &figures.off;
+    for (name, on) in [
+        ("moto's DynamoDB behind a keep-alive front", &figures.moto),
+        ("a DynamoDB stub that answers at once", &figures.stub),
+    ] {
+        println!(
+            "| CPU per record, ledger on ({name}), N = {n}, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs; target ≤ 2.5 ×); {:.2} DynamoDB requests per record | – | – |",
+            on.cpu_fast_us,
+            on.cpu_fast_us / off.cpu_fast_us,
+            off.cpu_fast_us,
+            on.requests_per_record,
+        );
+        println!(
+            "| CPU per record, ledger on ({name}), N = {n}, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs) | – | – |",
+            on.cpu_slow_us,
+            on.cpu_slow_us / off.cpu_slow_us,
+            off.cpu_slow_us,
+        );
+        println!(
+            "| batch N = {n}, ledger on ({name}), 50 ms per call, C = {concurrency} | {:.0} ms ({:.3} × ideal; ledger off {:.3} ×) | – | – |",
+            on.batch_ms, on.batch_ratio, off.batch_ratio,
+        );
+    }
 }
 
 /// `moto_server` on a free loopback port with the ledger's table; killed on drop.
@@ -449,23 +545,14 @@ async fn main() {
         send_rate: None,
         ledger: None,
     };
+    const LEDGER_N: usize = 200;
     if args.ledger_only {
         let program = args
             .moto_server
             .as_deref()
             .expect("--ledger-only needs --moto-server");
-        let (_moto, moto_endpoint) = moto_with_ledger_table(program).await;
-        let endpoint = keep_alive_front(moto_endpoint).await;
-        let with_ledger = Function {
-            ledger: Some(&endpoint),
-            ..rust
-        };
-        let (cpu, batch, ratio) = measure_ledger(&with_ledger, 200).await;
-        println!(
-            "ledger on: {cpu:.2} µs per record; batch {batch:.0} ms ({ratio:.3} × ideal); {} DynamoDB requests for {} records",
-            FRONT_REQUESTS.load(std::sync::atomic::Ordering::Relaxed),
-            10 + 10 * 200
-        );
+        let figures = compare_ledger(&rust, program, LEDGER_N).await;
+        print_ledger(&figures, LEDGER_N, args.concurrency);
         return;
     }
     eprintln!("measuring the Rust bootstrap ...");
@@ -476,23 +563,10 @@ async fn main() {
         ..rust
     };
     let (paced_ms, paced_ratio) = measure_paced(&paced, 200, 100.0).await;
-    const LEDGER_N: usize = 200;
     let ledger_figures = match &args.moto_server {
         Some(program) => {
-            eprintln!("measuring with the ledger on (moto's DynamoDB) ...");
-            let (_moto, moto_endpoint) = moto_with_ledger_table(program).await;
-            let endpoint = keep_alive_front(moto_endpoint).await;
-            let with_ledger = Function {
-                ledger: Some(&endpoint),
-                ..rust
-            };
-            let figures = measure_ledger(&with_ledger, LEDGER_N).await;
-            let without = Function {
-                ledger: None,
-                ..rust
-            };
-            let (cpu_off, _, _) = measure_ledger(&without, LEDGER_N).await;
-            Some((figures, cpu_off))
+            eprintln!("measuring with the ledger on and off ...");
+            Some(compare_ledger(&rust, program, LEDGER_N).await)
         }
         None => None,
     };
@@ -555,15 +629,8 @@ async fn main() {
     println!(
         "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – |"
     );
-    if let Some(((cpu_on, batch_ms, ratio), cpu_off)) = ledger_figures {
-        println!(
-            "| CPU per record, ledger on (moto's DynamoDB behind a keep-alive front), N = {LEDGER_N} | {cpu_on:.2} µs ({:.2} × ledger off: {cpu_off:.2} µs; target ≤ 2.5 ×) | – | – |",
-            cpu_on / cpu_off
-        );
-        println!(
-            "| batch N = {LEDGER_N}, ledger on (moto's DynamoDB), 50 ms per call, C = {} | {batch_ms:.0} ms ({ratio:.3} × ideal) | – | – |",
-            args.concurrency
-        );
+    if let Some(figures) = &ledger_figures {
+        print_ledger(figures, LEDGER_N, args.concurrency);
     }
     row(
         "peak RSS after N = 1,000",

@@ -1,10 +1,18 @@
-//! `Ledger` over DynamoDB: one item per key (`id`), claimed with a conditional `PutItem` that
+//! `Ledger` over DynamoDB: one item per key (`id`), claimed with a conditional put that
 //! returns the standing item when the condition fails, in the same call.
 //!
-//! The condition is [`crate::ledger::may_claim`] written for DynamoDB; the integration tests
-//! run the same cases against both.
+//! Claims and `SENT` writes that meet go out together ([`group`]: one `TransactWriteItems`
+//! per group), so a busy batch pays for about one request per group rather than two per
+//! record. Taking over an unknown outcome is a single conditional `PutItem` whose condition is
+//! [`crate::ledger::may_claim`] written for DynamoDB (the integration tests run the same cases
+//! against both); the rare `UNKNOWN` and release are single conditional writes too.
+
+mod group;
+
+use group::{Grouped, Groups};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -32,11 +40,64 @@ const OWN_CLAIM_IN_PROGRESS: &str = "claim_id = :mine AND #status = :in_progress
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    groups: Arc<Groups>,
 }
 
 impl DynamoLedger {
     pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+        Self {
+            groups: Groups::new(client.clone(), table.clone()),
+            client,
+            table,
+        }
+    }
+
+    /// A claim with the whole of `may_claim` as its condition, which returns what it
+    /// replaced: taking over an unknown outcome, or anything a group could not settle.
+    async fn claim_alone(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
+        // `may_claim`: free, void by its stored expiration, or (retry policy) the same
+        // message whose outcome is unknown: marked so, or a claim whose lease ran out.
+        let mut condition = format!("attribute_not_exists({ID}) OR #expiration < :now_s");
+        let mut names = HashMap::from([("#expiration".to_owned(), EXPIRATION.to_owned())]);
+        let mut values = HashMap::from([(":now_s".to_owned(), n(claim.now_ms / 1_000))]);
+        if claim.on_unknown == UnknownOutcome::Retry {
+            condition.push_str(&format!(
+                " OR ({BODY_HASH} = :hash AND (#status = :unknown OR (#status = :in_progress AND {LEASE_UNTIL} < :now_ms)))"
+            ));
+            names.insert("#status".to_owned(), STATUS.to_owned());
+            values.extend([
+                (":hash".to_owned(), s(&claim.entry.body_hash)),
+                (":unknown".to_owned(), s(Status::Unknown.as_str())),
+                (":in_progress".to_owned(), s(Status::InProgress.as_str())),
+                (":now_ms".to_owned(), n(claim.now_ms)),
+            ]);
+        }
+        let answer = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(&claim.key, &claim.entry)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match answer {
+            Ok(output) => Ok(ClaimAnswer::Claimed {
+                replaced: output.attributes().map(entry).transpose()?,
+            }),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                PutItemError::ConditionalCheckFailedException(refused) => refused
+                    .item()
+                    .ok_or_else(|| "a refused claim came back without the standing item".to_owned())
+                    .and_then(entry)
+                    .map(ClaimAnswer::Refused),
+                _ => Err(failed("PutItem", &SdkError::ServiceError(service))),
+            },
+            Err(err) => Err(failed("PutItem", &err)),
+        }
     }
 
     /// Creates the ledger's table as `template.yaml` declares it (key `id`, String; on
@@ -133,48 +194,9 @@ fn failed<E: std::error::Error + 'static>(what: &str, err: &SdkError<E>) -> Stri
 
 impl Ledger for DynamoLedger {
     async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
-        // `may_claim`: free, void by its stored expiration, or (retry policy) the same
-        // message whose outcome is unknown: marked so, or a claim whose lease ran out.
-        let mut condition = format!("attribute_not_exists({ID}) OR #expiration < :now_s");
-        let mut names = HashMap::from([("#expiration".to_owned(), EXPIRATION.to_owned())]);
-        let mut values = HashMap::from([(":now_s".to_owned(), n(claim.now_ms / 1_000))]);
-        if claim.on_unknown == UnknownOutcome::Retry {
-            condition.push_str(&format!(
-                " OR ({BODY_HASH} = :hash AND (#status = :unknown OR (#status = :in_progress AND {LEASE_UNTIL} < :now_ms)))"
-            ));
-            names.insert("#status".to_owned(), STATUS.to_owned());
-            values.extend([
-                (":hash".to_owned(), s(&claim.entry.body_hash)),
-                (":unknown".to_owned(), s(Status::Unknown.as_str())),
-                (":in_progress".to_owned(), s(Status::InProgress.as_str())),
-                (":now_ms".to_owned(), n(claim.now_ms)),
-            ]);
-        }
-        let answer = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item(&claim.key, &claim.entry)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match answer {
-            Ok(output) => Ok(ClaimAnswer::Claimed {
-                replaced: output.attributes().map(entry).transpose()?,
-            }),
-            Err(SdkError::ServiceError(service)) => match service.err() {
-                PutItemError::ConditionalCheckFailedException(refused) => refused
-                    .item()
-                    .ok_or_else(|| "a refused claim came back without the standing item".to_owned())
-                    .and_then(entry)
-                    .map(ClaimAnswer::Refused),
-                _ => Err(failed("PutItem", &SdkError::ServiceError(service))),
-            },
-            Err(err) => Err(failed("PutItem", &err)),
+        match self.groups.claim(claim).await {
+            Grouped::Answered(answer) => Ok(answer),
+            Grouped::Alone => self.claim_alone(claim).await,
         }
     }
 
@@ -182,38 +204,8 @@ impl Ledger for DynamoLedger {
         let key = HashMap::from([(ID.to_owned(), s(&claim.key))]);
         let mine = s(&claim.entry.claim_id);
         match settle {
-            // The truth whoever holds the key now: the call went out. The key becomes this
-            // claim's, so no other holder's later release or "unknown" can undo it; an item
-            // deleted meanwhile is written whole.
             Settle::Sent { voice_message_id } => {
-                let mut set = format!(
-                    "SET #status = :sent, {CLAIM_ID} = :mine, \
-                     {BODY_HASH} = if_not_exists({BODY_HASH}, :hash), \
-                     #expiration = if_not_exists(#expiration, :expiration), \
-                     {LEASE_UNTIL} = if_not_exists({LEASE_UNTIL}, :lease)"
-                );
-                let mut update = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .expression_attribute_names("#status", STATUS)
-                    .expression_attribute_names("#expiration", EXPIRATION)
-                    .expression_attribute_values(":sent", s(Status::Sent.as_str()))
-                    .expression_attribute_values(":mine", mine)
-                    .expression_attribute_values(":hash", s(&claim.entry.body_hash))
-                    .expression_attribute_values(":expiration", n(claim.entry.expiration))
-                    .expression_attribute_values(":lease", n(claim.entry.lease_until_ms));
-                if let Some(id) = voice_message_id {
-                    set.push_str(&format!(", {VOICE_MESSAGE_ID} = :voice"));
-                    update = update.expression_attribute_values(":voice", s(id));
-                }
-                update
-                    .update_expression(set)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|err| failed("UpdateItem", &err))
+                self.groups.sent(claim, voice_message_id.clone()).await
             }
             Settle::Unknown => settled_unless_taken_over(
                 self.client

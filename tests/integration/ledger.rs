@@ -156,6 +156,202 @@ async fn the_dynamodb_ledger_answers_every_claim_as_the_rules_say() {
     );
 }
 
+/// The DynamoDB operations a client sent, in order (`X-Amz-Target`).
+#[derive(Debug, Clone, Default)]
+struct Operations(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Operations {
+    fn count(&self, operation: &str) -> usize {
+        let target = format!("DynamoDB_20120810.{operation}");
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| **t == target)
+            .count()
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "Operations"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        self.0.lock().unwrap().push(target.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
+    let moto = Moto::start().await;
+    let operations = Operations::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
+            .interceptor(operations.clone())
+            .build(),
+    );
+    create_ledger_table(&dynamodb, "grouped").await;
+    let ledger = DynamoLedger::new(dynamodb, "grouped".into());
+    let now = now_ms();
+    let sent = |id: &str| Settle::Sent {
+        voice_message_id: Some(id.to_owned()),
+    };
+    // 60 calls placed at once, and a second SENT for k0 (another holder's) in the same burst.
+    let mut writes: Vec<(Claim, Settle)> = (0..60)
+        .map(|i| {
+            let key = format!("k{i}");
+            let claim = claim(&key, "body", &format!("c{i}"), now, UnknownOutcome::Retry);
+            (claim, sent(&format!("voice-{i}")))
+        })
+        .collect();
+    writes.push((
+        claim("k0", "body", "c-again", now, UnknownOutcome::Retry),
+        sent("voice-again"),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (claim, settle) in writes {
+        let ledger = ledger.clone();
+        tasks.spawn(async move { ledger.settle(&claim, &settle).await });
+    }
+    while let Some(written) = tasks.join_next().await {
+        written.unwrap().expect("every SENT write lands");
+    }
+    let groups = operations.count("TransactWriteItems");
+    assert!(
+        (2..=6).contains(&groups),
+        "61 SENT writes took {groups} requests: they must share them, and one key's two writes \
+         cannot share one"
+    );
+    assert_eq!(
+        operations.count("UpdateItem") + operations.count("PutItem"),
+        0
+    );
+    for i in 1..60 {
+        let again = claim(
+            &format!("k{i}"),
+            "body",
+            "later",
+            now,
+            UnknownOutcome::Retry,
+        );
+        assert_eq!(
+            answer(&ledger, &again).await,
+            Answer::Refused(Refusal::AlreadySent {
+                voice_message_id: Some(format!("voice-{i}"))
+            })
+        );
+    }
+    let again = claim("k0", "body", "later", now, UnknownOutcome::Retry);
+    assert_eq!(
+        answer(&ledger, &again).await,
+        Answer::Refused(Refusal::AlreadySent {
+            voice_message_id: Some("voice-again".into())
+        }),
+        "a key's later write lands after its earlier one"
+    );
+}
+
+#[tokio::test]
+async fn claims_that_meet_share_a_request_and_a_refused_one_does_not_sink_the_rest() {
+    let moto = Moto::start().await;
+    let operations = Operations::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
+            .interceptor(operations.clone())
+            .build(),
+    );
+    create_ledger_table(&dynamodb, "claims").await;
+    let ledger = DynamoLedger::new(dynamodb, "claims".into());
+    let now = now_ms();
+    // Standing: five keys already sent, one whose outcome is unknown.
+    for i in 0..5 {
+        let earlier = claim(
+            &format!("s{i}"),
+            "body",
+            "earlier",
+            now,
+            UnknownOutcome::Retry,
+        );
+        let sent = Settle::Sent {
+            voice_message_id: Some(format!("voice-{i}")),
+        };
+        ledger.settle(&earlier, &sent).await.unwrap();
+    }
+    let earlier = claim("u", "body", "earlier", now, UnknownOutcome::Retry);
+    ledger.claim(&earlier).await.unwrap();
+    ledger.settle(&earlier, &Settle::Unknown).await.unwrap();
+    let before = operations.0.lock().unwrap().len();
+
+    let keys: Vec<String> = (0..35)
+        .map(|i| format!("f{i}"))
+        .chain((0..5).map(|i| format!("s{i}")))
+        .chain(["u".to_owned()])
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for key in &keys {
+        let ledger = ledger.clone();
+        let claim = claim(
+            key,
+            "body",
+            &format!("now-{key}"),
+            now,
+            UnknownOutcome::Retry,
+        );
+        let key = key.clone();
+        tasks.spawn(async move { (key, answer(&ledger, &claim).await) });
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, answer) = joined.unwrap();
+        answers.insert(key, answer);
+    }
+    for i in 0..35 {
+        assert_eq!(
+            answers[&format!("f{i}")],
+            Answer::Claimed { replaced: None }
+        );
+    }
+    for i in 0..5 {
+        assert_eq!(
+            answers[&format!("s{i}")],
+            Answer::Refused(Refusal::AlreadySent {
+                voice_message_id: Some(format!("voice-{i}"))
+            })
+        );
+    }
+    assert_eq!(
+        answers["u"],
+        Answer::Claimed {
+            replaced: Some(Status::Unknown)
+        },
+        "taking over an unknown outcome says what it replaced"
+    );
+    let during: Vec<String> = operations.0.lock().unwrap()[before..].to_vec();
+    let groups = during
+        .iter()
+        .filter(|t| t.ends_with(".TransactWriteItems"))
+        .count();
+    let alone = during.iter().filter(|t| t.ends_with(".PutItem")).count();
+    assert!(
+        (2..=6).contains(&groups),
+        "41 claims took {groups} grouped requests: a cancelled group's innocent claims go \
+         in the next one"
+    );
+    assert_eq!(alone, 1, "only the take-over is written alone: {during:?}");
+}
+
 #[tokio::test]
 async fn an_unreachable_table_is_an_error_not_a_claim() {
     let moto = Moto::start().await;

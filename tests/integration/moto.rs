@@ -84,7 +84,7 @@ impl Moto {
         aws_sdk_dynamodb::Client::new(&self.sdk().await)
     }
 
-    async fn sdk(&self) -> aws_config::SdkConfig {
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
         let config = crate::support::test_config();
         crate::support::sdk_config(&self.endpoint, &config).await
     }

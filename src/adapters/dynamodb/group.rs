@@ -1,0 +1,329 @@
+//! Writes that meet go out together: one `TransactWriteItems` carries every claim and `SENT`
+//! waiting when the previous one returns (up to 100, one per key), and none waits for a group
+//! to fill. A busy batch pays for one DynamoDB request per group instead of two per record.
+//!
+//! A transaction stands or falls whole. When DynamoDB cancels one, its reasons say, item by
+//! item, what happened: an item that was not the cause goes in the next group; a claim whose
+//! condition failed gets the standing item it came back with (or, when the rules may let it
+//! take that item over, tries alone with the full condition); a `SENT` refused for any other
+//! reason learns the error and the engine retries it within its deadline. A grouped claim
+//! only takes a free key; taking over an item (an unknown outcome, or one past its stored
+//! expiration) is always a single write, which returns what it replaced.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use tokio::sync::oneshot;
+
+use crate::ledger::{may_claim, Claim, Entry, Status};
+use crate::ports::ClaimAnswer;
+
+use super::{entry, failed, item, ID};
+
+/// `TransactWriteItems` takes at most 100 actions.
+const GROUP_MAX: usize = 100;
+
+/// What a grouped claim comes to.
+#[derive(Debug)]
+pub(super) enum Grouped {
+    Answered(ClaimAnswer),
+    /// The group could not settle it: the caller writes it alone, with the full condition.
+    Alone,
+}
+
+#[derive(Debug)]
+enum Write {
+    Claim {
+        claim: Claim,
+        answer: oneshot::Sender<Grouped>,
+    },
+    Sent {
+        item: HashMap<String, AttributeValue>,
+        written: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+#[derive(Debug)]
+struct Queued {
+    key: String,
+    write: Write,
+}
+
+impl Queued {
+    /// Nobody waits for it any more (the engine's cutoff passed): a claim is not written; a
+    /// `SENT` still is, since the call went out.
+    fn abandoned(&self) -> bool {
+        match &self.write {
+            Write::Claim { answer, .. } => answer.is_closed(),
+            Write::Sent { .. } => false,
+        }
+    }
+
+    fn action(&self, table: &str) -> Result<TransactWriteItem, String> {
+        let put = match &self.write {
+            // A free key only: whatever else `may_claim` allows replaces an item, and only a
+            // single write says what it replaced.
+            Write::Claim { claim, .. } => Put::builder()
+                .table_name(table)
+                .set_item(Some(item(&claim.key, &claim.entry)))
+                .condition_expression(format!("attribute_not_exists({ID})"))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
+            Write::Sent { item, .. } => Put::builder()
+                .table_name(table)
+                .set_item(Some(item.clone())),
+        };
+        put.build()
+            .map(|put| TransactWriteItem::builder().put(put).build())
+            .map_err(|err| err.to_string())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<Queued>,
+    writing: bool,
+}
+
+/// The writes waiting for the next group, and whether a task is writing them.
+#[derive(Debug)]
+pub(super) struct Groups {
+    client: Client,
+    table: String,
+    queue: Mutex<Queue>,
+}
+
+impl Groups {
+    pub(super) fn new(client: Client, table: String) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            table,
+            queue: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims `claim.key` in the next group.
+    pub(super) async fn claim(self: &Arc<Self>, claim: &Claim) -> Grouped {
+        let (answer, answered) = oneshot::channel();
+        self.enqueue(Queued {
+            key: claim.key.clone(),
+            write: Write::Claim {
+                claim: claim.clone(),
+                answer,
+            },
+        });
+        answered.await.unwrap_or(Grouped::Alone)
+    }
+
+    /// Writes `SENT` for `claim.key` in the next group.
+    pub(super) async fn sent(
+        self: &Arc<Self>,
+        claim: &Claim,
+        voice_message_id: Option<String>,
+    ) -> Result<(), String> {
+        // The truth whoever holds the key now: the call went out. Written whole and as this
+        // claim's, so no other holder's later release or "unknown" can undo it, and an item
+        // deleted meanwhile comes back.
+        let sent = Entry {
+            status: Status::Sent,
+            voice_message_id,
+            ..claim.entry.clone()
+        };
+        let (written, answered) = oneshot::channel();
+        self.enqueue(Queued {
+            key: claim.key.clone(),
+            write: Write::Sent {
+                item: item(&claim.key, &sent),
+                written,
+            },
+        });
+        answered
+            .await
+            .unwrap_or_else(|_| Err("the ledger's group writer stopped".to_owned()))
+    }
+
+    fn enqueue(self: &Arc<Self>, queued: Queued) {
+        let start_writer = {
+            let mut queue = self.lock();
+            queue.waiting.push_back(queued);
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if start_writer {
+            tokio::spawn(Arc::clone(self).write());
+        }
+    }
+
+    /// The next group: up to 100 writes, one per key (a transaction refuses a key twice; a
+    /// second write to a key waits for the next group, so a key's writes keep their order).
+    /// Empty, the writer's turn ends.
+    fn next_group(&self) -> Vec<Queued> {
+        let mut queue = self.lock();
+        let mut group: Vec<Queued> = Vec::new();
+        let mut later = VecDeque::new();
+        while group.len() < GROUP_MAX {
+            let Some(queued) = queue.waiting.pop_front() else {
+                break;
+            };
+            if queued.abandoned() {
+                continue;
+            }
+            if group.iter().any(|q| q.key == queued.key) {
+                later.push_back(queued);
+            } else {
+                group.push(queued);
+            }
+        }
+        while let Some(queued) = later.pop_back() {
+            queue.waiting.push_front(queued);
+        }
+        if group.is_empty() {
+            queue.writing = false;
+        }
+        group
+    }
+
+    /// Puts writes back at the head of the queue, in their order.
+    fn retry_first(&self, writes: Vec<Queued>) {
+        let mut queue = self.lock();
+        for queued in writes.into_iter().rev() {
+            queue.waiting.push_front(queued);
+        }
+    }
+
+    /// The writer: a group per `TransactWriteItems` until none waits.
+    async fn write(self: Arc<Self>) {
+        let mut turn = WriterTurn {
+            groups: Arc::clone(&self),
+            ended: false,
+        };
+        loop {
+            let group = self.next_group();
+            if group.is_empty() {
+                turn.ended = true;
+                return;
+            }
+            let actions: Result<Vec<TransactWriteItem>, String> = group
+                .iter()
+                .map(|queued| queued.action(&self.table))
+                .collect();
+            let answer = match actions {
+                Ok(actions) => self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(actions))
+                    .send()
+                    .await
+                    .map(|_| ()),
+                Err(err) => {
+                    answer_all(group, &Err(err));
+                    continue;
+                }
+            };
+            match answer {
+                Ok(()) => answer_all(group, &Ok(())),
+                Err(SdkError::ServiceError(service)) => match service.err() {
+                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                        let reasons = cancelled.cancellation_reasons().to_vec();
+                        let retry = self.cancelled(group, &reasons);
+                        self.retry_first(retry);
+                    }
+                    _ => {
+                        let error = failed("TransactWriteItems", &SdkError::ServiceError(service));
+                        answer_all(group, &Err(error));
+                    }
+                },
+                Err(err) => {
+                    answer_all(group, &Err(failed("TransactWriteItems", &err)));
+                }
+            }
+        }
+    }
+
+    /// Answers the writes of a cancelled group by their reasons; returns those that were not
+    /// the cause, for the next group.
+    fn cancelled(&self, group: Vec<Queued>, reasons: &[CancellationReason]) -> Vec<Queued> {
+        let mut retry = Vec::new();
+        for (index, queued) in group.into_iter().enumerate() {
+            let reason = reasons.get(index);
+            let code = reason
+                .and_then(CancellationReason::code)
+                .unwrap_or("Unknown");
+            if code == "None" {
+                retry.push(queued);
+                continue;
+            }
+            match queued.write {
+                Write::Claim { claim, answer } => {
+                    let standing = reason
+                        .and_then(CancellationReason::item)
+                        .filter(|_| code == "ConditionalCheckFailed")
+                        .and_then(|item| entry(item).ok());
+                    let grouped = match standing {
+                        // Our own claim stands (a lost answer, retried): the engine knows it.
+                        // Anything the full rules would refuse is refused as it stands.
+                        Some(standing)
+                            if standing.claim_id == claim.entry.claim_id
+                                || !may_claim(Some(&standing), &claim) =>
+                        {
+                            Grouped::Answered(ClaimAnswer::Refused(standing))
+                        }
+                        _ => Grouped::Alone,
+                    };
+                    let _ = answer.send(grouped);
+                }
+                Write::Sent { written, .. } => {
+                    let _ = written.send(Err(format!(
+                        "DynamoDB TransactWriteItems cancelled the SENT write: {code}"
+                    )));
+                }
+            }
+        }
+        retry
+    }
+}
+
+/// Answers every write of a group by its result: a claim written is claimed, one that failed
+/// is tried alone; a `SENT` learns the result.
+fn answer_all(group: Vec<Queued>, result: &Result<(), String>) {
+    for queued in group {
+        let result = result.clone();
+        match queued.write {
+            Write::Claim { answer, .. } => {
+                let _ = answer.send(match result {
+                    Ok(()) => Grouped::Answered(ClaimAnswer::Claimed { replaced: None }),
+                    Err(_) => Grouped::Alone,
+                });
+            }
+            // The waiter may be gone (its deadline passed): a write that landed stands.
+            Write::Sent { written, .. } => {
+                let _ = written.send(result);
+            }
+        }
+    }
+}
+
+/// Ends the writer's turn if its task is dropped or panics, so the next write starts one.
+/// (A turn that ran out of writes was ended by [`Groups::next_group`], under the lock.)
+struct WriterTurn {
+    groups: Arc<Groups>,
+    ended: bool,
+}
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.groups.lock().writing = false;
+        }
+    }
+}
