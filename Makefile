@@ -28,6 +28,7 @@ deploy-check: lint-template sam-build
 lint-template: $(DEPLOY_TOOLS)
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(DEPLOY_VENV)/bin/python tools/check_template.py template.yaml
 
 sam-build: $(DEPLOY_TOOLS)
 	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 \

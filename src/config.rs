@@ -49,6 +49,8 @@ pub struct Config {
     pub metrics: Option<MetricsContext>,
     /// Which root certificates HTTPS trusts.
     pub tls_roots: TlsRoots,
+    /// Values adjusted to ones that work, each said once as a WARN line at init.
+    pub warnings: Vec<String>,
 }
 
 /// Root certificates for HTTPS.
@@ -117,6 +119,7 @@ impl Default for Config {
             on_unknown_outcome: UnknownOutcome::Retry,
             metrics: None,
             tls_roots: TlsRoots::Amazon,
+            warnings: Vec::new(),
         }
     }
 }
@@ -155,7 +158,9 @@ impl Config {
                 })
             })
             .transpose()?;
+        let (backoff, backoff_warning) = backoff(&get)?;
         Ok(Self {
+            warnings: backoff_warning.into_iter().collect(),
             defaults: MessageDefaults {
                 origination,
                 configuration_set: get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned()),
@@ -171,7 +176,7 @@ impl Config {
             dead_letter_queue_url: get(DEAD_LETTER_QUEUE_URL)
                 .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
                 .transpose()?,
-            backoff: backoff(&get)?,
+            backoff,
             message_ttl: seconds(
                 MESSAGE_TTL_SECONDS,
                 get(MESSAGE_TTL_SECONDS),
@@ -271,20 +276,33 @@ fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// Backoff is on when `RETRY_BACKOFF_BASE_SECONDS` is set.
-fn backoff(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Backoff>, ConfigError> {
+/// Backoff is on when `RETRY_BACKOFF_BASE_SECONDS` is set. A base above the maximum the
+/// operator set (the template accepts both independently) is lowered to it, with a warning:
+/// refusing it would fail every invocation and send all traffic to the DLQ uncalled.
+fn backoff(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<Backoff>, Option<String>), ConfigError> {
     let limit = u64::from(MAX_VISIBILITY_SECONDS);
     let Some(base) = get(RETRY_BACKOFF_BASE_SECONDS) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let base = ranged(RETRY_BACKOFF_BASE_SECONDS, Some(base), 1..=limit, 0)?;
     let max = ranged(
         RETRY_BACKOFF_MAX_SECONDS,
         get(RETRY_BACKOFF_MAX_SECONDS),
-        base..=limit,
+        1..=limit,
         u64::from(DEFAULT_BACKOFF_MAX_SECONDS).max(base),
     )?;
-    Ok(Some(Backoff::new(base as u32, max as u32)))
+    let warning = (base > max).then(|| {
+        format!(
+            "{RETRY_BACKOFF_BASE_SECONDS} ({base}) is above {RETRY_BACKOFF_MAX_SECONDS} ({max}): \
+             backing off {max} s every time"
+        )
+    });
+    Ok((
+        Some(Backoff::new(base.min(max) as u32, max as u32)),
+        warning,
+    ))
 }
 
 /// A duration in whole seconds within `range`.
@@ -421,7 +439,7 @@ mod tests {
             ("0", "900", RETRY_BACKOFF_BASE_SECONDS),
             ("43201", "900", RETRY_BACKOFF_BASE_SECONDS),
             ("60", "43201", RETRY_BACKOFF_MAX_SECONDS),
-            ("60", "30", RETRY_BACKOFF_MAX_SECONDS),
+            ("60", "0", RETRY_BACKOFF_MAX_SECONDS),
         ] {
             let err = config_err(&[
                 (RETRY_BACKOFF_BASE_SECONDS, base),
@@ -429,6 +447,28 @@ mod tests {
             ]);
             assert_eq!(err.variable, variable, "{base} {max}: {err}");
         }
+    }
+
+    #[test]
+    fn a_base_above_the_maximum_set_is_lowered_to_it_with_one_warning() {
+        let clamped = config(&[
+            (RETRY_BACKOFF_BASE_SECONDS, "600"),
+            (RETRY_BACKOFF_MAX_SECONDS, "60"),
+        ])
+        .unwrap();
+        let backoff = clamped.backoff.unwrap();
+        assert_eq!((backoff.ceiling(1), backoff.ceiling(10)), (60, 60));
+        assert_eq!(clamped.warnings.len(), 1);
+        assert!(clamped.warnings[0].contains(RETRY_BACKOFF_BASE_SECONDS));
+        let fine = config(&[
+            (RETRY_BACKOFF_BASE_SECONDS, "5"),
+            (RETRY_BACKOFF_MAX_SECONDS, "60"),
+        ])
+        .unwrap();
+        assert!(
+            fine.warnings.is_empty(),
+            "nothing to say when it is in order"
+        );
     }
 
     #[test]

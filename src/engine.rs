@@ -9,6 +9,7 @@
 //! one batch is sent once, and both copies share that outcome.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::{FutureExt, StreamExt};
@@ -155,14 +156,42 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         self.pacer.as_ref()
     }
 
+    /// The reserve kept before `deadline`: `deadline_safety`, but never more than half the
+    /// time left, so a reserve set at or above the function's timeout (the template cannot
+    /// compare the two) still leaves time to send instead of deferring every record until the
+    /// DLQ takes it. Said once per process, as a WARN line.
+    pub fn reserve(&self, deadline: Instant) -> Duration {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let safety = self.settings.deadline_safety;
+        if safety <= left / 2 {
+            return safety;
+        }
+        if !SAID.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                deadline_safety_ms = safety.as_millis() as u64,
+                invocation_ms = left.as_millis() as u64,
+                "DEADLINE_SAFETY_MS leaves no time to send: the reserve is half the invocation's time"
+            );
+        }
+        left / 2
+    }
+
     /// Processes every record and returns their outcomes in record order. Never fails as a
     /// whole: whatever goes wrong is some record's outcome.
     pub async fn run(&self, records: &[Record<'_>], deadline: Instant) -> BatchReport {
-        let cutoffs = Cutoffs::new(
-            deadline,
-            self.settings.deadline_safety,
-            self.settings.attempt_timeout,
-        );
+        self.run_with_reserve(records, deadline, self.reserve(deadline))
+            .await
+    }
+
+    /// [`Self::run`] with the reserve already taken (the caller settles within the same one).
+    pub async fn run_with_reserve(
+        &self,
+        records: &[Record<'_>],
+        deadline: Instant,
+        reserve: Duration,
+    ) -> BatchReport {
+        let cutoffs = Cutoffs::new(deadline, reserve, self.settings.attempt_timeout);
         let opened_before = self.breaker.times_opened();
         let (lanes, copies) = lanes(records);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
@@ -954,6 +983,22 @@ mod tests {
         );
         assert_eq!(report.outcomes[0].attempts, 0);
         assert_eq!(engine.sender.requests(), 1, "only the fresh one was sent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reserve_at_or_above_the_invocation_time_still_leaves_time_to_send() {
+        let mut too_long = settings();
+        too_long.deadline_safety = Duration::from_secs(600);
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), too_long);
+        let deadline = in_seconds(3);
+        assert_eq!(engine.reserve(deadline), Duration::from_millis(1_500));
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], deadline)
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        // A reserve that fits is kept as set.
+        let fits = BatchEngine::new(ScriptedVoice::new(accepted()), settings());
+        assert_eq!(fits.reserve(in_seconds(3)), Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]

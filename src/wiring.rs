@@ -87,6 +87,9 @@ pub fn voice_dispatch_with(
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Dispatch {
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "configuration adjusted");
+    }
     let ledger = config
         .idempotency_table
         .clone()

@@ -76,12 +76,15 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
         let records =
             records_of(event).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
         let deadline = instant_of(deadline);
-        let mut report = self.engine.run(&records, deadline).await;
-        // The sends stopped by `deadline - safety / 2`; settling gets until a quarter of the
+        let reserve = self.engine.reserve(deadline);
+        let mut report = self
+            .engine
+            .run_with_reserve(&records, deadline, reserve)
+            .await;
+        // The sends stopped by `deadline - reserve / 2`; settling gets until a quarter of the
         // reserve is left, and that last quarter is for the answer.
-        let safety = self.engine.settings().deadline_safety;
         let until = deadline
-            .checked_sub(safety / 4)
+            .checked_sub(reserve / 4)
             .unwrap_or_else(Instant::now);
         // Boxed: the nested async state machines are otherwise deep enough to exceed the
         // compiler's layout recursion limit where `main` awaits the runtime.

@@ -8,6 +8,7 @@ mod support;
 
 mod batch;
 mod chaos;
+mod clamps;
 mod emulator;
 mod events_dir;
 mod fates;

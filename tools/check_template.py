@@ -1,0 +1,221 @@
+"""Translates template.yaml as SAM's transform would (offline, aws-sam-translator) and checks
+what gets deployed, for several parameter sets:
+
+- the role: no AWS managed policy but X-Ray's, and no statement on "*" but
+  `sms-voice:SendVoiceMessage` and X-Ray's actions;
+- the event source mapping: no batching window on a FIFO queue (Lambda refuses one), the
+  window as given on a standard queue;
+- the ledger's statement only when the ledger is on.
+
+Each check is also run on a template known to break it (SAM's generated role; a window on a
+FIFO source), so a check that cannot fail fails the run.
+
+Usage: python tools/check_template.py template.yaml
+"""
+
+import copy
+import logging
+import os
+import sys
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# The translator's own usage metrics nag on every run; they are not ours to publish.
+logging.disable(logging.WARNING)
+
+from samtranslator.translator.transform import transform  # noqa: E402
+from samtranslator.yaml_helper import yaml_parse  # noqa: E402
+
+# The only actions a statement may allow on "*": neither has resource-level permissions.
+STAR_ALLOWED = {"sms-voice:SendVoiceMessage", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+XRAY_MANAGED = "AWSXrayWriteOnlyAccess"
+NO_VALUE = object()
+
+
+class ManagedPolicies:
+    """The managed-policy loader SAM asks for ARNs by name; offline, it builds them."""
+
+    def load(self):
+        return {
+            name: f"arn:aws:iam::aws:policy/{name}"
+            for name in (
+                "AWSLambdaBasicExecutionRole",
+                "AWSLambdaSQSQueueExecutionRole",
+                "AWSXrayWriteOnlyAccess",
+                "AWSLambdaRole",
+            )
+        }
+
+
+class Resolver:
+    """Enough of CloudFormation's intrinsics to read the translated template for one set of
+    parameters: Ref to parameters, the conditions, Fn::If, Fn::Equals/Not/And/Or."""
+
+    def __init__(self, template, parameters):
+        self.values = {
+            name: str(spec.get("Default", ""))
+            for name, spec in template.get("Parameters", {}).items()
+        }
+        self.values.update(parameters)
+        self.conditions = template.get("Conditions", {})
+
+    def condition(self, name):
+        return bool(self.resolve(self.conditions[name]))
+
+    def resolve(self, node):
+        if isinstance(node, list):
+            return [v for v in (self.resolve(n) for n in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
+                return self.values.get(arg, {"Ref": arg})
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(a) for a in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key == "Condition":
+                return self.condition(arg)
+        return {
+            k: v for k, v in ((k, self.resolve(v)) for k, v in node.items()) if v is not NO_VALUE
+        }
+
+
+def translate(template, parameters):
+    template = copy.deepcopy(template)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://bucket/bootstrap.zip"
+    translated = transform(template, parameters, ManagedPolicies())
+    resolver = Resolver(translated, parameters)
+    resources = {}
+    for name, resource in translated["Resources"].items():
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
+            continue
+        resources[name] = resolver.resolve(resource)
+    return resources
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def role_problems(resources):
+    problems = []
+    roles = {n: r for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    if not roles:
+        problems.append("no IAM role in the translated template")
+    for name, role in roles.items():
+        props = role.get("Properties", {})
+        for arn in props.get("ManagedPolicyArns", []):
+            if not str(arn).endswith(XRAY_MANAGED):
+                problems.append(f"{name}: managed policy {arn}")
+        for policy in props.get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                if statement.get("Effect") != "Allow":
+                    continue
+                if "*" in as_list(statement.get("Resource", [])):
+                    extra = set(as_list(statement["Action"])) - STAR_ALLOWED
+                    if extra:
+                        problems.append(f"{name}: {sorted(extra)} on *")
+    return problems
+
+
+def actions(resources):
+    found = set()
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                found.update(as_list(statement["Action"]))
+    return found
+
+
+def mapping(resources):
+    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    if len(mappings) != 1:
+        raise SystemExit(f"expected one event source mapping, found {len(mappings)}")
+    return mappings[0]["Properties"]
+
+
+def check(template):
+    failures = []
+
+    def expect(ok, what):
+        print(("ok   " if ok else "FAIL ") + what)
+        if not ok:
+            failures.append(what)
+
+    standard = translate(template, {"MaximumBatchingWindowInSeconds": "5"})
+    problems = role_problems(standard)
+    expect(not problems, f"standard stack: least privilege ({problems or 'clean'})")
+    expect(
+        mapping(standard).get("MaximumBatchingWindowInSeconds") == 5
+        or mapping(standard).get("MaximumBatchingWindowInSeconds") == "5",
+        "standard stack: the batching window is as given (5 s)",
+    )
+    expect("dynamodb:PutItem" in actions(standard), "ledger on (default): the role may write the table")
+
+    fifo = translate(template, {"Fifo": "true", "MaximumBatchingWindowInSeconds": "5", "BatchSize": "10"})
+    expect(not role_problems(fifo), "FIFO stack: least privilege")
+    expect(
+        "MaximumBatchingWindowInSeconds" not in mapping(fifo),
+        "FIFO stack with a window parameter set: the event source mapping has no window",
+    )
+
+    off = translate(template, {"IdempotencyLedger": "false"})
+    expect(
+        not any(a.startswith("dynamodb:") for a in actions(off)),
+        "ledger off: no DynamoDB statement",
+    )
+
+    # The checks can fail: SAM's generated role, and a window on a FIFO source.
+    generated = copy.deepcopy(template)
+    function = next(
+        r for r in generated["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    )
+    del function["Properties"]["Role"]
+    function["Properties"]["Policies"] = [{"Version": "2012-10-17", "Statement": []}]
+    caught = role_problems(translate(generated, {}))
+    expect(
+        any("AWSLambdaBasicExecutionRole" in p for p in caught)
+        and any("AWSLambdaSQSQueueExecutionRole" in p for p in caught),
+        "the role check catches SAM's generated role and its managed policies",
+    )
+    windowed = copy.deepcopy(template)
+    event = next(
+        r for r in windowed["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    )["Properties"]["Events"]["Calls"]["Properties"]
+    event["MaximumBatchingWindowInSeconds"] = {"Ref": "MaximumBatchingWindowInSeconds"}
+    expect(
+        "MaximumBatchingWindowInSeconds"
+        in mapping(translate(windowed, {"Fifo": "true", "MaximumBatchingWindowInSeconds": "5"})),
+        "the window check catches a window on a FIFO source",
+    )
+    return failures
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
+    with open(path, encoding="utf-8") as f:
+        template = yaml_parse(f.read())
+    failures = check(template)
+    if failures:
+        print(f"{len(failures)} template check(s) failed", file=sys.stderr)
+        sys.exit(1)
+    print("template checks passed")
+
+
+if __name__ == "__main__":
+    main()
