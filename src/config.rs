@@ -75,6 +75,8 @@ pub struct ConfigError {
 pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
 pub const DEADLINE_SAFETY_MS: &str = "DEADLINE_SAFETY_MS";
 pub const SEND_ATTEMPT_TIMEOUT_MS: &str = "SEND_ATTEMPT_TIMEOUT_MS";
+/// Set by Lambda from `ApplicationLogLevel`.
+pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 pub const ORIGINATION_PHONE_NUMBER: &str = "ORIGINATION_PHONE_NUMBER";
 pub const CONFIGURATION_SET_NAME: &str = "CONFIGURATION_SET_NAME";
 pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
@@ -246,6 +248,7 @@ impl Config {
             metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
                 namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
                 function_name,
+                level: MetricsContext::level_for(get(AWS_LAMBDA_LOG_LEVEL).as_deref()),
             }),
             tls_roots: match get(TLS_ROOTS)
                 .map(|v| v.trim().to_ascii_lowercase())

@@ -1,6 +1,8 @@
 //! Logging: a `tracing-subscriber` fmt subscriber set up as `lambda_runtime`'s own
 //! (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON
-//! lines, no timestamps since CloudWatch adds them), with two differences: a plain target
+//! lines, each with a `level` and an RFC 3339 `timestamp`, which Lambda's level filter needs:
+//! without them it files a line as INFO and drops it at WARN; text lines carry no time, since
+//! CloudWatch adds it), with two differences: a plain target
 //! filter instead of `EnvFilter` (which brings a regex engine to the binary and its start),
 //! and the AWS SDK and HTTP crates capped at INFO whatever the level asked for. At TRACE the SDK logs every request it transmits, body included, and
 //! the body holds the message text (which can be a one-time code) and phone numbers.
@@ -50,6 +52,12 @@ impl LogSettings {
 
     fn filter(&self) -> Targets {
         let level = self.level.as_deref().unwrap_or("INFO").trim();
+        // Lambda's highest level; tracing's is ERROR.
+        let level = if level.eq_ignore_ascii_case("FATAL") {
+            "ERROR"
+        } else {
+            level
+        };
         let filter = match LevelFilter::from_str(level) {
             Ok(level) => Targets::new().with_default(level),
             // Not a bare level: directives such as `voice_dispatch=debug,info`.
@@ -80,16 +88,22 @@ where
 {
     let builder = tracing_subscriber::fmt()
         .with_target(false)
-        .without_time()
         .with_ansi(false)
         .with_writer(writer);
     let filter = settings.filter();
     if settings.json {
         // The current span (the runtime's, with the request id) is enough: the span list
-        // would repeat it on every line.
-        Box::new(builder.json().with_span_list(false).finish().with(filter))
+        // would repeat it on every line. The timer writes RFC 3339 in UTC.
+        Box::new(
+            builder
+                .with_timer(tracing_subscriber::fmt::time::SystemTime)
+                .json()
+                .with_span_list(false)
+                .finish()
+                .with(filter),
+        )
     } else {
-        Box::new(builder.finish().with(filter))
+        Box::new(builder.without_time().finish().with(filter))
     }
 }
 

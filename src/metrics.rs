@@ -9,16 +9,39 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::report::{BatchReport, Fate};
 
 /// EMF's limit of values per metric in one document.
 const MAX_VALUES: usize = 100;
 
+/// The levels Lambda's log filter knows (`ApplicationLogLevel`), lowest first.
+pub const LAMBDA_LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
 #[derive(Debug, Clone)]
 pub struct MetricsContext {
     pub namespace: String,
     pub function_name: String,
+    /// The `level` every document carries: the function's own log level. Lambda's filter
+    /// reads `level` (a line without one counts as INFO), so a document at the threshold
+    /// passes at every level, and metrics never vanish at WARN or ERROR.
+    pub level: &'static str,
+}
+
+impl MetricsContext {
+    /// The level for documents under `AWS_LAMBDA_LOG_LEVEL` (unset or unknown: INFO).
+    pub fn level_for(log_level: Option<&str>) -> &'static str {
+        log_level
+            .map(str::trim)
+            .and_then(|asked| {
+                LAMBDA_LOG_LEVELS
+                    .into_iter()
+                    .find(|level| level.eq_ignore_ascii_case(asked))
+            })
+            .unwrap_or("INFO")
+    }
 }
 
 impl MetricsContext {
@@ -105,7 +128,13 @@ impl MetricsContext {
     fn document(&self, timestamp_ms: u64, dimensions: &[&str], metrics: &[(&str, &str)]) -> Value {
         let mut dimension_set = vec!["FunctionName"];
         dimension_set.extend_from_slice(dimensions);
+        let timestamp =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp_ms) * 1_000_000)
+                .ok()
+                .and_then(|at| at.format(&Rfc3339).ok());
         json!({
+            "level": self.level,
+            "timestamp": timestamp,
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
@@ -160,6 +189,32 @@ mod tests {
         MetricsContext {
             namespace: "VoiceDispatch".into(),
             function_name: "calls".into(),
+            level: "INFO",
+        }
+    }
+
+    #[test]
+    fn every_document_carries_the_functions_level_and_an_rfc3339_timestamp() {
+        for (asked, level) in [
+            (Some("WARN"), "WARN"),
+            (Some(" error "), "ERROR"),
+            (Some("fatal"), "FATAL"),
+            (Some("TRACE"), "TRACE"),
+            (Some("verbose"), "INFO"),
+            (None, "INFO"),
+        ] {
+            let context = MetricsContext {
+                level: MetricsContext::level_for(asked),
+                ..context()
+            };
+            let report = BatchReport {
+                outcomes: vec![outcome(Fate::Transient, Some("ThrottlingException"), None)],
+                ..BatchReport::default()
+            };
+            for document in context.documents(&report, 1_764_000_000_123) {
+                assert_eq!(document["level"], level, "{asked:?}");
+                assert_eq!(document["timestamp"], "2025-11-24T16:00:00.123Z");
+            }
         }
     }
 

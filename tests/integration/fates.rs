@@ -273,8 +273,44 @@ async fn an_invalid_body_is_permanent_and_makes_no_call() {
 
 #[tokio::test]
 async fn an_https_endpoint_gets_a_trust_store_from_the_built_in_roots() {
-    // Building the TLS connector parses the built-in Amazon roots (a malformed bundle would
-    // panic there); the refused connection then is an ordinary transient failure.
+    // The TLS connector is built from the roots at the first connection: the refused
+    // connection is an ordinary transient failure, not a panic over the bundle.
     let report = to_a_closed_port("https").await;
+    assert_eq!(error_code(&report, "m1").as_deref(), Some("ConnectError"));
+}
+
+#[tokio::test]
+async fn a_bundle_that_does_not_load_falls_back_to_the_system_roots_and_sends_still_run() {
+    use voice_dispatch::config::TlsRoots;
+    let garbled =
+        b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    let (http, trusted) = voice_dispatch::wiring::https_client_with(TlsRoots::Amazon, garbled);
+    assert_eq!(trusted, TlsRoots::System, "the fallback is taken, and said");
+    // Handed to the client as it is, this bundle panics at the first connection ("valid PEM
+    // certificate"): the record would come back as a caught panic, not a refused connection.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let config = test_config();
+    let sdk = sdk_config(&format!("https://127.0.0.1:{port}"), &config).await;
+    let voice = aws_sdk_pinpointsmsvoice::Client::from_conf(
+        aws_sdk_pinpointsmsvoice::config::Builder::from(&sdk)
+            .http_client(http)
+            .build(),
+    );
+    let dispatch = voice_dispatch::wiring::voice_dispatch_with(
+        &config,
+        voice,
+        aws_sdk_sqs::Client::new(&sdk),
+        aws_sdk_dynamodb::Client::new(&sdk),
+    );
+    let report = dispatch
+        .handle(
+            &event(vec![record("m1", Some(&body(DEST, "hello")))]),
+            std::time::SystemTime::now() + Duration::from_secs(30),
+        )
+        .await
+        .expect("the event is accepted");
     assert_eq!(error_code(&report, "m1").as_deref(), Some("ConnectError"));
 }

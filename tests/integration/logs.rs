@@ -4,8 +4,10 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
+use serde_json::Value;
 use voice_dispatch::logging::{self, LogSettings, MakeWriter};
 use voice_fake::Script;
 
@@ -188,4 +190,51 @@ async fn one_structured_line_per_record_and_one_per_batch() {
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0]["fields"]["records"], 14);
     assert_eq!(summaries[0]["fields"]["sent"], 2);
+}
+
+/// At every level the template allows, the bootstrap's JSON lines carry a `level` and an RFC
+/// 3339 `timestamp`, and Lambda's filter keeps every metrics document and, at WARN and below,
+/// the warning about the record that failed.
+#[tokio::test]
+async fn at_every_log_level_metrics_and_warnings_pass_lambdas_filter() {
+    use crate::process::{lambda_keeps, one_invocation};
+    for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
+        let records = vec![
+            record("good", Some(&body("+12065550101", "hello"))),
+            record("bad", Some("not json")),
+        ];
+        let (_, calls, lines) = one_invocation(
+            &[("AWS_LAMBDA_LOG_LEVEL", level)],
+            records,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(calls, 1, "{level}");
+        assert!(!lines.is_empty(), "{level}: no JSON lines");
+        for line in &lines {
+            assert!(
+                line["level"].is_string() && line["timestamp"].is_string(),
+                "{level}: a line without level or timestamp: {line}"
+            );
+        }
+        let metrics: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+        assert!(!metrics.is_empty(), "{level}: no metrics document");
+        for document in &metrics {
+            assert!(
+                lambda_keeps(document, level),
+                "{level}: Lambda would drop {document}"
+            );
+        }
+        let warned = lines.iter().any(|line| {
+            line["level"] == "WARN"
+                && line.get("_aws").is_none()
+                && line.to_string().contains("bad")
+                && lambda_keeps(line, level)
+        });
+        let expect_warning = matches!(level, "TRACE" | "DEBUG" | "INFO" | "WARN");
+        assert_eq!(
+            warned, expect_warning,
+            "{level}: the failed record's WARN line"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 
 mod esm;
 mod moto;
+mod process;
 mod support;
 
 mod batch;

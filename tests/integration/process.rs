@@ -1,0 +1,80 @@
+//! The bootstrap as a process under a Lambda Runtime API, for one invocation.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use voice_fake::runtime_api::RuntimeApi;
+use voice_fake::{FakeVoice, Script};
+
+/// Runs the bootstrap (JSON logs at WARN unless `extra` says otherwise) with `extra` set, hands
+/// it one event of `records` with `timeout` to answer, and returns the answer, the calls the
+/// fake took and the process's stdout lines that are JSON.
+pub async fn one_invocation(
+    extra: &[(&str, &str)],
+    records: Vec<Value>,
+    timeout: Duration,
+) -> (Value, usize, Vec<Value>) {
+    let fake = FakeVoice::start(Script::default()).await.expect("the fake");
+    let api = RuntimeApi::start().await.expect("a runtime API");
+    let mut child = Command::new(crate::emulator::bootstrap())
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDCLAMPS")
+        .env("AWS_SECRET_ACCESS_KEY", "clamps-secret")
+        .env("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", fake.endpoint_url())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "clamps")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+        .env("ORIGINATION_PHONE_NUMBER", "+12065550199")
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the bootstrap starts");
+    api.first_request(Duration::from_secs(30))
+        .await
+        .expect("init succeeds: the function asks for an event");
+    let event = serde_json::json!({ "Records": records });
+    let (_, answer) = api
+        .invoke_within(event.to_string(), timeout)
+        .await
+        .expect("an answer before the deadline");
+    let _ = child.kill().await;
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out).await;
+    }
+    let lines = out
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let answer = serde_json::from_str(&answer).expect("a JSON answer");
+    (answer, fake.calls().len(), lines)
+}
+
+/// Lambda's log-level filter as its documentation states it: a JSON line's `level` (one of
+/// TRACE..FATAL), or INFO when the level is missing or invalid or the `timestamp` is not RFC
+/// 3339; kept when at or above the function's `ApplicationLogLevel`.
+pub fn lambda_keeps(line: &Value, application_level: &str) -> bool {
+    const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |level: &str| LEVELS.iter().position(|l| *l == level);
+    let timestamp_ok = line["timestamp"]
+        .as_str()
+        .is_some_and(|t| OffsetDateTime::parse(t, &Rfc3339).is_ok());
+    let level = line["level"]
+        .as_str()
+        .and_then(rank)
+        .filter(|_| timestamp_ok)
+        .unwrap_or(2);
+    level >= rank(application_level).expect("a Lambda log level")
+}
