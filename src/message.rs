@@ -208,7 +208,7 @@ fn explain_rejection(body: &str) -> InvalidMessage {
                     return describe_json_error(".", &syntax);
                 }
             }
-            describe_json_error(&err.path().to_string(), err.inner())
+            describe_json_error(&contract_path(err.path()), err.inner())
         }
         Ok(_) => match deserializer.end() {
             Err(err) => describe_json_error(".", &err),
@@ -218,13 +218,84 @@ fn explain_rejection(body: &str) -> InvalidMessage {
     }
 }
 
+/// Every member name of the contract: a rejection may quote these, never a key the sender
+/// chose (it can be a phone number, or 200 KB long).
+const CONTRACT_MEMBERS: [&str; 12] = [
+    "DestinationPhoneNumber",
+    "OriginationPhoneNumber",
+    "CallerId",
+    "ConfigurationSetName",
+    "Content",
+    "TimeToLive",
+    "SSMLMessage",
+    "PlainTextMessage",
+    "CallInstructionsMessage",
+    "LanguageCode",
+    "VoiceId",
+    "Text",
+];
+
+/// The longest rejection reason, in characters: it travels in the dead letter's
+/// `DispatchError` attribute and in a log line.
+pub const MAX_REASON_CHARS: usize = 300;
+
+/// The path to the rejected value with only the contract's own names: any other key is `?`.
+fn contract_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let segments: Vec<String> = path
+        .iter()
+        .map(|segment| match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } | Segment::Enum { variant: key }
+                if CONTRACT_MEMBERS.contains(&key.as_str()) =>
+            {
+                key.clone()
+            }
+            _ => "?".to_owned(),
+        })
+        .collect();
+    if segments.is_empty() {
+        ".".to_owned()
+    } else {
+        segments.join(".")
+    }
+}
+
+/// serde's "unknown field `<key>`, expected ..." (and "unknown variant") quotes the sender's
+/// key: name its position instead (serde's message ends with the line and column).
+fn unquote_sender_key(detail: &str) -> String {
+    for (prefix, what) in [
+        ("unknown field `", "unknown field"),
+        ("unknown variant `", "unknown variant"),
+    ] {
+        if let Some(rest) = detail.strip_prefix(prefix) {
+            let after_key = ["`, expected", "`, there are no"]
+                .iter()
+                .filter_map(|end| rest.rfind(end))
+                .max();
+            let tail = after_key.map_or("", |at| &rest[at + 1..]);
+            return format!("{what} (a member that is not in the contract){tail}");
+        }
+    }
+    detail.to_owned()
+}
+
+/// At most `MAX_REASON_CHARS` characters.
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_REASON_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
 fn describe_json_error(path: &str, err: &serde_json::Error) -> InvalidMessage {
-    let detail = redact_values(&err.to_string());
+    let detail = unquote_sender_key(&redact_values(&err.to_string()));
     let located = if path == "." || path.is_empty() {
         detail
     } else {
         format!("at `{path}`: {detail}")
     };
+    let located = bounded(crate::redact::scrub_phone_numbers(&located));
     match err.classify() {
         serde_json::error::Category::Data => InvalidMessage::SchemaViolation(located),
         _ => InvalidMessage::MalformedJson(located),
@@ -375,6 +446,48 @@ mod tests {
         "CallerId": "+12065550199",
         "ConfigurationSetName": "alerts",
         "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew", "Text": "<speak>Disk full on db-1</speak>"}}}"#;
+
+    #[test]
+    fn a_key_outside_the_contract_is_named_by_position_never_quoted() {
+        for (key, at) in [
+            ("+12065550177", "line 1 column 57"),
+            (
+                "x`, expected one of `Text` at line 9 column 9",
+                "line 1 column 90",
+            ),
+        ] {
+            let body = format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", {}: 1, "Content": {{"SSMLMessage": {{"Text": "x"}}}}}}"#,
+                serde_json::to_string(key).unwrap()
+            );
+            let err = parse(&body).unwrap_err();
+            let reason = err.to_string();
+            assert_eq!(err.code(), "SchemaViolation");
+            assert!(
+                !reason.contains("2065550177") && !reason.contains("line 9"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("not in the contract") && reason.contains(at),
+                "{reason}"
+            );
+        }
+        let huge = format!(
+            r#"{{"Content": {{"SSMLMessage": {{"{}": 1}}}}}}"#,
+            "K".repeat(200_000)
+        );
+        let reason = parse(&huge).unwrap_err().to_string();
+        assert!(
+            reason.chars().count() <= MAX_REASON_CHARS + 40,
+            "{} chars",
+            reason.len()
+        );
+        assert!(!reason.contains("KKKK"), "{reason:.200}");
+        assert!(
+            reason.contains("Content.SSMLMessage"),
+            "the path keeps the contract's names: {reason:.200}"
+        );
+    }
 
     #[test]
     fn the_readme_example_parses_with_every_member() {

@@ -79,3 +79,87 @@ async fn hostile_bodies_fail_alone_with_a_structured_reason_and_no_call() {
     assert_eq!(calls.len(), 1, "only the valid neighbour was called");
     assert_eq!(calls[0].destination, "+12065550140");
 }
+
+/// Keys the sender chose never reach a reason, a dead letter or a log: a phone number as a
+/// key, a 200 KB key, an unknown key inside `Content`. The release bootstrap (in CI) logs at
+/// TRACE in JSON, forwards the letters to moto's SQS, and each letter's `DispatchError` names
+/// the member's position instead.
+#[tokio::test]
+async fn hostile_member_names_neither_leak_nor_bloat() {
+    use crate::moto::{create_queue, read_all, Moto};
+    use crate::process::one_invocation;
+    use std::time::Duration;
+
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    let dlq = create_queue(&sqs, "hostile-names-dlq", &[]).await;
+    let huge_key = "K".repeat(200_000);
+    let cases = [
+        (
+            "phone-key",
+            r#"{"DestinationPhoneNumber": "+12065550150", "+12065550177": "call me", "Content": {"SSMLMessage": {"Text": "x"}}}"#.to_owned(),
+        ),
+        (
+            "huge-key",
+            format!(r#"{{"DestinationPhoneNumber": "+12065550151", "{huge_key}": 1, "Content": {{"SSMLMessage": {{"Text": "x"}}}}}}"#),
+        ),
+        (
+            "nested-key",
+            r#"{"DestinationPhoneNumber": "+12065550152", "Content": {"SSMLMessage": {"Text": "x", "+12065550178": 1}}}"#.to_owned(),
+        ),
+    ];
+    let records = cases
+        .iter()
+        .map(|(id, body)| record(id, Some(body)))
+        .collect();
+    let (answer, calls, lines) = one_invocation(
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("AWS_ENDPOINT_URL_SQS", &moto.endpoint),
+            ("DEAD_LETTER_QUEUE_URL", &dlq.url),
+        ],
+        records,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(calls, 0);
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([]),
+        "dead-lettered, so not reported: {answer}"
+    );
+    for line in &lines {
+        let text = line.to_string();
+        for secret in ["2065550177", "2065550178", &huge_key[..64]] {
+            assert!(
+                !text.contains(secret),
+                "a sender's key in a log line: {text:.300}"
+            );
+        }
+        assert!(text.len() < 4_000, "a log line of {} bytes", text.len());
+    }
+    let letters = read_all(&sqs, &dlq).await;
+    assert_eq!(letters.len(), cases.len());
+    for letter in &letters {
+        let reason = letter
+            .message_attributes()
+            .and_then(|attributes| attributes.get("DispatchError"))
+            .and_then(|value| value.string_value())
+            .expect("every letter says why");
+        assert!(
+            reason.len() < 1_000,
+            "a DispatchError of {} bytes",
+            reason.len()
+        );
+        for secret in ["2065550177", "2065550178", &huge_key[..64]] {
+            assert!(!reason.contains(secret), "a sender's key in {reason}");
+        }
+        let error: serde_json::Value = serde_json::from_str(reason).unwrap();
+        assert_eq!(error["code"], "SchemaViolation", "{reason}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("not in the contract") && message.contains("column"),
+            "the member is named by its position: {message}"
+        );
+    }
+}
