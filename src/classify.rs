@@ -45,6 +45,27 @@ pub enum Disposition {
 /// Error codes that mean "this request itself is wrong": retrying cannot help.
 const PERMANENT_CODES: &[&str] = &["BadRequestException", "NotFoundException"];
 
+/// For `SendVoiceMessage`, `NotFoundException` almost always means the configuration set
+/// does not exist.
+const NOT_FOUND: &str = "NotFoundException";
+
+/// Where a send's configuration set came from: what a `NotFoundException` means depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOrigin {
+    /// The function's `CONFIGURATION_SET_NAME`: a missing set is a deploy error that fails
+    /// every send alike, so it is transient (nothing is lost while it is fixed) and counts
+    /// as the service failing (the breaker opens and its alarm fires).
+    Configured,
+    /// The message named its own set, or none was used: that message alone is wrong.
+    Message,
+}
+
+/// A configured set that the service says does not exist.
+fn missing_configured_set(failure: &SendFailure, set: SetOrigin) -> bool {
+    set == SetOrigin::Configured
+        && matches!(failure, SendFailure::Service { code: Some(code), .. } if code == NOT_FOUND)
+}
+
 /// Error codes that mean "you are sending too fast": the pacer slows down.
 const THROTTLING_CODES: &[&str] = &["TooManyRequestsException", "LimitExceededException"];
 
@@ -59,7 +80,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
-pub fn classify(failure: &SendFailure) -> Disposition {
+pub fn classify(failure: &SendFailure, set: SetOrigin) -> Disposition {
+    if missing_configured_set(failure, set) {
+        return Disposition::Transient;
+    }
     match failure {
         SendFailure::Service {
             code: Some(code), ..
@@ -92,7 +116,10 @@ pub enum Signal {
     NotReached,
 }
 
-pub fn signal(failure: &SendFailure) -> Signal {
+pub fn signal(failure: &SendFailure, set: SetOrigin) -> Signal {
+    if missing_configured_set(failure, set) {
+        return Signal::ServiceFailing;
+    }
     match failure {
         SendFailure::Service {
             code: Some(code), ..
@@ -188,7 +215,7 @@ mod tests {
             ("LimitExceededException", 412),
         ] {
             assert_eq!(
-                classify(&service(Some(code), status)),
+                classify(&service(Some(code), status), SetOrigin::Message),
                 Disposition::Transient,
                 "{code}"
             );
@@ -198,20 +225,51 @@ mod tests {
     #[test]
     fn bad_request_and_not_found_are_permanent() {
         assert_eq!(
-            classify(&service(Some("BadRequestException"), 400)),
+            classify(
+                &service(Some("BadRequestException"), 400),
+                SetOrigin::Message
+            ),
             Disposition::Permanent
         );
         assert_eq!(
-            classify(&service(Some("NotFoundException"), 404)),
+            classify(&service(Some("NotFoundException"), 404), SetOrigin::Message),
             Disposition::Permanent
         );
+    }
+
+    #[test]
+    fn a_missing_configured_set_is_transient_and_feeds_the_breaker_a_named_one_is_permanent() {
+        let not_found = service(Some("NotFoundException"), 404);
+        assert_eq!(
+            classify(&not_found, SetOrigin::Configured),
+            Disposition::Transient
+        );
+        assert_eq!(
+            signal(&not_found, SetOrigin::Configured),
+            Signal::ServiceFailing
+        );
+        assert_eq!(
+            classify(&not_found, SetOrigin::Message),
+            Disposition::Permanent
+        );
+        assert_eq!(signal(&not_found, SetOrigin::Message), Signal::Answered);
+        // Only NotFound depends on it.
+        let bad = service(Some("BadRequestException"), 400);
+        assert_eq!(
+            classify(&bad, SetOrigin::Configured),
+            Disposition::Permanent
+        );
+        assert_eq!(signal(&bad, SetOrigin::Configured), Signal::Answered);
     }
 
     #[test]
     fn an_unknown_code_is_transient_whatever_its_status() {
         for status in [400, 403, 500] {
             assert_eq!(
-                classify(&service(Some("SomethingNewException"), status)),
+                classify(
+                    &service(Some("SomethingNewException"), status),
+                    SetOrigin::Message
+                ),
                 Disposition::Transient
             );
         }
@@ -221,7 +279,10 @@ mod tests {
     fn any_5xx_without_a_code_is_transient() {
         for status in [500, 502, 503, 504] {
             let failure = service(None, status);
-            assert_eq!(classify(&failure), Disposition::Transient);
+            assert_eq!(
+                classify(&failure, SetOrigin::Message),
+                Disposition::Transient
+            );
             assert_eq!(failure.code(), format!("Http{status}"));
         }
     }
@@ -229,18 +290,21 @@ mod tests {
     #[test]
     fn timeouts_and_connection_errors_are_transient() {
         assert_eq!(
-            classify(&SendFailure::Timeout("t".into())),
+            classify(&SendFailure::Timeout("t".into()), SetOrigin::Message),
             Disposition::Transient
         );
         assert_eq!(
-            classify(&SendFailure::Connection("c".into())),
+            classify(&SendFailure::Connection("c".into()), SetOrigin::Message),
             Disposition::Transient
         );
         assert_eq!(
-            classify(&SendFailure::UnreadableResponse {
-                status: Some(502),
-                message: "x".into()
-            }),
+            classify(
+                &SendFailure::UnreadableResponse {
+                    status: Some(502),
+                    message: "x".into()
+                },
+                SetOrigin::Message
+            ),
             Disposition::Transient
         );
     }
@@ -248,7 +312,10 @@ mod tests {
     #[test]
     fn a_request_that_cannot_be_built_is_permanent() {
         assert_eq!(
-            classify(&SendFailure::InvalidRequest("missing field".into())),
+            classify(
+                &SendFailure::InvalidRequest("missing field".into()),
+                SetOrigin::Message
+            ),
             Disposition::Permanent
         );
     }
@@ -259,7 +326,10 @@ mod tests {
             ("TooManyRequestsException", 429),
             ("LimitExceededException", 412),
         ] {
-            assert_eq!(signal(&service(Some(code), status)), Signal::Throttled);
+            assert_eq!(
+                signal(&service(Some(code), status), SetOrigin::Message),
+                Signal::Throttled
+            );
         }
     }
 
@@ -276,7 +346,11 @@ mod tests {
                 message: "x".into(),
             },
         ] {
-            assert_eq!(signal(&failure), Signal::ServiceFailing, "{failure:?}");
+            assert_eq!(
+                signal(&failure, SetOrigin::Message),
+                Signal::ServiceFailing,
+                "{failure:?}"
+            );
         }
     }
 
@@ -291,10 +365,14 @@ mod tests {
                 message: "x".into(),
             },
         ] {
-            assert_eq!(signal(&failure), Signal::Answered, "{failure:?}");
+            assert_eq!(
+                signal(&failure, SetOrigin::Message),
+                Signal::Answered,
+                "{failure:?}"
+            );
         }
         assert_eq!(
-            signal(&SendFailure::InvalidRequest("x".into())),
+            signal(&SendFailure::InvalidRequest("x".into()), SetOrigin::Message),
             Signal::NotReached
         );
     }

@@ -16,7 +16,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use crate::breaker::{BreakerSettings, CircuitBreaker, Open};
-use crate::classify::{classify, placed_nothing, signal, Disposition, SendFailure, Signal};
+use crate::classify::{
+    classify, placed_nothing, signal, Disposition, SendFailure, SetOrigin, Signal,
+};
 use crate::expiry::Expiry;
 use crate::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
 use crate::message::{MessageDefaults, VoiceMessage};
@@ -601,7 +603,12 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Ok(Err(failure)) => failure,
             };
             maybe_placed = !placed_nothing(&failure);
-            let health = signal(&failure);
+            let set = if message.configuration_set_is_default {
+                SetOrigin::Configured
+            } else {
+                SetOrigin::Message
+            };
+            let health = signal(&failure, set);
             let now = Instant::now();
             self.breaker.record(admitted, Some(health), now);
             // Throttled again although other sends went through since this record's last
@@ -617,7 +624,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     pacer.throttled(permit);
                 }
             }
-            let disposition = classify(&failure);
+            let disposition = classify(&failure, set);
             let retry_in_place = disposition == Disposition::Transient
                 && placed_nothing(&failure)
                 && !recipient_limited

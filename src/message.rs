@@ -30,6 +30,8 @@ pub struct VoiceMessage {
     pub origination: PhoneNumber,
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
+    /// Whether `configuration_set` is the function's default (`CONFIGURATION_SET_NAME`).
+    pub configuration_set_is_default: bool,
     pub content: VoiceContent,
     /// How long the request stays worth placing, when the body says (`TimeToLive`, seconds);
     /// otherwise `MESSAGE_TTL_SECONDS` applies.
@@ -333,6 +335,8 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         .caller_id
         .map(|raw| phone_field("CallerId", &raw))
         .transpose()?;
+    let configuration_set_is_default =
+        body.configuration_set_name.is_none() && defaults.configuration_set.is_some();
     let configuration_set = match body.configuration_set_name {
         Some(name) if name.trim().is_empty() => {
             return Err(InvalidMessage::InvalidField {
@@ -381,6 +385,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         origination,
         caller_id,
         configuration_set,
+        configuration_set_is_default,
         content,
         time_to_live,
     })
@@ -589,14 +594,17 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_member_is_rejected_and_named() {
+    fn an_unknown_member_is_rejected_by_position_with_the_members_it_could_be() {
         let err = parse(
             r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetNme": "alerts",
                 "Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#,
         )
         .unwrap_err();
         assert_eq!(err.code(), "SchemaViolation");
-        assert!(err.to_string().contains("ConfigurationSetNme"), "{err}");
+        let reason = err.to_string();
+        assert!(!reason.contains("ConfigurationSetNme"), "{reason}");
+        assert!(reason.contains("line 1 column 64"), "{reason}");
+        assert!(reason.contains("`ConfigurationSetName`"), "{reason}");
     }
 
     #[test]

@@ -137,15 +137,63 @@ async fn a_bad_request_is_permanent_and_not_retried() {
     assert_eq!(harness.fake.calls_to(DEST).len(), 1);
 }
 
+/// One call to `DEST` answered `NotFoundException`, the body naming `own_set` or not.
+async fn not_found(
+    own_set: Option<&str>,
+    config: voice_dispatch::config::Config,
+) -> (Harness, voice_dispatch::report::BatchReport) {
+    let harness = Harness::with_config(
+        Script::default().with(DEST, Behaviour::fail(404, "NotFoundException")),
+        config,
+    )
+    .await;
+    let mut message: serde_json::Value =
+        serde_json::from_str(&body(DEST, "<speak>Disk full</speak>")).unwrap();
+    if let Some(set) = own_set {
+        message["ConfigurationSetName"] = set.into();
+    }
+    let report = harness
+        .run(&event(vec![record("m1", Some(&message.to_string()))]))
+        .await;
+    (harness, report)
+}
+
 #[tokio::test]
-async fn not_found_is_permanent() {
-    let (harness, report) = one_call(Behaviour::fail(404, "NotFoundException")).await;
+async fn not_found_for_a_set_the_message_named_is_permanent() {
+    let (harness, report) = not_found(Some("its-own-set"), test_config()).await;
     assert_eq!(fate(&report, "m1"), Fate::Permanent);
     assert_eq!(
         error_code(&report, "m1").as_deref(),
         Some("NotFoundException")
     );
     assert_eq!(harness.fake.calls_to(DEST).len(), 1);
+    assert_eq!(report.circuit.opened, 0, "that message alone is wrong");
+}
+
+#[tokio::test]
+async fn not_found_for_the_configured_set_is_transient_and_opens_the_breaker() {
+    // CONFIGURATION_SET_NAME names a set that does not exist: a deploy error that would fail
+    // every send alike. Nothing is dead-lettered while it is fixed; the breaker (and its
+    // alarm) says so.
+    let mut config = test_config();
+    assert!(config.defaults.configuration_set.is_some());
+    config.breaker.threshold = config.max_attempts;
+    let (harness, report) = not_found(None, config.clone()).await;
+    assert_eq!(fate(&report, "m1"), Fate::Transient);
+    assert_eq!(
+        error_code(&report, "m1").as_deref(),
+        Some("NotFoundException")
+    );
+    assert_eq!(reported(&report), ["m1"]);
+    assert_eq!(
+        harness.fake.calls_to(DEST).len() as u32,
+        config.max_attempts,
+        "an error answer placed nothing: retried in place"
+    );
+    assert_eq!(
+        report.circuit.opened, 1,
+        "each attempt counted as the service failing"
+    );
 }
 
 #[tokio::test]
