@@ -13,6 +13,10 @@ pub const REASON_ATTRIBUTE: &str = "DispatchError";
 /// SQS takes at most 10 message attributes per message.
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 
+/// SQS's largest message, body and attributes together: 1 MiB since August 2025 (it was
+/// 256 KiB). `template.yaml` sets both queues' `MaximumMessageSize` to it.
+pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
+
 /// The reason, as the `DispatchError` attribute's JSON.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,18 +70,38 @@ pub fn dead_letter<'a>(
         // Always present: the handler refuses events with a record lacking one.
         deduplication_id: message.message_id.as_deref().unwrap_or_default(),
     });
-    Some(DeadLetter {
+    let mut letter = DeadLetter {
         body,
         attributes,
         reason,
         fifo,
-    })
+    };
+    // A body near the limit leaves no room for the reason: the letter goes without it (the
+    // caller logs it) rather than be refused.
+    if letter.size() > MAX_MESSAGE_BYTES {
+        letter.reason = None;
+    }
+    Some(letter)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::{Fate, Reason};
+    #[test]
+    fn a_body_near_the_size_limit_goes_without_the_reason_rather_than_be_refused() {
+        let small = message(ARN_FOR_SIZE, Some("x"), 0);
+        let letter = dead_letter(&small, &outcome(), "2026-11-24T18:00:00Z").unwrap();
+        assert!(letter.reason.is_some());
+        let near = "x".repeat(MAX_MESSAGE_BYTES - 50);
+        let large = message(ARN_FOR_SIZE, Some(&near), 0);
+        let letter = dead_letter(&large, &outcome(), "2026-11-24T18:00:00Z").unwrap();
+        assert!(letter.reason.is_none());
+        assert!(letter.size() <= MAX_MESSAGE_BYTES);
+    }
+
+    const ARN_FOR_SIZE: &str = "arn:aws:sqs:us-east-1:123456789012:calls";
+
     fn outcome() -> RecordOutcome {
         RecordOutcome {
             reason: Some(Reason {

@@ -41,10 +41,32 @@ pub struct DeadLetter<'a> {
     pub body: &'a str,
     pub attributes: Vec<(&'a str, &'a SqsMessageAttribute)>,
     /// The `DispatchError` attribute's JSON; `None` when the original attributes leave no
-    /// room for it.
+    /// room for it (ten already, or a body near SQS's size limit).
     pub reason: Option<String>,
     /// Group and deduplication ids, for a FIFO queue.
     pub fifo: Option<FifoIds<'a>>,
+}
+
+impl DeadLetter<'_> {
+    /// What SQS counts toward the size of a message: the body and every attribute's name,
+    /// type and value.
+    pub fn size(&self) -> usize {
+        let attribute = |name: &str, value: &SqsMessageAttribute| {
+            name.len()
+                + value.data_type.as_deref().map_or(0, str::len)
+                + value.string_value.as_deref().map_or(0, str::len)
+                + value.binary_value.as_ref().map_or(0, |b| b.0.len())
+        };
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(name, value)| attribute(name, value))
+                .sum::<usize>()
+            + self.reason.as_deref().map_or(0, |r| {
+                crate::dead_letter::REASON_ATTRIBUTE.len() + "String".len() + r.len()
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

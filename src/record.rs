@@ -22,6 +22,26 @@ pub fn sent_at(message: &SqsMessage) -> Option<SystemTime> {
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// When SQS first delivered the record: its `ApproximateFirstReceiveTimestamp` attribute.
+pub fn first_received_at(message: &SqsMessage) -> Option<SystemTime> {
+    message
+        .attributes
+        .get("ApproximateFirstReceiveTimestamp")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// SQS keeps a message invisible at most 12 hours from its first receive and refuses a
+/// `ChangeMessageVisibility` past that: the longest visibility timeout that can still be set
+/// at `now`, in whole seconds (rounded down; unknown first receive: the full 12 hours).
+pub fn visibility_left(message: &SqsMessage, now: SystemTime, ceiling_seconds: u32) -> u32 {
+    let Some(first) = first_received_at(message) else {
+        return ceiling_seconds;
+    };
+    let since = now.duration_since(first).unwrap_or_default().as_secs();
+    u64::from(ceiling_seconds).saturating_sub(since) as u32
+}
+
 /// The message attribute a producer sets to name a call across its own retries.
 pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
 
@@ -167,5 +187,22 @@ mod tests {
             fifo_group(&message("arn:aws:sqs:us-east-1:1:q", attrs)),
             None
         );
+    }
+
+    #[test]
+    fn visibility_can_be_set_up_to_twelve_hours_from_the_first_receive() {
+        let first_ms = 1_764_000_000_000u64;
+        let m: SqsMessage = serde_json::from_value(serde_json::json!({
+            "attributes": {"ApproximateFirstReceiveTimestamp": first_ms.to_string()}
+        }))
+        .unwrap();
+        let at = |seconds: u64| {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(first_ms + seconds * 1_000)
+        };
+        assert_eq!(visibility_left(&m, at(0), 43_200), 43_200);
+        assert_eq!(visibility_left(&m, at(3_600), 43_200), 39_600);
+        assert_eq!(visibility_left(&m, at(50_000), 43_200), 0);
+        let unknown = SqsMessage::default();
+        assert_eq!(visibility_left(&unknown, at(50_000), 43_200), 43_200);
     }
 }

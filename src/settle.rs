@@ -5,6 +5,7 @@
 //! a record leaves `batchItemFailures` only once the DLQ holds it.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use aws_lambda_events::sqs::SqsMessage;
 use time::format_description::well_known::Rfc3339;
@@ -14,6 +15,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::dead_letter::dead_letter;
 use crate::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::record;
 use crate::report::{BatchReport, Fate, RecordOutcome};
 
 pub struct Settlement<D, R> {
@@ -189,10 +191,19 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let now = Instant::now();
         // Records of one batch come from one queue, but nothing relies on that.
         let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
+        let wall_now = SystemTime::now();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
             let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
                 continue;
             };
+            // SQS refuses a visibility past 12 h from the first receive: ask for what is left.
+            // Once none is, leave the record to the queue's own visibility timeout rather than
+            // bring it straight back (its time to live still rules).
+            let left = record::visibility_left(message, wall_now, MAX_VISIBILITY_SECONDS);
+            if left == 0 && seconds > 0 {
+                continue;
+            }
+            let seconds = seconds.min(left);
             let (Some(arn), Some(receipt_handle)) = (
                 message.event_source_arn.as_deref(),
                 message.receipt_handle.as_deref(),
@@ -440,6 +451,52 @@ mod tests {
         assert_eq!(report.failed_message_ids(), ["m1"]);
         let dlq = settlement.dead_letters.as_ref().unwrap();
         assert_eq!(*dlq.bodies.lock().unwrap(), ["late"]);
+    }
+
+    #[tokio::test]
+    async fn a_visibility_never_reaches_past_twelve_hours_from_the_first_receive() {
+        let (mut report, mut messages) = batch(&[(Fate::Deferred, "a"), (Fate::Deferred, "b")]);
+        let first_ms = |hours_ago: f64| {
+            let ago = Duration::from_secs_f64(hours_ago * 3_600.0);
+            (SystemTime::now() - ago)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                .to_string()
+        };
+        messages[0]
+            .attributes
+            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(11.5));
+        messages[1]
+            .attributes
+            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(0.0));
+        let (mut spent, mut spent_messages) = batch(&[(Fate::Deferred, "c")]);
+        spent_messages[0]
+            .attributes
+            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(13.0));
+        let now = Instant::now();
+        for outcome in &mut report.outcomes {
+            outcome.retry_at = Some(now + Duration::from_secs(3_600));
+        }
+        let settlement = Settlement::new(
+            None::<MemoryDlq>,
+            Some((MemoryVisibility::default(), with_backoff())),
+        );
+        settlement.settle(&mut report, &messages, later()).await;
+        let first = report.outcomes[0].retry_delay_seconds.unwrap();
+        assert!(
+            (1_795..=1_800).contains(&first),
+            "half an hour of the 12 h is left, not the hour asked for: {first}"
+        );
+        assert_eq!(report.outcomes[1].retry_delay_seconds, Some(3_600));
+        spent.outcomes[0].retry_at = Some(now + Duration::from_secs(3_600));
+        settlement
+            .settle(&mut spent, &spent_messages, later())
+            .await;
+        assert_eq!(
+            spent.outcomes[0].retry_delay_seconds, None,
+            "no time left: no change SQS would refuse, and not straight back either"
+        );
     }
 
     #[tokio::test]

@@ -19,8 +19,9 @@ use crate::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay
 
 /// SQS batch calls take at most 10 entries.
 const MAX_BATCH_ENTRIES: usize = 10;
-/// A `SendMessageBatch` call carries at most 256 KiB of bodies and attributes in all.
-const MAX_BATCH_BYTES: usize = 262_144;
+/// A `SendMessageBatch` call carries at most this many bytes of bodies and attributes in
+/// all: SQS's message size limit, 1 MiB since August 2025 (it was 256 KiB).
+const MAX_BATCH_BYTES: usize = crate::dead_letter::MAX_MESSAGE_BYTES;
 /// The answer of an entry until its call has answered.
 const NOT_SENT: &str = "not sent";
 /// Batch calls in flight at once while settling one invocation.
@@ -80,7 +81,7 @@ fn chunks<'l, 'a>(letters: &'l [DeadLetter<'a>]) -> Vec<&'l [DeadLetter<'a>]> {
     let mut start = 0;
     let mut bytes = 0;
     for (index, letter) in letters.iter().enumerate() {
-        let size = letter_size(letter);
+        let size = letter.size();
         let full = index - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES;
         if full && index > start {
             chunks.push(&letters[start..index]);
@@ -93,27 +94,6 @@ fn chunks<'l, 'a>(letters: &'l [DeadLetter<'a>]) -> Vec<&'l [DeadLetter<'a>]> {
         chunks.push(&letters[start..]);
     }
     chunks
-}
-
-/// What SQS counts toward the size of a message: the body and every attribute's name,
-/// type and value.
-fn letter_size(letter: &DeadLetter<'_>) -> usize {
-    let attribute = |name: &str, value: &SqsMessageAttribute| {
-        name.len()
-            + value.data_type.as_deref().map_or(0, str::len)
-            + value.string_value.as_deref().map_or(0, str::len)
-            + value.binary_value.as_ref().map_or(0, |b| b.0.len())
-    };
-    letter.body.len()
-        + letter
-            .attributes
-            .iter()
-            .map(|(name, value)| attribute(name, value))
-            .sum::<usize>()
-        + letter
-            .reason
-            .as_deref()
-            .map_or(0, |r| REASON_ATTRIBUTE.len() + "String".len() + r.len())
 }
 
 fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchRequestEntry, String> {
