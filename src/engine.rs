@@ -200,13 +200,19 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let mut lanes = futures::stream::iter(lanes)
             .map(|lane| self.run_lane(lane, records, cutoffs))
             .buffer_unordered(self.settings.max_concurrency.max(1));
+        // Each outcome is logged as soon as it is known, not after settling: what is left
+        // for the last part of the reserve stays small whatever the batch size and the CPU.
         while let Some(finished) = lanes.next().await {
             for (index, outcome) in finished {
+                outcome.log();
                 outcomes[index] = Some(outcome);
             }
         }
         for (copy, first) in copies {
             outcomes[copy] = outcomes[first].clone();
+            if let Some(outcome) = &outcomes[copy] {
+                outcome.log();
+            }
         }
         BatchReport {
             outcomes: outcomes
@@ -214,7 +220,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .zip(records)
                 .map(|(outcome, record)| {
                     outcome.unwrap_or_else(|| {
-                        deferred(record, "Unprocessed", "the engine produced no outcome")
+                        let outcome =
+                            deferred(record, "Unprocessed", "the engine produced no outcome");
+                        outcome.log();
+                        outcome
                     })
                 })
                 .collect(),

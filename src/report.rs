@@ -105,8 +105,10 @@ impl RecordOutcome {
         !matches!(self.fate, Fate::Sent | Fate::Duplicate) && !self.dead_lettered
     }
 
-    /// One structured line per record. Destinations are masked and reasons scrubbed before
-    /// they get here; message text never gets here at all.
+    /// One structured line per record, written when its fate is known (what settling then
+    /// does, dead-lettering or delaying it, is in the batch line and, when it fails, in a
+    /// line of its own). Destinations are masked and reasons scrubbed before they get here;
+    /// message text never gets here at all.
     pub fn log(&self) {
         let error_code = self.reason.as_ref().map(|r| r.code.as_str());
         let reason = self.reason.as_ref().map(|r| r.message.as_str());
@@ -139,8 +141,6 @@ impl RecordOutcome {
                 attempts = self.attempts,
                 latency_ms,
                 destination = self.destination.as_deref(),
-                dead_lettered = self.dead_lettered,
-                retry_delay_seconds = self.retry_delay_seconds,
                 "record not sent"
             ),
         }

@@ -35,6 +35,9 @@ struct Args {
     /// Only the ledger-on figures (for profiling them).
     #[arg(long)]
     ledger_only: bool,
+    /// Only the runs at a Lambda-sized CPU share (cgroup v1 quota; needs root).
+    #[arg(long)]
+    cpu_share_only: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -52,6 +55,8 @@ struct Function<'a> {
     send_rate: Option<&'a str>,
     /// The DynamoDB endpoint of the idempotency ledger (table `bench-ledger`).
     ledger: Option<&'a str>,
+    /// `SEND_ATTEMPT_TIMEOUT_MS`, when not the default.
+    attempt_timeout_ms: Option<&'a str>,
 }
 
 impl Function<'_> {
@@ -82,6 +87,10 @@ impl Function<'_> {
             .env("ORIGINATION_PHONE_NUMBER", "+12065550199")
             .env("MAX_CONCURRENCY", self.concurrency.to_string())
             .env("SEND_RATE_LIMIT", self.send_rate.unwrap_or_default())
+            .env(
+                "SEND_ATTEMPT_TIMEOUT_MS",
+                self.attempt_timeout_ms.unwrap_or_default(),
+            )
             .env("AWS_ENDPOINT_URL_DYNAMODB", self.ledger.unwrap_or_default())
             .env(
                 "IDEMPOTENCY_TABLE_NAME",
@@ -271,6 +280,160 @@ async fn measure_paced(function: &Function<'_>, n: usize, per_second: f64) -> (f
     (ms(took), ms(took) / ideal)
 }
 
+/// A cgroup v1 CPU group holding its processes to `percent` % of one CPU (period 100 ms);
+/// `None` when it cannot be made (not root, or no cgroup v1 CPU controller).
+fn cpu_group(percent: u32) -> Option<PathBuf> {
+    let group = PathBuf::from(format!("/sys/fs/cgroup/cpu/voice-bench-{percent}pct"));
+    std::fs::create_dir_all(&group).ok()?;
+    std::fs::write(group.join("cpu.cfs_period_us"), "100000").ok()?;
+    std::fs::write(
+        group.join("cpu.cfs_quota_us"),
+        (percent * 1_000).to_string(),
+    )
+    .ok()?;
+    Some(group)
+}
+
+/// What one function costs at a Lambda memory size: the cold start (exec to the first
+/// request for an event, billed as init) and the median of 5 warm invocations of a batch of
+/// 10 at 100 ms per call, with the process held to that size's CPU share.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    memory_mb: u32,
+    cold_ms: f64,
+    warm_ms: f64,
+}
+
+impl Cost {
+    /// GB-seconds per million calls when every invocation is warm (10 calls each): Lambda
+    /// bills each invocation's duration rounded up to the millisecond.
+    fn warm_gb_s_per_million(&self) -> f64 {
+        self.warm_ms.ceil() / 1_000.0 * f64::from(self.memory_mb) / 1_024.0 * 100_000.0
+    }
+}
+
+/// Lambda gives 1,769 MB one vCPU and CPU in proportion to memory below that.
+async fn measure_cost(function: &Function<'_>, memory_mb: u32) -> Option<Cost> {
+    let percent = (memory_mb * 100 / 1_769).clamp(1, 100);
+    let group = cpu_group(percent)?;
+    let fake = FakeVoice::start(Script::default().with_latency(Duration::from_millis(100)))
+        .await
+        .expect("the voice fake");
+    let api = RuntimeApi::start().await.expect("a runtime API");
+    let spawned = Instant::now();
+    let child = function
+        .command(&api, &fake)
+        .spawn()
+        .expect("the function starts");
+    let pid = child.id().expect("a running function");
+    std::fs::write(group.join("cgroup.procs"), pid.to_string()).ok()?;
+    let ready = api
+        .first_request(Duration::from_secs(120))
+        .await
+        .expect("the function asks for an event");
+    let cold_ms = ms(ready.duration_since(spawned));
+    let mut warm = Vec::new();
+    for _ in 0..6 {
+        let (took, response) = api.invoke(event(10)).await;
+        assert_eq!(failures(&response), 0, "{memory_mb} MB: {response}");
+        warm.push(ms(took));
+    }
+    stop(child).await;
+    let _ = std::fs::remove_dir(&group);
+    // The first invocation after init pays for lazy set-up; the rest are the warm ones.
+    let mut warm = warm.split_off(1);
+    Some(Cost {
+        memory_mb,
+        cold_ms,
+        warm_ms: median(&mut warm),
+    })
+}
+
+fn print_costs(rust: &[Cost], python: &[Cost]) {
+    for cost in rust {
+        let baseline = python.iter().find(|p| p.memory_mb == cost.memory_mb);
+        println!(
+            "| billed per invocation at {} MB ({} % of a vCPU), batch of 10 at 100 ms per call: cold (init + invoke) / warm | {:.0} + {:.0} ms / {:.0} ms; {:.2} GB-s per million calls warm | {} | {} |",
+            cost.memory_mb,
+            (cost.memory_mb * 100 / 1_769).clamp(1, 100),
+            cost.cold_ms,
+            cost.warm_ms,
+            cost.warm_ms,
+            cost.warm_gb_s_per_million(),
+            baseline.map_or("not run".to_owned(), |p| format!(
+                "{:.0} + {:.0} ms / {:.0} ms; {:.2} GB-s per million calls warm",
+                p.cold_ms,
+                p.warm_ms,
+                p.warm_ms,
+                p.warm_gb_s_per_million()
+            )),
+            baseline.map_or("–".to_owned(), |p| format!(
+                "{:.1}×",
+                p.warm_gb_s_per_million() / cost.warm_gb_s_per_million()
+            )),
+        );
+    }
+}
+
+/// The function held to `percent` % of one CPU by a cgroup v1 quota (Lambda gives 128 MB
+/// about 7 % of a vCPU), its stdout read by a pipe as Lambda's log agent reads it: one batch
+/// of `n` records at 50 ms per call, with `timeout` to answer. Returns the time to the
+/// answer, the records sent and those not sent; `None` when no cgroup can be made here (not
+/// root, or no cgroup v1 CPU controller).
+async fn measure_cpu_share(
+    function: &Function<'_>,
+    percent: u32,
+    n: usize,
+    timeout: Duration,
+) -> Option<(f64, usize, usize)> {
+    use tokio::io::AsyncBufReadExt;
+    let group = cpu_group(percent)?;
+    let fake = FakeVoice::start(Script::default().with_latency(Duration::from_millis(50)))
+        .await
+        .expect("the voice fake");
+    let api = RuntimeApi::start().await.expect("a runtime API");
+    let mut child = function
+        .command(&api, &fake)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the function starts");
+    let pid = child.id().expect("a running function");
+    std::fs::write(group.join("cgroup.procs"), pid.to_string()).ok()?;
+    let lines = std::sync::Arc::new(AtomicU64::new(0));
+    if let Some(stdout) = child.stdout.take() {
+        let lines = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(_)) = reader.next_line().await {
+                lines.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    api.first_request(Duration::from_secs(60))
+        .await
+        .expect("the function asks for an event");
+    let batch = event(n);
+    let started = Instant::now();
+    let answer = api.invoke_within(batch, timeout).await;
+    let took = started.elapsed();
+    stop(child).await;
+    let _ = std::fs::remove_dir(&group);
+    let (_, response) = answer.unwrap_or_else(|| {
+        panic!(
+            "{n} records at {percent} % of a CPU: no answer within {} s (a Lambda timeout)",
+            timeout.as_secs()
+        )
+    });
+    let not_sent = failures(&response);
+    eprintln!(
+        "{percent} % CPU, N = {n}, timeout {} s: answered in {:.2} s, {not_sent} not sent, {} log lines",
+        timeout.as_secs(),
+        took.as_secs_f64(),
+        lines.load(Ordering::Relaxed)
+    );
+    Some((ms(took), n - not_sent, not_sent))
+}
+
 /// One ledger setting's figures at N records: CPU per record with the fake answering at
 /// once and at 50 ms per call, the batch time at 50 ms against ideal, and DynamoDB requests
 /// per record. Medians of 5.
@@ -436,6 +599,38 @@ async fn keep_alive_front(upstream: Option<String>) -> String {
     endpoint
 }
 
+/// 10,000 records at 7 % of a CPU (what Lambda gives 128 MB), with the template's default
+/// timeout (60 s) and with a 10 s one that cuts the batch short: each must answer in time.
+async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<(u64, Option<(f64, usize, usize)>)> {
+    let mut runs = Vec::new();
+    // With a 1 s attempt timeout the 10 s run sends until its reserve (1 s) and settles
+    // until 250 ms before the deadline: the answer has that last quarter of the reserve.
+    let short = Function {
+        attempt_timeout_ms: Some("1000"),
+        ..*rust
+    };
+    for (timeout, function) in [(60, rust), (10, &short)] {
+        let figures = measure_cpu_share(function, 7, 10_000, Duration::from_secs(timeout)).await;
+        runs.push((timeout, figures));
+    }
+    runs
+}
+
+fn print_cpu_share(runs: &[(u64, Option<(f64, usize, usize)>)]) {
+    for (timeout, figures) in runs {
+        match figures {
+            Some((took, sent, not_sent)) => println!(
+                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), 50 ms per call, timeout {timeout} s | answered in {:.2} s ({:.2} s before the deadline); {sent} sent, {not_sent} reported for redelivery | – | – |",
+                took / 1_000.0,
+                *timeout as f64 - took / 1_000.0,
+            ),
+            None => println!(
+                "| batch N = 10,000 at 7 % of one CPU, timeout {timeout} s | not run: no cgroup v1 CPU controller writable here | – | – |"
+            ),
+        }
+    }
+}
+
 /// The ledger rows of the table.
 fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize) {
     let off = &figures.off;
@@ -544,8 +739,28 @@ async fn main() {
         concurrency: args.concurrency,
         send_rate: None,
         ledger: None,
+        attempt_timeout_ms: None,
     };
     const LEDGER_N: usize = 200;
+    if args.cpu_share_only {
+        print_cpu_share(&measure_cpu_shares(&rust).await);
+        let mut rust_costs = Vec::new();
+        let mut python_costs = Vec::new();
+        for memory_mb in [128, 1_769] {
+            rust_costs.extend(measure_cost(&rust, memory_mb).await);
+            if let Some(python) = &args.python {
+                let baseline = Function {
+                    kind: Kind::Python,
+                    python: Some(python),
+                    concurrency: 1,
+                    ..rust
+                };
+                python_costs.extend(measure_cost(&baseline, memory_mb).await);
+            }
+        }
+        print_costs(&rust_costs, &python_costs);
+        return;
+    }
     if args.ledger_only {
         let program = args
             .moto_server
@@ -570,6 +785,13 @@ async fn main() {
         }
         None => None,
     };
+    eprintln!("measuring at a Lambda-sized CPU share ...");
+    let shares = measure_cpu_shares(&rust).await;
+    let mut rust_costs = Vec::new();
+    for memory_mb in [128, 1_769] {
+        rust_costs.extend(measure_cost(&rust, memory_mb).await);
+    }
+    let mut python_costs = Vec::new();
     let p = match &args.python {
         Some(python) => {
             eprintln!("measuring the Python baseline ...");
@@ -580,8 +802,13 @@ async fn main() {
                 concurrency: 1,
                 send_rate: None,
                 ledger: None,
+                attempt_timeout_ms: None,
             };
-            Some(measure(&baseline, args.cold_starts).await)
+            let figures = measure(&baseline, args.cold_starts).await;
+            for memory_mb in [128, 1_769] {
+                python_costs.extend(measure_cost(&baseline, memory_mb).await);
+            }
+            Some(figures)
         }
         None => None,
     };
@@ -632,6 +859,8 @@ async fn main() {
     if let Some(figures) = &ledger_figures {
         print_ledger(figures, LEDGER_N, args.concurrency);
     }
+    print_cpu_share(&shares);
+    print_costs(&rust_costs, &python_costs);
     row(
         "peak RSS after N = 1,000",
         r.rss_1k_mb,

@@ -89,8 +89,12 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
         // Boxed: the nested async state machines are otherwise deep enough to exceed the
         // compiler's layout recursion limit where `main` awaits the runtime.
         Box::pin(self.settlement.settle(&mut report, &event.records, until)).await;
-        report.outcomes.iter().for_each(|outcome| outcome.log());
         let counts = report.counts();
+        let delayed = report
+            .outcomes
+            .iter()
+            .filter_map(|outcome| outcome.retry_delay_seconds)
+            .collect::<Vec<u32>>();
         tracing::info!(
             records = records.len(),
             sent = counts.sent,
@@ -102,6 +106,8 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
             duplicate = counts.duplicate,
             circuit_open = report.circuit.open_at_end,
             dead_lettered = counts.dead_lettered,
+            redelivery_delayed = delayed.len(),
+            longest_delay_seconds = delayed.iter().max().copied(),
             reported_failures = report.failed_message_ids().len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
             "batch done"

@@ -324,16 +324,16 @@ mod tests {
     }
 
     #[test]
-    fn chunks_stay_within_256_kib() {
-        let big = "x".repeat(100_000);
+    fn chunks_stay_within_sqs_message_size_limit() {
+        let big = "x".repeat(400_000);
         let letters: Vec<_> = (0..5).map(|_| letter(&big)).collect();
         let sizes: Vec<usize> = chunks(&letters).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [2, 2, 1]);
+        assert_eq!(sizes, [2, 2, 1], "two 400 KB letters per 1 MiB call");
     }
 
     #[test]
     fn an_oversized_letter_travels_alone() {
-        let huge = "x".repeat(300_000);
+        let huge = "x".repeat(MAX_BATCH_BYTES);
         let letters = [letter("a"), letter(&huge), letter("b")];
         let sizes: Vec<usize> = chunks(&letters).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [1, 1, 1]);
