@@ -601,7 +601,10 @@ async fn keep_alive_front(upstream: Option<String>) -> String {
 
 /// 10,000 records at 7 % of a CPU (what Lambda gives 128 MB), with the template's default
 /// timeout (60 s) and with a 10 s one that cuts the batch short: each must answer in time.
-async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<(u64, Option<(f64, usize, usize)>)> {
+/// One run at a small CPU share: its timeout in seconds, and what `measure_cpu_share` saw.
+type ShareRun = (u64, Option<(f64, usize, usize)>);
+
+async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<ShareRun> {
     let mut runs = Vec::new();
     // With a 1 s attempt timeout the 10 s run sends until its reserve (1 s) and settles
     // until 250 ms before the deadline: the answer has that last quarter of the reserve.
@@ -616,7 +619,7 @@ async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<(u64, Option<(f64, usize
     runs
 }
 
-fn print_cpu_share(runs: &[(u64, Option<(f64, usize, usize)>)]) {
+fn print_cpu_share(runs: &[ShareRun]) {
     for (timeout, figures) in runs {
         match figures {
             Some((took, sent, not_sent)) => println!(
