@@ -30,7 +30,8 @@ pub struct VoiceMessage {
     pub origination: PhoneNumber,
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
-    /// Whether `configuration_set` is the function's default (`CONFIGURATION_SET_NAME`).
+    /// Whether `configuration_set` is the function's own (`CONFIGURATION_SET_NAME`), taken
+    /// as the default or named by the body.
     pub configuration_set_is_default: bool,
     pub content: VoiceContent,
     /// How long the request stays worth placing, when the body says (`TimeToLive`, seconds);
@@ -335,8 +336,10 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         .caller_id
         .map(|raw| phone_field("CallerId", &raw))
         .transpose()?;
-    let configuration_set_is_default =
-        body.configuration_set_name.is_none() && defaults.configuration_set.is_some();
+    // The function's set, whether the body leaves it out or names it too.
+    let configuration_set_is_default = defaults.configuration_set.is_some()
+        && (body.configuration_set_name.is_none()
+            || body.configuration_set_name == defaults.configuration_set);
     let configuration_set = match body.configuration_set_name {
         Some(name) if name.trim().is_empty() => {
             return Err(InvalidMessage::InvalidField {
@@ -507,6 +510,19 @@ mod tests {
         assert_eq!(speech.language_code.as_deref(), Some("en-US"));
         assert_eq!(speech.voice_id.as_deref(), Some("Matthew"));
         assert_eq!(speech.text.as_str(), "<speak>Disk full on db-1</speak>");
+    }
+
+    #[test]
+    fn the_functions_set_is_recognised_taken_or_named() {
+        let taken = parse(r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": {"Text": "x"}}}"#).unwrap();
+        assert!(taken.configuration_set_is_default);
+        let named = parse(r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "default-set", "Content": {"SSMLMessage": {"Text": "x"}}}"#).unwrap();
+        assert!(
+            named.configuration_set_is_default,
+            "the same name is the same set"
+        );
+        let own = parse(r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "its-own", "Content": {"SSMLMessage": {"Text": "x"}}}"#).unwrap();
+        assert!(!own.configuration_set_is_default);
     }
 
     #[test]

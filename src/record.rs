@@ -31,15 +31,21 @@ pub fn first_received_at(message: &SqsMessage) -> Option<SystemTime> {
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-/// SQS keeps a message invisible at most 12 hours from its first receive and refuses a
-/// `ChangeMessageVisibility` past that: the longest visibility timeout that can still be set
-/// at `now`, in whole seconds (rounded down; unknown first receive: the full 12 hours).
+/// The longest a receive can be before its invocation ends: Lambda's 15-minute timeout plus
+/// the event source's longest batching window (5 minutes).
+pub const RECEIVE_AGE_BOUND: std::time::Duration = std::time::Duration::from_secs(1_200);
+
+/// SQS keeps a received message invisible at most 12 hours in all, counted from that receive,
+/// and refuses a `ChangeMessageVisibility` past it ("you can continue to extend the visibility
+/// timeout to a maximum of 12 hours"): the longest visibility timeout that can still be set at
+/// `now`, in whole seconds. The receive's own time is not in the record; on the first receive
+/// it is `ApproximateFirstReceiveTimestamp`, and no receive is older than
+/// [`RECEIVE_AGE_BOUND`] while its invocation runs, so that bounds it otherwise.
 pub fn visibility_left(message: &SqsMessage, now: SystemTime, ceiling_seconds: u32) -> u32 {
-    let Some(first) = first_received_at(message) else {
-        return ceiling_seconds;
-    };
-    let since = now.duration_since(first).unwrap_or_default().as_secs();
-    u64::from(ceiling_seconds).saturating_sub(since) as u32
+    let since_first =
+        first_received_at(message).map(|first| now.duration_since(first).unwrap_or_default());
+    let age = since_first.map_or(RECEIVE_AGE_BOUND, |since| since.min(RECEIVE_AGE_BOUND));
+    u64::from(ceiling_seconds).saturating_sub(age.as_secs()) as u32
 }
 
 /// The message attribute a producer sets to name a call across its own retries.
@@ -190,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn visibility_can_be_set_up_to_twelve_hours_from_the_first_receive() {
+    fn visibility_can_be_set_up_to_twelve_hours_from_this_receive() {
         let first_ms = 1_764_000_000_000u64;
         let m: SqsMessage = serde_json::from_value(serde_json::json!({
             "attributes": {"ApproximateFirstReceiveTimestamp": first_ms.to_string()}
@@ -199,10 +205,13 @@ mod tests {
         let at = |seconds: u64| {
             SystemTime::UNIX_EPOCH + Duration::from_millis(first_ms + seconds * 1_000)
         };
-        assert_eq!(visibility_left(&m, at(0), 43_200), 43_200);
-        assert_eq!(visibility_left(&m, at(3_600), 43_200), 39_600);
-        assert_eq!(visibility_left(&m, at(50_000), 43_200), 0);
+        // The first receive, 60 s into its invocation: 12 h from then.
+        assert_eq!(visibility_left(&m, at(60), 43_200), 43_140);
+        // A later receive (the first was hours ago): it is at most 20 minutes old.
+        assert_eq!(visibility_left(&m, at(50_000), 43_200), 42_000);
         let unknown = SqsMessage::default();
-        assert_eq!(visibility_left(&unknown, at(50_000), 43_200), 43_200);
+        assert_eq!(visibility_left(&unknown, at(50_000), 43_200), 42_000);
+        // Never zero: a backoff always holds.
+        assert!(visibility_left(&m, at(1_000_000), 43_200) > 0);
     }
 }

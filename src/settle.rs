@@ -196,14 +196,12 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
                 continue;
             };
-            // SQS refuses a visibility past 12 h from the first receive: ask for what is left.
-            // Once none is, leave the record to the queue's own visibility timeout rather than
-            // bring it straight back (its time to live still rules).
-            let left = record::visibility_left(message, wall_now, MAX_VISIBILITY_SECONDS);
-            if left == 0 && seconds > 0 {
-                continue;
-            }
-            let seconds = seconds.min(left);
+            // SQS refuses a visibility past 12 h from this receive: ask for what is left.
+            let seconds = seconds.min(record::visibility_left(
+                message,
+                wall_now,
+                MAX_VISIBILITY_SECONDS,
+            ));
             let (Some(arn), Some(receipt_handle)) = (
                 message.event_source_arn.as_deref(),
                 message.receipt_handle.as_deref(),
@@ -454,29 +452,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_visibility_never_reaches_past_twelve_hours_from_the_first_receive() {
+    async fn a_visibility_never_reaches_past_twelve_hours_from_the_receive() {
         let (mut report, mut messages) = batch(&[(Fate::Deferred, "a"), (Fate::Deferred, "b")]);
-        let first_ms = |hours_ago: f64| {
-            let ago = Duration::from_secs_f64(hours_ago * 3_600.0);
-            (SystemTime::now() - ago)
+        let first_ms = |seconds_ago: u64| {
+            (SystemTime::now() - Duration::from_secs(seconds_ago))
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
                 .as_millis()
                 .to_string()
         };
+        // First received 10 minutes ago (this receive), and 11.5 hours ago (an earlier one).
         messages[0]
             .attributes
-            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(11.5));
+            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(600));
         messages[1]
             .attributes
-            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(0.0));
-        let (mut spent, mut spent_messages) = batch(&[(Fate::Deferred, "c")]);
-        spent_messages[0]
-            .attributes
-            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(13.0));
+            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(41_400));
         let now = Instant::now();
         for outcome in &mut report.outcomes {
-            outcome.retry_at = Some(now + Duration::from_secs(3_600));
+            outcome.retry_at = Some(now + Duration::from_secs(100_000));
         }
         let settlement = Settlement::new(
             None::<MemoryDlq>,
@@ -485,17 +479,13 @@ mod tests {
         settlement.settle(&mut report, &messages, later()).await;
         let first = report.outcomes[0].retry_delay_seconds.unwrap();
         assert!(
-            (1_795..=1_800).contains(&first),
-            "half an hour of the 12 h is left, not the hour asked for: {first}"
+            (42_595..=42_600).contains(&first),
+            "12 h less the 10 minutes since this receive: {first}"
         );
-        assert_eq!(report.outcomes[1].retry_delay_seconds, Some(3_600));
-        spent.outcomes[0].retry_at = Some(now + Duration::from_secs(3_600));
-        settlement
-            .settle(&mut spent, &spent_messages, later())
-            .await;
         assert_eq!(
-            spent.outcomes[0].retry_delay_seconds, None,
-            "no time left: no change SQS would refuse, and not straight back either"
+            report.outcomes[1].retry_delay_seconds,
+            Some(42_000),
+            "a later receive is at most 20 minutes old, whenever the first one was"
         );
     }
 
@@ -522,8 +512,13 @@ mod tests {
             .collect();
         assert_eq!(
             delays,
-            [Some(7), Some(100), Some(MAX_VISIBILITY_SECONDS)],
-            "rounded up; the hint beats a shorter backoff; 12 h at most"
+            [
+                Some(7),
+                Some(100),
+                Some(MAX_VISIBILITY_SECONDS - record::RECEIVE_AGE_BOUND.as_secs() as u32)
+            ],
+            "rounded up; the hint beats a shorter backoff; at most what is left of 12 h \
+             since a receive of unknown time"
         );
     }
 

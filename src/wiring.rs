@@ -213,8 +213,22 @@ mod tests {
         assert_eq!(trusted, TlsRoots::Amazon);
     }
 
+    /// Log output captured by a test's own subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
-    fn a_bundle_that_does_not_load_falls_back_to_the_system_roots() {
+    fn a_bundle_that_does_not_load_falls_back_to_the_system_roots_and_says_so() {
         let garbled =
             b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
         for bundle in [&garbled[..], b"", b"-----BEGIN CERTIFICATE-----\n%%%\n"] {
@@ -223,8 +237,33 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bundle)
             );
-            let (_, trusted) = https_client_with(TlsRoots::Amazon, bundle);
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let settings = crate::logging::LogSettings {
+                level: Some("INFO".into()),
+                json: true,
+            };
+            let subscriber = crate::logging::subscriber(&settings, move || writer.clone());
+            let (_, trusted) = tracing::subscriber::with_default(subscriber, || {
+                https_client_with(TlsRoots::Amazon, bundle)
+            });
             assert_eq!(trusted, TlsRoots::System);
+            let logged = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+            assert!(
+                logged.contains("\"level\":\"WARN\"") && logged.contains("system's roots"),
+                "the fallback is said at WARN: {logged}"
+            );
         }
+        // The built-in bundle loads, and nothing is said.
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            crate::logging::subscriber(&crate::logging::LogSettings::default(), move || {
+                writer.clone()
+            });
+        tracing::subscriber::with_default(subscriber, || {
+            https_client_with(TlsRoots::Amazon, AMAZON_TRUST_SERVICES_ROOTS)
+        });
+        assert!(captured.0.lock().unwrap().is_empty());
     }
 }

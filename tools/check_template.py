@@ -142,6 +142,51 @@ def actions(resources):
     return found
 
 
+def grants(resources):
+    """(action, resource) pairs the roles allow, resources as the template wrote them."""
+    found = set()
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                if statement.get("Effect") != "Allow":
+                    continue
+                for action in as_list(statement["Action"]):
+                    for target in as_list(statement.get("Resource", [])):
+                        found.add((action, str(target)))
+    return found
+
+
+# What the deployed function needs, on which resource (`Fn::GetAtt` as the template says it):
+# the event source mapping polls with the function's role, and Lambda logs with it.
+REQUIRED = [
+    ("sms-voice:SendVoiceMessage", "*"),
+    ("sqs:ReceiveMessage", "CallQueue"),
+    ("sqs:DeleteMessage", "CallQueue"),
+    ("sqs:GetQueueAttributes", "CallQueue"),
+    ("sqs:ChangeMessageVisibility", "CallQueue"),
+    ("sqs:SendMessage", "DeadLetterQueue"),
+    ("logs:CreateLogStream", "FunctionLogs"),
+    ("logs:PutLogEvents", "FunctionLogs"),
+    ("xray:PutTraceSegments", "*"),
+]
+LEDGER_REQUIRED = [
+    ("dynamodb:PutItem", "IdempotencyTable"),
+    ("dynamodb:UpdateItem", "IdempotencyTable"),
+    ("dynamodb:DeleteItem", "IdempotencyTable"),
+]
+
+
+def missing(resources, required):
+    have = grants(resources)
+    return [
+        (action, target)
+        for action, target in required
+        if not any(a == action and (target == "*" and r == "*" or target in r and r != "*") for a, r in have)
+    ]
+
+
 def mapping(resources):
     mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     if len(mappings) != 1:
@@ -166,6 +211,8 @@ def check(template):
         "standard stack: the batching window is as given (5 s)",
     )
     expect("dynamodb:PutItem" in actions(standard), "ledger on (default): the role may write the table")
+    gaps = missing(standard, REQUIRED + LEDGER_REQUIRED)
+    expect(not gaps, f"standard stack: the role has what the function needs ({gaps or 'all'})")
 
     fifo = translate(template, {"Fifo": "true", "MaximumBatchingWindowInSeconds": "5", "BatchSize": "10"})
     expect(not role_problems(fifo), "FIFO stack: least privilege")
@@ -180,7 +227,18 @@ def check(template):
         "ledger off: no DynamoDB statement",
     )
 
-    # The checks can fail: SAM's generated role, and a window on a FIFO source.
+    # The checks can fail: SAM's generated role, a window on a FIFO source, a role without
+    # a statement the function needs.
+    stripped = copy.deepcopy(template)
+    role = stripped["Resources"]["VoiceDispatchRole"]["Properties"]["Policies"][0]
+    role["PolicyDocument"]["Statement"] = [
+        st for st in role["PolicyDocument"]["Statement"]
+        if not (isinstance(st, dict) and st.get("Sid") == "ConsumeTheCallQueue")
+    ]
+    expect(
+        ("sqs:ReceiveMessage", "CallQueue") in missing(translate(stripped, {}), REQUIRED),
+        "the needs check catches a role that cannot poll the call queue",
+    )
     generated = copy.deepcopy(template)
     function = next(
         r for r in generated["Resources"].values() if r["Type"] == "AWS::Serverless::Function"

@@ -294,6 +294,38 @@ fn cpu_group(percent: u32) -> Option<PathBuf> {
     Some(group)
 }
 
+/// `command`, started inside `group` from its first instruction: `sh` joins the group and
+/// then execs the program with the same arguments, environment, directory and stdio. (Moved
+/// in after spawning, the process would run part of its init outside the quota.)
+fn confined(command: &Command, group: &Path) -> Command {
+    let original = command.as_std();
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec \"$@\"",
+            group.display()
+        ))
+        .arg("sh")
+        .arg(original.get_program())
+        .args(original.get_args())
+        .env_clear();
+    for (name, value) in original.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(name, value);
+        }
+    }
+    if let Some(dir) = original.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    wrapped
+}
+
 /// What one function costs at a Lambda memory size: the cold start (exec to the first
 /// request for an event, billed as init) and the median of 5 warm invocations of a batch of
 /// 10 at 100 ms per call, with the process held to that size's CPU share.
@@ -321,12 +353,9 @@ async fn measure_cost(function: &Function<'_>, memory_mb: u32) -> Option<Cost> {
         .expect("the voice fake");
     let api = RuntimeApi::start().await.expect("a runtime API");
     let spawned = Instant::now();
-    let child = function
-        .command(&api, &fake)
+    let child = confined(&function.command(&api, &fake), &group)
         .spawn()
         .expect("the function starts");
-    let pid = child.id().expect("a running function");
-    std::fs::write(group.join("cgroup.procs"), pid.to_string()).ok()?;
     let ready = api
         .first_request(Duration::from_secs(120))
         .await
@@ -353,7 +382,7 @@ fn print_costs(rust: &[Cost], python: &[Cost]) {
     for cost in rust {
         let baseline = python.iter().find(|p| p.memory_mb == cost.memory_mb);
         println!(
-            "| billed per invocation at {} MB ({} % of a vCPU), batch of 10 at 100 ms per call: cold (init + invoke) / warm | {:.0} + {:.0} ms / {:.0} ms; {:.2} GB-s per million calls warm | {} | {} |",
+            "| billed per invocation at {} MB ({} % of a vCPU), ledger off, unpaced, batch of 10 at 100 ms per call: cold (init, with the `sh` that joins the cgroup + invoke) / warm | {:.0} + {:.0} ms / {:.0} ms; {:.2} GB-s per million calls warm | {} | {} |",
             cost.memory_mb,
             (cost.memory_mb * 100 / 1_769).clamp(1, 100),
             cost.cold_ms,
@@ -392,13 +421,10 @@ async fn measure_cpu_share(
         .await
         .expect("the voice fake");
     let api = RuntimeApi::start().await.expect("a runtime API");
-    let mut child = function
-        .command(&api, &fake)
+    let mut child = confined(&function.command(&api, &fake), &group)
         .stdout(Stdio::piped())
         .spawn()
         .expect("the function starts");
-    let pid = child.id().expect("a running function");
-    std::fs::write(group.join("cgroup.procs"), pid.to_string()).ok()?;
     let lines = std::sync::Arc::new(AtomicU64::new(0));
     if let Some(stdout) = child.stdout.take() {
         let lines = lines.clone();
@@ -445,18 +471,18 @@ struct LedgerFigures {
     requests_per_record: f64,
 }
 
-async fn measure_ledger(function: &Function<'_>, n: usize) -> LedgerFigures {
+async fn measure_ledger(function: &Function<'_>, n: usize, runs: usize) -> LedgerFigures {
     let fake = FakeVoice::start(Script::default())
         .await
         .expect("the voice fake");
     let (api, child, pid) = start_warm(function, &fake).await;
     let requests_before = FRONT_REQUESTS.load(Ordering::Relaxed);
-    let cpu_fast_us = cpu_per_record(&api, pid, n, 5).await;
+    let cpu_fast_us = cpu_per_record(&api, pid, n, runs).await;
     let requests = FRONT_REQUESTS.load(Ordering::Relaxed) - requests_before;
     fake.set_latency(Duration::from_millis(50));
     let mut batch = Vec::new();
     let mut cpu_slow = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..runs {
         let before = cpu_ns(pid);
         let (took, response) = api.invoke(event(n)).await;
         assert_eq!(failures(&response), 0);
@@ -471,7 +497,7 @@ async fn measure_ledger(function: &Function<'_>, n: usize) -> LedgerFigures {
         cpu_slow_us: median(&mut cpu_slow),
         batch_ms,
         batch_ratio: batch_ms / ideal,
-        requests_per_record: requests as f64 / (5 * n) as f64,
+        requests_per_record: requests as f64 / (runs * n) as f64,
     }
 }
 
@@ -480,26 +506,31 @@ struct LedgerComparison {
     moto: LedgerFigures,
     stub: LedgerFigures,
     off: LedgerFigures,
+    /// The template's defaults: batches of 10, 10 in flight, a stub answering in 5 ms.
+    small: LedgerFigures,
+    small_off: LedgerFigures,
 }
 
 async fn compare_ledger(rust: &Function<'_>, moto_program: &Path, n: usize) -> LedgerComparison {
     let (_moto, moto_endpoint) = moto_with_ledger_table(moto_program).await;
-    let on_moto = keep_alive_front(Some(moto_endpoint)).await;
+    let on_moto = keep_alive_front(Some(moto_endpoint), Duration::ZERO).await;
     let moto = measure_ledger(
         &Function {
             ledger: Some(&on_moto),
             ..*rust
         },
         n,
+        5,
     )
     .await;
-    let on_stub = keep_alive_front(None).await;
+    let on_stub = keep_alive_front(None, Duration::ZERO).await;
     let stub = measure_ledger(
         &Function {
             ledger: Some(&on_stub),
             ..*rust
         },
         n,
+        5,
     )
     .await;
     let off = measure_ledger(
@@ -508,9 +539,31 @@ async fn compare_ledger(rust: &Function<'_>, moto_program: &Path, n: usize) -> L
             ..*rust
         },
         n,
+        5,
     )
     .await;
-    LedgerComparison { moto, stub, off }
+    let on_slow_stub = keep_alive_front(None, Duration::from_millis(5)).await;
+    let defaults = Function {
+        concurrency: 10,
+        ..*rust
+    };
+    let small = measure_ledger(
+        &Function {
+            ledger: Some(&on_slow_stub),
+            ..defaults
+        },
+        10,
+        40,
+    )
+    .await;
+    let small_off = measure_ledger(&defaults, 10, 40).await;
+    LedgerComparison {
+        moto,
+        stub,
+        off,
+        small,
+        small_off,
+    }
 }
 
 /// A warm function process: started, asked for its first event, and given a warm-up batch.
@@ -547,7 +600,7 @@ static FRONT_REQUESTS: AtomicU64 = AtomicU64::new(0);
 /// Without one, it answers every request at once with `{}`, DynamoDB's answer to a claim on
 /// a free key and to a group of puts: the function's own cost per ledger request, without
 /// the wake-up per answer that a single-threaded server's trickle of answers costs.
-async fn keep_alive_front(upstream: Option<String>) -> String {
+async fn keep_alive_front(upstream: Option<String>, stub_latency: Duration) -> String {
     use axum::body::Body;
     use axum::extract::Request;
     use http_body_util::BodyExt;
@@ -565,6 +618,7 @@ async fn keep_alive_front(upstream: Option<String>) -> String {
         async move {
             FRONT_REQUESTS.fetch_add(1, Ordering::Relaxed);
             let Some(upstream) = upstream else {
+                tokio::time::sleep(stub_latency).await;
                 return axum::response::Response::builder()
                     .header("content-type", "application/x-amz-json-1.0")
                     .body(Body::from("{}"))
@@ -623,7 +677,7 @@ fn print_cpu_share(runs: &[ShareRun]) {
     for (timeout, figures) in runs {
         match figures {
             Some((took, sent, not_sent)) => println!(
-                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), 50 ms per call, timeout {timeout} s | answered in {:.2} s ({:.2} s before the deadline); {sent} sent, {not_sent} reported for redelivery | – | – |",
+                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | answered in {:.2} s ({:.2} s before the deadline); {sent} sent, {not_sent} reported for redelivery | – | – |",
                 took / 1_000.0,
                 *timeout as f64 - took / 1_000.0,
             ),
@@ -636,6 +690,23 @@ fn print_cpu_share(runs: &[ShareRun]) {
 
 /// The ledger rows of the table.
 fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize) {
+    let (small, small_off) = (&figures.small, &figures.small_off);
+    println!(
+        "| CPU per record, ledger on (a DynamoDB stub answering in 5 ms), the template's defaults: N = 10, C = 10, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs); {:.2} DynamoDB requests per record | – | – |",
+        small.cpu_fast_us,
+        small.cpu_fast_us / small_off.cpu_fast_us,
+        small_off.cpu_fast_us,
+        small.requests_per_record,
+    );
+    println!(
+        "| CPU per record, ledger on (stub, 5 ms), N = 10, C = 10, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs); batch {:.0} ms ({:.3} × ideal; off {:.3} ×) | – | – |",
+        small.cpu_slow_us,
+        small.cpu_slow_us / small_off.cpu_slow_us,
+        small_off.cpu_slow_us,
+        small.batch_ms,
+        small.batch_ratio,
+        small_off.batch_ratio,
+    );
     let off = &figures.off;
     for (name, on) in [
         ("moto's DynamoDB behind a keep-alive front", &figures.moto),

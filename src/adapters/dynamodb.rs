@@ -222,19 +222,25 @@ impl Ledger for DynamoLedger {
                     .await,
                 "UpdateItem",
             ),
-            Settle::Release => settled_unless_taken_over(
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .condition_expression(OWN_CLAIM_IN_PROGRESS)
-                    .expression_attribute_names("#status", STATUS)
-                    .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
-                    .expression_attribute_values(":mine", mine)
-                    .send()
-                    .await,
-                "DeleteItem",
-            ),
+            Settle::Release => release(&self.client, &self.table, claim).await,
         }
     }
+}
+
+/// Deletes `claim` if it still stands as written, in progress: a claim that certainly placed
+/// nothing, or one nobody is left to use.
+async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), String> {
+    settled_unless_taken_over(
+        client
+            .delete_item()
+            .table_name(table)
+            .key(ID, s(&claim.key))
+            .condition_expression(OWN_CLAIM_IN_PROGRESS)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":mine", s(&claim.entry.claim_id))
+            .send()
+            .await,
+        "DeleteItem",
+    )
 }

@@ -23,7 +23,7 @@ fn warnings(lines: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_backoff_base_above_its_maximum_still_sends_and_warns_once() {
-    let (answer, calls, lines) = one_invocation(
+    let run = one_invocation(
         &[
             ("RETRY_BACKOFF_BASE_SECONDS", "600"),
             ("RETRY_BACKOFF_MAX_SECONDS", "60"),
@@ -33,12 +33,13 @@ async fn a_backoff_base_above_its_maximum_still_sends_and_warns_once() {
     )
     .await;
     assert_eq!(
-        answer["batchItemFailures"],
+        run.answer["batchItemFailures"],
         serde_json::json!([]),
-        "{answer}"
+        "{}",
+        run.answer
     );
-    assert_eq!(calls, 1, "the call was placed");
-    let warned = warnings(&lines);
+    assert_eq!(run.calls, 1, "the call was placed");
+    let warned = warnings(&run.lines);
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(
         warned[0].contains("RETRY_BACKOFF_BASE_SECONDS"),
@@ -49,19 +50,20 @@ async fn a_backoff_base_above_its_maximum_still_sends_and_warns_once() {
 #[tokio::test]
 async fn a_deadline_reserve_longer_than_the_invocation_still_sends_and_warns_once() {
     // The template allows DeadlineSafetyMs up to 600,000 with its shortest timeout, 30 s.
-    let (answer, calls, lines) = one_invocation(
+    let run = one_invocation(
         &[("DEADLINE_SAFETY_MS", "600000")],
         one_record(),
         Duration::from_secs(30),
     )
     .await;
     assert_eq!(
-        answer["batchItemFailures"],
+        run.answer["batchItemFailures"],
         serde_json::json!([]),
-        "{answer}"
+        "{}",
+        run.answer
     );
-    assert_eq!(calls, 1, "the call was placed");
-    let warned = warnings(&lines);
+    assert_eq!(run.calls, 1, "the call was placed");
+    let warned = warnings(&run.lines);
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(warned[0].contains("DEADLINE_SAFETY_MS"), "{warned:?}");
 }

@@ -197,24 +197,26 @@ async fn one_structured_line_per_record_and_one_per_batch() {
 /// the warning about the record that failed.
 #[tokio::test]
 async fn at_every_log_level_metrics_and_warnings_pass_lambdas_filter() {
-    use crate::process::{lambda_keeps, one_invocation};
+    use crate::process::{lambda_keeps, lambda_reads_level, one_invocation};
     for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
         let records = vec![
             record("good", Some(&body("+12065550101", "hello"))),
             record("bad", Some("not json")),
         ];
-        let (_, calls, lines) = one_invocation(
+        let run = one_invocation(
             &[("AWS_LAMBDA_LOG_LEVEL", level)],
             records,
             Duration::from_secs(30),
         )
         .await;
-        assert_eq!(calls, 1, "{level}");
+        let lines = run.lines;
+        assert_eq!(run.calls, 1, "{level}");
         assert!(!lines.is_empty(), "{level}: no JSON lines");
+        assert_eq!(lines.len(), run.raw.len(), "{level}: every line is JSON");
         for line in &lines {
             assert!(
-                line["level"].is_string() && line["timestamp"].is_string(),
-                "{level}: a line without level or timestamp: {line}"
+                lambda_reads_level(line),
+                "{level}: Lambda would file this line as INFO: {line}"
             );
         }
         let metrics: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();

@@ -11,14 +11,24 @@ use tokio::process::Command;
 use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, Script};
 
-/// Runs the bootstrap (JSON logs at WARN unless `extra` says otherwise) with `extra` set, hands
-/// it one event of `records` with `timeout` to answer, and returns the answer, the calls the
-/// fake took and the process's stdout lines that are JSON.
+/// What one invocation of the bootstrap came to.
+pub struct Invocation {
+    pub answer: Value,
+    /// Calls the fake took.
+    pub calls: usize,
+    /// The stdout lines that are JSON.
+    pub lines: Vec<Value>,
+    /// Everything the process wrote, stdout and stderr, line by line.
+    pub raw: Vec<String>,
+}
+
+/// Runs the bootstrap (JSON logs at WARN unless `extra` says otherwise) with `extra` set, and
+/// hands it one event of `records` with `timeout` to answer.
 pub async fn one_invocation(
     extra: &[(&str, &str)],
     records: Vec<Value>,
     timeout: Duration,
-) -> (Value, usize, Vec<Value>) {
+) -> Invocation {
     let fake = FakeVoice::start(Script::default()).await.expect("the fake");
     let api = RuntimeApi::start().await.expect("a runtime API");
     let mut child = Command::new(crate::emulator::bootstrap())
@@ -37,7 +47,7 @@ pub async fn one_invocation(
         .envs(extra.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the bootstrap starts");
@@ -54,12 +64,29 @@ pub async fn one_invocation(
     if let Some(mut stdout) = child.stdout.take() {
         let _ = stdout.read_to_string(&mut out).await;
     }
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err).await;
+    }
     let lines = out
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect();
-    let answer = serde_json::from_str(&answer).expect("a JSON answer");
-    (answer, fake.calls().len(), lines)
+    Invocation {
+        answer: serde_json::from_str(&answer).expect("a JSON answer"),
+        calls: fake.calls().len(),
+        lines,
+        raw: out.lines().chain(err.lines()).map(str::to_owned).collect(),
+    }
+}
+
+/// Whether Lambda reads a line's own level: a `level` it knows and an RFC 3339 `timestamp`.
+pub fn lambda_reads_level(line: &Value) -> bool {
+    const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    line["level"].as_str().is_some_and(|l| LEVELS.contains(&l))
+        && line["timestamp"]
+            .as_str()
+            .is_some_and(|t| OffsetDateTime::parse(t, &Rfc3339).is_ok())
 }
 
 /// Lambda's log-level filter as its documentation states it: a JSON line's `level` (one of

@@ -24,10 +24,13 @@ use tokio::sync::oneshot;
 use crate::ledger::{may_claim, Claim, Entry, Status};
 use crate::ports::ClaimAnswer;
 
-use super::{entry, failed, item, ID};
+use super::{entry, failed, item, release, ID};
 
 /// `TransactWriteItems` takes at most 100 actions.
 const GROUP_MAX: usize = 100;
+
+/// The pause before the writes of a cancelled group that were not its cause go out again.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// What a grouped claim comes to.
 #[derive(Debug)]
@@ -226,25 +229,38 @@ impl Groups {
                     .await
                     .map(|_| ()),
                 Err(err) => {
-                    answer_all(group, &Err(err));
+                    let _ = answer_all(group, &Err(err));
                     continue;
                 }
             };
             match answer {
-                Ok(()) => answer_all(group, &Ok(())),
+                Ok(()) => {
+                    for orphan in answer_all(group, &Ok(())) {
+                        if let Err(error) = release(&self.client, &self.table, &orphan).await {
+                            tracing::warn!(
+                                %error,
+                                "a claim written after its record gave up could not be released; it lapses with its lease"
+                            );
+                        }
+                    }
+                }
                 Err(SdkError::ServiceError(service)) => match service.err() {
                     TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                         let reasons = cancelled.cancellation_reasons().to_vec();
                         let retry = self.cancelled(group, &reasons);
+                        if !retry.is_empty() {
+                            // Not straight back into the same conflict or throttle.
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
                         self.retry_first(retry);
                     }
                     _ => {
                         let error = failed("TransactWriteItems", &SdkError::ServiceError(service));
-                        answer_all(group, &Err(error));
+                        let _ = answer_all(group, &Err(error));
                     }
                 },
                 Err(err) => {
-                    answer_all(group, &Err(failed("TransactWriteItems", &err)));
+                    let _ = answer_all(group, &Err(failed("TransactWriteItems", &err)));
                 }
             }
         }
@@ -294,16 +310,23 @@ impl Groups {
 }
 
 /// Answers every write of a group by its result: a claim written is claimed, one that failed
-/// is tried alone; a `SENT` learns the result.
-fn answer_all(group: Vec<Queued>, result: &Result<(), String>) {
+/// is tried alone; a `SENT` learns the result. Returns the claims written for a waiter that
+/// is gone (its cutoff passed while the group was in flight): nobody will send or settle
+/// them, so they must be released, or the next delivery would find an unknown outcome.
+fn answer_all(group: Vec<Queued>, result: &Result<(), String>) -> Vec<Claim> {
+    let mut orphans = Vec::new();
     for queued in group {
         let result = result.clone();
         match queued.write {
-            Write::Claim { answer, .. } => {
-                let _ = answer.send(match result {
+            Write::Claim { claim, answer } => {
+                let written = result.is_ok();
+                let delivered = answer.send(match result {
                     Ok(()) => Grouped::Answered(ClaimAnswer::Claimed { replaced: None }),
                     Err(_) => Grouped::Alone,
                 });
+                if written && delivered.is_err() {
+                    orphans.push(claim);
+                }
             }
             // The waiter may be gone (its deadline passed): a write that landed stands.
             Write::Sent { written, .. } => {
@@ -311,6 +334,7 @@ fn answer_all(group: Vec<Queued>, result: &Result<(), String>) {
             }
         }
     }
+    orphans
 }
 
 /// Ends the writer's turn if its task is dropped or panics, so the next write starts one.
@@ -325,5 +349,147 @@ impl Drop for WriterTurn {
         if !self.ended {
             self.groups.lock().writing = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::UnknownOutcome;
+
+    fn client() -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn claim(key: &str, claim_id: &str) -> Claim {
+        Claim {
+            key: key.to_owned(),
+            entry: Entry {
+                status: Status::InProgress,
+                body_hash: "hash".to_owned(),
+                claim_id: claim_id.to_owned(),
+                lease_until_ms: 2_000_000_000_000,
+                expiration: 2_000_000_000,
+                voice_message_id: None,
+            },
+            now_ms: 1_764_000_000_000,
+            on_unknown: UnknownOutcome::Retry,
+        }
+    }
+
+    fn queued_claim(key: &str, claim_id: &str) -> (Queued, oneshot::Receiver<Grouped>) {
+        let (answer, answered) = oneshot::channel();
+        let write = Write::Claim {
+            claim: claim(key, claim_id),
+            answer,
+        };
+        (
+            Queued {
+                key: key.to_owned(),
+                write,
+            },
+            answered,
+        )
+    }
+
+    fn reason(code: &str, standing: Option<&Entry>, key: &str) -> CancellationReason {
+        CancellationReason::builder()
+            .code(code)
+            .set_item(standing.map(|entry| item(key, entry)))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_group_answers_each_write_by_its_reason() {
+        let groups = Groups::new(client(), "ledger".into());
+        let sent = Entry {
+            status: Status::Sent,
+            voice_message_id: Some("voice-1".into()),
+            ..claim("a", "earlier").entry
+        };
+        let own = claim("e", "mine").entry;
+        let (a, a_answer) = queued_claim("a", "c-a");
+        let (b, b_answer) = queued_claim("b", "c-b");
+        let (c, c_answer) = queued_claim("c", "c-c");
+        let (e, e_answer) = queued_claim("e", "mine");
+        let (written, d_answer) = oneshot::channel();
+        let d = Queued {
+            key: "d".into(),
+            write: Write::Sent {
+                item: item("d", &sent),
+                written,
+            },
+        };
+        let reasons = [
+            reason("ConditionalCheckFailed", Some(&sent), "a"),
+            reason("None", None, "b"),
+            reason("TransactionConflict", None, "c"),
+            reason("ThrottlingError", None, "d"),
+            reason("ConditionalCheckFailed", Some(&own), "e"),
+        ];
+        let retry = groups.cancelled(vec![a, b, c, d, e], &reasons);
+        let retried: Vec<&str> = retry.iter().map(|q| q.key.as_str()).collect();
+        assert_eq!(
+            retried,
+            ["b"],
+            "only the write that was not the cause goes again"
+        );
+        drop(retry);
+        assert!(matches!(
+            a_answer.await.unwrap(),
+            Grouped::Answered(ClaimAnswer::Refused(Entry {
+                status: Status::Sent,
+                ..
+            }))
+        ));
+        assert!(
+            b_answer.await.is_err(),
+            "still queued (dropped here), not answered"
+        );
+        assert!(
+            matches!(c_answer.await.unwrap(), Grouped::Alone),
+            "a conflict: alone"
+        );
+        let throttled = d_answer.await.unwrap().unwrap_err();
+        assert!(throttled.contains("ThrottlingError"), "{throttled}");
+        assert!(matches!(
+            e_answer.await.unwrap(),
+            Grouped::Answered(ClaimAnswer::Refused(Entry { ref claim_id, .. })) if claim_id == "mine"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_reason_missing_or_without_its_item_sends_the_claim_alone() {
+        let groups = Groups::new(client(), "ledger".into());
+        let (a, a_answer) = queued_claim("a", "c-a");
+        let (b, b_answer) = queued_claim("b", "c-b");
+        let retry = groups.cancelled(vec![a, b], &[reason("ConditionalCheckFailed", None, "a")]);
+        assert!(retry.is_empty());
+        assert!(matches!(a_answer.await.unwrap(), Grouped::Alone));
+        assert!(matches!(b_answer.await.unwrap(), Grouped::Alone));
+    }
+
+    #[tokio::test]
+    async fn a_claim_written_after_its_waiter_gave_up_is_handed_back_for_release() {
+        let (a, a_answer) = queued_claim("a", "c-a");
+        let (b, b_answer) = queued_claim("b", "c-b");
+        drop(b_answer);
+        let orphans = answer_all(vec![a, b], &Ok(()));
+        assert!(matches!(
+            a_answer.await.unwrap(),
+            Grouped::Answered(ClaimAnswer::Claimed { replaced: None })
+        ));
+        let keys: Vec<&str> = orphans.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["b"]);
+        let (c, c_answer) = queued_claim("c", "c-c");
+        drop(c_answer);
+        assert!(
+            answer_all(vec![c], &Err("refused".into())).is_empty(),
+            "nothing written, nothing to release"
+        );
     }
 }
