@@ -38,6 +38,9 @@ struct Args {
     /// Only the runs at a Lambda-sized CPU share (cgroup v1 quota; needs root).
     #[arg(long)]
     cpu_share_only: bool,
+    /// How long the DynamoDB stub takes to answer in the run at the template's defaults.
+    #[arg(long, default_value_t = 5)]
+    stub_latency_ms: u64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -511,7 +514,12 @@ struct LedgerComparison {
     small_off: LedgerFigures,
 }
 
-async fn compare_ledger(rust: &Function<'_>, moto_program: &Path, n: usize) -> LedgerComparison {
+async fn compare_ledger(
+    rust: &Function<'_>,
+    moto_program: &Path,
+    n: usize,
+    stub_latency: Duration,
+) -> LedgerComparison {
     let (_moto, moto_endpoint) = moto_with_ledger_table(moto_program).await;
     let on_moto = keep_alive_front(Some(moto_endpoint), Duration::ZERO).await;
     let moto = measure_ledger(
@@ -542,7 +550,7 @@ async fn compare_ledger(rust: &Function<'_>, moto_program: &Path, n: usize) -> L
         5,
     )
     .await;
-    let on_slow_stub = keep_alive_front(None, Duration::from_millis(5)).await;
+    let on_slow_stub = keep_alive_front(None, stub_latency).await;
     let defaults = Function {
         concurrency: 10,
         ..*rust
@@ -689,17 +697,17 @@ fn print_cpu_share(runs: &[ShareRun]) {
 }
 
 /// The ledger rows of the table.
-fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize) {
+fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize, stub_ms: u64) {
     let (small, small_off) = (&figures.small, &figures.small_off);
     println!(
-        "| CPU per record, ledger on (a DynamoDB stub answering in 5 ms), the template's defaults: N = 10, C = 10, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs); {:.2} DynamoDB requests per record | – | – |",
+        "| CPU per record, ledger on (a DynamoDB stub answering in {stub_ms} ms), the template's defaults: N = 10, C = 10, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs); {:.2} DynamoDB requests per record | – | – |",
         small.cpu_fast_us,
         small.cpu_fast_us / small_off.cpu_fast_us,
         small_off.cpu_fast_us,
         small.requests_per_record,
     );
     println!(
-        "| CPU per record, ledger on (stub, 5 ms), N = 10, C = 10, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs); batch {:.0} ms ({:.3} × ideal; off {:.3} ×) | – | – |",
+        "| CPU per record, ledger on (stub, {stub_ms} ms), N = 10, C = 10, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs); batch {:.0} ms ({:.3} × ideal; off {:.3} ×) | – | – |",
         small.cpu_slow_us,
         small.cpu_slow_us / small_off.cpu_slow_us,
         small_off.cpu_slow_us,
@@ -840,8 +848,14 @@ async fn main() {
             .moto_server
             .as_deref()
             .expect("--ledger-only needs --moto-server");
-        let figures = compare_ledger(&rust, program, LEDGER_N).await;
-        print_ledger(&figures, LEDGER_N, args.concurrency);
+        let figures = compare_ledger(
+            &rust,
+            program,
+            LEDGER_N,
+            Duration::from_millis(args.stub_latency_ms),
+        )
+        .await;
+        print_ledger(&figures, LEDGER_N, args.concurrency, args.stub_latency_ms);
         return;
     }
     eprintln!("measuring the Rust bootstrap ...");
@@ -855,7 +869,15 @@ async fn main() {
     let ledger_figures = match &args.moto_server {
         Some(program) => {
             eprintln!("measuring with the ledger on and off ...");
-            Some(compare_ledger(&rust, program, LEDGER_N).await)
+            Some(
+                compare_ledger(
+                    &rust,
+                    program,
+                    LEDGER_N,
+                    Duration::from_millis(args.stub_latency_ms),
+                )
+                .await,
+            )
         }
         None => None,
     };
@@ -931,7 +953,7 @@ async fn main() {
         "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – |"
     );
     if let Some(figures) = &ledger_figures {
-        print_ledger(figures, LEDGER_N, args.concurrency);
+        print_ledger(figures, LEDGER_N, args.concurrency, args.stub_latency_ms);
     }
     print_cpu_share(&shares);
     print_costs(&rust_costs, &python_costs);
