@@ -175,7 +175,8 @@ impl CircuitBreaker {
         attempt.inner = None;
         let mut inner = lock(&self.inner);
         let healthy = matches!(failure, None | Some(Signal::Answered));
-        let failing = failure == Some(Signal::ServiceFailing);
+        let blocked = failure == Some(Signal::Blocked);
+        let failing = failure == Some(Signal::ServiceFailing) || blocked;
         match inner.state {
             State::HalfOpen { open_for, .. } if attempt.probe => {
                 if healthy {
@@ -200,7 +201,12 @@ impl CircuitBreaker {
                 }
             }
             State::Closed { failures } if failing => {
-                let failures = failures + 1;
+                // Blocked: every send would fail alike, no need to count to the threshold.
+                let failures = if blocked {
+                    self.settings.threshold
+                } else {
+                    failures + 1
+                };
                 if failures >= self.settings.threshold {
                     let open_for = self.settings.open_for;
                     inner.state = State::Open {
@@ -283,6 +289,14 @@ mod tests {
             breaker.admit(Instant::now()).is_err(),
             "nothing is sent while open"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_account_blocked_from_sending_opens_it_at_once() {
+        let breaker = breaker();
+        fail(&breaker, Signal::Blocked);
+        assert_eq!(open_remaining(&breaker), Duration::from_secs(2));
+        assert_eq!(breaker.times_opened(), 1);
     }
 
     #[tokio::test(start_paused = true)]

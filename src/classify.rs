@@ -17,6 +17,9 @@ pub enum SendFailure {
         code: Option<String>,
         status: Option<u16>,
         message: String,
+        /// The error's `Reason` (End User Messaging v2 says why it refused:
+        /// `DAILY_DESTINATION_CALL_LIMIT`, ...); v1 has none.
+        reason: Option<String>,
     },
     /// No answer in time: an attempt or the whole operation timed out.
     Timeout(String),
@@ -42,8 +45,22 @@ pub enum Disposition {
     Permanent,
 }
 
-/// Error codes that mean "this request itself is wrong": retrying cannot help.
-const PERMANENT_CODES: &[&str] = &["BadRequestException", "NotFoundException"];
+/// Error codes that mean "this request itself is wrong": retrying cannot help. v1's, then
+/// v2's (a destination opted out, unverified or blocked is a `ConflictException`).
+const PERMANENT_CODES: &[&str] = &[
+    "BadRequestException",
+    "NotFoundException",
+    "ValidationException",
+    "ConflictException",
+    "ResourceNotFoundException",
+];
+
+/// v2's quota error: per destination for the daily call limit, account-wide otherwise (a
+/// spend limit reached: every send would fail).
+const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
+
+/// The `Reason` of a v2 quota error that concerns one destination: it resets daily.
+pub const DAILY_DESTINATION_CALL_LIMIT: &str = "DAILY_DESTINATION_CALL_LIMIT";
 
 /// For `SendVoiceMessage`, `NotFoundException` almost always means the configuration set
 /// does not exist.
@@ -66,11 +83,21 @@ fn missing_configured_set(failure: &SendFailure, set: SetOrigin) -> bool {
         && matches!(failure, SendFailure::Service { code: Some(code), .. } if code == NOT_FOUND)
 }
 
-/// Error codes that mean "you are sending too fast": the pacer slows down.
-const THROTTLING_CODES: &[&str] = &["TooManyRequestsException", "LimitExceededException"];
+/// Error codes that mean "you are sending too fast": the pacer slows down. (v2 answers
+/// throttling with HTTP 400: the code decides, never the status.)
+const THROTTLING_CODES: &[&str] = &[
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "ThrottlingException",
+];
 
-/// Error codes that mean "the service is failing on its side": the circuit breaker counts them.
-const SERVICE_FAILURE_CODES: &[&str] = &["InternalServiceErrorException"];
+/// Error codes that mean "the service is failing on its side", or refusing this account:
+/// the circuit breaker counts them (and its alarm says so).
+const SERVICE_FAILURE_CODES: &[&str] = &[
+    "InternalServiceErrorException",
+    "InternalServerException",
+    "AccessDeniedException",
+];
 
 /// Error codes that mean "not now". Listed for the record: any code not named in
 /// [`PERMANENT_CODES`] is transient, so an unknown or new code never loses a message.
@@ -78,6 +105,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalServiceErrorException",
     "TooManyRequestsException",
     "LimitExceededException",
+    "ThrottlingException",
+    "InternalServerException",
+    "AccessDeniedException",
+    "ServiceQuotaExceededException",
 ];
 
 pub fn classify(failure: &SendFailure, set: SetOrigin) -> Disposition {
@@ -114,6 +145,32 @@ pub enum Signal {
     Answered,
     /// Nothing reached the service: this says nothing about it.
     NotReached,
+    /// The account may send nothing now (v2: a spend limit reached): every send would fail
+    /// alike, so the circuit breaker opens at once.
+    Blocked,
+}
+
+/// When a failure names the moment trying again makes sense: v2's daily call limit for one
+/// destination resets with the day, so the record waits for the next 00:00 UTC.
+pub fn retry_at(
+    failure: &SendFailure,
+    now: std::time::SystemTime,
+) -> Option<std::time::SystemTime> {
+    match failure {
+        SendFailure::Service {
+            code: Some(code),
+            reason: Some(reason),
+            ..
+        } if code == QUOTA_EXCEEDED && reason == DAILY_DESTINATION_CALL_LIMIT => {
+            const DAY: u64 = 86_400;
+            let since_epoch = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            Some(
+                std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs((since_epoch / DAY + 1) * DAY),
+            )
+        }
+        _ => None,
+    }
 }
 
 pub fn signal(failure: &SendFailure, set: SetOrigin) -> Signal {
@@ -121,6 +178,18 @@ pub fn signal(failure: &SendFailure, set: SetOrigin) -> Signal {
         return Signal::ServiceFailing;
     }
     match failure {
+        SendFailure::Service {
+            code: Some(code),
+            reason,
+            ..
+        } if code == QUOTA_EXCEEDED => {
+            if reason.as_deref() == Some(DAILY_DESTINATION_CALL_LIMIT) {
+                // One person's limit: the service and the account are fine.
+                Signal::Answered
+            } else {
+                Signal::Blocked
+            }
+        }
         SendFailure::Service {
             code: Some(code), ..
         } if THROTTLING_CODES.contains(&code.as_str()) => Signal::Throttled,
@@ -184,6 +253,14 @@ impl SendFailure {
         }
     }
 
+    /// The service's `Reason`, when it gave one (v2).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Service { reason, .. } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             Self::Service { message, .. } | Self::UnreadableResponse { message, .. } => message,
@@ -204,6 +281,7 @@ mod tests {
             code: code.map(str::to_owned),
             status: Some(status),
             message: "m".to_owned(),
+            reason: None,
         }
     }
 
@@ -260,6 +338,103 @@ mod tests {
             Disposition::Permanent
         );
         assert_eq!(signal(&bad, SetOrigin::Configured), Signal::Answered);
+    }
+
+    fn v2(code: &str, reason: Option<&str>) -> SendFailure {
+        SendFailure::Service {
+            code: Some(code.to_owned()),
+            status: Some(400),
+            message: "m".to_owned(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_v2_error_model() {
+        use Disposition::{Permanent, Transient};
+        let set = SetOrigin::Message;
+        for (failure, disposition, health) in [
+            (
+                v2("ThrottlingException", None),
+                Transient,
+                Signal::Throttled,
+            ),
+            (
+                v2("InternalServerException", None),
+                Transient,
+                Signal::ServiceFailing,
+            ),
+            (
+                v2(
+                    "ServiceQuotaExceededException",
+                    Some("DAILY_DESTINATION_CALL_LIMIT"),
+                ),
+                Transient,
+                Signal::Answered,
+            ),
+            (
+                v2(
+                    "ServiceQuotaExceededException",
+                    Some("MONTHLY_SPEND_LIMIT_REACHED_FOR_VOICE"),
+                ),
+                Transient,
+                Signal::Blocked,
+            ),
+            (
+                v2("AccessDeniedException", Some("ACCOUNT_DISABLED")),
+                Transient,
+                Signal::ServiceFailing,
+            ),
+            (
+                v2("ValidationException", Some("INVALID_PARAMETER")),
+                Permanent,
+                Signal::Answered,
+            ),
+            (
+                v2(
+                    "ConflictException",
+                    Some("DESTINATION_PHONE_NUMBER_OPTED_OUT"),
+                ),
+                Permanent,
+                Signal::Answered,
+            ),
+            (
+                v2("ResourceNotFoundException", None),
+                Permanent,
+                Signal::Answered,
+            ),
+        ] {
+            assert_eq!(classify(&failure, set), disposition, "{failure:?}");
+            assert_eq!(signal(&failure, set), health, "{failure:?}");
+            assert!(
+                placed_nothing(&failure),
+                "an error answer placed nothing: {failure:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_daily_destination_limit_waits_for_the_next_utc_day() {
+        let at = |s: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let limited = v2(
+            "ServiceQuotaExceededException",
+            Some("DAILY_DESTINATION_CALL_LIMIT"),
+        );
+        // 2025-11-24 16:00:00 UTC -> 2025-11-25 00:00:00 UTC.
+        assert_eq!(
+            retry_at(&limited, at(1_764_000_000)),
+            Some(at(1_764_028_800))
+        );
+        assert_eq!(limited.reason(), Some("DAILY_DESTINATION_CALL_LIMIT"));
+        let spend = v2(
+            "ServiceQuotaExceededException",
+            Some("MONTHLY_SPEND_LIMIT_REACHED_FOR_VOICE"),
+        );
+        assert_eq!(retry_at(&spend, at(1_764_000_000)), None);
+        assert_eq!(
+            retry_at(&v2("ThrottlingException", None), at(1_764_000_000)),
+            None
+        );
     }
 
     #[test]

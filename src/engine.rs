@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{BreakerSettings, CircuitBreaker, Open};
 use crate::classify::{
-    classify, placed_nothing, signal, Disposition, SendFailure, SetOrigin, Signal,
+    self, classify, placed_nothing, signal, Disposition, SendFailure, SetOrigin, Signal,
 };
 use crate::expiry::Expiry;
 use crate::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
@@ -634,11 +634,19 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             }
             let disposition = classify(&failure, set);
+            // A named moment to try again (v2's daily limit for one destination): not before.
+            let named = classify::retry_at(&failure, SystemTime::now()).map(|at| {
+                Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
+            });
             let retry_in_place = disposition == Disposition::Transient
                 && placed_nothing(&failure)
                 && !recipient_limited
+                && named.is_none()
                 && attempt.outcome.attempts < self.settings.max_attempts;
             attempt.failed(&failure, disposition);
+            if named.is_some() {
+                attempt.outcome.retry_at = named;
+            }
             if disposition == Disposition::Transient {
                 // Past its time to live now: say so at once rather than on the next delivery.
                 if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
@@ -789,10 +797,16 @@ fn epoch_ms(time: SystemTime) -> u64 {
         .map_or(0, |since| since.as_millis() as u64)
 }
 
+/// The failure's code, and its message with the service's `Reason` (v2) when it gave one:
+/// both reach the logs and the dead letter's `DispatchError`.
 fn reason_of(failure: &SendFailure) -> Reason {
+    let message = match failure.reason() {
+        Some(reason) => format!("{} (Reason: {reason})", failure.message()),
+        None => failure.message().to_owned(),
+    };
     Reason {
         code: failure.code(),
-        message: scrub_phone_numbers(failure.message()),
+        message: scrub_phone_numbers(&message),
     }
 }
 
@@ -934,6 +948,7 @@ mod tests {
             code: Some("InternalServiceErrorException".into()),
             status: Some(500),
             message: "down".into(),
+            reason: None,
         })
     }
 
@@ -942,6 +957,7 @@ mod tests {
             code: Some("TooManyRequestsException".into()),
             status: Some(429),
             message: "slow down".into(),
+            reason: None,
         })
     }
 
@@ -1015,6 +1031,44 @@ mod tests {
         // A reserve that fits is kept as set.
         let fits = BatchEngine::new(ScriptedVoice::new(accepted()), settings());
         assert_eq!(fits.reserve(in_seconds(3)), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_at_its_daily_limit_waits_for_the_next_day_and_says_why() {
+        let limited = Err(SendFailure::Service {
+            code: Some("ServiceQuotaExceededException".into()),
+            status: Some(400),
+            message: "limit".into(),
+            reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
+        });
+        let engine = BatchEngine::new(ScriptedVoice::new(limited), settings());
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        let outcome = &report.outcomes[0];
+        assert_eq!(outcome.fate, Fate::Transient);
+        assert_eq!(
+            outcome.attempts, 1,
+            "not retried in place: it resets with the day"
+        );
+        let reason = outcome.reason.as_ref().unwrap();
+        assert_eq!(reason.code, "ServiceQuotaExceededException");
+        assert!(
+            reason
+                .message
+                .contains("Reason: DAILY_DESTINATION_CALL_LIMIT"),
+            "{reason:?}"
+        );
+        let wait = outcome.retry_at.unwrap() - Instant::now();
+        let now_s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let to_midnight = 86_400 - now_s % 86_400;
+        assert!(
+            wait.as_secs().abs_diff(to_midnight) <= 2,
+            "back at the next 00:00 UTC: {wait:?} vs {to_midnight} s"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1327,6 +1381,7 @@ mod tests {
                 code: Some("InternalServiceErrorException".into()),
                 status: Some(500),
                 message: "down".into(),
+                reason: None,
             });
             let engine = engine(voice, &ledger, UnknownOutcome::DeadLetter);
             let failed = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;

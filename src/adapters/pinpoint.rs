@@ -92,6 +92,7 @@ fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("HTTP {status} with no error message")),
+                reason: None,
             }
         }
         SdkError::TimeoutError(_) => SendFailure::Timeout(detail),
