@@ -51,6 +51,23 @@ pub struct Config {
     pub tls_roots: TlsRoots,
     /// Values adjusted to ones that work, each said once as a WARN line at init.
     pub warnings: Vec<String>,
+    /// Which voice API places the calls (`VOICE_API`).
+    pub voice_api: VoiceApi,
+    /// v2's `OriginationIdentity` (`ORIGINATION_IDENTITY`): a phone number, its ID or ARN, or
+    /// a pool ID or ARN. Without it, the origination number.
+    pub origination_identity: Option<String>,
+    /// v2's `MaxPricePerMinute` (`MAX_PRICE_PER_MINUTE`).
+    pub max_price_per_minute: Option<String>,
+}
+
+/// The voice API behind `SendVoiceMessage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VoiceApi {
+    /// Amazon Pinpoint SMS Voice v1 (`aws-sdk-pinpointsmsvoice`), the default.
+    #[default]
+    V1,
+    /// AWS End User Messaging SMS and Voice v2 (`aws-sdk-pinpointsmsvoicev2`).
+    V2,
 }
 
 /// Root certificates for HTTPS.
@@ -85,6 +102,9 @@ pub const RETRY_BACKOFF_MAX_SECONDS: &str = "RETRY_BACKOFF_MAX_SECONDS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const TLS_ROOTS: &str = "TLS_ROOTS";
+pub const VOICE_API: &str = "VOICE_API";
+pub const ORIGINATION_IDENTITY: &str = "ORIGINATION_IDENTITY";
+pub const MAX_PRICE_PER_MINUTE: &str = "MAX_PRICE_PER_MINUTE";
 pub const MESSAGE_TTL_SECONDS: &str = "MESSAGE_TTL_SECONDS";
 pub const SEND_RATE_LIMIT: &str = "SEND_RATE_LIMIT";
 pub const CIRCUIT_BREAKER_THRESHOLD: &str = "CIRCUIT_BREAKER_THRESHOLD";
@@ -122,6 +142,9 @@ impl Default for Config {
             metrics: None,
             tls_roots: TlsRoots::Amazon,
             warnings: Vec::new(),
+            voice_api: VoiceApi::V1,
+            origination_identity: None,
+            max_price_per_minute: None,
         }
     }
 }
@@ -161,7 +184,36 @@ impl Config {
             })
             .transpose()?;
         let (backoff, backoff_warning) = backoff(&get)?;
+        let voice_api = match get(VOICE_API)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("v1") => VoiceApi::V1,
+            Some("v2") => VoiceApi::V2,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: VOICE_API,
+                    problem: "expected v1 or v2".to_owned(),
+                })
+            }
+        };
+        let origination_identity = get(ORIGINATION_IDENTITY)
+            .map(|identity| identity.trim().to_owned())
+            .map(|identity| {
+                if (1..=256).contains(&identity.chars().count()) {
+                    Ok(identity)
+                } else {
+                    Err(ConfigError {
+                        variable: ORIGINATION_IDENTITY,
+                        problem: "from 1 to 256 characters".to_owned(),
+                    })
+                }
+            })
+            .transpose()?;
         Ok(Self {
+            voice_api,
+            origination_identity,
+            max_price_per_minute: get(MAX_PRICE_PER_MINUTE).map(|p| p.trim().to_owned()),
             warnings: backoff_warning.into_iter().collect(),
             defaults: MessageDefaults {
                 origination,
@@ -450,6 +502,26 @@ mod tests {
             ]);
             assert_eq!(err.variable, variable, "{base} {max}: {err}");
         }
+    }
+
+    #[test]
+    fn voice_api_selects_the_backend_and_v2_takes_its_own_defaults() {
+        assert_eq!(config(&[]).unwrap().voice_api, super::VoiceApi::V1);
+        let v2 = config(&[
+            (VOICE_API, " V2 "),
+            (ORIGINATION_IDENTITY, "pool-0123"),
+            (MAX_PRICE_PER_MINUTE, "0.10"),
+        ])
+        .unwrap();
+        assert_eq!(v2.voice_api, super::VoiceApi::V2);
+        assert_eq!(v2.origination_identity.as_deref(), Some("pool-0123"));
+        assert_eq!(v2.max_price_per_minute.as_deref(), Some("0.10"));
+        assert_eq!(config_err(&[(VOICE_API, "v3")]).variable, VOICE_API);
+        let long = "p".repeat(257);
+        assert_eq!(
+            config_err(&[(ORIGINATION_IDENTITY, long.as_str())]).variable,
+            ORIGINATION_IDENTITY
+        );
     }
 
     #[test]

@@ -7,14 +7,15 @@ use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use crate::adapters::dynamodb::DynamoLedger;
 use crate::adapters::lambda::VoiceDispatch;
 use crate::adapters::pinpoint::PinpointVoice;
+use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
-use crate::config::{Config, TlsRoots};
+use crate::config::{Config, TlsRoots, VoiceApi};
 use crate::engine::{BatchEngine, EngineSettings};
 use crate::settle::{Redelivery, Settlement};
 
 /// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling, DynamoDB for
 /// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
-pub type Dispatch = VoiceDispatch<PinpointVoice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger>;
+pub type Dispatch = VoiceDispatch<Voice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger>;
 
 /// The SDK configuration loader with this function's timeouts. Everything else (region,
 /// credentials, `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`)
@@ -102,9 +103,9 @@ pub fn usable_roots(bundle: &[u8]) -> Result<usize, String> {
 /// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`, `AWS_ENDPOINT_URL_SQS` and
 /// `AWS_ENDPOINT_URL_DYNAMODB`, as usual).
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
-    voice_dispatch_with(
+    voice_dispatch_with_voice(
         config,
-        voice_client(sdk),
+        voice(config, sdk),
         aws_sdk_sqs::Client::new(sdk),
         aws_sdk_dynamodb::Client::new(sdk),
     )
@@ -123,11 +124,44 @@ pub fn voice_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoice::Client {
     )
 }
 
+/// The v2 client, one attempt per send for the same reason (`SendVoiceMessage` has no
+/// idempotency token in v2 either). Its endpoint override is
+/// `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2`.
+pub fn voice_v2_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoicev2::Client {
+    aws_sdk_pinpointsmsvoicev2::Client::from_conf(
+        aws_sdk_pinpointsmsvoicev2::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+/// The voice backend `VOICE_API` names, from one SDK configuration.
+pub fn voice(config: &Config, sdk: &SdkConfig) -> Voice {
+    match config.voice_api {
+        VoiceApi::V1 => Voice::V1(PinpointVoice::new(voice_client(sdk))),
+        VoiceApi::V2 => Voice::V2(PinpointV2Voice::new(
+            voice_v2_client(sdk),
+            config.origination_identity.clone(),
+            config.max_price_per_minute.clone(),
+        )),
+    }
+}
+
 /// Builds the function with the clients given: for tests that point each service at its
 /// own local endpoint.
 pub fn voice_dispatch_with(
     config: &Config,
     voice: aws_sdk_pinpointsmsvoice::Client,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> Dispatch {
+    voice_dispatch_with_voice(config, Voice::V1(PinpointVoice::new(voice)), sqs, dynamodb)
+}
+
+/// Builds the function with the voice backend given.
+pub fn voice_dispatch_with_voice(
+    config: &Config,
+    voice: Voice,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Dispatch {
@@ -139,7 +173,7 @@ pub fn voice_dispatch_with(
         .clone()
         .map(|table| DynamoLedger::new(dynamodb, table));
     VoiceDispatch::new(
-        BatchEngine::new(PinpointVoice::new(voice), engine_settings(config)).with_ledger(ledger),
+        BatchEngine::new(voice, engine_settings(config)).with_ledger(ledger),
         settlement(config, sqs),
     )
     .with_metrics(config.metrics.clone())

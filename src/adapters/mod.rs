@@ -5,4 +5,5 @@ pub mod dynamodb;
 pub mod lambda;
 pub mod memory_ledger;
 pub mod pinpoint;
+pub mod pinpoint_v2;
 pub mod sqs;

@@ -77,9 +77,21 @@ fn never_connected(error: Option<&(dyn std::error::Error + 'static)>) -> bool {
     })
 }
 
-/// Describes an SDK error in the core's terms. This translates; it does not decide:
-/// [`crate::classify::classify`] does.
+/// Describes a v1 SDK error in the core's terms (v1 errors have no `Reason`).
 fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
+    describe_sdk_error(err, |_| None)
+}
+
+/// Describes an SDK error of either API in the core's terms, with `reason` reading the
+/// modelled error's `Reason` when it has one. This translates; it does not decide:
+/// [`crate::classify::classify`] does.
+pub(crate) fn describe_sdk_error<E>(
+    err: SdkError<E>,
+    reason: impl Fn(&E) -> Option<String>,
+) -> SendFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     let detail = DisplayErrorContext(&err).to_string();
     match err {
         SdkError::ServiceError(service) => {
@@ -92,7 +104,7 @@ fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("HTTP {status} with no error message")),
-                reason: None,
+                reason: reason(service.err()),
             }
         }
         SdkError::TimeoutError(_) => SendFailure::Timeout(detail),

@@ -20,3 +20,4 @@ mod ledger;
 mod logs;
 mod outage;
 mod redrive;
+mod v2;

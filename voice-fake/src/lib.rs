@@ -91,6 +91,9 @@ pub enum Behaviour {
         code: Option<String>,
         #[serde(default)]
         times: Option<u32>,
+        /// v2 only: the error's `Reason` (`DAILY_DESTINATION_CALL_LIMIT`, ...).
+        #[serde(default)]
+        reason: Option<String>,
     },
     /// Accepts, after `delay_ms` on top of the base latency.
     Slow { delay_ms: u64 },
@@ -102,6 +105,17 @@ impl Behaviour {
             status,
             code: Some(code.to_owned()),
             times: None,
+            reason: None,
+        }
+    }
+
+    /// A v2 error with its `Reason`.
+    pub fn fail_because(status: u16, code: &str, reason: &str) -> Self {
+        Self::Fail {
+            status,
+            code: Some(code.to_owned()),
+            times: None,
+            reason: Some(reason.to_owned()),
         }
     }
 
@@ -110,6 +124,7 @@ impl Behaviour {
             status,
             code: Some(code.to_owned()),
             times: Some(times),
+            reason: None,
         }
     }
 
@@ -119,6 +134,7 @@ impl Behaviour {
             status,
             code: None,
             times: None,
+            reason: None,
         }
     }
 
@@ -141,6 +157,10 @@ pub struct ReceivedCall {
     pub text: String,
     pub voice_id: Option<String>,
     pub language_code: Option<String>,
+    /// `v1` (restJson1) or `v2` (End User Messaging, awsJson1_0).
+    pub api: &'static str,
+    /// v2's `TimeToLive`, when sent.
+    pub time_to_live: Option<i64>,
     /// The status the fake answered with; 0 while the request is still in flight.
     pub status: u16,
     /// When the request arrived: a call counts as placed from here, even if its caller goes
@@ -209,6 +229,7 @@ impl FakeVoice {
         });
         let app = Router::new()
             .route(SEND_VOICE_MESSAGE_PATH, post(send_voice_message))
+            .route("/", post(send_voice_message_v2))
             .fallback(unknown_operation)
             .with_state(shared.clone());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -301,6 +322,23 @@ impl Drop for InFlight {
     }
 }
 
+/// What the fake answers a call with, before either protocol renders it.
+enum Answer {
+    Accepted,
+    Error {
+        status: StatusCode,
+        code: String,
+        message: String,
+        reason: Option<String>,
+    },
+    /// A status with no error code (a proxy's answer).
+    Bare {
+        status: StatusCode,
+        message: String,
+    },
+}
+
+/// The v1 operation: restJson1, `POST /v1/sms-voice/voice/message`.
 async fn send_voice_message(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -319,6 +357,82 @@ async fn send_voice_message(
         Ok(call) => call,
         Err(problem) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &problem),
     };
+    match answer(&shared, call, Api::V1).await {
+        Answer::Accepted => accepted(&shared),
+        Answer::Error {
+            status,
+            code,
+            message,
+            ..
+        } => error(status, &code, &message),
+        Answer::Bare { status, message } => (status, message).into_response(),
+    }
+}
+
+/// The v2 operation: awsJson1_0, `POST /` with `X-Amz-Target: PinpointSMSVoiceV2.SendVoiceMessage`.
+async fn send_voice_message_v2(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&shared);
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if target != Some("PinpointSMSVoiceV2.SendVoiceMessage") {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "this fake speaks only PinpointSMSVoiceV2.SendVoiceMessage",
+            None,
+        );
+    }
+    if !signed_for_sms_voice(&headers) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "MissingAuthenticationTokenException",
+            "Missing or invalid SigV4 Authorization for service sms-voice",
+            None,
+        );
+    }
+    let call = match parse_request_v2(&body) {
+        Ok(call) => call,
+        Err(problem) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                &problem,
+                Some("INVALID_PARAMETER"),
+            )
+        }
+    };
+    match answer(&shared, call, Api::V2).await {
+        Answer::Accepted => {
+            let mut response =
+                json_response(StatusCode::OK, &json!({ "MessageId": request_id(&shared) }));
+            if let Ok(id) = HeaderValue::from_str(&request_id(&shared)) {
+                response.headers_mut().insert("x-amzn-RequestId", id);
+            }
+            response
+        }
+        Answer::Error {
+            status,
+            code,
+            message,
+            reason,
+        } => json_error(status, &code, &message, reason.as_deref()),
+        Answer::Bare { status, message } => (status, message).into_response(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    V1,
+    V2,
+}
+
+/// Records the call and decides its answer, as the service would on arrival: an outage,
+/// then the quota, then the script.
+async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
     let behaviour = shared
         .script
         .destinations
@@ -339,7 +453,6 @@ async fn send_voice_message(
         calls.push(call);
         calls.len() - 1
     };
-    // Decided on arrival, as the service would: an outage, then the quota, then the script.
     let outage = shared.outage.load(Ordering::SeqCst);
     let over_quota = !outage && shared.quota.as_ref().is_some_and(|q| q.check().is_err());
     let mut delay = Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed));
@@ -349,35 +462,66 @@ async fn send_voice_message(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let response = match behaviour {
-        _ if outage => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServiceErrorException",
-            "outage: the service is failing on its side",
-        ),
-        _ if over_quota => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequestsException",
-            "calls per second exceeded",
-        ),
+    let error = |status: StatusCode, code: &str, message: &str| Answer::Error {
+        status,
+        code: code.to_owned(),
+        message: message.to_owned(),
+        reason: None,
+    };
+    let answer = match behaviour {
+        _ if outage => match api {
+            Api::V1 => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServiceErrorException",
+                "outage: the service is failing on its side",
+            ),
+            Api::V2 => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "outage: the service is failing on its side",
+            ),
+        },
+        _ if over_quota => match api {
+            Api::V1 => error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                "calls per second exceeded",
+            ),
+            // v2 answers throttling with 400.
+            Api::V2 => error(
+                StatusCode::BAD_REQUEST,
+                "ThrottlingException",
+                "calls per second exceeded",
+            ),
+        },
         Behaviour::Fail {
             status,
             code,
             times,
+            reason,
         } if times.is_none_or(|times| attempt <= times) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = format!("scripted failure (request {attempt})");
             match code {
-                Some(code) => error(status, &code, &message),
-                None => (status, message).into_response(),
+                Some(code) => Answer::Error {
+                    status,
+                    code,
+                    message,
+                    reason,
+                },
+                None => Answer::Bare { status, message },
             }
         }
-        _ => accepted(&shared),
+        _ => Answer::Accepted,
+    };
+    let status = match &answer {
+        Answer::Accepted => 200,
+        Answer::Error { status, .. } | Answer::Bare { status, .. } => status.as_u16(),
     };
     if let Some(call) = shared.calls().get_mut(index) {
-        call.status = response.status().as_u16();
+        call.status = status;
     }
-    response
+    answer
 }
 
 async fn unknown_operation() -> Response {
@@ -429,9 +573,54 @@ fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
         text,
         voice_id: string(message, "VoiceId"),
         language_code: string(message, "LanguageCode"),
+        api: "v1",
+        time_to_live: None,
         status: 0,
         received_at: SystemTime::now(),
     })
+}
+
+/// A v2 request (awsJson1_0): the members End User Messaging's `SendVoiceMessage` takes.
+fn parse_request_v2(body: &[u8]) -> Result<ReceivedCall, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| format!("Request body is not JSON: {err}"))?;
+    let string = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    let destination =
+        string("DestinationPhoneNumber").ok_or("DestinationPhoneNumber is required")?;
+    let origination = string("OriginationIdentity").ok_or("OriginationIdentity is required")?;
+    let text = string("MessageBody").ok_or("MessageBody is required")?;
+    Ok(ReceivedCall {
+        destination,
+        origination: Some(origination),
+        caller_id: None,
+        configuration_set: string("ConfigurationSetName"),
+        content_kind: string("MessageBodyTextType").unwrap_or_else(|| "TEXT".to_owned()),
+        text,
+        voice_id: string("VoiceId"),
+        language_code: None,
+        api: "v2",
+        time_to_live: value.get("TimeToLive").and_then(Value::as_i64),
+        status: 0,
+        received_at: SystemTime::now(),
+    })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
+}
+
+/// The awsJson1_0 error shape: `__type`, `Message`, and v2's `Reason`.
+fn json_error(status: StatusCode, code: &str, message: &str, reason: Option<&str>) -> Response {
+    let mut body = json!({ "__type": code, "Message": message });
+    if let Some(reason) = reason {
+        body["Reason"] = json!(reason);
+    }
+    json_response(status, &body)
 }
 
 fn request_id(shared: &Shared) -> String {

@@ -1,0 +1,170 @@
+//! `VOICE_API=v2`: the same engine through AWS End User Messaging SMS and Voice v2, driven
+//! through the real `aws-sdk-pinpointsmsvoicev2` client against the fake speaking awsJson1_0
+//! (`POST /`, `X-Amz-Target: PinpointSMSVoiceV2.SendVoiceMessage`, errors with `__type`,
+//! `Message` and `Reason`).
+
+use voice_dispatch::config::{Config, VoiceApi};
+use voice_dispatch::report::Fate;
+use voice_fake::{Behaviour, Script};
+
+use crate::support::*;
+
+const DEST: &str = "+12065550170";
+
+fn v2_config() -> Config {
+    Config {
+        voice_api: VoiceApi::V2,
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn a_v1_shaped_body_is_placed_through_v2_with_its_members_mapped() {
+    let harness = Harness::with_config(Script::default(), v2_config()).await;
+    let body = serde_json::json!({
+        "DestinationPhoneNumber": DEST,
+        "TimeToLive": 120,
+        "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew",
+            "Text": "<speak>Disk full</speak>"}}
+    })
+    .to_string();
+    let report = harness.run(&event(vec![record("m1", Some(&body))])).await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    assert!(outcome(&report, "m1").voice_message_id.is_some());
+    let calls = harness.fake.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.api, "v2");
+    assert_eq!(call.origination.as_deref(), Some(ORIGINATION));
+    assert_eq!(call.content_kind, "SSML");
+    assert_eq!(call.text, "<speak>Disk full</speak>");
+    assert_eq!(call.voice_id.as_deref(), Some("MATTHEW"), "the v2 enum");
+    assert_eq!(call.configuration_set.as_deref(), Some("alerts"));
+    assert_eq!(call.time_to_live, Some(120), "the service enforces it too");
+}
+
+#[tokio::test]
+async fn origination_identity_overrides_the_number() {
+    let config = Config {
+        origination_identity: Some("pool-0123456789abcdef".into()),
+        ..v2_config()
+    };
+    let harness = Harness::with_config(Script::default(), config).await;
+    let report = harness
+        .run(&event(vec![record("m1", Some(&body(DEST, "plain words")))]))
+        .await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    assert_eq!(
+        harness.fake.calls()[0].origination.as_deref(),
+        Some("pool-0123456789abcdef")
+    );
+}
+
+#[tokio::test]
+async fn every_v2_error_gets_its_fate_through_the_real_client() {
+    let rows: [(&str, Behaviour, Fate, Option<&str>); 8] = [
+        (
+            "+12065550171",
+            Behaviour::fail(400, "ThrottlingException"),
+            Fate::Transient,
+            None,
+        ),
+        (
+            "+12065550172",
+            Behaviour::fail(500, "InternalServerException"),
+            Fate::Transient,
+            None,
+        ),
+        (
+            "+12065550173",
+            Behaviour::fail_because(
+                402,
+                "ServiceQuotaExceededException",
+                "DAILY_DESTINATION_CALL_LIMIT",
+            ),
+            Fate::Transient,
+            Some("DAILY_DESTINATION_CALL_LIMIT"),
+        ),
+        (
+            "+12065550174",
+            Behaviour::fail_because(
+                402,
+                "ServiceQuotaExceededException",
+                "MONTHLY_SPEND_LIMIT_REACHED_FOR_VOICE",
+            ),
+            Fate::Transient,
+            Some("MONTHLY_SPEND_LIMIT_REACHED_FOR_VOICE"),
+        ),
+        (
+            "+12065550175",
+            Behaviour::fail_because(403, "AccessDeniedException", "ACCOUNT_DISABLED"),
+            Fate::Transient,
+            Some("ACCOUNT_DISABLED"),
+        ),
+        (
+            "+12065550176",
+            Behaviour::fail_because(400, "ValidationException", "INVALID_PARAMETER"),
+            Fate::Permanent,
+            Some("INVALID_PARAMETER"),
+        ),
+        (
+            "+12065550177",
+            Behaviour::fail_because(
+                409,
+                "ConflictException",
+                "DESTINATION_PHONE_NUMBER_OPTED_OUT",
+            ),
+            Fate::Permanent,
+            Some("DESTINATION_PHONE_NUMBER_OPTED_OUT"),
+        ),
+        (
+            "+12065550178",
+            Behaviour::fail(404, "ResourceNotFoundException"),
+            Fate::Permanent,
+            None,
+        ),
+    ];
+    for (destination, behaviour, expected, reason) in rows {
+        // One harness per row: the spend limit opens the breaker for what follows.
+        let harness = Harness::with_config(
+            Script::default().with(destination, behaviour.clone()),
+            v2_config(),
+        )
+        .await;
+        let report = harness
+            .run(&event(vec![record("m", Some(&body(destination, "words")))]))
+            .await;
+        let outcome = outcome(&report, "m");
+        assert_eq!(outcome.fate, expected, "{behaviour:?}");
+        let Behaviour::Fail {
+            code: Some(code), ..
+        } = &behaviour
+        else {
+            unreachable!()
+        };
+        let said = outcome.reason.as_ref().unwrap();
+        assert_eq!(&said.code, code);
+        if let Some(reason) = reason {
+            assert!(
+                said.message.contains(&format!("Reason: {reason}")),
+                "the Reason is carried: {said:?}"
+            );
+        }
+        match code.as_str() {
+            "ServiceQuotaExceededException" if reason == Some("DAILY_DESTINATION_CALL_LIMIT") => {
+                assert_eq!(
+                    outcome.attempts, 1,
+                    "waits for the next day, not retried now"
+                );
+                assert!(outcome.retry_at.is_some());
+            }
+            "ServiceQuotaExceededException" => {
+                assert_eq!(
+                    report.circuit.opened, 1,
+                    "every send would fail: breaker opens"
+                );
+            }
+            _ => {}
+        }
+    }
+}
