@@ -35,6 +35,9 @@ struct Args {
     /// if it had just been queued: sample events are older than any time to live.
     #[arg(long)]
     keep_sent_timestamps: bool,
+    /// The voice API to place calls through (`VOICE_API`): `v1` or `v2`; the fake speaks both.
+    #[arg(long, default_value = "v1")]
+    api: String,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -73,6 +76,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     let config = Config::from_lookup(|name| {
+        if name == config::VOICE_API {
+            return Some(args.api.clone());
+        }
         std::env::var(name).ok().or_else(|| match name {
             config::ORIGINATION_PHONE_NUMBER => Some("+12065550199".to_owned()),
             config::SEND_ATTEMPT_TIMEOUT_MS => Some("1000".to_owned()),

@@ -218,6 +218,7 @@ impl Config {
             defaults: MessageDefaults {
                 origination,
                 configuration_set: get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned()),
+                v2_voices: None,
             },
             max_concurrency: ranged(
                 MAX_CONCURRENCY,

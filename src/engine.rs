@@ -306,7 +306,17 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         started: Instant,
     ) -> RecordOutcome {
         let message = match VoiceMessage::from_body(record.body, &self.settings.defaults) {
-            Ok(message) => message,
+            Ok(mut message) => {
+                message
+                    .correlation
+                    .push(("SqsMessageId", record.message_id.to_owned()));
+                if record.idempotency_key != record.message_id {
+                    message
+                        .correlation
+                        .push(("IdempotencyKey", record.idempotency_key.to_string()));
+                }
+                message
+            }
             Err(invalid) => {
                 return failed(
                     record,
@@ -966,6 +976,7 @@ mod tests {
             defaults: MessageDefaults {
                 origination: PhoneNumber::parse("+12065550199").ok(),
                 configuration_set: None,
+                v2_voices: None,
             },
             deadline_safety: Duration::from_millis(500),
             retry_base: Duration::from_millis(100),

@@ -21,6 +21,10 @@ pub const MAX_SSML_CHARS: usize = 6_000;
 pub struct MessageDefaults {
     pub origination: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
+    /// With the v2 backend (`VOICE_API=v2`), the voices v2 knows (its `VoiceId` enum): a body
+    /// naming another is refused, and a `CallInstructionsMessage`, which v2 has no
+    /// counterpart for, is unsupported. `None`: v1, whose voices are free strings.
+    pub v2_voices: Option<&'static [&'static str]>,
 }
 
 /// A validated voice-call request.
@@ -37,6 +41,9 @@ pub struct VoiceMessage {
     /// How long the request stays worth placing, when the body says (`TimeToLive`, seconds);
     /// otherwise `MESSAGE_TTL_SECONDS` applies.
     pub time_to_live: Option<u32>,
+    /// What ties the call back to its record (v2 copies it into delivery events as
+    /// `Context`): the SQS message id, and the idempotency key when it is not that id.
+    pub correlation: Vec<(&'static str, String)>,
 }
 
 /// What the call says: exactly one of the three kinds `SendVoiceMessage` takes.
@@ -87,6 +94,8 @@ pub enum InvalidMessage {
         field: &'static str,
         problem: String,
     },
+    #[error("{0}")]
+    UnsupportedContent(String),
 }
 
 impl InvalidMessage {
@@ -97,6 +106,7 @@ impl InvalidMessage {
             Self::MalformedJson(_) => "MalformedJson",
             Self::SchemaViolation(_) => "SchemaViolation",
             Self::InvalidField { .. } => "InvalidField",
+            Self::UnsupportedContent(_) => "UnsupportedContent",
         }
     }
 }
@@ -361,6 +371,12 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
             "Content.PlainTextMessage.Text",
             MAX_PLAIN_TEXT_CHARS,
         )?),
+        ContentBody::CallInstructions(_) if defaults.v2_voices.is_some() => {
+            return Err(InvalidMessage::UnsupportedContent(
+                "CallInstructionsMessage has no counterpart in the v2 API (VOICE_API=v2): never sent"
+                    .to_owned(),
+            ))
+        }
         ContentBody::CallInstructions(call) => VoiceContent::CallInstructions {
             text: text_field(
                 "Content.CallInstructionsMessage.Text",
@@ -369,6 +385,18 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
             )?,
         },
     };
+    if let (Some(voices), VoiceContent::Ssml(speech) | VoiceContent::PlainText(speech)) =
+        (defaults.v2_voices, &content)
+    {
+        if let Some(voice) = &speech.voice_id {
+            if !voices.contains(&voice.to_ascii_uppercase().as_str()) {
+                return Err(InvalidMessage::InvalidField {
+                    field: "VoiceId",
+                    problem: "not a voice the v2 API knows (VOICE_API=v2)".to_owned(),
+                });
+            }
+        }
+    }
     let time_to_live = body
         .time_to_live
         .map(|seconds| {
@@ -391,6 +419,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         configuration_set_is_default,
         content,
         time_to_live,
+        correlation: Vec::new(),
     })
 }
 
@@ -442,6 +471,7 @@ mod tests {
         MessageDefaults {
             origination: PhoneNumber::parse("+12065550100").ok(),
             configuration_set: Some("default-set".to_owned()),
+            v2_voices: None,
         }
     }
 
@@ -510,6 +540,34 @@ mod tests {
         assert_eq!(speech.language_code.as_deref(), Some("en-US"));
         assert_eq!(speech.voice_id.as_deref(), Some("Matthew"));
         assert_eq!(speech.text.as_str(), "<speak>Disk full on db-1</speak>");
+    }
+
+    #[test]
+    fn under_v2_an_unknown_voice_is_refused_and_call_instructions_are_unsupported() {
+        let v2 = MessageDefaults {
+            v2_voices: Some(&["MATTHEW", "JOANNA"]),
+            ..defaults()
+        };
+        let voiced = |voice: &str| {
+            format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", "Content": {{"SSMLMessage": {{"VoiceId": "{voice}", "Text": "x"}}}}}}"#
+            )
+        };
+        assert!(VoiceMessage::from_body(Some(&voiced("Matthew")), &v2).is_ok());
+        let err = VoiceMessage::from_body(Some(&voiced("Marvin")), &v2).unwrap_err();
+        assert_eq!(err.code(), "InvalidField");
+        assert!(
+            VoiceMessage::from_body(Some(&voiced("Marvin")), &defaults()).is_ok(),
+            "v1: free"
+        );
+        let instructions = r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"CallInstructionsMessage": {"Text": "x"}}}"#;
+        assert_eq!(
+            VoiceMessage::from_body(Some(instructions), &v2)
+                .unwrap_err()
+                .code(),
+            "UnsupportedContent"
+        );
+        assert!(VoiceMessage::from_body(Some(instructions), &defaults()).is_ok());
     }
 
     #[test]

@@ -180,8 +180,12 @@ pub fn voice_dispatch_with_voice(
 }
 
 pub fn engine_settings(config: &Config) -> EngineSettings {
+    let mut defaults = config.defaults.clone();
+    if config.voice_api == VoiceApi::V2 {
+        defaults.v2_voices = Some(aws_sdk_pinpointsmsvoicev2::types::VoiceId::values());
+    }
     EngineSettings {
-        defaults: config.defaults.clone(),
+        defaults,
         max_concurrency: config.max_concurrency,
         deadline_safety: config.deadline_safety,
         message_ttl: config.message_ttl,

@@ -75,6 +75,15 @@ class Resolver:
             if key == "Fn::If":
                 name, yes, no = arg
                 return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self.resolve(p)) for p in parts)
+            if key == "Fn::Split":
+                separator, text = arg
+                return str(self.resolve(text)).split(separator)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(index)]
             if key == "Fn::Equals":
                 left, right = (self.resolve(a) for a in arg)
                 return str(left) == str(right)
@@ -219,6 +228,23 @@ def check(template):
     expect(
         "MaximumBatchingWindowInSeconds" not in mapping(fifo),
         "FIFO stack with a window parameter set: the event source mapping has no window",
+    )
+
+    identity = "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-0123456789abcdef"
+    v2 = translate(
+        template,
+        {"VoiceApi": "v2", "OriginationIdentity": identity, "ConfigurationSetName": "alerts"},
+    )
+    expect(not role_problems(v2), "v2 stack with an identity ARN: least privilege")
+    places = {r for a, r in grants(v2) if a == "sms-voice:SendVoiceMessage"}
+    expect(
+        "*" not in places and identity in places and any("configuration-set/" in r for r in places),
+        f"v2 with an identity ARN: calls only from that identity and its set ({sorted(places)})",
+    )
+    v2_number = translate(template, {"VoiceApi": "v2", "OriginationIdentity": "+12065550199"})
+    expect(
+        {r for a, r in grants(v2_number) if a == "sms-voice:SendVoiceMessage"} == {"*"},
+        "v2 with a phone number as the identity: no ARN to name, so *",
     )
 
     off = translate(template, {"IdempotencyLedger": "false"})

@@ -67,6 +67,7 @@ impl VoiceSender for PinpointV2Voice {
             .set_configuration_set_name(message.configuration_set.clone())
             .set_max_price_per_minute(self.max_price_per_minute.clone())
             .set_time_to_live(message.time_to_live.and_then(|ttl| i32::try_from(ttl).ok()))
+            .set_context(context(message))
             .send()
             .await
             .map(|output| SentCall {
@@ -74,6 +75,18 @@ impl VoiceSender for PinpointV2Voice {
             })
             .map_err(|err| describe_sdk_error(err, reason))
     }
+}
+
+/// v2's `Context` (at most 5 entries; keys ≤ 100 characters, values ≤ 800): the record's
+/// correlation, values cut to the limit.
+fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, String>> {
+    let context: std::collections::HashMap<String, String> = message
+        .correlation
+        .iter()
+        .take(5)
+        .map(|(key, value)| ((*key).to_owned(), value.chars().take(800).collect()))
+        .collect();
+    (!context.is_empty()).then_some(context)
 }
 
 /// The `Reason` of the v2 errors that carry one.

@@ -23,6 +23,7 @@ pub fn test_config() -> Config {
         defaults: MessageDefaults {
             origination: PhoneNumber::parse(ORIGINATION).ok(),
             configuration_set: Some("alerts".to_owned()),
+            v2_voices: None,
         },
         max_concurrency: 10,
         deadline_safety: Duration::from_millis(500),

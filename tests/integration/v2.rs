@@ -41,6 +41,52 @@ async fn a_v1_shaped_body_is_placed_through_v2_with_its_members_mapped() {
     assert_eq!(call.voice_id.as_deref(), Some("MATTHEW"), "the v2 enum");
     assert_eq!(call.configuration_set.as_deref(), Some("alerts"));
     assert_eq!(call.time_to_live, Some(120), "the service enforces it too");
+    assert_eq!(
+        call.context,
+        [("SqsMessageId".to_owned(), "m1".to_owned())],
+        "delivery events can be traced back to the record"
+    );
+}
+
+#[tokio::test]
+async fn the_idempotency_key_rides_in_context_and_unsupported_content_is_never_sent() {
+    let harness = Harness::with_config(Script::default(), v2_config()).await;
+    let mut keyed = record("m1", Some(&body(DEST, "words")));
+    keyed["messageAttributes"]["IdempotencyKey"] =
+        serde_json::json!({"stringValue": "alert-42", "dataType": "String"});
+    let instructions = serde_json::json!({
+        "DestinationPhoneNumber": DEST,
+        "Content": {"CallInstructionsMessage": {"Text": "x"}}
+    })
+    .to_string();
+    let unknown_voice = serde_json::json!({
+        "DestinationPhoneNumber": DEST,
+        "Content": {"SSMLMessage": {"VoiceId": "Marvin", "Text": "<speak>x</speak>"}}
+    })
+    .to_string();
+    let report = harness
+        .run(&event(vec![
+            keyed,
+            record("m2", Some(&instructions)),
+            record("m3", Some(&unknown_voice)),
+        ]))
+        .await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    assert_eq!(
+        harness.fake.calls()[0].context,
+        [
+            ("IdempotencyKey".to_owned(), "alert-42".to_owned()),
+            ("SqsMessageId".to_owned(), "m1".to_owned())
+        ]
+    );
+    assert_eq!(fate(&report, "m2"), Fate::Permanent);
+    assert_eq!(
+        error_code(&report, "m2").as_deref(),
+        Some("UnsupportedContent")
+    );
+    assert_eq!(fate(&report, "m3"), Fate::Permanent);
+    assert_eq!(error_code(&report, "m3").as_deref(), Some("InvalidField"));
+    assert_eq!(harness.fake.calls().len(), 1, "neither was sent");
 }
 
 #[tokio::test]

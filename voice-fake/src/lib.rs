@@ -161,6 +161,8 @@ pub struct ReceivedCall {
     pub api: &'static str,
     /// v2's `TimeToLive`, when sent.
     pub time_to_live: Option<i64>,
+    /// v2's `Context`, as sent (sorted by key).
+    pub context: Vec<(String, String)>,
     /// The status the fake answered with; 0 while the request is still in flight.
     pub status: u16,
     /// When the request arrived: a call counts as placed from here, even if its caller goes
@@ -575,6 +577,7 @@ fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
         language_code: string(message, "LanguageCode"),
         api: "v1",
         time_to_live: None,
+        context: Vec::new(),
         status: 0,
         received_at: SystemTime::now(),
     })
@@ -600,6 +603,19 @@ fn parse_request_v2(body: &[u8]) -> Result<ReceivedCall, String> {
         language_code: None,
         api: "v2",
         time_to_live: value.get("TimeToLive").and_then(Value::as_i64),
+        context: {
+            let mut context: Vec<(String, String)> = value
+                .get("Context")
+                .and_then(Value::as_object)
+                .map(|map| {
+                    map.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            context.sort();
+            context
+        },
         status: 0,
         received_at: SystemTime::now(),
     })
