@@ -31,7 +31,9 @@ pub struct MessageDefaults {
 #[derive(Debug, Clone)]
 pub struct VoiceMessage {
     pub destination: PhoneNumber,
-    pub origination: PhoneNumber,
+    /// Always there for a v1-shaped body (the body's or the default); a v2-shaped body may
+    /// name an `OriginationIdentity` instead (in `v2`).
+    pub origination: Option<PhoneNumber>,
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
     /// Whether `configuration_set` is the function's own (`CONFIGURATION_SET_NAME`), taken
@@ -44,6 +46,20 @@ pub struct VoiceMessage {
     /// What ties the call back to its record (v2 copies it into delivery events as
     /// `Context`): the SQS message id, and the idempotency key when it is not that id.
     pub correlation: Vec<(&'static str, String)>,
+    /// The v2 API's own members, from a v2-shaped body (`MessageBody`), passed through.
+    pub v2: Option<V2Members>,
+}
+
+/// What a v2-shaped body adds to the call, validated against the API's limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct V2Members {
+    pub origination_identity: Option<String>,
+    pub max_price_per_minute: Option<String>,
+    /// At most 5 entries; keys at most 100 characters, values at most 800.
+    pub context: Vec<(String, String)>,
+    pub dry_run: Option<bool>,
+    pub protect_configuration_id: Option<String>,
+    pub message_feedback_enabled: Option<bool>,
 }
 
 /// What the call says: exactly one of the three kinds `SendVoiceMessage` takes.
@@ -195,9 +211,163 @@ impl VoiceMessage {
         defaults: &MessageDefaults,
     ) -> Result<VoiceMessage, InvalidMessage> {
         let body = body.ok_or(InvalidMessage::MissingBody)?;
-        let parsed = parse_body(body)?;
-        validate(parsed, defaults)
+        match parse_body(body) {
+            Ok(parsed) => validate(parsed, defaults),
+            // Not a v1-shaped body: maybe a v2-shaped one (only ever looked at on this path).
+            Err(rejected) => match v2_shape(body) {
+                Shape::Both => Err(InvalidMessage::SchemaViolation(
+                    "a body has either `Content` (v1) or `MessageBody` (v2), not both".to_owned(),
+                )),
+                Shape::V2 if defaults.v2_voices.is_none() => Err(InvalidMessage::SchemaViolation(
+                    "a v2-shaped body (`MessageBody`) needs the v2 backend: VOICE_API=v2"
+                        .to_owned(),
+                )),
+                Shape::V2 => validate_v2(parse_v2(body)?, defaults),
+                Shape::Other => Err(rejected),
+            },
+        }
     }
+}
+
+enum Shape {
+    V2,
+    Both,
+    Other,
+}
+
+/// Whether a body the v1 contract refused is v2-shaped: an object with `MessageBody`.
+fn v2_shape(body: &str) -> Shape {
+    let Ok(serde_json::Value::Object(members)) = serde_json::from_str::<serde_json::Value>(body)
+    else {
+        return Shape::Other;
+    };
+    match (
+        members.contains_key("MessageBody"),
+        members.contains_key("Content"),
+    ) {
+        (true, true) => Shape::Both,
+        (true, false) => Shape::V2,
+        _ => Shape::Other,
+    }
+}
+
+/// The v2 API's `SendVoiceMessage` members, as a body may give them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct V2Body {
+    destination_phone_number: String,
+    #[serde(default)]
+    origination_identity: Option<String>,
+    message_body: String,
+    #[serde(default)]
+    message_body_text_type: Option<String>,
+    #[serde(default)]
+    voice_id: Option<String>,
+    #[serde(default)]
+    configuration_set_name: Option<String>,
+    #[serde(default)]
+    max_price_per_minute: Option<String>,
+    #[serde(default)]
+    time_to_live: Option<u64>,
+    #[serde(default)]
+    context: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(default)]
+    protect_configuration_id: Option<String>,
+    #[serde(default)]
+    message_feedback_enabled: Option<bool>,
+}
+
+fn parse_v2(body: &str) -> Result<V2Body, InvalidMessage> {
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|err| describe_json_error(&contract_path(err.path()), err.inner()))
+}
+
+/// A v2-shaped body against the v2 API's limits.
+fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
+    let invalid = |field: &'static str, problem: &str| InvalidMessage::InvalidField {
+        field,
+        problem: problem.to_owned(),
+    };
+    let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
+    if let Some(identity) = &body.origination_identity {
+        if !(1..=256).contains(&identity.chars().count()) {
+            return Err(invalid("OriginationIdentity", "from 1 to 256 characters"));
+        }
+    }
+    let speech = |limit: usize, field: &'static str| -> Result<Speech, InvalidMessage> {
+        Ok(Speech {
+            language_code: None,
+            voice_id: body.voice_id.clone(),
+            text: text_field(field, body.message_body.clone(), limit)?,
+        })
+    };
+    let content = match body.message_body_text_type.as_deref() {
+        None | Some("TEXT") => {
+            VoiceContent::PlainText(speech(MAX_PLAIN_TEXT_CHARS, "MessageBody")?)
+        }
+        Some("SSML") => VoiceContent::Ssml(speech(MAX_SSML_CHARS, "MessageBody")?),
+        Some(_) => return Err(invalid("MessageBodyTextType", "TEXT or SSML")),
+    };
+    if let (Some(voices), Some(voice)) = (defaults.v2_voices, &body.voice_id) {
+        if !voices.contains(&voice.as_str()) {
+            return Err(invalid("VoiceId", "not a voice the v2 API knows"));
+        }
+    }
+    let time_to_live = body
+        .time_to_live
+        .map(|seconds| {
+            u32::try_from(seconds)
+                .ok()
+                .filter(|seconds| (MIN_TTL_SECONDS..=MAX_BODY_TTL_SECONDS).contains(seconds))
+                .ok_or_else(|| {
+                    invalid(
+                        "TimeToLive",
+                        &format!(
+                            "seconds from {MIN_TTL_SECONDS} to {MAX_BODY_TTL_SECONDS} allowed"
+                        ),
+                    )
+                })
+        })
+        .transpose()?;
+    let context: Vec<(String, String)> = body.context.unwrap_or_default().into_iter().collect();
+    if context.len() > 5 {
+        return Err(invalid("Context", "at most 5 entries"));
+    }
+    if context
+        .iter()
+        .any(|(key, value)| key.chars().count() > 100 || value.chars().count() > 800)
+    {
+        return Err(invalid(
+            "Context",
+            "keys at most 100 characters, values at most 800",
+        ));
+    }
+    let configuration_set_is_default = defaults.configuration_set.is_some()
+        && (body.configuration_set_name.is_none()
+            || body.configuration_set_name == defaults.configuration_set);
+    Ok(VoiceMessage {
+        destination,
+        origination: defaults.origination.clone(),
+        caller_id: None,
+        configuration_set: body
+            .configuration_set_name
+            .or_else(|| defaults.configuration_set.clone()),
+        configuration_set_is_default,
+        content,
+        time_to_live,
+        correlation: Vec::new(),
+        v2: Some(V2Members {
+            origination_identity: body.origination_identity,
+            max_price_per_minute: body.max_price_per_minute,
+            context,
+            dry_run: body.dry_run,
+            protect_configuration_id: body.protect_configuration_id,
+            message_feedback_enabled: body.message_feedback_enabled,
+        }),
+    })
 }
 
 fn parse_body(body: &str) -> Result<MessageBody, InvalidMessage> {
@@ -331,7 +501,7 @@ fn redact_values(detail: &str) -> String {
 
 fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
     let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
-    let origination = match body.origination_phone_number {
+    let origination = Some(match body.origination_phone_number {
         Some(raw) => phone_field("OriginationPhoneNumber", &raw)?,
         None => defaults
             .origination
@@ -341,7 +511,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
                 problem: "missing, and no ORIGINATION_PHONE_NUMBER default is configured"
                     .to_owned(),
             })?,
-    };
+    });
     let caller_id = body
         .caller_id
         .map(|raw| phone_field("CallerId", &raw))
@@ -420,6 +590,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         content,
         time_to_live,
         correlation: Vec::new(),
+        v2: None,
     })
 }
 
@@ -531,7 +702,7 @@ mod tests {
     fn the_readme_example_parses_with_every_member() {
         let message = parse(FULL).unwrap();
         assert_eq!(message.destination.as_str(), "+12065550142");
-        assert_eq!(message.origination.as_str(), "+12065550199");
+        assert_eq!(message.origination.unwrap().as_str(), "+12065550199");
         assert_eq!(message.caller_id.unwrap().as_str(), "+12065550199");
         assert_eq!(message.configuration_set.as_deref(), Some("alerts"));
         let VoiceContent::Ssml(speech) = message.content else {
@@ -540,6 +711,95 @@ mod tests {
         assert_eq!(speech.language_code.as_deref(), Some("en-US"));
         assert_eq!(speech.voice_id.as_deref(), Some("Matthew"));
         assert_eq!(speech.text.as_str(), "<speak>Disk full on db-1</speak>");
+    }
+
+    fn v2_defaults() -> MessageDefaults {
+        MessageDefaults {
+            v2_voices: Some(&["MATTHEW", "JOANNA"]),
+            ..defaults()
+        }
+    }
+
+    #[test]
+    fn a_v2_shaped_body_is_taken_under_v2_with_its_own_members() {
+        let body = r#"{"DestinationPhoneNumber": "+12065550142", "OriginationIdentity": "pool-1",
+            "MessageBody": "<speak>x</speak>", "MessageBodyTextType": "SSML", "VoiceId": "JOANNA",
+            "MaxPricePerMinute": "0.10", "TimeToLive": 300, "Context": {"ticket": "T-1"},
+            "DryRun": true, "ProtectConfigurationId": "pc-1", "MessageFeedbackEnabled": false}"#;
+        let message = VoiceMessage::from_body(Some(body), &v2_defaults()).unwrap();
+        assert!(matches!(message.content, VoiceContent::Ssml(_)));
+        assert_eq!(message.time_to_live, Some(300));
+        let v2 = message.v2.unwrap();
+        assert_eq!(v2.origination_identity.as_deref(), Some("pool-1"));
+        assert_eq!(v2.context, [("ticket".to_owned(), "T-1".to_owned())]);
+        assert_eq!(
+            (v2.dry_run, v2.message_feedback_enabled),
+            (Some(true), Some(false))
+        );
+        assert_eq!(v2.max_price_per_minute.as_deref(), Some("0.10"));
+    }
+
+    #[test]
+    fn v2_shapes_that_are_refused_say_why() {
+        let v2 = v2_defaults();
+        let code = |body: &str, defaults: &MessageDefaults| {
+            VoiceMessage::from_body(Some(body), defaults).unwrap_err()
+        };
+        let plain = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi"}"#;
+        let v1_mode = code(plain, &defaults());
+        assert_eq!(v1_mode.code(), "SchemaViolation");
+        assert!(v1_mode.to_string().contains("VOICE_API=v2"), "{v1_mode}");
+        let both = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi",
+            "Content": {"SSMLMessage": {"Text": "x"}}}"#;
+        assert_eq!(code(both, &v2).code(), "SchemaViolation");
+        for (body, field) in [
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "MessageBodyTextType": "HTML"}"#,
+                "MessageBodyTextType",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "VoiceId": "Marvin"}"#,
+                "VoiceId",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "TimeToLive": 4}"#,
+                "TimeToLive",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "OriginationIdentity": ""}"#,
+                "OriginationIdentity",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Context": {"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6"}}"#,
+                "Context",
+            ),
+        ] {
+            let err = code(body, &v2);
+            assert!(
+                matches!(err, InvalidMessage::InvalidField { field: f, .. } if f == field),
+                "{body}: {err}"
+            );
+        }
+        let text = format!(
+            r#"{{"DestinationPhoneNumber": "+12065550142", "MessageBody": "{}"}}"#,
+            "a".repeat(3_001)
+        );
+        assert_eq!(
+            code(&text, &v2).code(),
+            "InvalidField",
+            "TEXT at most 3,000"
+        );
+        let ssml = format!(
+            r#"{{"DestinationPhoneNumber": "+12065550142", "MessageBody": "{}", "MessageBodyTextType": "SSML"}}"#,
+            "a".repeat(3_001)
+        );
+        assert!(
+            VoiceMessage::from_body(Some(&ssml), &v2).is_ok(),
+            "SSML up to 6,000"
+        );
+        let unknown =
+            r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Priority": 1}"#;
+        assert_eq!(code(unknown, &v2).code(), "SchemaViolation");
     }
 
     #[test]
@@ -590,7 +850,7 @@ mod tests {
                 "Content": {"CallInstructionsMessage": {"Text": "Hello"}}}"#,
         )
         .unwrap();
-        assert_eq!(message.origination.as_str(), "+12065550100");
+        assert_eq!(message.origination.unwrap().as_str(), "+12065550100");
         assert_eq!(message.configuration_set.as_deref(), Some("default-set"));
         assert!(message.caller_id.is_none());
     }

@@ -28,7 +28,9 @@ impl VoiceSender for PinpointVoice {
         self.client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
-            .origination_phone_number(message.origination.as_str())
+            .set_origination_phone_number(
+                message.origination.as_ref().map(|n| n.as_str().to_owned()),
+            )
             .set_caller_id(message.caller_id.as_ref().map(|id| id.as_str().to_owned()))
             .set_configuration_set_name(message.configuration_set.clone())
             .content(content(&message.content))

@@ -48,10 +48,20 @@ impl VoiceSender for PinpointV2Voice {
                 ))
             }
         };
-        let origination = self
-            .origination_identity
-            .clone()
-            .unwrap_or_else(|| message.origination.as_str().to_owned());
+        // The body's own identity, else ORIGINATION_IDENTITY, else the origination number.
+        let origination = message
+            .v2
+            .as_ref()
+            .and_then(|v2| v2.origination_identity.clone())
+            .or_else(|| self.origination_identity.clone())
+            .or_else(|| message.origination.as_ref().map(|n| n.as_str().to_owned()))
+            .ok_or_else(|| {
+                SendFailure::InvalidRequest(
+                    "no OriginationIdentity: the body names none, and neither ORIGINATION_IDENTITY nor ORIGINATION_PHONE_NUMBER is set"
+                        .to_owned(),
+                )
+            })?;
+        let v2 = message.v2.clone().unwrap_or_default();
         self.client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
@@ -65,7 +75,14 @@ impl VoiceSender for PinpointV2Voice {
                     .map(|voice| VoiceId::from(voice.to_ascii_uppercase().as_str())),
             )
             .set_configuration_set_name(message.configuration_set.clone())
-            .set_max_price_per_minute(self.max_price_per_minute.clone())
+            .set_max_price_per_minute(
+                v2.max_price_per_minute
+                    .clone()
+                    .or_else(|| self.max_price_per_minute.clone()),
+            )
+            .set_dry_run(v2.dry_run)
+            .set_protect_configuration_id(v2.protect_configuration_id.clone())
+            .set_message_feedback_enabled(v2.message_feedback_enabled)
             .set_time_to_live(message.time_to_live.and_then(|ttl| i32::try_from(ttl).ok()))
             .set_context(context(message))
             .send()
@@ -77,15 +94,23 @@ impl VoiceSender for PinpointV2Voice {
     }
 }
 
-/// v2's `Context` (at most 5 entries; keys ≤ 100 characters, values ≤ 800): the record's
-/// correlation, values cut to the limit.
+/// v2's `Context` (at most 5 entries; keys ≤ 100 characters, values ≤ 800): the body's own
+/// entries, then the record's correlation under keys the body did not use, up to 5 in all
+/// (the body's keys win); correlation values cut to the limit.
 fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, String>> {
-    let context: std::collections::HashMap<String, String> = message
-        .correlation
-        .iter()
-        .take(5)
-        .map(|(key, value)| ((*key).to_owned(), value.chars().take(800).collect()))
-        .collect();
+    let mut context: std::collections::HashMap<String, String> = message
+        .v2
+        .as_ref()
+        .map(|v2| v2.context.iter().cloned().collect())
+        .unwrap_or_default();
+    for (key, value) in &message.correlation {
+        if context.len() >= 5 {
+            break;
+        }
+        context
+            .entry((*key).to_owned())
+            .or_insert_with(|| value.chars().take(800).collect());
+    }
     (!context.is_empty()).then_some(context)
 }
 

@@ -214,3 +214,42 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_v2_shaped_body_goes_through_as_given_and_its_context_wins() {
+    let harness = Harness::with_config(Script::default(), v2_config()).await;
+    let body = serde_json::json!({
+        "DestinationPhoneNumber": DEST,
+        "OriginationIdentity": "pool-abc",
+        "MessageBody": "Your code is ready",
+        "MessageBodyTextType": "TEXT",
+        "VoiceId": "JOANNA",
+        "ConfigurationSetName": "its-own",
+        "TimeToLive": 60,
+        "Context": {"SqsMessageId": "producer-says", "a": "1", "b": "2", "c": "3"}
+    })
+    .to_string();
+    let report = harness.run(&event(vec![record("m1", Some(&body))])).await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    let call = &harness.fake.calls()[0];
+    assert_eq!(call.origination.as_deref(), Some("pool-abc"));
+    assert_eq!(call.content_kind, "TEXT");
+    assert_eq!(call.voice_id.as_deref(), Some("JOANNA"));
+    assert_eq!(call.configuration_set.as_deref(), Some("its-own"));
+    assert_eq!(call.time_to_live, Some(60));
+    let keys: Vec<&str> = call.context.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["SqsMessageId", "a", "b", "c"], "within 5 entries");
+    assert_eq!(call.context[0].1, "producer-says", "the body's keys win");
+}
+
+#[tokio::test]
+async fn under_v1_a_v2_shaped_body_is_refused_naming_the_switch() {
+    let harness = Harness::start(Script::default()).await;
+    let body = serde_json::json!({"DestinationPhoneNumber": DEST, "MessageBody": "hi"}).to_string();
+    let report = harness.run(&event(vec![record("m1", Some(&body))])).await;
+    assert_eq!(fate(&report, "m1"), Fate::Permanent);
+    let reason = outcome(&report, "m1").reason.clone().unwrap();
+    assert_eq!(reason.code, "SchemaViolation");
+    assert!(reason.message.contains("VOICE_API=v2"), "{reason:?}");
+    assert!(harness.fake.calls().is_empty());
+}
