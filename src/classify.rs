@@ -77,10 +77,16 @@ pub enum SetOrigin {
     Message,
 }
 
-/// A configured set that the service says does not exist.
+/// v2's name for a resource that does not exist (a configuration set, or an origination
+/// identity).
+const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+
+/// A configured set that the service says does not exist (v1's `NotFoundException`, v2's
+/// `ResourceNotFoundException`: with the function's own set, a deploy error either way).
 fn missing_configured_set(failure: &SendFailure, set: SetOrigin) -> bool {
     set == SetOrigin::Configured
-        && matches!(failure, SendFailure::Service { code: Some(code), .. } if code == NOT_FOUND)
+        && matches!(failure, SendFailure::Service { code: Some(code), .. }
+            if code == NOT_FOUND || code == RESOURCE_NOT_FOUND)
 }
 
 /// Error codes that mean "you are sending too fast": the pacer slows down. (v2 answers
@@ -331,6 +337,15 @@ mod tests {
             Disposition::Permanent
         );
         assert_eq!(signal(&not_found, SetOrigin::Message), Signal::Answered);
+        let v2_not_found = service(Some("ResourceNotFoundException"), 404);
+        assert_eq!(
+            classify(&v2_not_found, SetOrigin::Configured),
+            Disposition::Transient
+        );
+        assert_eq!(
+            classify(&v2_not_found, SetOrigin::Message),
+            Disposition::Permanent
+        );
         // Only NotFound depends on it.
         let bad = service(Some("BadRequestException"), 400);
         assert_eq!(

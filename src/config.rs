@@ -213,12 +213,15 @@ impl Config {
         Ok(Self {
             voice_api,
             origination_identity,
-            max_price_per_minute: get(MAX_PRICE_PER_MINUTE).map(|p| p.trim().to_owned()),
+            max_price_per_minute: get(MAX_PRICE_PER_MINUTE)
+                .map(|price| max_price(price.trim()))
+                .transpose()?,
             warnings: backoff_warning.into_iter().collect(),
             defaults: MessageDefaults {
                 origination,
                 configuration_set: get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned()),
                 v2_voices: None,
+                v2_identity: false,
             },
             max_concurrency: ranged(
                 MAX_CONCURRENCY,
@@ -327,6 +330,26 @@ fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
         Err(ConfigError {
             variable,
             problem: "expected a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+                .to_owned(),
+        })
+    }
+}
+
+/// v2's `MaxPricePerMinute`: up to two digits, a point, one to five digits (`0.10`), as the
+/// API's pattern says; checked at init, since every send would otherwise be refused.
+fn max_price(price: &str) -> Result<String, ConfigError> {
+    let valid = price.split_once('.').is_some_and(|(whole, fraction)| {
+        whole.len() <= 2
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && (1..=5).contains(&fraction.len())
+            && fraction.bytes().all(|b| b.is_ascii_digit())
+    });
+    if valid {
+        Ok(price.to_owned())
+    } else {
+        Err(ConfigError {
+            variable: MAX_PRICE_PER_MINUTE,
+            problem: "a price such as 0.10: up to two digits, a point, one to five digits"
                 .to_owned(),
         })
     }
@@ -518,6 +541,14 @@ mod tests {
         assert_eq!(v2.origination_identity.as_deref(), Some("pool-0123"));
         assert_eq!(v2.max_price_per_minute.as_deref(), Some("0.10"));
         assert_eq!(config_err(&[(VOICE_API, "v3")]).variable, VOICE_API);
+        for bad in ["ten", "1", "123.4", "0.123456", ".", "0.1e"] {
+            assert_eq!(
+                config_err(&[(MAX_PRICE_PER_MINUTE, bad)]).variable,
+                MAX_PRICE_PER_MINUTE,
+                "{bad}"
+            );
+        }
+        assert!(config(&[(MAX_PRICE_PER_MINUTE, ".5")]).is_ok());
         let long = "p".repeat(257);
         assert_eq!(
             config_err(&[(ORIGINATION_IDENTITY, long.as_str())]).variable,

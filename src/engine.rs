@@ -374,8 +374,18 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     let (outcome, maybe_placed) = self
                         .attempts(record, &message, expiry, cutoffs, attempt)
                         .await;
-                    self.record(ledger, &claim, &outcome, maybe_placed, cutoffs)
+                    let dry_run = message.v2.as_ref().and_then(|v2| v2.dry_run) == Some(true);
+                    if dry_run && outcome.fate == Fate::Sent {
+                        // A dry run placed nothing: the key stays free for the real call.
+                        let _ = tokio::time::timeout_at(
+                            cutoffs.record_by,
+                            ledger.settle(&claim, &Settle::Release),
+                        )
                         .await;
+                    } else {
+                        self.record(ledger, &claim, &outcome, maybe_placed, cutoffs)
+                            .await;
+                    }
                     outcome
                 }
             },
@@ -977,6 +987,7 @@ mod tests {
                 origination: PhoneNumber::parse("+12065550199").ok(),
                 configuration_set: None,
                 v2_voices: None,
+                v2_identity: false,
             },
             deadline_safety: Duration::from_millis(500),
             retry_base: Duration::from_millis(100),

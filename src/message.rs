@@ -25,6 +25,8 @@ pub struct MessageDefaults {
     /// naming another is refused, and a `CallInstructionsMessage`, which v2 has no
     /// counterpart for, is unsupported. `None`: v1, whose voices are free strings.
     pub v2_voices: Option<&'static [&'static str]>,
+    /// The v2 backend has `ORIGINATION_IDENTITY`: a body may leave its origination out.
+    pub v2_identity: bool,
 }
 
 /// A validated voice-call request.
@@ -34,6 +36,8 @@ pub struct VoiceMessage {
     /// Always there for a v1-shaped body (the body's or the default); a v2-shaped body may
     /// name an `OriginationIdentity` instead (in `v2`).
     pub origination: Option<PhoneNumber>,
+    /// Whether the body named `origination` itself (it then wins over every default).
+    pub origination_from_body: bool,
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
     /// Whether `configuration_set` is the function's own (`CONFIGURATION_SET_NAME`), taken
@@ -351,6 +355,7 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
     Ok(VoiceMessage {
         destination,
         origination: defaults.origination.clone(),
+        origination_from_body: false,
         caller_id: None,
         configuration_set: body
             .configuration_set_name
@@ -501,17 +506,20 @@ fn redact_values(detail: &str) -> String {
 
 fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
     let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
-    let origination = Some(match body.origination_phone_number {
-        Some(raw) => phone_field("OriginationPhoneNumber", &raw)?,
-        None => defaults
-            .origination
-            .clone()
-            .ok_or(InvalidMessage::InvalidField {
+    let origination_from_body = body.origination_phone_number.is_some();
+    let origination = match body.origination_phone_number {
+        Some(raw) => Some(phone_field("OriginationPhoneNumber", &raw)?),
+        None if defaults.origination.is_some() => defaults.origination.clone(),
+        // v2 with ORIGINATION_IDENTITY: the identity is the origination.
+        None if defaults.v2_identity => None,
+        None => {
+            return Err(InvalidMessage::InvalidField {
                 field: "OriginationPhoneNumber",
                 problem: "missing, and no ORIGINATION_PHONE_NUMBER default is configured"
                     .to_owned(),
-            })?,
-    });
+            })
+        }
+    };
     let caller_id = body
         .caller_id
         .map(|raw| phone_field("CallerId", &raw))
@@ -584,6 +592,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
     Ok(VoiceMessage {
         destination,
         origination,
+        origination_from_body,
         caller_id,
         configuration_set,
         configuration_set_is_default,
@@ -643,6 +652,7 @@ mod tests {
             origination: PhoneNumber::parse("+12065550100").ok(),
             configuration_set: Some("default-set".to_owned()),
             v2_voices: None,
+            v2_identity: false,
         }
     }
 
@@ -718,6 +728,33 @@ mod tests {
             v2_voices: Some(&["MATTHEW", "JOANNA"]),
             ..defaults()
         }
+    }
+
+    #[test]
+    fn under_v2_with_an_identity_a_body_may_leave_its_origination_out() {
+        let bare = r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": {"Text": "x"}}}"#;
+        let no_number = MessageDefaults {
+            origination: None,
+            ..defaults()
+        };
+        assert_eq!(
+            VoiceMessage::from_body(Some(bare), &no_number)
+                .unwrap_err()
+                .code(),
+            "InvalidField"
+        );
+        let with_identity = MessageDefaults {
+            v2_identity: true,
+            ..no_number
+        };
+        let message = VoiceMessage::from_body(Some(bare), &with_identity).unwrap();
+        assert!(message.origination.is_none() && !message.origination_from_body);
+        let own = r#"{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "+12065550111", "Content": {"SSMLMessage": {"Text": "x"}}}"#;
+        assert!(
+            VoiceMessage::from_body(Some(own), &with_identity)
+                .unwrap()
+                .origination_from_body
+        );
     }
 
     #[test]

@@ -48,13 +48,16 @@ impl VoiceSender for PinpointV2Voice {
                 ))
             }
         };
-        // The body's own identity, else ORIGINATION_IDENTITY, else the origination number.
+        // What the body named (its identity, or its own number), else ORIGINATION_IDENTITY,
+        // else the default number.
+        let number = message.origination.as_ref().map(|n| n.as_str().to_owned());
         let origination = message
             .v2
             .as_ref()
             .and_then(|v2| v2.origination_identity.clone())
+            .or_else(|| number.clone().filter(|_| message.origination_from_body))
             .or_else(|| self.origination_identity.clone())
-            .or_else(|| message.origination.as_ref().map(|n| n.as_str().to_owned()))
+            .or(number)
             .ok_or_else(|| {
                 SendFailure::InvalidRequest(
                     "no OriginationIdentity: the body names none, and neither ORIGINATION_IDENTITY nor ORIGINATION_PHONE_NUMBER is set"

@@ -38,6 +38,30 @@ fn moto_server() -> PathBuf {
     PathBuf::from("moto_server")
 }
 
+/// `moto_server`, run by its own Python with one request at a time. moto's server is
+/// threaded, and its `TransactWriteItems` neither isolates nor rolls back alone: a cancelled
+/// transaction restores a copy of the whole table taken when it began, erasing what other
+/// requests wrote meanwhile (`moto/dynamodb/models/__init__.py`). DynamoDB never does that;
+/// serving requests one by one makes moto's writes atomic as DynamoDB's are (and its
+/// `ReceiveMessage` too). No test long-polls, so nothing waits behind a poll.
+fn single_threaded(program: &std::path::Path) -> Command {
+    let python = program
+        .parent()
+        .map(|bin| bin.join("python"))
+        .filter(|python| python.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let mut command = Command::new(python);
+    command.args([
+        "-c",
+        "import sys, werkzeug.serving as s\n\
+         run = s.run_simple\n\
+         s.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False})\n\
+         from moto.server import main\n\
+         main(sys.argv[1:])",
+    ]);
+    command
+}
+
 impl Moto {
     pub async fn start() -> Moto {
         let turn = TURN.lock().await;
@@ -47,7 +71,7 @@ impl Moto {
                 .and_then(|listener| listener.local_addr())
                 .expect("a free loopback port")
                 .port();
-            let mut child = Command::new(&program)
+            let mut child = single_threaded(&program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

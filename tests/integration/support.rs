@@ -24,6 +24,7 @@ pub fn test_config() -> Config {
             origination: PhoneNumber::parse(ORIGINATION).ok(),
             configuration_set: Some("alerts".to_owned()),
             v2_voices: None,
+            v2_identity: false,
         },
         max_concurrency: 10,
         deadline_safety: Duration::from_millis(500),
