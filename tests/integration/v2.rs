@@ -163,10 +163,12 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
             Fate::Permanent,
             Some("DESTINATION_PHONE_NUMBER_OPTED_OUT"),
         ),
+        // With the function's own configuration set (the tests' default "alerts"): the v2
+        // deploy error, transient; a set the message names itself is permanent (below).
         (
             "+12065550178",
             Behaviour::fail(404, "ResourceNotFoundException"),
-            Fate::Permanent,
+            Fate::Transient,
             None,
         ),
     ];
@@ -213,6 +215,26 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
             _ => {}
         }
     }
+}
+
+#[tokio::test]
+async fn resource_not_found_for_a_set_the_message_named_is_permanent() {
+    let destination = "+12065550179";
+    let harness = Harness::with_config(
+        Script::default().with(
+            destination,
+            Behaviour::fail(404, "ResourceNotFoundException"),
+        ),
+        v2_config(),
+    )
+    .await;
+    let mut named: serde_json::Value = serde_json::from_str(&body(destination, "words")).unwrap();
+    named["ConfigurationSetName"] = "its-own".into();
+    let report = harness
+        .run(&event(vec![record("m", Some(&named.to_string()))]))
+        .await;
+    assert_eq!(fate(&report, "m"), Fate::Permanent);
+    assert_eq!(report.circuit.opened, 0);
 }
 
 #[tokio::test]
