@@ -216,7 +216,19 @@ impl Config {
             max_price_per_minute: get(MAX_PRICE_PER_MINUTE)
                 .map(|price| max_price(price.trim()))
                 .transpose()?,
-            warnings: backoff_warning.into_iter().collect(),
+            warnings: backoff_warning
+                .into_iter()
+                .chain(
+                    (voice_api == VoiceApi::V1
+                        && (get(ORIGINATION_IDENTITY).is_some()
+                            || get(MAX_PRICE_PER_MINUTE).is_some()))
+                    .then(|| {
+                        format!(
+                            "{ORIGINATION_IDENTITY} and {MAX_PRICE_PER_MINUTE} are v2's: ignored under VOICE_API=v1"
+                        )
+                    }),
+                )
+                .collect(),
             defaults: MessageDefaults {
                 origination,
                 configuration_set: get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned()),
@@ -549,6 +561,9 @@ mod tests {
             );
         }
         assert!(config(&[(MAX_PRICE_PER_MINUTE, ".5")]).is_ok());
+        let ignored = config(&[(ORIGINATION_IDENTITY, "pool-1")]).unwrap();
+        assert_eq!(ignored.warnings.len(), 1, "said once, as a WARN at init");
+        assert!(v2.warnings.is_empty());
         let long = "p".repeat(257);
         assert_eq!(
             config_err(&[(ORIGINATION_IDENTITY, long.as_str())]).variable,

@@ -334,6 +334,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Duration::from_secs(u64::from(seconds))
             });
         let expiry = Expiry::of(record.sent_at, ttl, SystemTime::now(), Instant::now());
+        // When the call stops being worth placing, so the service can enforce it too.
+        let mut message = message;
+        message.expires_at = Some(record.sent_at.unwrap_or_else(SystemTime::now) + ttl);
         let attempt = AttemptLoop {
             outcome: RecordOutcome {
                 destination: Some(message.destination.masked().to_string()),

@@ -52,6 +52,9 @@ pub struct VoiceMessage {
     pub correlation: Vec<(&'static str, String)>,
     /// The v2 API's own members, from a v2-shaped body (`MessageBody`), passed through.
     pub v2: Option<V2Members>,
+    /// When the call stops being worth placing (sent time + time to live), set by the engine:
+    /// v2 is told the time left, so a redelivered call is never placed late by the service.
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
 /// What a v2-shaped body adds to the call, validated against the API's limits.
@@ -372,6 +375,7 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
             protect_configuration_id: body.protect_configuration_id,
             message_feedback_enabled: body.message_feedback_enabled,
         }),
+        expires_at: None,
     })
 }
 
@@ -600,6 +604,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         time_to_live,
         correlation: Vec::new(),
         v2: None,
+        expires_at: None,
     })
 }
 

@@ -86,7 +86,7 @@ impl VoiceSender for PinpointV2Voice {
             .set_dry_run(v2.dry_run)
             .set_protect_configuration_id(v2.protect_configuration_id.clone())
             .set_message_feedback_enabled(v2.message_feedback_enabled)
-            .set_time_to_live(message.time_to_live.and_then(|ttl| i32::try_from(ttl).ok()))
+            .set_time_to_live(time_left(message))
             .set_context(context(message))
             .send()
             .await
@@ -115,6 +115,17 @@ fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, S
             .or_insert_with(|| value.chars().take(800).collect());
     }
     (!context.is_empty()).then_some(context)
+}
+
+/// v2's `TimeToLive`: the seconds the call has left (5 to 259,200), not the whole time to
+/// live again on every delivery. Under 5 s left the engine has already expired the record.
+fn time_left(message: &VoiceMessage) -> Option<i32> {
+    let left = message
+        .expires_at?
+        .duration_since(std::time::SystemTime::now())
+        .ok()?
+        .as_secs();
+    i32::try_from(left.clamp(5, 259_200)).ok()
 }
 
 /// The `Reason` of the v2 errors that carry one.

@@ -40,7 +40,11 @@ async fn a_v1_shaped_body_is_placed_through_v2_with_its_members_mapped() {
     assert_eq!(call.text, "<speak>Disk full</speak>");
     assert_eq!(call.voice_id.as_deref(), Some("MATTHEW"), "the v2 enum");
     assert_eq!(call.configuration_set.as_deref(), Some("alerts"));
-    assert_eq!(call.time_to_live, Some(120), "the service enforces it too");
+    let ttl = call.time_to_live.unwrap();
+    assert!(
+        (118..=120).contains(&ttl),
+        "the time left of its 120 s, so the service enforces it too: {ttl}"
+    );
     assert_eq!(
         call.context,
         [("SqsMessageId".to_owned(), "m1".to_owned())],
@@ -87,6 +91,34 @@ async fn the_idempotency_key_rides_in_context_and_unsupported_content_is_never_s
     assert_eq!(fate(&report, "m3"), Fate::Permanent);
     assert_eq!(error_code(&report, "m3").as_deref(), Some("InvalidField"));
     assert_eq!(harness.fake.calls().len(), 1, "neither was sent");
+}
+
+#[tokio::test]
+async fn a_redelivered_call_tells_v2_only_the_time_it_has_left() {
+    let harness = Harness::with_config(Script::default(), v2_config()).await;
+    let timed = serde_json::json!({
+        "DestinationPhoneNumber": DEST,
+        "TimeToLive": 120,
+        "Content": {"PlainTextMessage": {"Text": "words"}}
+    })
+    .to_string();
+    let mut late = record("m1", Some(&timed));
+    late["attributes"]["SentTimestamp"] = serde_json::json!((now_ms() - 100_000).to_string());
+    // Without a TimeToLive of its own, MESSAGE_TTL_SECONDS (3600 by default) is what is left.
+    let plain = record("m2", Some(&body("+12065550169", "words")));
+    let report = harness.run(&event(vec![late, plain])).await;
+    assert_eq!(fate(&report, "m1"), Fate::Sent);
+    let sent = |destination: &str| harness.fake.calls_to(destination)[0].time_to_live.unwrap();
+    assert!(
+        (18..=20).contains(&sent(DEST)),
+        "120 s less the 100 s it waited: {}",
+        sent(DEST)
+    );
+    assert!(
+        (3_598..=3_600).contains(&sent("+12065550169")),
+        "{}",
+        sent("+12065550169")
+    );
 }
 
 #[tokio::test]
@@ -258,7 +290,11 @@ async fn a_v2_shaped_body_goes_through_as_given_and_its_context_wins() {
     assert_eq!(call.content_kind, "TEXT");
     assert_eq!(call.voice_id.as_deref(), Some("JOANNA"));
     assert_eq!(call.configuration_set.as_deref(), Some("its-own"));
-    assert_eq!(call.time_to_live, Some(60));
+    assert!(
+        matches!(call.time_to_live, Some(58..=60)),
+        "{:?}",
+        call.time_to_live
+    );
     let keys: Vec<&str> = call.context.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["SqsMessageId", "a", "b", "c"], "within 5 entries");
     assert_eq!(call.context[0].1, "producer-says", "the body's keys win");
