@@ -323,22 +323,7 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
             return Err(invalid("VoiceId", "not a voice the v2 API knows"));
         }
     }
-    let time_to_live = body
-        .time_to_live
-        .map(|seconds| {
-            u32::try_from(seconds)
-                .ok()
-                .filter(|seconds| (MIN_TTL_SECONDS..=MAX_BODY_TTL_SECONDS).contains(seconds))
-                .ok_or_else(|| {
-                    invalid(
-                        "TimeToLive",
-                        &format!(
-                            "seconds from {MIN_TTL_SECONDS} to {MAX_BODY_TTL_SECONDS} allowed"
-                        ),
-                    )
-                })
-        })
-        .transpose()?;
+    let time_to_live = time_to_live(body.time_to_live)?;
     let context: Vec<(String, String)> = body.context.unwrap_or_default().into_iter().collect();
     if context.len() > 5 {
         return Err(invalid("Context", "at most 5 entries"));
@@ -579,20 +564,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
             }
         }
     }
-    let time_to_live = body
-        .time_to_live
-        .map(|seconds| {
-            u32::try_from(seconds)
-                .ok()
-                .filter(|seconds| (MIN_TTL_SECONDS..=MAX_BODY_TTL_SECONDS).contains(seconds))
-                .ok_or_else(|| InvalidMessage::InvalidField {
-                    field: "TimeToLive",
-                    problem: format!(
-                        "seconds from {MIN_TTL_SECONDS} to {MAX_BODY_TTL_SECONDS} allowed"
-                    ),
-                })
-        })
-        .transpose()?;
+    let time_to_live = time_to_live(body.time_to_live)?;
     Ok(VoiceMessage {
         destination,
         origination,
@@ -606,6 +578,23 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         v2: None,
         expires_at: None,
     })
+}
+
+/// A body's `TimeToLive`, the same in both shapes: whole seconds within the API's range.
+fn time_to_live(seconds: Option<u64>) -> Result<Option<u32>, InvalidMessage> {
+    seconds
+        .map(|seconds| {
+            u32::try_from(seconds)
+                .ok()
+                .filter(|seconds| (MIN_TTL_SECONDS..=MAX_BODY_TTL_SECONDS).contains(seconds))
+                .ok_or_else(|| InvalidMessage::InvalidField {
+                    field: "TimeToLive",
+                    problem: format!(
+                        "seconds from {MIN_TTL_SECONDS} to {MAX_BODY_TTL_SECONDS} allowed"
+                    ),
+                })
+        })
+        .transpose()
 }
 
 fn phone_field(field: &'static str, raw: &str) -> Result<PhoneNumber, InvalidMessage> {

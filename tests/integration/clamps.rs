@@ -13,6 +13,20 @@ fn one_record() -> Vec<Value> {
     vec![record("m1", Some(&body("+12065550101", "hello")))]
 }
 
+/// The call was placed, nothing was reported, and exactly one WARN line was written: its text.
+fn sent_with_one_warning(run: &crate::process::Invocation) -> Vec<String> {
+    assert_eq!(
+        run.answer["batchItemFailures"],
+        serde_json::json!([]),
+        "{}",
+        run.answer
+    );
+    assert_eq!(run.calls, 1, "the call was placed");
+    let warned = warnings(&run.lines);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    warned
+}
+
 fn warnings(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
@@ -32,15 +46,7 @@ async fn a_backoff_base_above_its_maximum_still_sends_and_warns_once() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        run.answer["batchItemFailures"],
-        serde_json::json!([]),
-        "{}",
-        run.answer
-    );
-    assert_eq!(run.calls, 1, "the call was placed");
-    let warned = warnings(&run.lines);
-    assert_eq!(warned.len(), 1, "{warned:?}");
+    let warned = sent_with_one_warning(&run);
     assert!(
         warned[0].contains("RETRY_BACKOFF_BASE_SECONDS"),
         "{warned:?}"
@@ -56,14 +62,6 @@ async fn a_deadline_reserve_longer_than_the_invocation_still_sends_and_warns_onc
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        run.answer["batchItemFailures"],
-        serde_json::json!([]),
-        "{}",
-        run.answer
-    );
-    assert_eq!(run.calls, 1, "the call was placed");
-    let warned = warnings(&run.lines);
-    assert_eq!(warned.len(), 1, "{warned:?}");
+    let warned = sent_with_one_warning(&run);
     assert!(warned[0].contains("DEADLINE_SAFETY_MS"), "{warned:?}");
 }

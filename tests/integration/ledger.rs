@@ -193,15 +193,21 @@ impl aws_sdk_dynamodb::config::Intercept for Operations {
     }
 }
 
-#[tokio::test]
-async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
-    let moto = Moto::start().await;
+/// A DynamoDB client on `moto` whose every request is counted.
+async fn counted(moto: &Moto) -> (aws_sdk_dynamodb::Client, Operations) {
     let operations = Operations::default();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+    let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
             .interceptor(operations.clone())
             .build(),
     );
+    (client, operations)
+}
+
+#[tokio::test]
+async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
+    let moto = Moto::start().await;
+    let (dynamodb, operations) = counted(&moto).await;
     create_ledger_table(&dynamodb, "grouped").await;
     let ledger = DynamoLedger::new(dynamodb, "grouped".into());
     let now = now_ms();
@@ -266,12 +272,7 @@ async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
 #[tokio::test]
 async fn claims_that_meet_share_a_request_and_a_refused_one_does_not_sink_the_rest() {
     let moto = Moto::start().await;
-    let operations = Operations::default();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
-            .interceptor(operations.clone())
-            .build(),
-    );
+    let (dynamodb, operations) = counted(&moto).await;
     create_ledger_table(&dynamodb, "claims").await;
     let ledger = DynamoLedger::new(dynamodb, "claims".into());
     let now = now_ms();
