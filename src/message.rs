@@ -218,10 +218,12 @@ impl VoiceMessage {
         defaults: &MessageDefaults,
     ) -> Result<VoiceMessage, InvalidMessage> {
         let body = body.ok_or(InvalidMessage::MissingBody)?;
-        match parse_body(body) {
-            Ok(parsed) => validate(parsed, defaults),
-            // Not a v1-shaped body: maybe a v2-shaped one (only ever looked at on this path).
-            Err(rejected) => match v2_shape(body) {
+        // The fast path: most bodies are valid v1 bodies, and tracking the path costs on
+        // every value. Only a refused body is looked at again: its shape first, so that a
+        // v2 body is not also explained as a failed v1 one.
+        match serde_json::from_str::<StrictBody>(body) {
+            Ok(parsed) => validate(parsed.0, defaults),
+            Err(_) => match v2_shape(body) {
                 Shape::Both => Err(InvalidMessage::SchemaViolation(
                     "a body has either `Content` (v1) or `MessageBody` (v2), not both".to_owned(),
                 )),
@@ -230,7 +232,7 @@ impl VoiceMessage {
                         .to_owned(),
                 )),
                 Shape::V2 => validate_v2(parse_v2(body)?, defaults),
-                Shape::Other => Err(rejected),
+                Shape::Other => Err(explain_rejection(body)),
             },
         }
     }
@@ -242,16 +244,22 @@ enum Shape {
     Other,
 }
 
+/// The two members that tell the shapes apart; the rest is skipped without being built.
+#[derive(Deserialize)]
+struct ShapeMembers {
+    #[serde(rename = "MessageBody", default)]
+    message_body: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "Content", default)]
+    content: Option<serde::de::IgnoredAny>,
+}
+
 /// Whether a body the v1 contract refused is v2-shaped: an object with `MessageBody`.
 fn v2_shape(body: &str) -> Shape {
-    let Ok(serde_json::Value::Object(members)) = serde_json::from_str::<serde_json::Value>(body)
-    else {
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let Ok(members) = object::<_, ShapeMembers>(&mut deserializer) else {
         return Shape::Other;
     };
-    match (
-        members.contains_key("MessageBody"),
-        members.contains_key("Content"),
-    ) {
+    match (members.message_body.is_some(), members.content.is_some()) {
         (true, true) => Shape::Both,
         (true, false) => Shape::V2,
         _ => Shape::Other,
@@ -362,15 +370,6 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
         }),
         expires_at: None,
     })
-}
-
-fn parse_body(body: &str) -> Result<MessageBody, InvalidMessage> {
-    // The fast path: most bodies are valid, and tracking the path costs on every value.
-    // Only a rejected body is parsed again, with the path, to say where it went wrong.
-    match serde_json::from_str::<StrictBody>(body) {
-        Ok(parsed) => Ok(parsed.0),
-        Err(_) => Err(explain_rejection(body)),
-    }
 }
 
 fn explain_rejection(body: &str) -> InvalidMessage {
