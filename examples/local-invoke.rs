@@ -22,9 +22,11 @@ use voice_fake::{FakeVoice, Script};
 struct Args {
     /// The SQS event to run (as Lambda delivers it).
     event: PathBuf,
-    /// The fake's script: behaviour per destination number.
-    #[arg(long, default_value = "voice-fake/scripts/mixed-batch.json")]
-    script: PathBuf,
+    /// The fake's script: behaviour per destination number. By default the one for the
+    /// sample events in the API's own error codes: `voice-fake/scripts/mixed-batch.json`
+    /// (v1) or `mixed-batch-v2.json` (v2).
+    #[arg(long)]
+    script: Option<PathBuf>,
     /// Base latency of every answer from the fake, overriding the script's.
     #[arg(long)]
     latency_ms: Option<u64>,
@@ -67,10 +69,16 @@ async fn run(args: Args) -> Result<(), String> {
                 .insert("SentTimestamp".to_owned(), now_ms.to_string());
         }
     }
-    let mut script = std::fs::read_to_string(&args.script)
+    let script_path = args.script.clone().unwrap_or_else(|| {
+        PathBuf::from(match args.api.as_str() {
+            "v2" => "voice-fake/scripts/mixed-batch-v2.json",
+            _ => "voice-fake/scripts/mixed-batch.json",
+        })
+    });
+    let mut script = std::fs::read_to_string(&script_path)
         .map_err(|err| err.to_string())
         .and_then(|json| Script::from_json(&json).map_err(|err| err.to_string()))
-        .map_err(|err| format!("cannot read script {}: {err}", args.script.display()))?;
+        .map_err(|err| format!("cannot read script {}: {err}", script_path.display()))?;
     if let Some(latency_ms) = args.latency_ms {
         script.latency_ms = latency_ms;
     }

@@ -58,6 +58,10 @@ pub struct Config {
     pub origination_identity: Option<String>,
     /// v2's `MaxPricePerMinute` (`MAX_PRICE_PER_MINUTE`).
     pub max_price_per_minute: Option<String>,
+    /// `CONFIGURED_RESOURCES_ONLY` (v2): the role may place calls only from
+    /// `ORIGINATION_IDENTITY` and with `CONFIGURATION_SET_NAME` (the template grants
+    /// `SendVoiceMessage` on those ARNs alone), so a body naming others is refused.
+    pub configured_resources_only: bool,
 }
 
 /// The voice API behind `SendVoiceMessage`.
@@ -105,6 +109,7 @@ pub const TLS_ROOTS: &str = "TLS_ROOTS";
 pub const VOICE_API: &str = "VOICE_API";
 pub const ORIGINATION_IDENTITY: &str = "ORIGINATION_IDENTITY";
 pub const MAX_PRICE_PER_MINUTE: &str = "MAX_PRICE_PER_MINUTE";
+pub const CONFIGURED_RESOURCES_ONLY: &str = "CONFIGURED_RESOURCES_ONLY";
 pub const MESSAGE_TTL_SECONDS: &str = "MESSAGE_TTL_SECONDS";
 pub const SEND_RATE_LIMIT: &str = "SEND_RATE_LIMIT";
 pub const CIRCUIT_BREAKER_THRESHOLD: &str = "CIRCUIT_BREAKER_THRESHOLD";
@@ -145,6 +150,7 @@ impl Default for Config {
             voice_api: VoiceApi::V1,
             origination_identity: None,
             max_price_per_minute: None,
+            configured_resources_only: false,
         }
     }
 }
@@ -200,18 +206,56 @@ impl Config {
         let origination_identity = get(ORIGINATION_IDENTITY)
             .map(|identity| identity.trim().to_owned())
             .map(|identity| {
-                if (1..=256).contains(&identity.chars().count()) {
+                if crate::v2_api::is_origination_identity(&identity) {
                     Ok(identity)
                 } else {
                     Err(ConfigError {
                         variable: ORIGINATION_IDENTITY,
-                        problem: "from 1 to 256 characters".to_owned(),
+                        problem: crate::v2_api::IDENTITY_RULE.to_owned(),
                     })
                 }
             })
             .transpose()?;
+        let configuration_set = get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned());
+        // v2 takes the set's name or ARN, within its pattern; v1's names are its own.
+        if let Some(set) = configuration_set
+            .as_deref()
+            .filter(|set| voice_api == VoiceApi::V2 && !crate::v2_api::is_resource_name(set))
+        {
+            return Err(ConfigError {
+                variable: CONFIGURATION_SET_NAME,
+                problem: format!(
+                    "under VOICE_API=v2, {} ({} characters given)",
+                    crate::v2_api::RESOURCE_NAME_RULE,
+                    set.chars().count()
+                ),
+            });
+        }
+        let configured_resources_only = match get(CONFIGURED_RESOURCES_ONLY)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: CONFIGURED_RESOURCES_ONLY,
+                    problem: "expected true or false".to_owned(),
+                })
+            }
+        };
+        if configured_resources_only && voice_api == VoiceApi::V2 && origination_identity.is_none()
+        {
+            return Err(ConfigError {
+                variable: CONFIGURED_RESOURCES_ONLY,
+                problem: format!(
+                    "true needs {ORIGINATION_IDENTITY}: the one identity calls may come from"
+                ),
+            });
+        }
         Ok(Self {
             voice_api,
+            configured_resources_only: configured_resources_only && voice_api == VoiceApi::V2,
             origination_identity,
             max_price_per_minute: get(MAX_PRICE_PER_MINUTE)
                 .map(|price| max_price(price.trim()))
@@ -221,19 +265,21 @@ impl Config {
                 .chain(
                     (voice_api == VoiceApi::V1
                         && (get(ORIGINATION_IDENTITY).is_some()
-                            || get(MAX_PRICE_PER_MINUTE).is_some()))
+                            || get(MAX_PRICE_PER_MINUTE).is_some()
+                            || configured_resources_only))
                     .then(|| {
                         format!(
-                            "{ORIGINATION_IDENTITY} and {MAX_PRICE_PER_MINUTE} are v2's: ignored under VOICE_API=v1"
+                            "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
                         )
                     }),
                 )
                 .collect(),
             defaults: MessageDefaults {
                 origination,
-                configuration_set: get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned()),
+                configuration_set,
                 v2_voices: None,
-                v2_identity: false,
+                v2_identity: None,
+                configured_resources_only: false,
             },
             max_concurrency: ranged(
                 MAX_CONCURRENCY,
@@ -350,19 +396,12 @@ fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
 /// v2's `MaxPricePerMinute`: up to two digits, a point, one to five digits (`0.10`), as the
 /// API's pattern says; checked at init, since every send would otherwise be refused.
 fn max_price(price: &str) -> Result<String, ConfigError> {
-    let valid = price.split_once('.').is_some_and(|(whole, fraction)| {
-        whole.len() <= 2
-            && whole.bytes().all(|b| b.is_ascii_digit())
-            && (1..=5).contains(&fraction.len())
-            && fraction.bytes().all(|b| b.is_ascii_digit())
-    });
-    if valid {
+    if crate::v2_api::is_price(price) {
         Ok(price.to_owned())
     } else {
         Err(ConfigError {
             variable: MAX_PRICE_PER_MINUTE,
-            problem: "a price such as 0.10: up to two digits, a point, one to five digits"
-                .to_owned(),
+            problem: crate::v2_api::PRICE_RULE.to_owned(),
         })
     }
 }
@@ -565,9 +604,55 @@ mod tests {
         assert_eq!(ignored.warnings.len(), 1, "said once, as a WARN at init");
         assert!(v2.warnings.is_empty());
         let long = "p".repeat(257);
+        for bad in [long.as_str(), "pool 1", "pool;1"] {
+            assert_eq!(
+                config_err(&[(VOICE_API, "v2"), (ORIGINATION_IDENTITY, bad)]).variable,
+                ORIGINATION_IDENTITY,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn under_v2_the_configuration_set_follows_the_v2_pattern_and_may_be_an_arn() {
+        let arn = "arn:aws:sms-voice:us-east-1:123456789012:configuration-set/alerts";
+        let v2 = config(&[(VOICE_API, "v2"), (CONFIGURATION_SET_NAME, arn)]).unwrap();
+        assert_eq!(v2.defaults.configuration_set.as_deref(), Some(arn));
+        let err = config_err(&[(VOICE_API, "v2"), (CONFIGURATION_SET_NAME, "alerts set")]);
+        assert_eq!(err.variable, CONFIGURATION_SET_NAME);
+        // v1 names are v1's business.
+        assert!(config(&[(CONFIGURATION_SET_NAME, "alerts set")]).is_ok());
+    }
+
+    #[test]
+    fn configured_resources_only_needs_v2_and_an_identity() {
+        let pinned = config(&[
+            (VOICE_API, "v2"),
+            (
+                ORIGINATION_IDENTITY,
+                "arn:aws:sms-voice:us-east-1:1:pool/pool-1",
+            ),
+            (CONFIGURED_RESOURCES_ONLY, "true"),
+        ])
+        .unwrap();
+        assert!(pinned.configured_resources_only);
+        assert!(pinned.warnings.is_empty());
+        let err = config_err(&[(VOICE_API, "v2"), (CONFIGURED_RESOURCES_ONLY, "true")]);
+        assert_eq!(err.variable, CONFIGURED_RESOURCES_ONLY);
         assert_eq!(
-            config_err(&[(ORIGINATION_IDENTITY, long.as_str())]).variable,
-            ORIGINATION_IDENTITY
+            config_err(&[(CONFIGURED_RESOURCES_ONLY, "yes")]).variable,
+            CONFIGURED_RESOURCES_ONLY
+        );
+        let under_v1 = config(&[(CONFIGURED_RESOURCES_ONLY, "true")]).unwrap();
+        assert!(
+            !under_v1.configured_resources_only,
+            "v2's: ignored under v1"
+        );
+        assert_eq!(under_v1.warnings.len(), 1);
+        assert!(
+            !config(&[(VOICE_API, "v2"), (CONFIGURED_RESOURCES_ONLY, "false")])
+                .unwrap()
+                .configured_resources_only
         );
     }
 

@@ -667,8 +667,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 && named.is_none()
                 && attempt.outcome.attempts < self.settings.max_attempts;
             attempt.failed(&failure, disposition);
-            if named.is_some() {
+            if let Some(at) = named {
                 attempt.outcome.retry_at = named;
+                // Refused until after its time to live ends: give it up now, with why,
+                // rather than hold it back to expire unsent.
+                if let Some(expiry) = expiry.filter(|e| at >= e.at()) {
+                    break attempt.expires_first(&expiry, at, failure.reason());
+                }
             }
             if disposition == Disposition::Transient {
                 // Past its time to live now: say so at once rather than on the next delivery.
@@ -735,6 +740,36 @@ impl AttemptLoop {
             message.push_str(&format!("; last attempt failed with {}", last.code));
         }
         self.outcome.fate = Fate::Expired;
+        self.outcome.reason = Some(Reason {
+            code: "Expired".to_owned(),
+            message,
+        });
+        self.outcome
+    }
+
+    /// Refused until `until`, which is after the record's time to live ends (v2's daily
+    /// call limit for one destination): it can never be placed in time.
+    fn expires_first(
+        mut self,
+        expiry: &Expiry,
+        until: Instant,
+        because: Option<&str>,
+    ) -> RecordOutcome {
+        let now = Instant::now();
+        let code = self.outcome.reason.as_ref().map(|last| last.code.as_str());
+        let refused = match (code, because) {
+            (Some(code), Some(because)) => format!(" with {code} ({because})"),
+            (Some(code), None) => format!(" with {code}"),
+            _ => String::new(),
+        };
+        let message = format!(
+            "refused{refused} until {} s from now, after its time to live of {} s ends (in {} s)",
+            until.saturating_duration_since(now).as_secs(),
+            expiry.ttl.as_secs(),
+            expiry.at().saturating_duration_since(now).as_secs()
+        );
+        self.outcome.fate = Fate::Expired;
+        self.outcome.retry_at = None;
         self.outcome.reason = Some(Reason {
             code: "Expired".to_owned(),
             message,
@@ -990,7 +1025,8 @@ mod tests {
                 origination: PhoneNumber::parse("+12065550199").ok(),
                 configuration_set: None,
                 v2_voices: None,
-                v2_identity: false,
+                v2_identity: None,
+                configured_resources_only: false,
             },
             deadline_safety: Duration::from_millis(500),
             retry_base: Duration::from_millis(100),
@@ -1066,7 +1102,10 @@ mod tests {
             message: "limit".into(),
             reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
         });
-        let engine = BatchEngine::new(ScriptedVoice::new(limited), settings());
+        // A time to live longer than any day: the reset always comes within it.
+        let mut settings = settings();
+        settings.message_ttl = Duration::from_secs(2 * 86_400);
+        let engine = BatchEngine::new(ScriptedVoice::new(limited), settings);
         let report = engine
             .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
             .await;
@@ -1093,6 +1132,51 @@ mod tests {
         assert!(
             wait.as_secs().abs_diff(to_midnight) <= 2,
             "back at the next 00:00 UTC: {wait:?} vs {to_midnight} s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_daily_limit_that_resets_after_the_time_to_live_gives_the_record_up_at_once() {
+        // The reset is the next 00:00 UTC on the wall clock: in the day's last seconds it
+        // would come within the 5 s below, so wait for the day to turn first.
+        let to_midnight = || {
+            let now_s = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            86_400 - now_s % 86_400
+        };
+        if to_midnight() <= 10 {
+            std::thread::sleep(std::time::Duration::from_secs(to_midnight() + 1));
+        }
+        let limited = Err(SendFailure::Service {
+            code: Some("ServiceQuotaExceededException".into()),
+            status: Some(400),
+            message: "limit".into(),
+            reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
+        });
+        let mut settings = settings();
+        settings.message_ttl = Duration::from_secs(5);
+        let engine = BatchEngine::new(ScriptedVoice::new(limited), settings);
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        let outcome = &report.outcomes[0];
+        assert_eq!(
+            outcome.fate,
+            Fate::Expired,
+            "not held back to expire unsent"
+        );
+        assert_eq!(outcome.attempts, 1);
+        assert_eq!(outcome.retry_at, None);
+        let reason = outcome.reason.as_ref().unwrap();
+        assert_eq!(reason.code, "Expired");
+        assert!(
+            reason
+                .message
+                .contains("ServiceQuotaExceededException (DAILY_DESTINATION_CALL_LIMIT)")
+                && reason.message.contains("time to live of 5 s"),
+            "{reason:?}"
         );
     }
 

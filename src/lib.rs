@@ -31,4 +31,5 @@ pub mod record;
 pub mod redact;
 pub mod report;
 pub mod settle;
+pub mod v2_api;
 pub mod wiring;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::phone::PhoneNumber;
+use crate::v2_api;
 
 /// Longest `Text` the service takes for plain text and call instructions, in characters.
 pub const MAX_PLAIN_TEXT_CHARS: usize = 3_000;
@@ -25,8 +26,13 @@ pub struct MessageDefaults {
     /// naming another is refused, and a `CallInstructionsMessage`, which v2 has no
     /// counterpart for, is unsupported. `None`: v1, whose voices are free strings.
     pub v2_voices: Option<&'static [&'static str]>,
-    /// The v2 backend has `ORIGINATION_IDENTITY`: a body may leave its origination out.
-    pub v2_identity: bool,
+    /// The v2 backend's `ORIGINATION_IDENTITY`: a body may leave its origination out.
+    pub v2_identity: Option<String>,
+    /// v2's `CONFIGURED_RESOURCES_ONLY`: the role may place calls only from `v2_identity`
+    /// and with `configuration_set`. A body naming another origination or set is refused
+    /// here: IAM would answer `AccessDeniedException`, which says the account is refused
+    /// and would hold every call back behind the breaker.
+    pub configured_resources_only: bool,
 }
 
 /// A validated voice-call request.
@@ -119,6 +125,9 @@ pub enum InvalidMessage {
     },
     #[error("{0}")]
     UnsupportedContent(String),
+    /// The body names a resource the function may not use (`CONFIGURED_RESOURCES_ONLY`).
+    #[error("{0}")]
+    NotPermitted(String),
 }
 
 impl InvalidMessage {
@@ -130,6 +139,7 @@ impl InvalidMessage {
             Self::SchemaViolation(_) => "SchemaViolation",
             Self::InvalidField { .. } => "InvalidField",
             Self::UnsupportedContent(_) => "UnsupportedContent",
+            Self::NotPermitted(_) => "NotPermitted",
         }
     }
 }
@@ -308,10 +318,30 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
     };
     let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
     if let Some(identity) = &body.origination_identity {
-        if !(1..=256).contains(&identity.chars().count()) {
-            return Err(invalid("OriginationIdentity", "from 1 to 256 characters"));
+        if !v2_api::is_origination_identity(identity) {
+            return Err(invalid("OriginationIdentity", v2_api::IDENTITY_RULE));
         }
     }
+    if let Some(id) = &body.protect_configuration_id {
+        if !v2_api::is_resource_name(id) {
+            return Err(invalid(
+                "ProtectConfigurationId",
+                v2_api::RESOURCE_NAME_RULE,
+            ));
+        }
+    }
+    if let Some(price) = &body.max_price_per_minute {
+        if !v2_api::is_price(price) {
+            return Err(invalid("MaxPricePerMinute", v2_api::PRICE_RULE));
+        }
+    }
+    v2_set_name(body.configuration_set_name.as_deref())?;
+    within_the_grant(
+        "OriginationIdentity",
+        body.origination_identity.as_deref(),
+        body.configuration_set_name.as_deref(),
+        defaults,
+    )?;
     let speech = |limit: usize, field: &'static str| -> Result<Speech, InvalidMessage> {
         Ok(Speech {
             language_code: None,
@@ -333,16 +363,16 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
     }
     let time_to_live = time_to_live(body.time_to_live)?;
     let context: Vec<(String, String)> = body.context.unwrap_or_default().into_iter().collect();
-    if context.len() > 5 {
+    if context.len() > v2_api::MAX_CONTEXT_ENTRIES {
         return Err(invalid("Context", "at most 5 entries"));
     }
     if context
         .iter()
-        .any(|(key, value)| key.chars().count() > 100 || value.chars().count() > 800)
+        .any(|(key, value)| !v2_api::is_context_key(key) || !v2_api::is_context_value(value))
     {
         return Err(invalid(
             "Context",
-            "keys at most 100 characters, values at most 800",
+            "keys 1 to 100 characters without white space; values 1 to 800, not starting or ending with white space",
         ));
     }
     let configuration_set_is_default = defaults.configuration_set.is_some()
@@ -396,7 +426,7 @@ fn explain_rejection(body: &str) -> InvalidMessage {
 
 /// Every member name of the contract: a rejection may quote these, never a key the sender
 /// chose (it can be a phone number, or 200 KB long).
-const CONTRACT_MEMBERS: [&str; 12] = [
+const CONTRACT_MEMBERS: [&str; 20] = [
     "DestinationPhoneNumber",
     "OriginationPhoneNumber",
     "CallerId",
@@ -409,6 +439,15 @@ const CONTRACT_MEMBERS: [&str; 12] = [
     "LanguageCode",
     "VoiceId",
     "Text",
+    // v2-shaped bodies
+    "OriginationIdentity",
+    "MessageBody",
+    "MessageBodyTextType",
+    "MaxPricePerMinute",
+    "Context",
+    "DryRun",
+    "ProtectConfigurationId",
+    "MessageFeedbackEnabled",
 ];
 
 /// The longest rejection reason, in characters: it travels in the dead letter's
@@ -495,11 +534,13 @@ fn redact_values(detail: &str) -> String {
 fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
     let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
     let origination_from_body = body.origination_phone_number.is_some();
+    let body_origination = body.origination_phone_number.clone();
+    let body_set = body.configuration_set_name.clone();
     let origination = match body.origination_phone_number {
         Some(raw) => Some(phone_field("OriginationPhoneNumber", &raw)?),
         None if defaults.origination.is_some() => defaults.origination.clone(),
         // v2 with ORIGINATION_IDENTITY: the identity is the origination.
-        None if defaults.v2_identity => None,
+        None if defaults.v2_identity.is_some() => None,
         None => {
             return Err(InvalidMessage::InvalidField {
                 field: "OriginationPhoneNumber",
@@ -526,6 +567,16 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         Some(name) => Some(name),
         None => defaults.configuration_set.clone(),
     };
+    if defaults.v2_voices.is_some() {
+        // Under v2 the body's number and set go to v2 as they are.
+        v2_set_name(body_set.as_deref())?;
+        within_the_grant(
+            "OriginationPhoneNumber",
+            body_origination.as_deref(),
+            body_set.as_deref(),
+            defaults,
+        )?;
+    }
     let content = match body.content {
         ContentBody::Ssml(speech) => VoiceContent::Ssml(speech_content(
             speech,
@@ -577,6 +628,42 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         v2: None,
         expires_at: None,
     })
+}
+
+/// A configuration set named by a body under v2: its name or ARN, within v2's pattern.
+fn v2_set_name(set: Option<&str>) -> Result<(), InvalidMessage> {
+    match set {
+        Some(set) if !v2_api::is_resource_name(set) => Err(InvalidMessage::InvalidField {
+            field: "ConfigurationSetName",
+            problem: v2_api::RESOURCE_NAME_RULE.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Under `CONFIGURED_RESOURCES_ONLY`, a body may name only the function's own origination
+/// identity and configuration set (or leave them out): the role may use no other.
+fn within_the_grant(
+    origination_field: &'static str,
+    origination: Option<&str>,
+    set: Option<&str>,
+    defaults: &MessageDefaults,
+) -> Result<(), InvalidMessage> {
+    if !defaults.configured_resources_only {
+        return Ok(());
+    }
+    if origination.is_some_and(|named| Some(named) != defaults.v2_identity.as_deref()) {
+        return Err(InvalidMessage::NotPermitted(format!(
+            "{origination_field}: the function may place calls only from ORIGINATION_IDENTITY (CONFIGURED_RESOURCES_ONLY=true); leave it out"
+        )));
+    }
+    if set.is_some_and(|named| Some(named) != defaults.configuration_set.as_deref()) {
+        return Err(InvalidMessage::NotPermitted(
+            "ConfigurationSetName: the function may use only CONFIGURATION_SET_NAME (CONFIGURED_RESOURCES_ONLY=true); leave it out"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// A body's `TimeToLive`, the same in both shapes: whole seconds within the API's range.
@@ -645,7 +732,8 @@ mod tests {
             origination: PhoneNumber::parse("+12065550100").ok(),
             configuration_set: Some("default-set".to_owned()),
             v2_voices: None,
-            v2_identity: false,
+            v2_identity: None,
+            configured_resources_only: false,
         }
     }
 
@@ -737,7 +825,7 @@ mod tests {
             "InvalidField"
         );
         let with_identity = MessageDefaults {
-            v2_identity: true,
+            v2_identity: Some("pool-1".to_owned()),
             ..no_number
         };
         let message = VoiceMessage::from_body(Some(bare), &with_identity).unwrap();
@@ -803,6 +891,48 @@ mod tests {
                 r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Context": {"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6"}}"#,
                 "Context",
             ),
+            // The model's patterns, which the service would refuse with a
+            // ValidationException after a request: refused before any.
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "OriginationIdentity": " pool-1"}"#,
+                "OriginationIdentity",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "ConfigurationSetName": ""}"#,
+                "ConfigurationSetName",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "ConfigurationSetName": "my set"}"#,
+                "ConfigurationSetName",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "ProtectConfigurationId": "pc 1"}"#,
+                "ProtectConfigurationId",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "MaxPricePerMinute": "1"}"#,
+                "MaxPricePerMinute",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Context": {"": "1"}}"#,
+                "Context",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Context": {"a key": "1"}}"#,
+                "Context",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Context": {"a": ""}}"#,
+                "Context",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Context": {"a": "T-1 "}}"#,
+                "Context",
+            ),
+            (
+                r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "   "}"#,
+                "MessageBody",
+            ),
         ] {
             let err = code(body, &v2);
             assert!(
@@ -830,6 +960,86 @@ mod tests {
         let unknown =
             r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Priority": 1}"#;
         assert_eq!(code(unknown, &v2).code(), "SchemaViolation");
+        // A wrong type names the v2 member it is in.
+        let typed =
+            r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "DryRun": "yes"}"#;
+        let err = code(typed, &v2);
+        assert_eq!(err.code(), "SchemaViolation");
+        assert!(err.to_string().contains("`DryRun`"), "{err}");
+    }
+
+    #[test]
+    fn under_v2_a_v1_shaped_body_names_a_set_within_the_v2_pattern() {
+        let named = r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "my set",
+            "Content": {"SSMLMessage": {"Text": "x"}}}"#;
+        assert!(parse(named).is_ok(), "v1's names are v1's business");
+        let err = VoiceMessage::from_body(Some(named), &v2_defaults()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InvalidMessage::InvalidField {
+                    field: "ConfigurationSetName",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn with_configured_resources_only_a_body_may_name_no_other_identity_or_set() {
+        let identity = "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-1";
+        let pinned = MessageDefaults {
+            v2_identity: Some(identity.to_owned()),
+            configured_resources_only: true,
+            ..v2_defaults()
+        };
+        let refused = |body: &str| {
+            let err = VoiceMessage::from_body(Some(body), &pinned).unwrap_err();
+            assert_eq!(err.code(), "NotPermitted", "{body}: {err}");
+            assert!(
+                err.to_string().contains("CONFIGURED_RESOURCES_ONLY"),
+                "{err}"
+            );
+            err.to_string()
+        };
+        let other_identity = refused(
+            r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "OriginationIdentity": "pool-2"}"#,
+        );
+        assert!(
+            other_identity.starts_with("OriginationIdentity"),
+            "{other_identity}"
+        );
+        let other_set = refused(
+            r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "ConfigurationSetName": "other"}"#,
+        );
+        assert!(other_set.starts_with("ConfigurationSetName"), "{other_set}");
+        let own_number = refused(
+            r#"{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "+12065550111", "Content": {"SSMLMessage": {"Text": "x"}}}"#,
+        );
+        assert!(
+            own_number.starts_with("OriginationPhoneNumber"),
+            "{own_number}"
+        );
+        refused(
+            r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "other", "Content": {"SSMLMessage": {"Text": "x"}}}"#,
+        );
+        // Its own identity and set, named or left out, go through.
+        for body in [
+            format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "OriginationIdentity": "{identity}", "ConfigurationSetName": "default-set"}}"#
+            ),
+            r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi"}"#.to_owned(),
+            r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "default-set", "Content": {"SSMLMessage": {"Text": "x"}}}"#.to_owned(),
+        ] {
+            assert!(VoiceMessage::from_body(Some(&body), &pinned).is_ok(), "{body}");
+        }
+        // Without the setting, another identity is the body's to name.
+        assert!(VoiceMessage::from_body(
+            Some(r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "OriginationIdentity": "pool-2"}"#),
+            &v2_defaults()
+        )
+        .is_ok());
     }
 
     #[test]

@@ -183,7 +183,8 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
     let mut defaults = config.defaults.clone();
     if config.voice_api == VoiceApi::V2 {
         defaults.v2_voices = Some(aws_sdk_pinpointsmsvoicev2::types::VoiceId::values());
-        defaults.v2_identity = config.origination_identity.is_some();
+        defaults.v2_identity = config.origination_identity.clone();
+        defaults.configured_resources_only = config.configured_resources_only;
     }
     EngineSettings {
         defaults,

@@ -12,6 +12,7 @@ use crate::adapters::pinpoint::describe_sdk_error;
 use crate::classify::SendFailure;
 use crate::message::{VoiceContent, VoiceMessage};
 use crate::ports::{SentCall, VoiceSender};
+use crate::v2_api;
 
 #[derive(Clone, Debug)]
 pub struct PinpointV2Voice {
@@ -97,9 +98,11 @@ impl VoiceSender for PinpointV2Voice {
     }
 }
 
-/// v2's `Context` (at most 5 entries; keys ≤ 100 characters, values ≤ 800): the body's own
-/// entries, then the record's correlation under keys the body did not use, up to 5 in all
-/// (the body's keys win); correlation values cut to the limit.
+/// v2's `Context` (at most 5 entries; keys 1–100 characters, values 1–800 without white
+/// space at either end): the body's own entries (validated), then the record's correlation
+/// under keys the body did not use, up to 5 in all (the body's keys win). A correlation
+/// value is trimmed and cut to the limit, and left out when nothing is left of it: the
+/// producer's idempotency key must never make the service refuse the call.
 fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, String>> {
     let mut context: std::collections::HashMap<String, String> = message
         .v2
@@ -107,12 +110,20 @@ fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, S
         .map(|v2| v2.context.iter().cloned().collect())
         .unwrap_or_default();
     for (key, value) in &message.correlation {
-        if context.len() >= 5 {
+        if context.len() >= v2_api::MAX_CONTEXT_ENTRIES {
             break;
         }
-        context
-            .entry((*key).to_owned())
-            .or_insert_with(|| value.chars().take(800).collect());
+        let cut: String = value
+            .trim()
+            .chars()
+            .take(v2_api::MAX_CONTEXT_VALUE_CHARS)
+            .collect();
+        let value = cut.trim_end();
+        if v2_api::is_context_value(value) {
+            context
+                .entry((*key).to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
     }
     (!context.is_empty()).then_some(context)
 }

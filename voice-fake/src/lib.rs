@@ -163,11 +163,23 @@ pub struct ReceivedCall {
     pub time_to_live: Option<i64>,
     /// v2's `Context`, as sent (sorted by key).
     pub context: Vec<(String, String)>,
+    /// v2's `MaxPricePerMinute`, `DryRun`, `ProtectConfigurationId` and
+    /// `MessageFeedbackEnabled`, as sent.
+    pub v2_options: V2Options,
     /// The status the fake answered with; 0 while the request is still in flight.
     pub status: u16,
     /// When the request arrived: a call counts as placed from here, even if its caller goes
     /// away before the answer.
     pub received_at: SystemTime,
+}
+
+/// The v2 members that change how a call is placed or billed, not what it says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct V2Options {
+    pub max_price_per_minute: Option<String>,
+    pub dry_run: Option<bool>,
+    pub protect_configuration_id: Option<String>,
+    pub message_feedback_enabled: Option<bool>,
 }
 
 impl ReceivedCall {
@@ -578,6 +590,7 @@ fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
         api: "v1",
         time_to_live: None,
         context: Vec::new(),
+        v2_options: V2Options::default(),
         status: 0,
         received_at: SystemTime::now(),
     })
@@ -615,6 +628,12 @@ fn parse_request_v2(body: &[u8]) -> Result<ReceivedCall, String> {
                 .unwrap_or_default();
             context.sort();
             context
+        },
+        v2_options: V2Options {
+            max_price_per_minute: string("MaxPricePerMinute"),
+            dry_run: value.get("DryRun").and_then(Value::as_bool),
+            protect_configuration_id: string("ProtectConfigurationId"),
+            message_feedback_enabled: value.get("MessageFeedbackEnabled").and_then(Value::as_bool),
         },
         status: 0,
         received_at: SystemTime::now(),
