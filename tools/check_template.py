@@ -5,7 +5,11 @@ what gets deployed, for several parameter sets:
   `sms-voice:SendVoiceMessage` and X-Ray's actions;
 - the event source mapping: no batching window on a FIFO queue (Lambda refuses one), the
   window as given on a standard queue;
-- the ledger's statement only when the ledger is on.
+- the ledger's statement only when the ledger is on;
+- v2 with the origination identity as an ARN: `SendVoiceMessage` on that identity and the
+  configuration set alone (the set's ARN built from its name, or as given), and
+  `CONFIGURED_RESOURCES_ONLY` set so the function refuses a message naming others; with a
+  phone number as the identity, "*" and the setting off.
 
 Each check is also run on a template known to break it (SAM's generated role; a window on a
 FIFO source), so a check that cannot fail fails the run.
@@ -16,6 +20,7 @@ Usage: python tools/check_template.py template.yaml
 import copy
 import logging
 import os
+import re
 import sys
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -29,6 +34,8 @@ from samtranslator.yaml_helper import yaml_parse  # noqa: E402
 STAR_ALLOWED = {"sms-voice:SendVoiceMessage", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 XRAY_MANAGED = "AWSXrayWriteOnlyAccess"
 NO_VALUE = object()
+# The account the checks pretend to deploy in.
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
 
 
 class ManagedPolicies:
@@ -56,6 +63,7 @@ class Resolver:
             for name, spec in template.get("Parameters", {}).items()
         }
         self.values.update(parameters)
+        self.values.update(PSEUDO)
         self.conditions = template.get("Conditions", {})
 
     def condition(self, name):
@@ -75,6 +83,8 @@ class Resolver:
             if key == "Fn::If":
                 name, yes, no = arg
                 return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Sub" and isinstance(arg, str):
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.values.get(m.group(1), m.group(0))), arg)
             if key == "Fn::Join":
                 separator, parts = arg
                 return separator.join(str(self.resolve(p)) for p in parts)
@@ -190,6 +200,18 @@ def missing(resources, required):
     ]
 
 
+def environment(resources):
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    if len(functions) != 1:
+        raise SystemExit(f"expected one function, found {len(functions)}")
+    return functions[0]["Properties"].get("Environment", {}).get("Variables", {})
+
+
+def places(resources):
+    """The resources the roles may place calls on."""
+    return {r for a, r in grants(resources) if a == "sms-voice:SendVoiceMessage"}
+
+
 def mapping(resources):
     mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     if len(mappings) != 1:
@@ -225,20 +247,38 @@ def check(template):
     )
 
     identity = "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-0123456789abcdef"
-    v2 = translate(
-        template,
-        {"VoiceApi": "v2", "OriginationIdentity": identity, "ConfigurationSetName": "alerts"},
-    )
-    expect(not role_problems(v2), "v2 stack with an identity ARN: least privilege")
-    places = {r for a, r in grants(v2) if a == "sms-voice:SendVoiceMessage"}
-    expect(
-        "*" not in places and identity in places and any("configuration-set/" in r for r in places),
-        f"v2 with an identity ARN: calls only from that identity and its set ({sorted(places)})",
-    )
+    set_arn = "arn:aws:sms-voice:us-east-1:123456789012:configuration-set/alerts"
+    narrowed = REQUIRED[1:] + LEDGER_REQUIRED + [("sms-voice:SendVoiceMessage", identity)]
+    for name, parameters, expected in [
+        ("a set name", {"ConfigurationSetName": "alerts"}, {identity, set_arn}),
+        ("a set ARN", {"ConfigurationSetName": set_arn}, {identity, set_arn}),
+        ("no set", {}, {identity}),
+    ]:
+        v2 = translate(
+            template, {"VoiceApi": "v2", "OriginationIdentity": identity, **parameters}
+        )
+        expect(not role_problems(v2), f"v2, identity ARN, {name}: least privilege")
+        expect(
+            places(v2) == expected,
+            f"v2, identity ARN, {name}: calls only from that identity and set ({sorted(places(v2))})",
+        )
+        gaps = missing(v2, narrowed)
+        expect(not gaps, f"v2, identity ARN, {name}: the role has what the function needs ({gaps or 'all'})")
+        expect(
+            environment(v2).get("CONFIGURED_RESOURCES_ONLY") == "true"
+            and environment(v2).get("VOICE_API") == "v2",
+            f"v2, identity ARN, {name}: the function refuses messages naming other resources",
+        )
     v2_number = translate(template, {"VoiceApi": "v2", "OriginationIdentity": "+12065550199"})
     expect(
-        {r for a, r in grants(v2_number) if a == "sms-voice:SendVoiceMessage"} == {"*"},
-        "v2 with a phone number as the identity: no ARN to name, so *",
+        places(v2_number) == {"*"} and environment(v2_number).get("CONFIGURED_RESOURCES_ONLY") == "false",
+        "v2 with a phone number as the identity: no ARN to name, so *, and messages may name theirs",
+    )
+    gaps = missing(v2_number, REQUIRED + LEDGER_REQUIRED)
+    expect(not gaps, f"v2 with a phone number: the role has what the function needs ({gaps or 'all'})")
+    expect(
+        environment(standard).get("CONFIGURED_RESOURCES_ONLY") == "false",
+        "v1: messages may name their own number and set",
     )
 
     off = translate(template, {"IdempotencyLedger": "false"})
@@ -258,6 +298,25 @@ def check(template):
     expect(
         ("sqs:ReceiveMessage", "CallQueue") in missing(translate(stripped, {}), REQUIRED),
         "the needs check catches a role that cannot poll the call queue",
+    )
+    unnarrowed = copy.deepcopy(template)
+    unnarrowed_role = unnarrowed["Resources"]["VoiceDispatchRole"]["Properties"]["Policies"][0]
+    for statement in unnarrowed_role["PolicyDocument"]["Statement"]:
+        if isinstance(statement, dict) and statement.get("Sid") == "PlaceCalls":
+            statement["Resource"] = "*"
+    v2_parameters = {"VoiceApi": "v2", "OriginationIdentity": identity}
+    expect(
+        places(translate(unnarrowed, v2_parameters)) == {"*"}
+        and places(translate(template, v2_parameters)) != {"*"},
+        "the narrowing check catches a role left on * under v2 with an identity ARN",
+    )
+    unpinned = copy.deepcopy(template)
+    next(
+        r for r in unpinned["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    )["Properties"]["Environment"]["Variables"].pop("CONFIGURED_RESOURCES_ONLY")
+    expect(
+        environment(translate(unpinned, v2_parameters)).get("CONFIGURED_RESOURCES_ONLY") != "true",
+        "the setting check catches a function not told its role is narrowed",
     )
     generated = copy.deepcopy(template)
     function = next(
