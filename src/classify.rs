@@ -20,6 +20,9 @@ pub enum SendFailure {
         /// The error's `Reason` (End User Messaging v2 says why it refused:
         /// `DAILY_DESTINATION_CALL_LIMIT`, ...); v1 has none.
         reason: Option<String>,
+        /// v2's `ResourceNotFoundException` says which kind of resource does not exist
+        /// (`configuration-set`, `pool`, `phone-number`, ...).
+        resource_type: Option<String>,
     },
     /// No answer in time: an attempt or the whole operation timed out.
     Timeout(String),
@@ -62,31 +65,76 @@ const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
 /// The `Reason` of a v2 quota error that concerns one destination: it resets daily.
 pub const DAILY_DESTINATION_CALL_LIMIT: &str = "DAILY_DESTINATION_CALL_LIMIT";
 
-/// For `SendVoiceMessage`, `NotFoundException` almost always means the configuration set
-/// does not exist.
+/// For `SendVoiceMessage`, v1's `NotFoundException` almost always means the configuration
+/// set does not exist (v1 does not say which resource).
 const NOT_FOUND: &str = "NotFoundException";
 
-/// Where a send's configuration set came from: what a `NotFoundException` means depends on it.
+/// Whose a resource of a send was: the function's configuration (`Configured`) or the
+/// message's own (`Message`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetOrigin {
-    /// The function's `CONFIGURATION_SET_NAME`: a missing set is a deploy error that fails
-    /// every send alike, so it is transient (nothing is lost while it is fixed) and counts
-    /// as the service failing (the breaker opens and its alarm fires).
+pub enum Origin {
+    /// The function's (`CONFIGURATION_SET_NAME`, `ORIGINATION_IDENTITY`,
+    /// `ORIGINATION_PHONE_NUMBER`), taken by default or named again by the message: one that
+    /// does not exist is a deploy error that fails every send alike, so it is transient
+    /// (nothing is lost while it is fixed) and counts as the service failing (the breaker
+    /// opens and its alarm fires).
     Configured,
-    /// The message named its own set, or none was used: that message alone is wrong.
+    /// The message named its own, or none was used: that message alone is wrong.
     Message,
 }
 
-/// v2's name for a resource that does not exist (a configuration set, or an origination
-/// identity).
+/// Where a send's configuration set and origination came from: what a "does not exist"
+/// answer means depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origins {
+    pub set: Origin,
+    pub identity: Origin,
+}
+
+impl Origins {
+    /// The message named its own set and origination (or used no set).
+    pub const MESSAGE: Self = Self {
+        set: Origin::Message,
+        identity: Origin::Message,
+    };
+    /// The function's configuration set, the message's own origination.
+    pub const CONFIGURED_SET: Self = Self {
+        set: Origin::Configured,
+        identity: Origin::Message,
+    };
+}
+
+/// v2's name for a resource that does not exist; its `ResourceType` says which.
 const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
 
-/// A configured set that the service says does not exist (v1's `NotFoundException`, v2's
-/// `ResourceNotFoundException`: with the function's own set, a deploy error either way).
-fn missing_configured_set(failure: &SendFailure, set: SetOrigin) -> bool {
-    set == SetOrigin::Configured
-        && matches!(failure, SendFailure::Service { code: Some(code), .. }
-            if code == NOT_FOUND || code == RESOURCE_NOT_FOUND)
+/// A resource of the function's own that the service says does not exist: v1's
+/// `NotFoundException` with the function's set; v2's `ResourceNotFoundException` for the
+/// function's set (`configuration-set`) or origination (`pool`, `phone-number`,
+/// `sender-id`), or, when it does not say which, while either is the function's. Anything
+/// else missing (a protect configuration, a set or identity the message named) is the
+/// message's own mistake.
+fn missing_configured_resource(failure: &SendFailure, origins: Origins) -> bool {
+    let SendFailure::Service {
+        code: Some(code),
+        resource_type,
+        ..
+    } = failure
+    else {
+        return false;
+    };
+    let configured = |origin: Origin| origin == Origin::Configured;
+    if code == NOT_FOUND {
+        return configured(origins.set);
+    }
+    if code != RESOURCE_NOT_FOUND {
+        return false;
+    }
+    match resource_type.as_deref() {
+        Some("configuration-set") => configured(origins.set),
+        Some("pool" | "phone-number" | "sender-id") => configured(origins.identity),
+        Some(_) => false,
+        None => configured(origins.set) || configured(origins.identity),
+    }
 }
 
 /// Error codes that mean "you are sending too fast": the pacer slows down. (v2 answers
@@ -117,8 +165,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceQuotaExceededException",
 ];
 
-pub fn classify(failure: &SendFailure, set: SetOrigin) -> Disposition {
-    if missing_configured_set(failure, set) {
+pub fn classify(failure: &SendFailure, origins: Origins) -> Disposition {
+    if missing_configured_resource(failure, origins) {
         return Disposition::Transient;
     }
     match failure {
@@ -179,8 +227,8 @@ pub fn retry_at(
     }
 }
 
-pub fn signal(failure: &SendFailure, set: SetOrigin) -> Signal {
-    if missing_configured_set(failure, set) {
+pub fn signal(failure: &SendFailure, origins: Origins) -> Signal {
+    if missing_configured_resource(failure, origins) {
         return Signal::ServiceFailing;
     }
     match failure {
@@ -288,6 +336,7 @@ mod tests {
             status: Some(status),
             message: "m".to_owned(),
             reason: None,
+            resource_type: None,
         }
     }
 
@@ -299,7 +348,7 @@ mod tests {
             ("LimitExceededException", 412),
         ] {
             assert_eq!(
-                classify(&service(Some(code), status), SetOrigin::Message),
+                classify(&service(Some(code), status), Origins::MESSAGE),
                 Disposition::Transient,
                 "{code}"
             );
@@ -309,14 +358,11 @@ mod tests {
     #[test]
     fn bad_request_and_not_found_are_permanent() {
         assert_eq!(
-            classify(
-                &service(Some("BadRequestException"), 400),
-                SetOrigin::Message
-            ),
+            classify(&service(Some("BadRequestException"), 400), Origins::MESSAGE),
             Disposition::Permanent
         );
         assert_eq!(
-            classify(&service(Some("NotFoundException"), 404), SetOrigin::Message),
+            classify(&service(Some("NotFoundException"), 404), Origins::MESSAGE),
             Disposition::Permanent
         );
     }
@@ -325,34 +371,91 @@ mod tests {
     fn a_missing_configured_set_is_transient_and_feeds_the_breaker_a_named_one_is_permanent() {
         let not_found = service(Some("NotFoundException"), 404);
         assert_eq!(
-            classify(&not_found, SetOrigin::Configured),
+            classify(&not_found, Origins::CONFIGURED_SET),
             Disposition::Transient
         );
         assert_eq!(
-            signal(&not_found, SetOrigin::Configured),
+            signal(&not_found, Origins::CONFIGURED_SET),
             Signal::ServiceFailing
         );
         assert_eq!(
-            classify(&not_found, SetOrigin::Message),
+            classify(&not_found, Origins::MESSAGE),
             Disposition::Permanent
         );
-        assert_eq!(signal(&not_found, SetOrigin::Message), Signal::Answered);
+        assert_eq!(signal(&not_found, Origins::MESSAGE), Signal::Answered);
         let v2_not_found = service(Some("ResourceNotFoundException"), 404);
         assert_eq!(
-            classify(&v2_not_found, SetOrigin::Configured),
+            classify(&v2_not_found, Origins::CONFIGURED_SET),
             Disposition::Transient
         );
         assert_eq!(
-            classify(&v2_not_found, SetOrigin::Message),
+            classify(&v2_not_found, Origins::MESSAGE),
             Disposition::Permanent
         );
         // Only NotFound depends on it.
         let bad = service(Some("BadRequestException"), 400);
         assert_eq!(
-            classify(&bad, SetOrigin::Configured),
+            classify(&bad, Origins::CONFIGURED_SET),
             Disposition::Permanent
         );
-        assert_eq!(signal(&bad, SetOrigin::Configured), Signal::Answered);
+        assert_eq!(signal(&bad, Origins::CONFIGURED_SET), Signal::Answered);
+    }
+
+    #[test]
+    fn a_v2_resource_not_found_is_a_deploy_error_only_for_the_functions_own_resource() {
+        use Disposition::{Permanent, Transient};
+        let missing = |resource_type: Option<&str>| SendFailure::Service {
+            code: Some("ResourceNotFoundException".to_owned()),
+            status: Some(400),
+            message: "m".to_owned(),
+            reason: None,
+            resource_type: resource_type.map(str::to_owned),
+        };
+        let configured_identity = Origins {
+            set: Origin::Message,
+            identity: Origin::Configured,
+        };
+        let everything_configured = Origins {
+            set: Origin::Configured,
+            identity: Origin::Configured,
+        };
+        for (resource_type, origins, expected) in [
+            (
+                Some("configuration-set"),
+                Origins::CONFIGURED_SET,
+                Transient,
+            ),
+            (Some("configuration-set"), configured_identity, Permanent),
+            (Some("pool"), configured_identity, Transient),
+            (Some("phone-number"), configured_identity, Transient),
+            // The function's set, but the identity the message named is missing.
+            (Some("pool"), Origins::CONFIGURED_SET, Permanent),
+            // A protect configuration only a message names.
+            (
+                Some("protect-configuration"),
+                everything_configured,
+                Permanent,
+            ),
+            (None, configured_identity, Transient),
+            (None, Origins::MESSAGE, Permanent),
+        ] {
+            let failure = missing(resource_type);
+            assert_eq!(
+                classify(&failure, origins),
+                expected,
+                "{resource_type:?} {origins:?}"
+            );
+            let health = if expected == Transient {
+                Signal::ServiceFailing
+            } else {
+                Signal::Answered
+            };
+            assert_eq!(
+                signal(&failure, origins),
+                health,
+                "{resource_type:?} {origins:?}"
+            );
+        }
     }
 
     fn v2(code: &str, reason: Option<&str>) -> SendFailure {
@@ -361,13 +464,14 @@ mod tests {
             status: Some(400),
             message: "m".to_owned(),
             reason: reason.map(str::to_owned),
+            resource_type: None,
         }
     }
 
     #[test]
     fn every_row_of_the_v2_error_model() {
         use Disposition::{Permanent, Transient};
-        let set = SetOrigin::Message;
+        let origins = Origins::MESSAGE;
         for (failure, disposition, health) in [
             (
                 v2("ThrottlingException", None),
@@ -419,8 +523,8 @@ mod tests {
                 Signal::Answered,
             ),
         ] {
-            assert_eq!(classify(&failure, set), disposition, "{failure:?}");
-            assert_eq!(signal(&failure, set), health, "{failure:?}");
+            assert_eq!(classify(&failure, origins), disposition, "{failure:?}");
+            assert_eq!(signal(&failure, origins), health, "{failure:?}");
             assert!(
                 placed_nothing(&failure),
                 "an error answer placed nothing: {failure:?}"
@@ -458,7 +562,7 @@ mod tests {
             assert_eq!(
                 classify(
                     &service(Some("SomethingNewException"), status),
-                    SetOrigin::Message
+                    Origins::MESSAGE
                 ),
                 Disposition::Transient
             );
@@ -469,10 +573,7 @@ mod tests {
     fn any_5xx_without_a_code_is_transient() {
         for status in [500, 502, 503, 504] {
             let failure = service(None, status);
-            assert_eq!(
-                classify(&failure, SetOrigin::Message),
-                Disposition::Transient
-            );
+            assert_eq!(classify(&failure, Origins::MESSAGE), Disposition::Transient);
             assert_eq!(failure.code(), format!("Http{status}"));
         }
     }
@@ -480,11 +581,11 @@ mod tests {
     #[test]
     fn timeouts_and_connection_errors_are_transient() {
         assert_eq!(
-            classify(&SendFailure::Timeout("t".into()), SetOrigin::Message),
+            classify(&SendFailure::Timeout("t".into()), Origins::MESSAGE),
             Disposition::Transient
         );
         assert_eq!(
-            classify(&SendFailure::Connection("c".into()), SetOrigin::Message),
+            classify(&SendFailure::Connection("c".into()), Origins::MESSAGE),
             Disposition::Transient
         );
         assert_eq!(
@@ -493,7 +594,7 @@ mod tests {
                     status: Some(502),
                     message: "x".into()
                 },
-                SetOrigin::Message
+                Origins::MESSAGE
             ),
             Disposition::Transient
         );
@@ -504,7 +605,7 @@ mod tests {
         assert_eq!(
             classify(
                 &SendFailure::InvalidRequest("missing field".into()),
-                SetOrigin::Message
+                Origins::MESSAGE
             ),
             Disposition::Permanent
         );
@@ -517,7 +618,7 @@ mod tests {
             ("LimitExceededException", 412),
         ] {
             assert_eq!(
-                signal(&service(Some(code), status), SetOrigin::Message),
+                signal(&service(Some(code), status), Origins::MESSAGE),
                 Signal::Throttled
             );
         }
@@ -537,7 +638,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                signal(&failure, SetOrigin::Message),
+                signal(&failure, Origins::MESSAGE),
                 Signal::ServiceFailing,
                 "{failure:?}"
             );
@@ -556,13 +657,13 @@ mod tests {
             },
         ] {
             assert_eq!(
-                signal(&failure, SetOrigin::Message),
+                signal(&failure, Origins::MESSAGE),
                 Signal::Answered,
                 "{failure:?}"
             );
         }
         assert_eq!(
-            signal(&SendFailure::InvalidRequest("x".into()), SetOrigin::Message),
+            signal(&SendFailure::InvalidRequest("x".into()), Origins::MESSAGE),
             Signal::NotReached
         );
     }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{BreakerSettings, CircuitBreaker, Open};
 use crate::classify::{
-    self, classify, placed_nothing, signal, Disposition, SendFailure, SetOrigin, Signal,
+    self, classify, placed_nothing, signal, Disposition, Origin, Origins, SendFailure, Signal,
 };
 use crate::expiry::Expiry;
 use crate::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
@@ -635,12 +635,19 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Ok(Err(failure)) => failure,
             };
             maybe_placed = !placed_nothing(&failure);
-            let set = if message.configuration_set_is_default {
-                SetOrigin::Configured
-            } else {
-                SetOrigin::Message
+            let origins = Origins {
+                set: if message.configuration_set_is_default {
+                    Origin::Configured
+                } else {
+                    Origin::Message
+                },
+                identity: if message.origination_is_default {
+                    Origin::Configured
+                } else {
+                    Origin::Message
+                },
             };
-            let health = signal(&failure, set);
+            let health = signal(&failure, origins);
             let now = Instant::now();
             self.breaker.record(admitted, Some(health), now);
             // Throttled again although other sends went through since this record's last
@@ -656,7 +663,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     pacer.throttled(permit);
                 }
             }
-            let disposition = classify(&failure, set);
+            let disposition = classify(&failure, origins);
             // A named moment to try again (v2's daily limit for one destination): not before.
             let named = classify::retry_at(&failure, SystemTime::now()).map(|at| {
                 Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
@@ -858,10 +865,17 @@ fn epoch_ms(time: SystemTime) -> u64 {
 /// The failure's code, and its message with the service's `Reason` (v2) when it gave one:
 /// both reach the logs and the dead letter's `DispatchError`.
 fn reason_of(failure: &SendFailure) -> Reason {
-    let message = match failure.reason() {
-        Some(reason) => format!("{} (Reason: {reason})", failure.message()),
-        None => failure.message().to_owned(),
-    };
+    let mut message = failure.message().to_owned();
+    if let Some(reason) = failure.reason() {
+        message.push_str(&format!(" (Reason: {reason})"));
+    }
+    if let SendFailure::Service {
+        resource_type: Some(resource_type),
+        ..
+    } = failure
+    {
+        message.push_str(&format!(" (ResourceType: {resource_type})"));
+    }
     Reason {
         code: failure.code(),
         message: scrub_phone_numbers(&message),
@@ -1007,6 +1021,7 @@ mod tests {
             status: Some(500),
             message: "down".into(),
             reason: None,
+            resource_type: None,
         })
     }
 
@@ -1016,6 +1031,7 @@ mod tests {
             status: Some(429),
             message: "slow down".into(),
             reason: None,
+            resource_type: None,
         })
     }
 
@@ -1101,6 +1117,7 @@ mod tests {
             status: Some(400),
             message: "limit".into(),
             reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
+            resource_type: None,
         });
         // A time to live longer than any day: the reset always comes within it.
         let mut settings = settings();
@@ -1154,6 +1171,7 @@ mod tests {
             status: Some(400),
             message: "limit".into(),
             reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
+            resource_type: None,
         });
         let mut settings = settings();
         settings.message_ttl = Duration::from_secs(5);
@@ -1483,6 +1501,26 @@ mod tests {
         }
 
         #[tokio::test(start_paused = true)]
+        async fn a_v2_dry_run_places_nothing_so_the_key_stays_free_for_the_real_call() {
+            const DRY: &str = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "DryRun": true}"#;
+            let ledger = Arc::new(MemoryLedger::default());
+            let mut settings = settings();
+            settings.defaults.v2_voices = Some(&["JOANNA"]);
+            let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings)
+                .with_ledger(Some(ledger.clone()));
+            let first = run_one(&engine, sent("m", DRY, Duration::ZERO)).await;
+            assert_eq!(first.fate, Fate::Sent, "the service checked it");
+            assert_eq!(ledger.entry("m"), None, "released, not recorded SENT");
+            let again = run_one(&engine, sent("m", DRY, Duration::ZERO)).await;
+            assert_eq!(
+                again.fate,
+                Fate::Sent,
+                "not a duplicate of a call never placed"
+            );
+            assert_eq!(engine.sender.requests(), 2);
+        }
+
+        #[tokio::test(start_paused = true)]
         async fn a_failure_that_placed_nothing_releases_the_claim_for_the_retry() {
             let ledger = Arc::new(MemoryLedger::default());
             let mut voice = ScriptedVoice::new(accepted());
@@ -1491,6 +1529,7 @@ mod tests {
                 status: Some(500),
                 message: "down".into(),
                 reason: None,
+                resource_type: None,
             });
             let engine = engine(voice, &ledger, UnknownOutcome::DeadLetter);
             let failed = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;

@@ -44,6 +44,9 @@ pub struct VoiceMessage {
     pub origination: Option<PhoneNumber>,
     /// Whether the body named `origination` itself (it then wins over every default).
     pub origination_from_body: bool,
+    /// Whether the call's origination is the function's own (`ORIGINATION_IDENTITY` or
+    /// `ORIGINATION_PHONE_NUMBER`), taken by default or named again by the body.
+    pub origination_is_default: bool,
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
     /// Whether `configuration_set` is the function's own (`CONFIGURATION_SET_NAME`), taken
@@ -375,13 +378,17 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
             "keys 1 to 100 characters without white space; values 1 to 800, not starting or ending with white space",
         ));
     }
-    let configuration_set_is_default = defaults.configuration_set.is_some()
-        && (body.configuration_set_name.is_none()
-            || body.configuration_set_name == defaults.configuration_set);
+    let configuration_set_is_default =
+        is_functions_set(body.configuration_set_name.as_deref(), defaults);
+    let origination_is_default = body
+        .origination_identity
+        .as_deref()
+        .is_none_or(|named| is_functions_origination(named, defaults));
     Ok(VoiceMessage {
         destination,
         origination: defaults.origination.clone(),
         origination_from_body: false,
+        origination_is_default,
         caller_id: None,
         configuration_set: body
             .configuration_set_name
@@ -553,10 +560,11 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         .caller_id
         .map(|raw| phone_field("CallerId", &raw))
         .transpose()?;
-    // The function's set, whether the body leaves it out or names it too.
-    let configuration_set_is_default = defaults.configuration_set.is_some()
-        && (body.configuration_set_name.is_none()
-            || body.configuration_set_name == defaults.configuration_set);
+    let configuration_set_is_default =
+        is_functions_set(body.configuration_set_name.as_deref(), defaults);
+    let origination_is_default = body_origination
+        .as_deref()
+        .is_none_or(|named| is_functions_origination(named, defaults));
     let configuration_set = match body.configuration_set_name {
         Some(name) if name.trim().is_empty() => {
             return Err(InvalidMessage::InvalidField {
@@ -619,6 +627,7 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         destination,
         origination,
         origination_from_body,
+        origination_is_default,
         caller_id,
         configuration_set,
         configuration_set_is_default,
@@ -628,6 +637,34 @@ fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessag
         v2: None,
         expires_at: None,
     })
+}
+
+/// Whether the set a body names (or leaves out) is the function's `CONFIGURATION_SET_NAME`,
+/// named again by name or by ARN.
+fn is_functions_set(named: Option<&str>, defaults: &MessageDefaults) -> bool {
+    let Some(own) = defaults.configuration_set.as_deref() else {
+        return false;
+    };
+    named.is_none_or(|named| named == own || set_name(named) == set_name(own))
+}
+
+/// A configuration set's name, from its name or its ARN
+/// (`arn:<partition>:sms-voice:<region>:<account>:configuration-set/<name>`).
+fn set_name(set: &str) -> &str {
+    match set.rsplit_once(":configuration-set/") {
+        Some((_, name)) if set.starts_with("arn:") => name,
+        _ => set,
+    }
+}
+
+/// Whether an origination a body names is the function's own: `ORIGINATION_IDENTITY` or
+/// `ORIGINATION_PHONE_NUMBER`, as configured.
+fn is_functions_origination(named: &str, defaults: &MessageDefaults) -> bool {
+    defaults.v2_identity.as_deref() == Some(named)
+        || defaults
+            .origination
+            .as_ref()
+            .is_some_and(|number| number.as_str() == named)
 }
 
 /// A configuration set named by a body under v2: its name or ARN, within v2's pattern.
@@ -657,7 +694,7 @@ fn within_the_grant(
             "{origination_field}: the function may place calls only from ORIGINATION_IDENTITY (CONFIGURED_RESOURCES_ONLY=true); leave it out"
         )));
     }
-    if set.is_some_and(|named| Some(named) != defaults.configuration_set.as_deref()) {
+    if set.is_some() && !is_functions_set(set, defaults) {
         return Err(InvalidMessage::NotPermitted(
             "ConfigurationSetName: the function may use only CONFIGURATION_SET_NAME (CONFIGURED_RESOURCES_ONLY=true); leave it out"
                 .to_owned(),
@@ -987,6 +1024,42 @@ mod tests {
     }
 
     #[test]
+    fn the_functions_own_set_and_origination_are_recognised_by_name_arn_or_number() {
+        let set_arn = "arn:aws:sms-voice:us-east-1:123456789012:configuration-set/default-set";
+        let by_arn = MessageDefaults {
+            configuration_set: Some(set_arn.to_owned()),
+            v2_identity: Some("pool-1".to_owned()),
+            ..v2_defaults()
+        };
+        let v2 = |members: &str| {
+            VoiceMessage::from_body(
+                Some(&format!(
+                    r#"{{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi"{members}}}"#
+                )),
+                &by_arn,
+            )
+            .unwrap()
+        };
+        assert!(v2(r#", "ConfigurationSetName": "default-set""#).configuration_set_is_default);
+        assert!(
+            v2(&format!(r#", "ConfigurationSetName": "{set_arn}""#)).configuration_set_is_default
+        );
+        assert!(!v2(r#", "ConfigurationSetName": "other-set""#).configuration_set_is_default);
+        assert!(v2("").origination_is_default);
+        assert!(v2(r#", "OriginationIdentity": "pool-1""#).origination_is_default);
+        assert!(!v2(r#", "OriginationIdentity": "pool-2""#).origination_is_default);
+        // A v1-shaped body naming ORIGINATION_PHONE_NUMBER names the function's own number.
+        let v1 = |origination: &str| {
+            parse(&format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "{origination}", "Content": {{"SSMLMessage": {{"Text": "x"}}}}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(v1("+12065550100").origination_is_default);
+        assert!(!v1("+12065550111").origination_is_default);
+    }
+
+    #[test]
     fn with_configured_resources_only_a_body_may_name_no_other_identity_or_set() {
         let identity = "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-1";
         let pinned = MessageDefaults {
@@ -1034,6 +1107,18 @@ mod tests {
         ] {
             assert!(VoiceMessage::from_body(Some(&body), &pinned).is_ok(), "{body}");
         }
+        // The function's set given as an ARN, named by the body by its name: the same set.
+        let pinned_by_arn = MessageDefaults {
+            configuration_set: Some(
+                "arn:aws:sms-voice:us-east-1:123456789012:configuration-set/default-set".to_owned(),
+            ),
+            ..pinned.clone()
+        };
+        assert!(VoiceMessage::from_body(
+            Some(r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "ConfigurationSetName": "default-set"}"#),
+            &pinned_by_arn
+        )
+        .is_ok());
         // Without the setting, another identity is the body's to name.
         assert!(VoiceMessage::from_body(
             Some(r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "OriginationIdentity": "pool-2"}"#),

@@ -81,15 +81,24 @@ fn never_connected(error: Option<&(dyn std::error::Error + 'static)>) -> bool {
 
 /// Describes a v1 SDK error in the core's terms (v1 errors have no `Reason`).
 fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
-    describe_sdk_error(err, |_| None)
+    describe_sdk_error(err, |_| ErrorDetails::default())
 }
 
-/// Describes an SDK error of either API in the core's terms, with `reason` reading the
-/// modelled error's `Reason` when it has one. This translates; it does not decide:
+/// What a modelled error says beyond its code and message (v2's; v1's errors say nothing).
+#[derive(Debug, Default)]
+pub(crate) struct ErrorDetails {
+    /// Its `Reason`.
+    pub reason: Option<String>,
+    /// Which kind of resource does not exist (`ResourceNotFoundException`).
+    pub resource_type: Option<String>,
+}
+
+/// Describes an SDK error of either API in the core's terms, with `details` reading what
+/// the modelled error says beyond its code. This translates; it does not decide:
 /// [`crate::classify::classify`] does.
 pub(crate) fn describe_sdk_error<E>(
     err: SdkError<E>,
-    reason: impl Fn(&E) -> Option<String>,
+    details: impl Fn(&E) -> ErrorDetails,
 ) -> SendFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -98,6 +107,10 @@ where
     match err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
+            let ErrorDetails {
+                reason,
+                resource_type,
+            } = details(service.err());
             SendFailure::Service {
                 code: service.err().code().map(str::to_owned),
                 status: Some(status),
@@ -106,7 +119,8 @@ where
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("HTTP {status} with no error message")),
-                reason: reason(service.err()),
+                reason,
+                resource_type,
             }
         }
         SdkError::TimeoutError(_) => SendFailure::Timeout(detail),

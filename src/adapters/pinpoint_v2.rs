@@ -8,7 +8,7 @@ use aws_sdk_pinpointsmsvoicev2::operation::send_voice_message::SendVoiceMessageE
 use aws_sdk_pinpointsmsvoicev2::types::{VoiceId, VoiceMessageBodyTextType};
 use aws_sdk_pinpointsmsvoicev2::Client;
 
-use crate::adapters::pinpoint::describe_sdk_error;
+use crate::adapters::pinpoint::{describe_sdk_error, ErrorDetails};
 use crate::classify::SendFailure;
 use crate::message::{VoiceContent, VoiceMessage};
 use crate::ports::{SentCall, VoiceSender};
@@ -94,7 +94,7 @@ impl VoiceSender for PinpointV2Voice {
             .map(|output| SentCall {
                 message_id: output.message_id,
             })
-            .map_err(|err| describe_sdk_error(err, reason))
+            .map_err(|err| describe_sdk_error(err, details))
     }
 }
 
@@ -139,18 +139,25 @@ fn time_left(message: &VoiceMessage) -> Option<i32> {
     i32::try_from(left.clamp(5, 259_200)).ok()
 }
 
-/// The `Reason` of the v2 errors that carry one.
-fn reason(error: &SendVoiceMessageError) -> Option<String> {
-    match error {
-        SendVoiceMessageError::ServiceQuotaExceededException(e) => {
-            e.reason().map(|r| r.as_str().to_owned())
-        }
-        SendVoiceMessageError::ValidationException(e) => e.reason().map(|r| r.as_str().to_owned()),
-        SendVoiceMessageError::ConflictException(e) => e.reason().map(|r| r.as_str().to_owned()),
-        SendVoiceMessageError::AccessDeniedException(e) => {
-            e.reason().map(|r| r.as_str().to_owned())
+/// The `Reason` of the v2 errors that carry one, and the kind of resource a
+/// `ResourceNotFoundException` is about.
+fn details(error: &SendVoiceMessageError) -> ErrorDetails {
+    let reason = match error {
+        SendVoiceMessageError::ServiceQuotaExceededException(e) => e.reason().map(|r| r.as_str()),
+        SendVoiceMessageError::ValidationException(e) => e.reason().map(|r| r.as_str()),
+        SendVoiceMessageError::ConflictException(e) => e.reason().map(|r| r.as_str()),
+        SendVoiceMessageError::AccessDeniedException(e) => e.reason().map(|r| r.as_str()),
+        _ => None,
+    };
+    let resource_type = match error {
+        SendVoiceMessageError::ResourceNotFoundException(e) => {
+            e.resource_type().map(|t| t.as_str().to_owned())
         }
         _ => None,
+    };
+    ErrorDetails {
+        reason: reason.map(str::to_owned),
+        resource_type,
     }
 }
 

@@ -200,7 +200,7 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
         // deploy error, transient; a set the message names itself is permanent (below).
         (
             "+12065550178",
-            Behaviour::fail(400, "ResourceNotFoundException"),
+            Behaviour::missing("configuration-set"),
             Fate::Transient,
             None,
         ),
@@ -278,23 +278,77 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
 }
 
 #[tokio::test]
-async fn resource_not_found_for_a_set_the_message_named_is_permanent() {
-    let destination = "+12065550179";
-    let harness = Harness::with_config(
-        Script::default().with(
-            destination,
-            Behaviour::fail(404, "ResourceNotFoundException"),
+async fn resource_not_found_is_a_deploy_error_only_for_the_functions_own_resource() {
+    // (what the body names, what the service says is missing, fate, breaker counts it)
+    let rows = [
+        (
+            serde_json::json!({}),
+            "configuration-set",
+            Fate::Transient,
+            true,
         ),
-        v2_config(),
-    )
-    .await;
-    let mut named: serde_json::Value = serde_json::from_str(&body(destination, "words")).unwrap();
-    named["ConfigurationSetName"] = "its-own".into();
-    let report = harness
-        .run(&event(vec![record("m", Some(&named.to_string()))]))
+        (serde_json::json!({}), "pool", Fate::Transient, true),
+        (
+            serde_json::json!({"ConfigurationSetName": "its-own"}),
+            "configuration-set",
+            Fate::Permanent,
+            false,
+        ),
+        (
+            serde_json::json!({"OriginationIdentity": "pool-its-own"}),
+            "pool",
+            Fate::Permanent,
+            false,
+        ),
+        // Named again by the body: still the function's own.
+        (
+            serde_json::json!({"OriginationIdentity": "pool-0123"}),
+            "pool",
+            Fate::Transient,
+            true,
+        ),
+        (
+            serde_json::json!({"ProtectConfigurationId": "pc-its-own"}),
+            "protect-configuration",
+            Fate::Permanent,
+            false,
+        ),
+    ];
+    for (named, missing, expected, counted) in rows {
+        let destination = "+12065550179";
+        let mut config = Config {
+            origination_identity: Some("pool-0123".to_owned()),
+            ..v2_config()
+        };
+        config.breaker.threshold = 1;
+        let harness = Harness::with_config(
+            Script::default().with(destination, Behaviour::missing(missing)),
+            config,
+        )
         .await;
-    assert_eq!(fate(&report, "m"), Fate::Permanent);
-    assert_eq!(report.circuit.opened, 0);
+        let mut body = serde_json::json!({
+            "DestinationPhoneNumber": destination,
+            "MessageBody": "words"
+        });
+        for (key, value) in named.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let report = harness
+            .run(&event(vec![record("m", Some(&body.to_string()))]))
+            .await;
+        let outcome = outcome(&report, "m");
+        assert_eq!(outcome.fate, expected, "{named} missing {missing}");
+        assert_eq!(
+            report.circuit.opened,
+            u64::from(counted),
+            "{named} missing {missing}: breaker"
+        );
+        let reason = outcome.reason.as_ref().unwrap();
+        assert!(
+            reason.message.contains(&format!("ResourceType: {missing}")),
+            "which resource, said: {reason:?}"
+        );
+    }
 }
 
 #[tokio::test]

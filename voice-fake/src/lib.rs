@@ -94,6 +94,10 @@ pub enum Behaviour {
         /// v2 only: the error's `Reason` (`DAILY_DESTINATION_CALL_LIMIT`, ...).
         #[serde(default)]
         reason: Option<String>,
+        /// v2 only: a `ResourceNotFoundException`'s `ResourceType` (`configuration-set`,
+        /// `pool`, ...).
+        #[serde(default)]
+        resource_type: Option<String>,
     },
     /// Accepts, after `delay_ms` on top of the base latency.
     Slow { delay_ms: u64 },
@@ -106,6 +110,7 @@ impl Behaviour {
             code: Some(code.to_owned()),
             times: None,
             reason: None,
+            resource_type: None,
         }
     }
 
@@ -116,6 +121,18 @@ impl Behaviour {
             code: Some(code.to_owned()),
             times: None,
             reason: Some(reason.to_owned()),
+            resource_type: None,
+        }
+    }
+
+    /// v2's `ResourceNotFoundException` for a resource of `resource_type`.
+    pub fn missing(resource_type: &str) -> Self {
+        Self::Fail {
+            status: 400,
+            code: Some("ResourceNotFoundException".to_owned()),
+            times: None,
+            reason: None,
+            resource_type: Some(resource_type.to_owned()),
         }
     }
 
@@ -125,6 +142,7 @@ impl Behaviour {
             code: Some(code.to_owned()),
             times: Some(times),
             reason: None,
+            resource_type: None,
         }
     }
 
@@ -135,6 +153,7 @@ impl Behaviour {
             code: None,
             times: None,
             reason: None,
+            resource_type: None,
         }
     }
 
@@ -344,6 +363,7 @@ enum Answer {
         code: String,
         message: String,
         reason: Option<String>,
+        resource_type: Option<String>,
     },
     /// A status with no error code (a proxy's answer).
     Bare {
@@ -398,6 +418,7 @@ async fn send_voice_message_v2(
             "UnknownOperationException",
             "this fake speaks only PinpointSMSVoiceV2.SendVoiceMessage",
             None,
+            None,
         );
     }
     if !signed_for_sms_voice(&headers) {
@@ -405,6 +426,7 @@ async fn send_voice_message_v2(
             StatusCode::BAD_REQUEST,
             "MissingAuthenticationTokenException",
             "Missing or invalid SigV4 Authorization for service sms-voice",
+            None,
             None,
         );
     }
@@ -416,6 +438,7 @@ async fn send_voice_message_v2(
                 "ValidationException",
                 &problem,
                 Some("INVALID_PARAMETER"),
+                None,
             )
         }
     };
@@ -433,7 +456,14 @@ async fn send_voice_message_v2(
             code,
             message,
             reason,
-        } => json_error(status, &code, &message, reason.as_deref()),
+            resource_type,
+        } => json_error(
+            status,
+            &code,
+            &message,
+            reason.as_deref(),
+            resource_type.as_deref(),
+        ),
         Answer::Bare { status, message } => (status, message).into_response(),
     }
 }
@@ -481,6 +511,7 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
         code: code.to_owned(),
         message: message.to_owned(),
         reason: None,
+        resource_type: None,
     };
     let answer = match behaviour {
         _ if outage => match api {
@@ -513,6 +544,7 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
             code,
             times,
             reason,
+            resource_type,
         } if times.is_none_or(|times| attempt <= times) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = format!("scripted failure (request {attempt})");
@@ -522,6 +554,7 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
                     code,
                     message,
                     reason,
+                    resource_type,
                 },
                 None => Answer::Bare { status, message },
             }
@@ -649,11 +682,20 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
-/// The awsJson1_0 error shape: `__type`, `Message`, and v2's `Reason`.
-fn json_error(status: StatusCode, code: &str, message: &str, reason: Option<&str>) -> Response {
+/// The awsJson1_0 error shape: `__type`, `Message`, and v2's `Reason` and `ResourceType`.
+fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    reason: Option<&str>,
+    resource_type: Option<&str>,
+) -> Response {
     let mut body = json!({ "__type": code, "Message": message });
     if let Some(reason) = reason {
         body["Reason"] = json!(reason);
+    }
+    if let Some(resource_type) = resource_type {
+        body["ResourceType"] = json!(resource_type);
     }
     json_response(status, &body)
 }
