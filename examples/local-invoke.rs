@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsEvent;
 use clap::Parser;
-use voice_dispatch::config::{self, Config};
+use voice_dispatch::config::{self, Config, VoiceApi};
 use voice_dispatch::logging::{self, LogSettings};
 use voice_dispatch::report::BatchReport;
 use voice_dispatch::wiring;
@@ -69,20 +69,6 @@ async fn run(args: Args) -> Result<(), String> {
                 .insert("SentTimestamp".to_owned(), now_ms.to_string());
         }
     }
-    let script_path = args.script.clone().unwrap_or_else(|| {
-        PathBuf::from(match args.api.as_str() {
-            "v2" => "voice-fake/scripts/mixed-batch-v2.json",
-            _ => "voice-fake/scripts/mixed-batch.json",
-        })
-    });
-    let mut script = std::fs::read_to_string(&script_path)
-        .map_err(|err| err.to_string())
-        .and_then(|json| Script::from_json(&json).map_err(|err| err.to_string()))
-        .map_err(|err| format!("cannot read script {}: {err}", script_path.display()))?;
-    if let Some(latency_ms) = args.latency_ms {
-        script.latency_ms = latency_ms;
-    }
-
     let config = Config::from_lookup(|name| {
         if name == config::VOICE_API {
             return Some(args.api.clone());
@@ -94,6 +80,19 @@ async fn run(args: Args) -> Result<(), String> {
         })
     })
     .map_err(|err| err.to_string())?;
+    let script_path = args.script.clone().unwrap_or_else(|| {
+        PathBuf::from(match config.voice_api {
+            VoiceApi::V2 => "voice-fake/scripts/mixed-batch-v2.json",
+            VoiceApi::V1 => "voice-fake/scripts/mixed-batch.json",
+        })
+    });
+    let mut script = std::fs::read_to_string(&script_path)
+        .map_err(|err| err.to_string())
+        .and_then(|json| Script::from_json(&json).map_err(|err| err.to_string()))
+        .map_err(|err| format!("cannot read script {}: {err}", script_path.display()))?;
+    if let Some(latency_ms) = args.latency_ms {
+        script.latency_ms = latency_ms;
+    }
 
     let fake = FakeVoice::start(script)
         .await

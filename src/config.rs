@@ -203,7 +203,10 @@ impl Config {
                 })
             }
         };
-        let origination_identity = get(ORIGINATION_IDENTITY)
+        // v2's own settings are read under v2 only: under v1 they are ignored, with one WARN
+        // line, and never fail init.
+        let v2_only = |name: &str| get(name).filter(|_| voice_api == VoiceApi::V2);
+        let origination_identity = v2_only(ORIGINATION_IDENTITY)
             .map(|identity| identity.trim().to_owned())
             .map(|identity| {
                 if crate::v2_api::is_origination_identity(&identity) {
@@ -231,7 +234,7 @@ impl Config {
                 ),
             });
         }
-        let configured_resources_only = match get(CONFIGURED_RESOURCES_ONLY)
+        let configured_resources_only = match v2_only(CONFIGURED_RESOURCES_ONLY)
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
         {
@@ -244,8 +247,7 @@ impl Config {
                 })
             }
         };
-        if configured_resources_only && voice_api == VoiceApi::V2 && origination_identity.is_none()
-        {
+        if configured_resources_only && origination_identity.is_none() {
             return Err(ConfigError {
                 variable: CONFIGURED_RESOURCES_ONLY,
                 problem: format!(
@@ -255,9 +257,9 @@ impl Config {
         }
         Ok(Self {
             voice_api,
-            configured_resources_only: configured_resources_only && voice_api == VoiceApi::V2,
+            configured_resources_only,
             origination_identity,
-            max_price_per_minute: get(MAX_PRICE_PER_MINUTE)
+            max_price_per_minute: v2_only(MAX_PRICE_PER_MINUTE)
                 .map(|price| max_price(price.trim()))
                 .transpose()?,
             warnings: backoff_warning
@@ -266,7 +268,9 @@ impl Config {
                     (voice_api == VoiceApi::V1
                         && (get(ORIGINATION_IDENTITY).is_some()
                             || get(MAX_PRICE_PER_MINUTE).is_some()
-                            || configured_resources_only))
+                            // The template passes "false" under v1: only "true" is said.
+                            || get(CONFIGURED_RESOURCES_ONLY)
+                                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))))
                     .then(|| {
                         format!(
                             "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
@@ -594,7 +598,7 @@ mod tests {
         assert_eq!(config_err(&[(VOICE_API, "v3")]).variable, VOICE_API);
         for bad in ["ten", "1", "123.4", "0.123456", ".", "0.1e"] {
             assert_eq!(
-                config_err(&[(MAX_PRICE_PER_MINUTE, bad)]).variable,
+                config_err(&[(VOICE_API, "v2"), (MAX_PRICE_PER_MINUTE, bad)]).variable,
                 MAX_PRICE_PER_MINUTE,
                 "{bad}"
             );
@@ -603,6 +607,15 @@ mod tests {
         let ignored = config(&[(ORIGINATION_IDENTITY, "pool-1")]).unwrap();
         assert_eq!(ignored.warnings.len(), 1, "said once, as a WARN at init");
         assert!(v2.warnings.is_empty());
+        // Under v1, v2's settings are ignored and never fail init, whatever they hold.
+        let v1 = config(&[
+            (ORIGINATION_IDENTITY, "pool 1"),
+            (MAX_PRICE_PER_MINUTE, "ten"),
+            (CONFIGURED_RESOURCES_ONLY, "yes"),
+        ])
+        .unwrap();
+        assert_eq!(v1.origination_identity, None);
+        assert_eq!(v1.warnings.len(), 1);
         let long = "p".repeat(257);
         for bad in [long.as_str(), "pool 1", "pool;1"] {
             assert_eq!(
@@ -640,9 +653,12 @@ mod tests {
         let err = config_err(&[(VOICE_API, "v2"), (CONFIGURED_RESOURCES_ONLY, "true")]);
         assert_eq!(err.variable, CONFIGURED_RESOURCES_ONLY);
         assert_eq!(
-            config_err(&[(CONFIGURED_RESOURCES_ONLY, "yes")]).variable,
+            config_err(&[(VOICE_API, "v2"), (CONFIGURED_RESOURCES_ONLY, "yes")]).variable,
             CONFIGURED_RESOURCES_ONLY
         );
+        // As the template deploys a v1 stack: nothing to say.
+        let template_v1 = config(&[(CONFIGURED_RESOURCES_ONLY, "false")]).unwrap();
+        assert!(template_v1.warnings.is_empty());
         let under_v1 = config(&[(CONFIGURED_RESOURCES_ONLY, "true")]).unwrap();
         assert!(
             !under_v1.configured_resources_only,

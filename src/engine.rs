@@ -605,6 +605,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 },
                 None => None,
             };
+            // A permit handed out late (its timer woke after the bound) is never a send
+            // after expiry.
+            if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
+                break attempt.expired(&expiry);
+            }
             let admitted = match self.breaker.admit(Instant::now()) {
                 Ok(admitted) => admitted,
                 Err(open) => {

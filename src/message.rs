@@ -1107,6 +1107,17 @@ mod tests {
         ] {
             assert!(VoiceMessage::from_body(Some(&body), &pinned).is_ok(), "{body}");
         }
+        // An identity that is a number: a v1-shaped body naming that very number is the
+        // function's own origination.
+        let pinned_to_number = MessageDefaults {
+            v2_identity: Some("+12065550111".to_owned()),
+            ..pinned.clone()
+        };
+        assert!(VoiceMessage::from_body(
+            Some(r#"{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "+12065550111", "Content": {"SSMLMessage": {"Text": "x"}}}"#),
+            &pinned_to_number
+        )
+        .is_ok());
         // The function's set given as an ARN, named by the body by its name: the same set.
         let pinned_by_arn = MessageDefaults {
             configuration_set: Some(

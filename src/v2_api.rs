@@ -34,13 +34,23 @@ pub const PRICE_RULE: &str = "a price such as 0.10: up to two digits, a point, o
 
 /// `Context`: at most 5 entries.
 pub const MAX_CONTEXT_ENTRIES: usize = 5;
-/// A `Context` key: 1–100 characters, none of them white space.
+/// A `Context` key: 1–100 characters, none of them white space (`\S+`).
 pub fn is_context_key(key: &str) -> bool {
-    (1..=100).contains(&key.chars().count()) && !key.chars().any(char::is_whitespace)
+    (1..=100).contains(&key.chars().count()) && !key.chars().any(is_space)
 }
 /// A `Context` value: 1–800 characters, neither starting nor ending with white space.
 pub fn is_context_value(value: &str) -> bool {
-    (1..=MAX_CONTEXT_VALUE_CHARS).contains(&value.chars().count()) && value.trim() == value
+    (1..=MAX_CONTEXT_VALUE_CHARS).contains(&value.chars().count()) && trim_space(value) == value
+}
+
+/// A value without the white space at either end that the model's patterns refuse there.
+pub fn trim_space(value: &str) -> &str {
+    value.trim_matches(is_space)
+}
+
+/// The model's `\s`: ASCII white space, as its regular expressions (Java's) mean it.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r')
 }
 pub const MAX_CONTEXT_VALUE_CHARS: usize = 800;
 
@@ -87,5 +97,7 @@ mod tests {
         assert!(!is_context_key(&"k".repeat(101)));
         assert!(is_context_value("T 1") && !is_context_value(" T") && !is_context_value("T\n"));
         assert!(!is_context_value("") && !is_context_value(&"v".repeat(801)));
+        // Only the pattern's white space: a no-break space is a character like any other.
+        assert!(is_context_value("T-1\u{a0}") && is_context_key("a\u{a0}b"));
     }
 }

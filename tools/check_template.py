@@ -212,6 +212,16 @@ def places(resources):
     return {r for a, r in grants(resources) if a == "sms-voice:SendVoiceMessage"}
 
 
+def narrowed_to(resources, expected):
+    """Whether the role may place calls on exactly these resources."""
+    return places(resources) == expected
+
+
+def told_narrowed(resources):
+    """Whether the function is told its role is narrowed, so it refuses other resources."""
+    return environment(resources).get("CONFIGURED_RESOURCES_ONLY") == "true"
+
+
 def mapping(resources):
     mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     if len(mappings) != 1:
@@ -259,25 +269,24 @@ def check(template):
         )
         expect(not role_problems(v2), f"v2, identity ARN, {name}: least privilege")
         expect(
-            places(v2) == expected,
+            narrowed_to(v2, expected),
             f"v2, identity ARN, {name}: calls only from that identity and set ({sorted(places(v2))})",
         )
         gaps = missing(v2, narrowed)
         expect(not gaps, f"v2, identity ARN, {name}: the role has what the function needs ({gaps or 'all'})")
         expect(
-            environment(v2).get("CONFIGURED_RESOURCES_ONLY") == "true"
-            and environment(v2).get("VOICE_API") == "v2",
+            told_narrowed(v2) and environment(v2).get("VOICE_API") == "v2",
             f"v2, identity ARN, {name}: the function refuses messages naming other resources",
         )
     v2_number = translate(template, {"VoiceApi": "v2", "OriginationIdentity": "+12065550199"})
     expect(
-        places(v2_number) == {"*"} and environment(v2_number).get("CONFIGURED_RESOURCES_ONLY") == "false",
+        narrowed_to(v2_number, {"*"}) and not told_narrowed(v2_number),
         "v2 with a phone number as the identity: no ARN to name, so *, and messages may name theirs",
     )
     gaps = missing(v2_number, REQUIRED + LEDGER_REQUIRED)
     expect(not gaps, f"v2 with a phone number: the role has what the function needs ({gaps or 'all'})")
     expect(
-        environment(standard).get("CONFIGURED_RESOURCES_ONLY") == "false",
+        not told_narrowed(standard),
         "v1: messages may name their own number and set",
     )
 
@@ -306,8 +315,7 @@ def check(template):
             statement["Resource"] = "*"
     v2_parameters = {"VoiceApi": "v2", "OriginationIdentity": identity}
     expect(
-        places(translate(unnarrowed, v2_parameters)) == {"*"}
-        and places(translate(template, v2_parameters)) != {"*"},
+        not narrowed_to(translate(unnarrowed, v2_parameters), {identity}),
         "the narrowing check catches a role left on * under v2 with an identity ARN",
     )
     unpinned = copy.deepcopy(template)
@@ -315,7 +323,7 @@ def check(template):
         r for r in unpinned["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
     )["Properties"]["Environment"]["Variables"].pop("CONFIGURED_RESOURCES_ONLY")
     expect(
-        environment(translate(unpinned, v2_parameters)).get("CONFIGURED_RESOURCES_ONLY") != "true",
+        not told_narrowed(translate(unpinned, v2_parameters)),
         "the setting check catches a function not told its role is narrowed",
     )
     generated = copy.deepcopy(template)

@@ -113,12 +113,11 @@ fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, S
         if context.len() >= v2_api::MAX_CONTEXT_ENTRIES {
             break;
         }
-        let cut: String = value
-            .trim()
+        let cut: String = v2_api::trim_space(value)
             .chars()
             .take(v2_api::MAX_CONTEXT_VALUE_CHARS)
             .collect();
-        let value = cut.trim_end();
+        let value = v2_api::trim_space(&cut);
         if v2_api::is_context_value(value) {
             context
                 .entry((*key).to_owned())
@@ -128,15 +127,21 @@ fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, S
     (!context.is_empty()).then_some(context)
 }
 
-/// v2's `TimeToLive`: the seconds the call has left (5 to 259,200), not the whole time to
-/// live again on every delivery. Under 5 s left the engine has already expired the record.
+/// v2's `TimeToLive`: the seconds the call has left, within v2's range (5 to 259,200), not
+/// the whole time to live again on every delivery. The engine sends nothing past expiry;
+/// a call with under 5 s left (or one that reached its expiry on the way here) is told the
+/// minimum, 5 s, never left to v2's default of 72 h.
 fn time_left(message: &VoiceMessage) -> Option<i32> {
     let left = message
         .expires_at?
         .duration_since(std::time::SystemTime::now())
-        .ok()?
+        .unwrap_or_default()
         .as_secs();
-    i32::try_from(left.clamp(5, 259_200)).ok()
+    i32::try_from(left.clamp(
+        u64::from(crate::expiry::MIN_TTL_SECONDS),
+        u64::from(crate::expiry::MAX_BODY_TTL_SECONDS),
+    ))
+    .ok()
 }
 
 /// The `Reason` of the v2 errors that carry one, and the kind of resource a
