@@ -1115,15 +1115,29 @@ mod tests {
         assert_eq!(fits.reserve(in_seconds(3)), Duration::from_millis(500));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_destination_at_its_daily_limit_waits_for_the_next_day_and_says_why() {
-        let limited = Err(SendFailure::Service {
+    /// v2's refusal for a destination at its daily call limit.
+    fn daily_limited() -> Result<SentCall, SendFailure> {
+        Err(SendFailure::Service {
             code: Some("ServiceQuotaExceededException".into()),
             status: Some(400),
             message: "limit".into(),
             reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
             resource_type: None,
-        });
+        })
+    }
+
+    /// Seconds until the next 00:00 UTC on the wall clock, when the daily limit resets.
+    fn to_utc_midnight() -> u64 {
+        let now_s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        86_400 - now_s % 86_400
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_at_its_daily_limit_waits_for_the_next_day_and_says_why() {
+        let limited = daily_limited();
         // A time to live longer than any day: the reset always comes within it.
         let mut settings = settings();
         settings.message_ttl = Duration::from_secs(2 * 86_400);
@@ -1146,11 +1160,7 @@ mod tests {
             "{reason:?}"
         );
         let wait = outcome.retry_at.unwrap() - Instant::now();
-        let now_s = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let to_midnight = 86_400 - now_s % 86_400;
+        let to_midnight = to_utc_midnight();
         assert!(
             wait.as_secs().abs_diff(to_midnight) <= 2,
             "back at the next 00:00 UTC: {wait:?} vs {to_midnight} s"
@@ -1161,23 +1171,10 @@ mod tests {
     async fn a_daily_limit_that_resets_after_the_time_to_live_gives_the_record_up_at_once() {
         // The reset is the next 00:00 UTC on the wall clock: in the day's last seconds it
         // would come within the 5 s below, so wait for the day to turn first.
-        let to_midnight = || {
-            let now_s = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            86_400 - now_s % 86_400
-        };
-        if to_midnight() <= 10 {
-            std::thread::sleep(std::time::Duration::from_secs(to_midnight() + 1));
+        if to_utc_midnight() <= 10 {
+            std::thread::sleep(std::time::Duration::from_secs(to_utc_midnight() + 1));
         }
-        let limited = Err(SendFailure::Service {
-            code: Some("ServiceQuotaExceededException".into()),
-            status: Some(400),
-            message: "limit".into(),
-            reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
-            resource_type: None,
-        });
+        let limited = daily_limited();
         let mut settings = settings();
         settings.message_ttl = Duration::from_secs(5);
         let engine = BatchEngine::new(ScriptedVoice::new(limited), settings);
