@@ -190,19 +190,11 @@ impl Config {
             })
             .transpose()?;
         let (backoff, backoff_warning) = backoff(&get)?;
-        let voice_api = match get(VOICE_API)
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("v1") => VoiceApi::V1,
-            Some("v2") => VoiceApi::V2,
-            Some(_) => {
-                return Err(ConfigError {
-                    variable: VOICE_API,
-                    problem: "expected v1 or v2".to_owned(),
-                })
-            }
-        };
+        let voice_api = one_of(
+            VOICE_API,
+            get(VOICE_API),
+            &[("v1", VoiceApi::V1), ("v2", VoiceApi::V2)],
+        )?;
         // v2's own settings are read under v2 only: under v1 they are ignored, with one WARN
         // line, and never fail init.
         let v2_only = |name: &str| get(name).filter(|_| voice_api == VoiceApi::V2);
@@ -234,19 +226,11 @@ impl Config {
                 ),
             });
         }
-        let configured_resources_only = match v2_only(CONFIGURED_RESOURCES_ONLY)
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                return Err(ConfigError {
-                    variable: CONFIGURED_RESOURCES_ONLY,
-                    problem: "expected true or false".to_owned(),
-                })
-            }
-        };
+        let configured_resources_only = one_of(
+            CONFIGURED_RESOURCES_ONLY,
+            v2_only(CONFIGURED_RESOURCES_ONLY),
+            &[("false", false), ("true", true)],
+        )?;
         if configured_resources_only && origination_identity.is_none() {
             return Err(ConfigError {
                 variable: CONFIGURED_RESOURCES_ONLY,
@@ -350,19 +334,14 @@ impl Config {
                 3_600..=31_536_000,
                 base.idempotency_ttl,
             )?,
-            on_unknown_outcome: match get(ON_UNKNOWN_OUTCOME)
-                .map(|v| v.trim().to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("retry") => UnknownOutcome::Retry,
-                Some("dead-letter") => UnknownOutcome::DeadLetter,
-                Some(_) => {
-                    return Err(ConfigError {
-                        variable: ON_UNKNOWN_OUTCOME,
-                        problem: "expected `retry` or `dead-letter`".to_owned(),
-                    })
-                }
-            },
+            on_unknown_outcome: one_of(
+                ON_UNKNOWN_OUTCOME,
+                get(ON_UNKNOWN_OUTCOME),
+                &[
+                    ("retry", UnknownOutcome::Retry),
+                    ("dead-letter", UnknownOutcome::DeadLetter),
+                ],
+            )?,
             metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
                 namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
                 function_name,
@@ -399,6 +378,33 @@ fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
 
 /// v2's `MaxPricePerMinute`: up to two digits, a point, one to five digits (`0.10`), as the
 /// API's pattern says; checked at init, since every send would otherwise be refused.
+/// One of a few words, case and surrounding space ignored; unset, the first.
+fn one_of<T: Copy>(
+    variable: &'static str,
+    value: Option<String>,
+    words: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(value) = value else {
+        return Ok(words[0].1);
+    };
+    let value = value.trim().to_ascii_lowercase();
+    words
+        .iter()
+        .find(|(word, _)| *word == value)
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| ConfigError {
+            variable,
+            problem: format!(
+                "expected {}",
+                words
+                    .iter()
+                    .map(|(word, _)| format!("`{word}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })
+}
+
 fn max_price(price: &str) -> Result<String, ConfigError> {
     if crate::v2_api::is_price(price) {
         Ok(price.to_owned())
