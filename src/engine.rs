@@ -95,15 +95,26 @@ pub struct BatchEngine<S, L = NoLedger> {
     ledger: Option<L>,
 }
 
+/// The least time before the abandon point for a send to start: one second, or the whole
+/// attempt timeout when that is shorter. A real `SendVoiceMessage` answers in a few hundred
+/// milliseconds; `SEND_ATTEMPT_TIMEOUT_MS` bounds its tail, not its usual length, so waiting
+/// for a whole attempt to fit would leave short invocations sending nothing.
+pub const START_FLOOR: Duration = Duration::from_secs(1);
+
+/// The floor for an attempt timeout: [`START_FLOOR`], or the attempt timeout if shorter.
+pub fn start_floor(attempt_timeout: Duration) -> Duration {
+    attempt_timeout.min(START_FLOOR)
+}
+
 /// The moments that bound a batch, derived from the invocation deadline.
 #[derive(Debug, Clone, Copy)]
 struct Cutoffs {
     deadline: Instant,
-    /// No send starts after this: `deadline - safety`, and sooner if one attempt's timeout
-    /// would not fit before `abandon`.
+    /// No send starts after this: `deadline - safety`, and sooner if less than the start
+    /// floor would be left before `abandon`.
     last_start: Instant,
     /// Sends still in flight are abandoned here, `deadline - safety / 2`, which leaves the
-    /// other half of the reserve to record, settle and answer.
+    /// other half of the reserve to record, settle and answer. No attempt is given longer.
     abandon: Instant,
     /// The ledger's writes after a send finish by here, `deadline - 3 × safety / 8`: before
     /// settling (dead letters, visibility) must be done, at `deadline - safety / 4`.
@@ -111,16 +122,28 @@ struct Cutoffs {
 }
 
 impl Cutoffs {
-    fn new(deadline: Instant, safety: Duration, attempt_timeout: Duration) -> Self {
-        let now = Instant::now();
+    fn new(deadline: Instant, safety: Duration, attempt_timeout: Duration, now: Instant) -> Self {
         let before = |margin: Duration| deadline.checked_sub(margin).unwrap_or(now);
         let abandon = before(safety / 2);
-        let whole_attempt = abandon.checked_sub(attempt_timeout).unwrap_or(now);
+        let floor = abandon
+            .checked_sub(start_floor(attempt_timeout))
+            .unwrap_or(now);
         Self {
             deadline,
-            last_start: before(safety).min(whole_attempt),
+            last_start: before(safety).min(floor),
             abandon,
             record_by: before(safety * 3 / 8),
+        }
+    }
+
+    /// What one attempt starting `now` is given: the configured timeout, or less when the
+    /// abandon point comes first; and whether it was cut to the abandon point.
+    fn attempt_limit(&self, attempt_timeout: Duration, now: Instant) -> (Duration, bool) {
+        let left = self.abandon.saturating_duration_since(now);
+        if left < attempt_timeout {
+            (left, true)
+        } else {
+            (attempt_timeout, false)
         }
     }
 }
@@ -161,22 +184,67 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// The reserve kept before `deadline`: `deadline_safety`, but never more than half the
     /// time left, so a reserve set at or above the function's timeout (the template cannot
     /// compare the two) still leaves time to send instead of deferring every record until the
-    /// DLQ takes it. Said once per process, as a WARN line.
+    /// DLQ takes it. Said once per process, as a WARN line; and so is an invocation too short
+    /// for the configured attempt timeout (an ERROR when no send can start at all).
     pub fn reserve(&self, deadline: Instant) -> Duration {
         static SAID: AtomicBool = AtomicBool::new(false);
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
         let safety = self.settings.deadline_safety;
-        if safety <= left / 2 {
-            return safety;
-        }
-        if !SAID.swap(true, Ordering::Relaxed) {
+        let reserve = if safety <= left / 2 {
+            safety
+        } else {
+            if !SAID.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    deadline_safety_ms = safety.as_millis() as u64,
+                    invocation_ms = left.as_millis() as u64,
+                    "DEADLINE_SAFETY_MS leaves no time to send: the reserve is half the invocation's time"
+                );
+            }
+            left / 2
+        };
+        self.say_budget(deadline, reserve, now);
+        reserve
+    }
+
+    /// Once per process: a WARN when the time this invocation leaves for sending (deadline −
+    /// now − reserve) is shorter than one attempt's timeout, an ERROR when no send can start.
+    fn say_budget(&self, deadline: Instant, reserve: Duration, now: Instant) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        static ERRED: AtomicBool = AtomicBool::new(false);
+        let attempt = self.settings.attempt_timeout;
+        let budget = deadline
+            .saturating_duration_since(now)
+            .saturating_sub(reserve);
+        let cutoffs = Cutoffs::new(deadline, reserve, attempt, now);
+        let fields = |budget: Duration| {
+            (
+                deadline.saturating_duration_since(now).as_millis() as u64,
+                budget.as_millis() as u64,
+            )
+        };
+        if cutoffs.last_start <= now {
+            if !ERRED.swap(true, Ordering::Relaxed) {
+                let (invocation_ms, budget_ms) = fields(budget);
+                tracing::error!(
+                    invocation_ms,
+                    budget_ms,
+                    deadline_safety_ms = self.settings.deadline_safety.as_millis() as u64,
+                    send_attempt_timeout_ms = attempt.as_millis() as u64,
+                    start_floor_ms = start_floor(attempt).as_millis() as u64,
+                    "no call can start: the invocation is too short for DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS; raise the function's timeout or lower SEND_ATTEMPT_TIMEOUT_MS or DEADLINE_SAFETY_MS"
+                );
+            }
+        } else if budget < attempt && !WARNED.swap(true, Ordering::Relaxed) {
+            let (invocation_ms, budget_ms) = fields(budget);
             tracing::warn!(
-                deadline_safety_ms = safety.as_millis() as u64,
-                invocation_ms = left.as_millis() as u64,
-                "DEADLINE_SAFETY_MS leaves no time to send: the reserve is half the invocation's time"
+                invocation_ms,
+                budget_ms,
+                deadline_safety_ms = self.settings.deadline_safety.as_millis() as u64,
+                send_attempt_timeout_ms = attempt.as_millis() as u64,
+                "the invocation leaves less than SEND_ATTEMPT_TIMEOUT_MS to send: late attempts get less time and may be abandoned; raise the function's timeout or lower SEND_ATTEMPT_TIMEOUT_MS"
             );
         }
-        left / 2
     }
 
     /// Processes every record and returns their outcomes in record order. Never fails as a
@@ -193,7 +261,12 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         deadline: Instant,
         reserve: Duration,
     ) -> BatchReport {
-        let cutoffs = Cutoffs::new(deadline, reserve, self.settings.attempt_timeout);
+        let cutoffs = Cutoffs::new(
+            deadline,
+            reserve,
+            self.settings.attempt_timeout,
+            Instant::now(),
+        );
         let opened_before = self.breaker.times_opened();
         let (lanes, copies) = lanes(records);
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
@@ -620,14 +693,24 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             };
             attempt.outcome.attempts += 1;
-            let sent = tokio::time::timeout_at(cutoffs.abandon, self.sender.send(message)).await;
-            let failure = match sent {
-                // Dropping `admitted` frees the breaker's probe slot, if this was the probe.
-                Err(_elapsed) => {
-                    maybe_placed = true;
-                    break attempt.abandoned();
-                }
-                Ok(Ok(call)) => {
+            let (limit, cut_to_abandon) =
+                cutoffs.attempt_limit(self.settings.attempt_timeout, Instant::now());
+            let sent =
+                tokio::time::timeout_at(cutoffs.abandon, self.sender.send(message, limit)).await;
+            // An attempt whose limit was the abandon point and ran out is abandoned there,
+            // whichever timer told first. Dropping `admitted` frees the breaker's probe slot,
+            // if this was the probe.
+            let answered = match sent {
+                Ok(Err(SendFailure::Timeout(_))) if cut_to_abandon => None,
+                Ok(answer) => Some(answer),
+                Err(_elapsed) => None,
+            };
+            let Some(answer) = answered else {
+                maybe_placed = true;
+                break attempt.abandoned();
+            };
+            let failure = match answer {
+                Ok(call) => {
                     self.breaker.record(admitted, None, Instant::now());
                     if let Some(pacer) = &self.pacer {
                         pacer.succeeded();
@@ -637,7 +720,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     attempt.outcome.voice_message_id = call.message_id;
                     break attempt.outcome;
                 }
-                Ok(Err(failure)) => failure,
+                Err(failure) => failure,
             };
             maybe_placed = !placed_nothing(&failure);
             let origins = Origins {
@@ -965,6 +1048,8 @@ mod tests {
         then: Result<SentCall, SendFailure>,
         by_destination: Vec<(String, Result<SentCall, SendFailure>)>,
         started: Mutex<Vec<Instant>>,
+        /// Each request's attempt timeout, as the engine gave it.
+        limits: Mutex<Vec<Duration>>,
         latency: Duration,
     }
 
@@ -975,6 +1060,7 @@ mod tests {
                 then,
                 by_destination: Vec::new(),
                 started: Mutex::new(Vec::new()),
+                limits: Mutex::new(Vec::new()),
                 latency: Duration::from_millis(10),
             }
         }
@@ -999,8 +1085,18 @@ mod tests {
     }
 
     impl VoiceSender for ScriptedVoice {
-        async fn send(&self, message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+        async fn send(
+            &self,
+            message: &VoiceMessage,
+            attempt_timeout: Duration,
+        ) -> Result<SentCall, SendFailure> {
             self.started.lock().unwrap().push(Instant::now());
+            self.limits.lock().unwrap().push(attempt_timeout);
+            // As the SDK does: no answer within the attempt's timeout is a timeout.
+            if self.latency > attempt_timeout {
+                tokio::time::sleep(attempt_timeout).await;
+                return Err(SendFailure::Timeout("operation attempt timeout".into()));
+            }
             tokio::time::sleep(self.latency).await;
             if let Some((_, answer)) = self
                 .by_destination
@@ -1279,6 +1375,7 @@ mod tests {
         settings.message_ttl = Duration::from_secs(10);
         settings.max_attempts = 10;
         settings.breaker.threshold = 100;
+        settings.attempt_timeout = Duration::from_secs(3);
         // Each attempt takes 2 s; with 5 s left, the third would start after expiry.
         let mut voice = ScriptedVoice::new(internal_error());
         voice.latency = Duration::from_secs(2);
@@ -1455,8 +1552,11 @@ mod tests {
             ledger: &Arc<MemoryLedger>,
             on_unknown: UnknownOutcome,
         ) -> BatchEngine<ScriptedVoice, Arc<MemoryLedger>> {
+            // A slow voice gets an attempt timeout its calls fit in.
+            let attempt_timeout = settings().attempt_timeout.max(voice.latency * 2);
             let settings = EngineSettings {
                 on_unknown,
+                attempt_timeout,
                 ..settings()
             };
             BatchEngine::new(voice, settings).with_ledger(Some(ledger.clone()))
@@ -1726,11 +1826,13 @@ mod tests {
 
     #[test]
     fn cutoffs_keep_the_reserve_before_the_deadline() {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(10);
         let cutoffs = Cutoffs::new(
             deadline,
             Duration::from_millis(1_000),
             Duration::from_millis(200),
+            now,
         );
         assert_eq!(deadline - cutoffs.last_start, Duration::from_millis(1_000));
         assert_eq!(deadline - cutoffs.abandon, Duration::from_millis(500));
@@ -1738,17 +1840,62 @@ mod tests {
     }
 
     #[test]
-    fn no_send_starts_unless_a_whole_attempt_fits_before_the_abandon_cutoff() {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    fn a_send_starts_while_the_start_floor_fits_before_the_abandon_cutoff() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(10);
         let cutoffs = Cutoffs::new(
             deadline,
             Duration::from_millis(1_000),
             Duration::from_secs(3),
+            now,
         );
         assert_eq!(
             deadline - cutoffs.last_start,
-            Duration::from_millis(3_500),
-            "abandon at 9.5 s minus a 3 s attempt"
+            Duration::from_millis(1_500),
+            "abandon at 9.5 s minus the 1 s floor, not minus the whole 3 s attempt"
+        );
+        // An attempt timeout under the floor is its own floor.
+        let short = Cutoffs::new(
+            deadline,
+            Duration::from_millis(200),
+            Duration::from_millis(300),
+            now,
+        );
+        assert_eq!(deadline - short.abandon, Duration::from_millis(100));
+        assert_eq!(deadline - short.last_start, Duration::from_millis(400));
+    }
+
+    #[test]
+    fn lambdas_default_three_seconds_with_the_default_settings_leave_time_to_start() {
+        let now = Instant::now();
+        let defaults = EngineSettings::default();
+        let deadline = now + Duration::from_secs(3);
+        let cutoffs = Cutoffs::new(
+            deadline,
+            defaults.deadline_safety,
+            defaults.attempt_timeout,
+            now,
+        );
+        // Abandon at 2.5 s; starts until 1.5 s; an attempt at 1.2 s gets 1.3 s, cut to the
+        // abandon point; one at the start gets 2.5 s, not the configured 5 s.
+        assert_eq!(cutoffs.last_start - now, Duration::from_millis(1_500));
+        assert_eq!(
+            cutoffs.attempt_limit(defaults.attempt_timeout, now + Duration::from_millis(1_200)),
+            (Duration::from_millis(1_300), true)
+        );
+        assert_eq!(
+            cutoffs.attempt_limit(defaults.attempt_timeout, now),
+            (Duration::from_millis(2_500), true)
+        );
+        let long = Cutoffs::new(
+            now + Duration::from_secs(60),
+            defaults.deadline_safety,
+            defaults.attempt_timeout,
+            now,
+        );
+        assert_eq!(
+            long.attempt_limit(defaults.attempt_timeout, now),
+            (defaults.attempt_timeout, false)
         );
     }
 }

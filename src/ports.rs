@@ -11,9 +11,12 @@ use crate::message::VoiceMessage;
 
 /// Places one voice call.
 pub trait VoiceSender: Send + Sync {
+    /// One attempt, given at most `attempt_timeout` (the engine's share of what the
+    /// invocation has left); past it the answer is [`SendFailure::Timeout`].
     fn send(
         &self,
         message: &VoiceMessage,
+        attempt_timeout: std::time::Duration,
     ) -> impl Future<Output = Result<SentCall, SendFailure>> + Send;
 }
 

@@ -16,7 +16,7 @@ use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::dead_letter::dead_letter;
 use crate::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
 use crate::record;
-use crate::report::{BatchReport, Fate, RecordOutcome};
+use crate::report::{BatchReport, Fate, Reason, RecordOutcome};
 
 pub struct Settlement<D, R> {
     dead_letters: Option<D>,
@@ -118,7 +118,8 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let mut letters = Vec::new();
         let mut copies: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            if !outcome.fate.is_final_failure() {
+            let last_receive = self.last_receive(outcome);
+            if !outcome.fate.is_final_failure() && last_receive.is_none() {
                 continue;
             }
             let seen = copies.entry(outcome.message_id.as_str()).or_default();
@@ -126,6 +127,22 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             if seen.len() > 1 {
                 continue;
             }
+            let given_up;
+            let outcome = match last_receive {
+                Some(limit) => {
+                    given_up = on_last_receive(outcome, limit);
+                    tracing::warn!(
+                        message_id = %outcome.message_id,
+                        fate = outcome.fate.as_str(),
+                        error_code = outcome.reason.as_ref().map(|r| r.code.as_str()),
+                        receive_count = outcome.receive_count,
+                        max_receive_count = limit,
+                        "last receive before the queue's redrive: dead-lettered with its reason"
+                    );
+                    &given_up
+                }
+                None => outcome,
+            };
             match dead_letter(message, outcome, &time) {
                 Some(letter) => {
                     if letter.reason.is_none() {
@@ -173,6 +190,19 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             .collect()
     }
 
+    /// `Some(MAX_RECEIVE_COUNT)` when this is a record's last receive before the queue's
+    /// redrive would move it to the dead-letter queue, and SQS would deliver it again: the
+    /// function dead-letters it itself, so the letter says why (redrive's would not).
+    fn last_receive(&self, outcome: &RecordOutcome) -> Option<u32> {
+        self.dead_letters.as_ref()?;
+        let limit = self.redelivery.as_ref()?.1.receive_limit?;
+        let redelivered = matches!(
+            outcome.fate,
+            Fate::Transient | Fate::Deferred | Fate::Abandoned
+        );
+        (redelivered && outcome.receive_count? >= limit).then_some(limit)
+    }
+
     /// Sets each reported record's visibility: a transient failure waits out its backoff; a
     /// deferred record, which was never attempted, comes back when the engine said it is
     /// worth trying again (the pacer's slot, the breaker's remaining open time), or
@@ -193,6 +223,9 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
         let wall_now = SystemTime::now();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
+            if self.last_receive(outcome).is_some() {
+                continue;
+            }
             let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
                 continue;
             };
@@ -242,6 +275,28 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
     }
 }
 
+/// The outcome as its dead letter tells it on the last receive: its own code, and a reason
+/// that says the receives ran out.
+fn on_last_receive(outcome: &RecordOutcome, limit: u32) -> RecordOutcome {
+    let (code, why) = outcome
+        .reason
+        .as_ref()
+        .map_or(("Unknown", "no reason given"), |r| {
+            (r.code.as_str(), r.message.as_str())
+        });
+    RecordOutcome {
+        reason: Some(Reason {
+            code: code.to_owned(),
+            message: format!(
+                "{why}; receive {} of the queue's MAX_RECEIVE_COUNT={limit} ({}): dead-lettered by the function so the reason is kept",
+                outcome.receive_count.unwrap_or(limit),
+                outcome.fate.as_str()
+            ),
+        }),
+        ..outcome.clone()
+    }
+}
+
 /// A wait as a visibility timeout: whole seconds, rounded up (never back sooner than asked),
 /// at most SQS's 12 hours.
 fn whole_seconds(wait: std::time::Duration) -> u32 {
@@ -262,6 +317,8 @@ mod tests {
     #[derive(Default)]
     struct MemoryDlq {
         bodies: Mutex<Vec<String>>,
+        /// Each accepted letter's `DispatchError`.
+        reasons: Mutex<Vec<Option<String>>>,
         hang: bool,
     }
 
@@ -277,6 +334,7 @@ mod tests {
                         Err("refused".to_owned())
                     } else {
                         self.bodies.lock().unwrap().push(letter.body.to_owned());
+                        self.reasons.lock().unwrap().push(letter.reason.clone());
                         Ok(())
                     }
                 })
@@ -422,6 +480,68 @@ mod tests {
 
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn on_the_last_receive_a_record_sqs_would_redeliver_is_dead_lettered_with_its_reason() {
+        let fates = [
+            (Fate::Deferred, "too short"),
+            (Fate::Transient, "failing"),
+            (Fate::Abandoned, "cut off"),
+            (Fate::Sent, "ok"),
+        ];
+        let limited = |limit| Redelivery {
+            receive_limit: Some(limit),
+            ..with_backoff()
+        };
+        // Receive 3 of 3: redrive would move them next, without a reason.
+        let (mut report, messages) = batch(&fates);
+        report.outcomes[0].reason = Some(Reason {
+            code: "DeadlineReached".into(),
+            message: "not started: too close to the invocation deadline".into(),
+        });
+        let settlement = Settlement::new(
+            Some(MemoryDlq::default()),
+            Some((MemoryVisibility::default(), limited(3))),
+        );
+        settlement.settle(&mut report, &messages, later()).await;
+        assert!(report.failed_message_ids().is_empty(), "{report:?}");
+        let dead: Vec<bool> = report.outcomes.iter().map(|o| o.dead_lettered).collect();
+        assert_eq!(dead, [true, true, true, false]);
+        assert!(
+            report
+                .outcomes
+                .iter()
+                .all(|o| o.retry_delay_seconds.is_none()),
+            "nothing to delay: the DLQ holds them"
+        );
+        let dlq = settlement.dead_letters.as_ref().unwrap();
+        let reasons = dlq.reasons.lock().unwrap().clone();
+        let first: serde_json::Value =
+            serde_json::from_str(reasons[0].as_deref().unwrap()).unwrap();
+        assert_eq!(first["code"], "DeadlineReached");
+        let message = first["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("not started: too close to the invocation deadline; ")
+                && message.contains("receive 3 of the queue's MAX_RECEIVE_COUNT=3 (deferred)"),
+            "{message}"
+        );
+        // Receive 3 of 4: SQS still delivers it again; nothing dead-lettered.
+        let (mut report, messages) = batch(&fates);
+        let settlement = Settlement::new(
+            Some(MemoryDlq::default()),
+            Some((MemoryVisibility::default(), limited(4))),
+        );
+        settlement.settle(&mut report, &messages, later()).await;
+        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2"]);
+        // No dead-letter queue of the function's own: left to redrive, as before.
+        let (mut report, messages) = batch(&fates);
+        let settlement = Settlement::new(
+            None::<MemoryDlq>,
+            Some((MemoryVisibility::default(), limited(3))),
+        );
+        settlement.settle(&mut report, &messages, later()).await;
+        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2"]);
     }
 
     #[tokio::test]

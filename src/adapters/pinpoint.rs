@@ -7,6 +7,10 @@ use aws_sdk_pinpointsmsvoice::types::{
 };
 use aws_sdk_pinpointsmsvoice::Client;
 
+use std::time::Duration;
+
+use aws_sdk_pinpointsmsvoice::config::timeout::TimeoutConfig;
+
 use crate::classify::SendFailure;
 use crate::message::{VoiceContent, VoiceMessage};
 use crate::ports::{SentCall, VoiceSender};
@@ -24,7 +28,11 @@ impl PinpointVoice {
 }
 
 impl VoiceSender for PinpointVoice {
-    async fn send(&self, message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+    async fn send(
+        &self,
+        message: &VoiceMessage,
+        attempt_timeout: Duration,
+    ) -> Result<SentCall, SendFailure> {
         self.client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
@@ -34,6 +42,10 @@ impl VoiceSender for PinpointVoice {
             .set_caller_id(message.caller_id.as_ref().map(|id| id.as_str().to_owned()))
             .set_configuration_set_name(message.configuration_set.clone())
             .content(content(&message.content))
+            .customize()
+            .config_override(aws_sdk_pinpointsmsvoice::Config::builder().timeout_config(
+                attempt_timeouts(self.client.config().timeout_config(), attempt_timeout),
+            ))
             .send()
             .await
             .map(|output| SentCall {
@@ -41,6 +53,17 @@ impl VoiceSender for PinpointVoice {
             })
             .map_err(describe)
     }
+}
+
+/// The client's timeouts with this attempt's own limit. Set per operation, so the shared SDK
+/// configuration (SQS, DynamoDB) keeps its own; the connect timeout stays the client's, so
+/// every send reuses the same connection pool (the HTTP client keys its pools by it).
+pub(crate) fn attempt_timeouts(client: Option<&TimeoutConfig>, attempt: Duration) -> TimeoutConfig {
+    client
+        .map(TimeoutConfig::to_builder)
+        .unwrap_or_default()
+        .operation_attempt_timeout(attempt)
+        .build()
 }
 
 fn content(content: &VoiceContent) -> VoiceMessageContent {

@@ -39,7 +39,11 @@ impl PinpointV2Voice {
 }
 
 impl VoiceSender for PinpointV2Voice {
-    async fn send(&self, message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+    async fn send(
+        &self,
+        message: &VoiceMessage,
+        attempt_timeout: std::time::Duration,
+    ) -> Result<SentCall, SendFailure> {
         let (speech, text_type) = match &message.content {
             VoiceContent::Ssml(speech) => (speech, VoiceMessageBodyTextType::Ssml),
             VoiceContent::PlainText(speech) => (speech, VoiceMessageBodyTextType::Text),
@@ -89,6 +93,15 @@ impl VoiceSender for PinpointV2Voice {
             .set_message_feedback_enabled(v2.message_feedback_enabled)
             .set_time_to_live(time_left(message))
             .set_context(context(message))
+            .customize()
+            .config_override(
+                aws_sdk_pinpointsmsvoicev2::Config::builder().timeout_config(
+                    crate::adapters::pinpoint::attempt_timeouts(
+                        self.client.config().timeout_config(),
+                        attempt_timeout,
+                    ),
+                ),
+            )
             .send()
             .await
             .map(|output| SentCall {
@@ -175,10 +188,14 @@ pub enum Voice {
 }
 
 impl VoiceSender for Voice {
-    async fn send(&self, message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+    async fn send(
+        &self,
+        message: &VoiceMessage,
+        attempt_timeout: std::time::Duration,
+    ) -> Result<SentCall, SendFailure> {
         match self {
-            Voice::V1(voice) => voice.send(message).await,
-            Voice::V2(voice) => voice.send(message).await,
+            Voice::V1(voice) => voice.send(message, attempt_timeout).await,
+            Voice::V2(voice) => voice.send(message, attempt_timeout).await,
         }
     }
 }

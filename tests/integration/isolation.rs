@@ -23,11 +23,15 @@ const AFTER_SEND: &str = "+12065550667";
 struct Buggy(PinpointVoice);
 
 impl VoiceSender for Buggy {
-    async fn send(&self, message: &VoiceMessage) -> Result<SentCall, SendFailure> {
+    async fn send(
+        &self,
+        message: &VoiceMessage,
+        attempt_timeout: std::time::Duration,
+    ) -> Result<SentCall, SendFailure> {
         if message.destination.as_str() == BEFORE_SEND {
             panic!("bug before the call");
         }
-        let result = self.0.send(message).await;
+        let result = self.0.send(message, attempt_timeout).await;
         if message.destination.as_str() == AFTER_SEND {
             std::panic::panic_any(format!(
                 "bug after the call to {}",
