@@ -1541,6 +1541,231 @@ mod tests {
         );
     }
 
+    /// Progress at any invocation length the function accepts, over the configuration space
+    /// the template and the README accept. The deadline arithmetic, for an invocation of
+    /// `L`: reserve `r = min(DEADLINE_SAFETY_MS, L / 2)`, abandon point `A = L − r / 2`, last
+    /// start `S = min(L − r, A − min(SEND_ATTEMPT_TIMEOUT_MS, 1 s))`.
+    mod progress {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        struct Case {
+            invocation_ms: u64,
+            attempt_ms: u64,
+            safety_ms: u64,
+            max_attempts: u32,
+            retry_base_ms: u64,
+            /// Sends per second, `None`: unpaced.
+            rate: Option<f64>,
+            threshold: u32,
+            open_seconds: u64,
+            ttl_seconds: u64,
+            concurrency: usize,
+            records: usize,
+            latency_ms: u64,
+        }
+
+        /// Edges first, then anything in the accepted range.
+        fn millis(low: u64, high: u64, edges: &[u64]) -> BoxedStrategy<u64> {
+            let edges: Vec<u64> = edges.to_vec();
+            prop_oneof![proptest::sample::select(edges), low..=high].boxed()
+        }
+
+        fn configurations() -> impl Strategy<Value = Case> {
+            (
+                (
+                    millis(3_000, 900_000, &[3_000, 5_000, 10_000, 60_000, 900_000]),
+                    millis(100, 600_000, &[100, 999, 1_000, 5_000, 600_000]),
+                    millis(100, 600_000, &[100, 1_000, 5_000, 600_000]),
+                    1u32..=10,
+                    millis(10, 10_000, &[10, 250, 10_000]),
+                ),
+                (
+                    proptest::option::of(prop_oneof![Just(1.0 / 3_600.0), 0.001f64..=10_000.0]),
+                    1u32..=1_000,
+                    1u64..=43_200,
+                    millis(5, 1_209_600, &[5, 60, 3_600, 345_600]),
+                    prop_oneof![Just(1usize), Just(10), 1usize..=1_000],
+                    1usize..=40,
+                ),
+            )
+                .prop_map(
+                    |(
+                        (invocation_ms, attempt_ms, safety_ms, max_attempts, retry_base_ms),
+                        (rate, threshold, open_seconds, ttl_seconds, concurrency, records),
+                    )| Case {
+                        invocation_ms,
+                        attempt_ms,
+                        safety_ms,
+                        max_attempts,
+                        retry_base_ms,
+                        rate,
+                        threshold,
+                        open_seconds,
+                        ttl_seconds,
+                        concurrency,
+                        records,
+                        latency_ms: 0,
+                    },
+                )
+        }
+
+        /// A runner with a fixed seed: the same cases on every run.
+        fn runner(cases: u32) -> TestRunner {
+            TestRunner::new_with_rng(
+                Config {
+                    cases,
+                    failure_persistence: None,
+                    ..Config::default()
+                },
+                TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+            )
+        }
+
+        /// tokio's timers fire on whole milliseconds, rounded up.
+        const TICK: Duration = Duration::from_millis(1);
+
+        struct Moments {
+            /// `S` and `A`, from the start.
+            last_start: Duration,
+            abandon: Duration,
+        }
+
+        fn moments(case: &Case) -> Moments {
+            let invocation = Duration::from_millis(case.invocation_ms);
+            let reserve = Duration::from_millis(case.safety_ms).min(invocation / 2);
+            let abandon = invocation - reserve / 2;
+            let floor = Duration::from_millis(case.attempt_ms).min(START_FLOOR);
+            Moments {
+                last_start: (invocation - reserve).min(abandon.saturating_sub(floor)),
+                abandon,
+            }
+        }
+
+        /// Runs a fresh instance (breaker closed, pacer full) on a batch sent just now, on
+        /// tokio's paused clock; also how long it took.
+        fn run_case(case: &Case) -> (BatchReport, Duration) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut voice = ScriptedVoice::new(accepted());
+                voice.latency = Duration::from_millis(case.latency_ms);
+                let engine = BatchEngine::new(
+                    voice,
+                    EngineSettings {
+                        max_concurrency: case.concurrency,
+                        deadline_safety: Duration::from_millis(case.safety_ms),
+                        message_ttl: Duration::from_secs(case.ttl_seconds),
+                        max_attempts: case.max_attempts,
+                        retry_base: Duration::from_millis(case.retry_base_ms),
+                        send_rate: case.rate.and_then(SendRate::per_second),
+                        breaker: BreakerSettings {
+                            threshold: case.threshold,
+                            open_for: Duration::from_secs(case.open_seconds),
+                            ..BreakerSettings::default()
+                        },
+                        attempt_timeout: Duration::from_millis(case.attempt_ms),
+                        ..settings()
+                    },
+                );
+                let records: Vec<Record<'static>> = (0..case.records)
+                    .map(|n| sent(&format!("m{n}"), BODY, Duration::ZERO))
+                    .collect();
+                let start = Instant::now();
+                let deadline = start + Duration::from_millis(case.invocation_ms);
+                let report = engine.run(&records, deadline).await;
+                (report, start.elapsed())
+            })
+        }
+
+        fn sent_count(report: &BatchReport) -> usize {
+            report
+                .outcomes
+                .iter()
+                .filter(|o| o.fate == Fate::Sent)
+                .count()
+        }
+
+        #[test]
+        fn any_accepted_configuration_sends_at_least_one_record_when_calls_beat_the_floor() {
+            let strategy = configurations().prop_flat_map(|case| {
+                let floor_ms = case.attempt_ms.min(START_FLOOR.as_millis() as u64);
+                (Just(case), 0..floor_ms).prop_map(|(case, latency_ms)| Case { latency_ms, ..case })
+            });
+            runner(300)
+                .run(&strategy, |case| {
+                    let (report, took) = run_case(&case);
+                    prop_assert!(sent_count(&report) >= 1, "{case:?}: {report:?}");
+                    prop_assert!(took <= moments(&case).abandon + TICK, "{case:?}: {took:?}");
+                    for outcome in &report.outcomes {
+                        let code = outcome.reason.as_ref().map(|r| r.code.as_str());
+                        prop_assert!(
+                            outcome.fate == Fate::Sent
+                                || (outcome.fate == Fate::Deferred
+                                    && matches!(code, Some("DeadlineReached" | "RateLimited"))),
+                            "{case:?}: {outcome:?}"
+                        );
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+
+        /// Unpaced, within the time to live: each of the `c` lanes sends in rounds `m = 0,
+        /// 1, ...` starting at `m·d` while `m·d < S`, and a round's call counts while it
+        /// ends before the abandon point and within the attempt timeout (`(m + 1)·d < A`
+        /// and `d ≤ SEND_ATTEMPT_TIMEOUT_MS`); the first round that does not stops the lane.
+        /// Sent: `min(n, c × R)`, `R` the rounds that count.
+        #[test]
+        fn where_calls_take_longer_the_number_sent_is_what_the_time_allows() {
+            let strategy = configurations().prop_flat_map(|case| {
+                let floor_ms = case.attempt_ms.min(START_FLOOR.as_millis() as u64);
+                let invocation_ms = case.invocation_ms;
+                (Just(case), floor_ms..=invocation_ms).prop_map(|(case, latency_ms)| Case {
+                    latency_ms,
+                    rate: None,
+                    ttl_seconds: case.ttl_seconds.max(case.invocation_ms / 1_000 + 1),
+                    ..case
+                })
+            });
+            runner(300)
+                .run(&strategy, |case| {
+                    let Moments {
+                        last_start,
+                        abandon,
+                    } = moments(&case);
+                    let d = Duration::from_millis(case.latency_ms);
+                    let mut rounds = 0usize;
+                    for m in 0u32.. {
+                        let start = d * m;
+                        // A tie between a call's end and a cutoff (within the timers' 1 ms
+                        // tick) is a race on the paused clock: not a case for an exact count.
+                        let near = |a: Duration, b: Duration| a.abs_diff(b) <= TICK;
+                        prop_assume!(!near(start, last_start) && !near(start + d, abandon));
+                        if start >= last_start
+                            || start + d > abandon
+                            || case.latency_ms > case.attempt_ms
+                        {
+                            break;
+                        }
+                        rounds += 1;
+                    }
+                    let expected = case.records.min(case.concurrency * rounds);
+                    let (report, took) = run_case(&case);
+                    prop_assert_eq!(sent_count(&report), expected, "{:?}", case);
+                    prop_assert!(took <= abandon + TICK, "{:?}: {:?}", case, took);
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+
     mod with_a_ledger {
         use std::sync::Arc;
 

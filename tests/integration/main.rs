@@ -20,4 +20,5 @@ mod ledger;
 mod logs;
 mod outage;
 mod redrive;
+mod short;
 mod v2;

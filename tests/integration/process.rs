@@ -20,6 +20,10 @@ pub struct Invocation {
     pub lines: Vec<Value>,
     /// Everything the process wrote, stdout and stderr, line by line.
     pub raw: Vec<String>,
+    /// From handing the event over to the answer.
+    pub answered_in: Duration,
+    /// The fake's calls, in the order they arrived.
+    pub received: Vec<voice_fake::ReceivedCall>,
 }
 
 /// Runs the bootstrap (JSON logs at WARN unless `extra` says otherwise) with `extra` set, and
@@ -29,7 +33,17 @@ pub async fn one_invocation(
     records: Vec<Value>,
     timeout: Duration,
 ) -> Invocation {
-    let fake = FakeVoice::start(Script::default()).await.expect("the fake");
+    one_invocation_with(Script::default(), extra, records, timeout).await
+}
+
+/// [`one_invocation`] against a fake that follows `script`.
+pub async fn one_invocation_with(
+    script: Script,
+    extra: &[(&str, &str)],
+    records: Vec<Value>,
+    timeout: Duration,
+) -> Invocation {
+    let fake = FakeVoice::start(script).await.expect("the fake");
     let api = RuntimeApi::start().await.expect("a runtime API");
     let mut child = Command::new(crate::emulator::bootstrap())
         .env_clear()
@@ -55,10 +69,11 @@ pub async fn one_invocation(
         .await
         .expect("init succeeds: the function asks for an event");
     let event = serde_json::json!({ "Records": records });
-    let (_, answer) = api
+    let handed = std::time::Instant::now();
+    let (answered_at, answer) = api
         .invoke_within(event.to_string(), timeout)
         .await
-        .expect("an answer before the deadline");
+        .unwrap_or_else(|| panic!("no answer within the invocation's {timeout:?}"));
     let _ = child.kill().await;
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
@@ -75,6 +90,8 @@ pub async fn one_invocation(
     Invocation {
         answer: serde_json::from_str(&answer).expect("a JSON answer"),
         calls: fake.calls().len(),
+        answered_in: answered_at.duration_since(handed),
+        received: fake.calls(),
         lines,
         raw: out.lines().chain(err.lines()).map(str::to_owned).collect(),
     }
