@@ -81,7 +81,7 @@ fn level_lines<'a>(run: &'a Invocation, level: &str, needle: &str) -> Vec<&'a Va
         .collect()
 }
 
-fn environment<'a>(moto: &'a Moto, ledger: Ledger) -> Vec<(&'a str, &'a str)> {
+fn environment(moto: &Moto, ledger: Ledger) -> Vec<(&str, &str)> {
     let mut vars = vec![
         ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
         // Visibility changes and ledger writes go to moto, never to AWS.
