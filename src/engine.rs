@@ -2,7 +2,8 @@
 //! per message group, a panic confined to its record, and an answer before the deadline.
 //!
 //! Each send goes through the instance's pacer and circuit breaker, never starts after the
-//! record's expiry, and never starts unless a whole attempt fits before the cutoff. With an
+//! record's expiry, and never starts unless the start floor fits before the abandon point;
+//! each attempt is given what the invocation has left, at most its timeout. With an
 //! idempotency ledger, a record's key is claimed before its first attempt and its outcome
 //! recorded after the last. A failure that certainly placed nothing is tried again in place,
 //! a few times; anything else is left to SQS's redelivery. A message id that appears twice in
@@ -56,7 +57,8 @@ pub struct EngineSettings {
     /// Sends per second for this instance; `None`: unpaced.
     pub send_rate: Option<SendRate>,
     pub breaker: BreakerSettings,
-    /// One attempt's limit: a send starts only if it fits before the cutoff.
+    /// One attempt's limit, less when the abandon point comes first; a send starts only if
+    /// the start floor (the lesser of this and 1 s) fits before that point.
     pub attempt_timeout: Duration,
     /// What the ledger does with a key whose earlier attempt's outcome is unknown.
     pub on_unknown: UnknownOutcome,
@@ -119,6 +121,9 @@ struct Cutoffs {
     /// The ledger's writes after a send finish by here, `deadline - 3 × safety / 8`: before
     /// settling (dead letters, visibility) must be done, at `deadline - safety / 4`.
     record_by: Instant,
+    /// No send could start at all in this invocation: it is too short for the reserve and
+    /// the start floor.
+    none_can_start: bool,
 }
 
 impl Cutoffs {
@@ -128,11 +133,13 @@ impl Cutoffs {
         let floor = abandon
             .checked_sub(start_floor(attempt_timeout))
             .unwrap_or(now);
+        let last_start = before(safety).min(floor);
         Self {
             deadline,
-            last_start: before(safety).min(floor),
+            last_start,
             abandon,
             record_by: before(safety * 3 / 8),
+            none_can_start: last_start <= now,
         }
     }
 
@@ -223,16 +230,20 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 budget.as_millis() as u64,
             )
         };
-        if cutoffs.last_start <= now {
+        if cutoffs.none_can_start {
             if !ERRED.swap(true, Ordering::Relaxed) {
                 let (invocation_ms, budget_ms) = fields(budget);
+                // The attempt timeout whose floor would fit before the abandon point.
+                let to_abandon = cutoffs.abandon.saturating_duration_since(now);
+                let fitting_attempt_timeout_ms = (to_abandon.as_millis() as u64).checked_sub(1);
                 tracing::error!(
                     invocation_ms,
                     budget_ms,
                     deadline_safety_ms = self.settings.deadline_safety.as_millis() as u64,
                     send_attempt_timeout_ms = attempt.as_millis() as u64,
                     start_floor_ms = start_floor(attempt).as_millis() as u64,
-                    "no call can start: the invocation is too short for DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS; raise the function's timeout or lower SEND_ATTEMPT_TIMEOUT_MS or DEADLINE_SAFETY_MS"
+                    fitting_attempt_timeout_ms,
+                    "no call can start: the invocation is too short for DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS; raise the function's timeout, or lower SEND_ATTEMPT_TIMEOUT_MS below fitting_attempt_timeout_ms (at least 100)"
                 );
             }
         } else if budget < attempt && !WARNED.swap(true, Ordering::Relaxed) {
@@ -326,6 +337,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     "EarlierRecordInGroupFailed",
                     &format!("record {blocker} of the same message group was not sent"),
                 )
+            } else if cutoffs.none_can_start {
+                too_short(record)
             } else if Instant::now() >= cutoffs.last_start {
                 deadline_reached(record)
             } else {
@@ -679,9 +692,12 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 None => None,
             };
             // A permit handed out late (its timer woke after the bound) is never a send
-            // after expiry.
+            // after expiry, nor one started past the cutoff with next to no time.
             if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
                 break attempt.expired(&expiry);
+            }
+            if Instant::now() >= cutoffs.last_start {
+                break attempt.not_now(deadline_reached(record), None);
             }
             let admitted = match self.breaker.admit(Instant::now()) {
                 Ok(admitted) => admitted,
@@ -693,8 +709,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             };
             attempt.outcome.attempts += 1;
+            let attempt_started = Instant::now();
             let (limit, cut_to_abandon) =
-                cutoffs.attempt_limit(self.settings.attempt_timeout, Instant::now());
+                cutoffs.attempt_limit(self.settings.attempt_timeout, attempt_started);
             let sent =
                 tokio::time::timeout_at(cutoffs.abandon, self.sender.send(message, limit)).await;
             // An attempt whose limit was the abandon point and ran out is abandoned there,
@@ -706,6 +723,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Err(_elapsed) => None,
             };
             let Some(answer) = answered else {
+                // No answer in at least the floor's time counts as the service failing, as a
+                // timed-out attempt does; a shorter cut says nothing about it.
+                let now = Instant::now();
+                if now - attempt_started >= start_floor(self.settings.attempt_timeout) {
+                    self.breaker
+                        .record(admitted, Some(Signal::ServiceFailing), now);
+                }
                 maybe_placed = true;
                 break attempt.abandoned();
             };
@@ -889,6 +913,14 @@ fn deadline_reached(record: &Record<'_>) -> RecordOutcome {
         record,
         "DeadlineReached",
         "not started: too close to the invocation deadline",
+    )
+}
+
+fn too_short(record: &Record<'_>) -> RecordOutcome {
+    deferred(
+        record,
+        crate::report::INVOCATION_TOO_SHORT,
+        "not started: the invocation is too short for any send (DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS); see the ERROR line",
     )
 }
 
@@ -1541,6 +1573,27 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_cut_at_the_abandon_point_after_the_floor_counts_as_the_service_failing() {
+        let mut settings = settings();
+        settings.breaker.threshold = 1;
+        settings.attempt_timeout = Duration::from_secs(5);
+        let mut hung = ScriptedVoice::new(accepted());
+        hung.latency = Duration::from_secs(60);
+        let engine = BatchEngine::new(hung, settings);
+        // Abandon at 2.75 s: the attempt started at 0 waited longer than the 1 s floor.
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(3))
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Abandoned);
+        assert_eq!(
+            engine.sender.limits.lock().unwrap().clone(),
+            [Duration::from_millis(2_750)],
+            "the attempt was given the time to the abandon point, not 5 s"
+        );
+        assert_eq!(report.circuit.opened, 1, "{report:?}");
+    }
+
     /// Progress at any invocation length the function accepts, over the configuration space
     /// the template and the README accept. The deadline arithmetic, for an invocation of
     /// `L`: reserve `r = min(DEADLINE_SAFETY_MS, L / 2)`, abandon point `A = L − r / 2`, last
@@ -1696,7 +1749,11 @@ mod tests {
         fn any_accepted_configuration_sends_at_least_one_record_when_calls_beat_the_floor() {
             let strategy = configurations().prop_flat_map(|case| {
                 let floor_ms = case.attempt_ms.min(START_FLOOR.as_millis() as u64);
-                (Just(case), 0..floor_ms).prop_map(|(case, latency_ms)| Case { latency_ms, ..case })
+                (Just(case), 0..floor_ms).prop_map(|(case, latency_ms)| Case {
+                    latency_ms,
+                    ttl_seconds: case.ttl_seconds.max(case.invocation_ms / 1_000 + 1),
+                    ..case
+                })
             });
             runner(300)
                 .run(&strategy, |case| {

@@ -48,6 +48,11 @@ impl Fate {
     }
 }
 
+/// The code of a record deferred because no send could start in its invocation: the
+/// configuration leaves no time (it is said at ERROR). Backed off like a transient failure,
+/// not released at once, since the next invocation will be as short.
+pub const INVOCATION_TOO_SHORT: &str = "InvocationTooShort";
+
 /// Why a record was not sent: a stable code and a message safe to log (no text, no
 /// unmasked phone numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]

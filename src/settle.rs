@@ -49,6 +49,13 @@ impl Redelivery {
                 let floor = (backoff.ceiling(receive_count) / 2).max(1);
                 backoff.delay(receive_count, draw).max(floor)
             }),
+            Fate::Deferred
+                if outcome.reason.as_ref().map(|r| r.code.as_str())
+                    == Some(crate::report::INVOCATION_TOO_SHORT) =>
+            {
+                self.backoff
+                    .map(|backoff| backoff.delay(receive_count, draw))
+            }
             Fate::Deferred => self.backoff.map(|_| 0),
             Fate::Sent | Fate::Permanent | Fate::Expired | Fate::Duplicate => return None,
         };
@@ -90,12 +97,24 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
     pub async fn settle(&self, report: &mut BatchReport, messages: &[SqsMessage], until: Instant) {
         let (dead_lettered, delayed) = tokio::join!(
             self.forward_permanent(report, messages, until),
-            self.schedule_redelivery(report, messages, until),
+            self.schedule_redelivery(report, messages, until, |outcome| {
+                self.last_receive(outcome).is_none()
+            }),
         );
         for index in dead_lettered {
             report.outcomes[index].dead_lettered = true;
         }
-        for (index, seconds) in delayed {
+        // A last receive the DLQ did not take comes back to SQS after all: delayed as usual.
+        let refused = |outcome: &RecordOutcome| {
+            self.last_receive(outcome).is_some() && !outcome.dead_lettered
+        };
+        let delayed_late = if report.outcomes.iter().any(refused) {
+            self.schedule_redelivery(report, messages, until, refused)
+                .await
+        } else {
+            Vec::new()
+        };
+        for (index, seconds) in delayed.into_iter().chain(delayed_late) {
             report.outcomes[index].retry_delay_seconds = Some(seconds);
         }
     }
@@ -214,6 +233,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         report: &BatchReport,
         messages: &[SqsMessage],
         until: Instant,
+        wanted: impl Fn(&RecordOutcome) -> bool,
     ) -> Vec<(usize, u32)> {
         let Some((redelivery, policy)) = &self.redelivery else {
             return Vec::new();
@@ -223,7 +243,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
         let wall_now = SystemTime::now();
         for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            if self.last_receive(outcome).is_some() {
+            if !wanted(outcome) {
                 continue;
             }
             let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
@@ -433,6 +453,23 @@ mod tests {
     }
 
     #[test]
+    fn a_record_no_send_could_start_for_is_backed_off_like_a_transient_failure() {
+        let policy = with_backoff();
+        let now = Instant::now();
+        let mut too_short = failed(Fate::Deferred, 3);
+        too_short.reason = Some(Reason {
+            code: crate::report::INVOCATION_TOO_SHORT.into(),
+            message: "not started".into(),
+        });
+        assert_eq!(policy.delay(&too_short, now, 0.999), Some(40));
+        assert_eq!(
+            policy.delay(&failed(Fate::Deferred, 3), now, 0.999),
+            Some(0),
+            "other deferrals come back at once"
+        );
+    }
+
+    #[test]
     fn an_abandoned_send_comes_back_after_at_least_half_the_backoff() {
         let policy = with_backoff();
         let now = Instant::now();
@@ -489,6 +526,7 @@ mod tests {
             (Fate::Transient, "failing"),
             (Fate::Abandoned, "cut off"),
             (Fate::Sent, "ok"),
+            (Fate::Deferred, "refuse"),
         ];
         let limited = |limit| Redelivery {
             receive_limit: Some(limit),
@@ -505,15 +543,18 @@ mod tests {
             Some((MemoryVisibility::default(), limited(3))),
         );
         settlement.settle(&mut report, &messages, later()).await;
-        assert!(report.failed_message_ids().is_empty(), "{report:?}");
+        assert_eq!(report.failed_message_ids(), ["m4"], "{report:?}");
         let dead: Vec<bool> = report.outcomes.iter().map(|o| o.dead_lettered).collect();
-        assert_eq!(dead, [true, true, true, false]);
-        assert!(
-            report
-                .outcomes
-                .iter()
-                .all(|o| o.retry_delay_seconds.is_none()),
-            "nothing to delay: the DLQ holds them"
+        assert_eq!(dead, [true, true, true, false, false]);
+        let delays: Vec<Option<u32>> = report
+            .outcomes
+            .iter()
+            .map(|o| o.retry_delay_seconds)
+            .collect();
+        assert_eq!(
+            delays,
+            [None, None, None, None, Some(0)],
+            "nothing to delay while the DLQ holds them; the one it refused comes back as usual"
         );
         let dlq = settlement.dead_letters.as_ref().unwrap();
         let reasons = dlq.reasons.lock().unwrap().clone();
@@ -533,7 +574,7 @@ mod tests {
             Some((MemoryVisibility::default(), limited(4))),
         );
         settlement.settle(&mut report, &messages, later()).await;
-        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2"]);
+        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2", "m4"]);
         // No dead-letter queue of the function's own: left to redrive, as before.
         let (mut report, messages) = batch(&fates);
         let settlement = Settlement::new(
@@ -541,7 +582,7 @@ mod tests {
             Some((MemoryVisibility::default(), limited(3))),
         );
         settlement.settle(&mut report, &messages, later()).await;
-        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2"]);
+        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2", "m4"]);
     }
 
     #[tokio::test]

@@ -17,6 +17,12 @@ use crate::settle::{Redelivery, Settlement};
 /// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
 pub type Dispatch = VoiceDispatch<Voice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger>;
 
+/// The connect and attempt timeout of the SQS and DynamoDB calls (and the voice call's
+/// connect timeout). Fixed: `SEND_ATTEMPT_TIMEOUT_MS` is the voice call's own, set per
+/// attempt, so lowering it for short invocations never starves the ledger or the DLQ. The
+/// engine and the settlement bound these calls by the invocation's cutoffs as well.
+pub const AWS_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The SDK configuration loader with this function's timeouts. Everything else (region,
 /// credentials, `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`)
 /// comes from the standard sources, as in any SDK program.
@@ -25,8 +31,8 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
         .http_client(https_client(config.tls_roots))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(config.send_attempt_timeout)
-                .operation_attempt_timeout(config.send_attempt_timeout)
+                .connect_timeout(AWS_CALL_TIMEOUT)
+                .operation_attempt_timeout(AWS_CALL_TIMEOUT)
                 .build(),
         )
 }

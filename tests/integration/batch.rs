@@ -126,7 +126,7 @@ async fn a_slow_send_times_out_once_and_the_batch_answers_well_before_its_deadli
 }
 
 #[tokio::test]
-async fn no_send_starts_unless_its_whole_attempt_fits_before_the_cutoff() {
+async fn no_send_starts_unless_the_start_floor_fits_before_the_cutoff() {
     let mut config = test_config();
     config.max_concurrency = 1;
     config.deadline_safety = Duration::from_millis(500);
@@ -134,7 +134,7 @@ async fn no_send_starts_unless_its_whole_attempt_fits_before_the_cutoff() {
     let latency = Duration::from_millis(200);
     let deadline_in = Duration::from_millis(1_500);
     // In flight sends are abandoned at the deadline minus half the reserve; a send starts
-    // only if a whole attempt fits before that.
+    // only if the start floor fits before that: here the whole 300 ms attempt, under 1 s.
     let last_start = deadline_in - config.deadline_safety / 2 - config.send_attempt_timeout;
     let harness = Harness::with_config(Script::default().with_latency(latency), config).await;
     let records = (0..20)

@@ -444,6 +444,17 @@ async fn with_the_ledger_at_most_once_nobody_is_called_twice_and_nothing_is_lost
             None => assert!(called, "message {n} neither called nor dead-lettered"),
         }
     }
+    // Only calls in flight at a kill or a lost answer may be given up as unknown: most
+    // messages are placed.
+    let called = plan
+        .iter()
+        .filter(|planned| !outcome.calls_to(&planned.destination).is_empty())
+        .count();
+    assert!(
+        called * 4 >= plan.len() * 3,
+        "{called} of {} messages called",
+        plan.len()
+    );
     println!("dead-lettered as OutcomeUnknown: {unknown}");
 }
 
