@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use clap::Parser;
 use voice_dispatch::config::{self, Config, VoiceApi};
-use voice_dispatch::logging::{self, LogSettings};
-use voice_dispatch::report::BatchReport;
+use voice_dispatch::core::report::BatchReport;
+use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
 

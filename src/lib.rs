@@ -13,23 +13,7 @@
 compile_error!("voice-dispatch needs panic = \"unwind\": set it in [profile.release]");
 
 pub mod adapters;
-pub mod backoff;
-pub mod breaker;
-pub mod classify;
 pub mod config;
-pub mod dead_letter;
-pub mod engine;
-pub mod expiry;
-pub mod ledger;
-pub mod logging;
-pub mod message;
-pub mod metrics;
-pub mod pacing;
-pub mod phone;
-pub mod ports;
-pub mod record;
-pub mod redact;
-pub mod report;
-pub mod settle;
-pub mod v2_api;
+pub mod core;
+pub mod observe;
 pub mod wiring;

@@ -1,7 +1,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use voice_dispatch::config::Config;
-use voice_dispatch::logging::{self, LogSettings};
+use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
 
 #[tokio::main(flavor = "current_thread")]

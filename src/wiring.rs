@@ -10,8 +10,8 @@ use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
 use crate::config::{Config, TlsRoots, VoiceApi};
-use crate::engine::{BatchEngine, EngineSettings};
-use crate::settle::{Redelivery, Settlement};
+use crate::core::engine::{BatchEngine, EngineSettings};
+use crate::core::settle::{Redelivery, Settlement};
 
 /// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling, DynamoDB for
 /// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
@@ -285,11 +285,11 @@ mod tests {
             );
             let captured = Captured::default();
             let writer = captured.clone();
-            let settings = crate::logging::LogSettings {
+            let settings = crate::observe::logging::LogSettings {
                 level: Some("INFO".into()),
                 json: true,
             };
-            let subscriber = crate::logging::subscriber(&settings, move || writer.clone());
+            let subscriber = crate::observe::logging::subscriber(&settings, move || writer.clone());
             let (_, trusted) = tracing::subscriber::with_default(subscriber, || {
                 https_client_with(TlsRoots::Amazon, bundle)
             });
@@ -303,10 +303,10 @@ mod tests {
         // The built-in bundle loads, and nothing is said.
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber =
-            crate::logging::subscriber(&crate::logging::LogSettings::default(), move || {
-                writer.clone()
-            });
+        let subscriber = crate::observe::logging::subscriber(
+            &crate::observe::logging::LogSettings::default(),
+            move || writer.clone(),
+        );
         tracing::subscriber::with_default(subscriber, || {
             https_client_with(TlsRoots::Amazon, AMAZON_TRUST_SERVICES_ROOTS)
         });

@@ -4,7 +4,7 @@
 //! Claims and `SENT` writes that meet go out together ([`group`]: one `TransactWriteItems`
 //! per group), so a busy batch pays for about one request per group rather than two per
 //! record. Taking over an unknown outcome is a single conditional `PutItem` whose condition is
-//! [`crate::ledger::may_claim`] written for DynamoDB (the integration tests run the same cases
+//! [`crate::core::ledger::may_claim`] written for DynamoDB (the integration tests run the same cases
 //! against both); the rare `UNKNOWN` and release are single conditional writes too.
 
 mod group;
@@ -22,8 +22,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::ledger::{Claim, Entry, Settle, Status, UnknownOutcome};
-use crate::ports::{ClaimAnswer, Ledger};
+use crate::core::ledger::{Claim, Entry, Settle, Status, UnknownOutcome};
+use crate::core::ports::{ClaimAnswer, Ledger};
 
 const ID: &str = "id";
 const STATUS: &str = "status";

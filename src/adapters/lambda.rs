@@ -6,12 +6,12 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
-use crate::engine::{BatchEngine, Record};
-use crate::metrics::MetricsContext;
-use crate::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
-use crate::record;
-use crate::report::BatchReport;
-use crate::settle::Settlement;
+use crate::core::engine::{BatchEngine, Record};
+use crate::core::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
+use crate::core::record;
+use crate::core::report::BatchReport;
+use crate::core::settle::Settlement;
+use crate::observe::metrics::MetricsContext;
 
 /// Why a whole event is refused. Only an event Lambda itself would never send lands here:
 /// refusing it before any call is placed makes SQS redeliver every record, none sent twice.

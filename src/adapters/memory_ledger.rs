@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::ledger::{may_claim, Claim, Entry, Settle, Status};
-use crate::ports::{ClaimAnswer, Ledger};
+use crate::core::ledger::{may_claim, Claim, Entry, Settle, Status};
+use crate::core::ports::{ClaimAnswer, Ledger};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {

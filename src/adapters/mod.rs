@@ -1,4 +1,4 @@
-//! Adapters: the outside side of the ports in [`crate::ports`] (Pinpoint SMS Voice, SQS,
+//! Adapters: the outside side of the ports in [`crate::core::ports`] (Pinpoint SMS Voice, SQS,
 //! DynamoDB, and an in-memory ledger for tests and local runs), and the Lambda event shape.
 
 pub mod dynamodb;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use aws_sdk_pinpointsmsvoice::config::timeout::TimeoutConfig;
 
-use crate::classify::SendFailure;
-use crate::message::{VoiceContent, VoiceMessage};
-use crate::ports::{SentCall, VoiceSender};
+use crate::core::classify::SendFailure;
+use crate::core::message::{VoiceContent, VoiceMessage};
+use crate::core::ports::{SentCall, VoiceSender};
 
 /// The SDK client is built once at init; it owns the connection pool every send reuses.
 #[derive(Clone, Debug)]
@@ -118,7 +118,7 @@ pub(crate) struct ErrorDetails {
 
 /// Describes an SDK error of either API in the core's terms, with `details` reading what
 /// the modelled error says beyond its code. This translates; it does not decide:
-/// [`crate::classify::classify`] does.
+/// [`crate::core::classify::classify`] does.
 pub(crate) fn describe_sdk_error<E>(
     err: SdkError<E>,
     details: impl Fn(&E) -> ErrorDetails,

@@ -9,10 +9,10 @@ use aws_sdk_pinpointsmsvoicev2::types::{VoiceId, VoiceMessageBodyTextType};
 use aws_sdk_pinpointsmsvoicev2::Client;
 
 use crate::adapters::pinpoint::{describe_sdk_error, ErrorDetails};
-use crate::classify::SendFailure;
-use crate::message::{VoiceContent, VoiceMessage};
-use crate::ports::{SentCall, VoiceSender};
-use crate::v2_api;
+use crate::core::classify::SendFailure;
+use crate::core::message::{VoiceContent, VoiceMessage};
+use crate::core::ports::{SentCall, VoiceSender};
+use crate::core::v2_api;
 
 #[derive(Clone, Debug)]
 pub struct PinpointV2Voice {
@@ -151,8 +151,8 @@ fn time_left(message: &VoiceMessage) -> Option<i32> {
         .unwrap_or_default()
         .as_secs();
     i32::try_from(left.clamp(
-        u64::from(crate::expiry::MIN_TTL_SECONDS),
-        u64::from(crate::expiry::MAX_BODY_TTL_SECONDS),
+        u64::from(crate::core::expiry::MIN_TTL_SECONDS),
+        u64::from(crate::core::expiry::MAX_BODY_TTL_SECONDS),
     ))
     .ok()
 }

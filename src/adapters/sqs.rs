@@ -14,14 +14,14 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use futures::StreamExt;
 
-use crate::dead_letter::REASON_ATTRIBUTE;
-use crate::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::core::dead_letter::REASON_ATTRIBUTE;
+use crate::core::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
 
 /// SQS batch calls take at most 10 entries.
 const MAX_BATCH_ENTRIES: usize = 10;
 /// A `SendMessageBatch` call carries at most this many bytes of bodies and attributes in
 /// all: SQS's message size limit, 1 MiB since August 2025 (it was 256 KiB).
-const MAX_BATCH_BYTES: usize = crate::dead_letter::MAX_MESSAGE_BYTES;
+const MAX_BATCH_BYTES: usize = crate::core::dead_letter::MAX_MESSAGE_BYTES;
 /// The answer of an entry until its call has answered.
 const NOT_SENT: &str = "not sent";
 /// Batch calls in flight at once while settling one invocation.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use voice_dispatch::adapters::lambda::EventError;
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::{Behaviour, Script};
 
 use crate::support::*;

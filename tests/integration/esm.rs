@@ -9,7 +9,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use base64::Engine as _;
 use serde_json::{json, Value};
-use voice_dispatch::report::BatchReport;
+use voice_dispatch::core::report::BatchReport;
 use voice_dispatch::wiring::Dispatch;
 
 use crate::moto::{messages_left, Queue};
@@ -25,7 +25,7 @@ pub struct Delivery {
     /// The visibility timeout the function set for this delivery's retry, if any.
     pub retry_delay_seconds: Option<u32>,
     /// What the function did with it.
-    pub fate: voice_dispatch::report::Fate,
+    pub fate: voice_dispatch::core::report::Fate,
     pub receipt_handle: String,
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::Script;
 
 use crate::support::*;
@@ -20,7 +20,7 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(events_dir().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
 }
 
-async fn run_file(name: &str) -> (Harness, SqsEvent, voice_dispatch::report::BatchReport) {
+async fn run_file(name: &str) -> (Harness, SqsEvent, voice_dispatch::core::report::BatchReport) {
     let script = Script::from_json(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -44,7 +44,7 @@ async fn a_sample_event_as_stored_is_long_past_its_time_to_live_and_never_sent()
     assert_eq!(harness.fake.request_count(), 0);
 }
 
-fn fates(report: &voice_dispatch::report::BatchReport) -> Vec<(Fate, Option<&str>)> {
+fn fates(report: &voice_dispatch::core::report::BatchReport) -> Vec<(Fate, Option<&str>)> {
     report
         .outcomes
         .iter()

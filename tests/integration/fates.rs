@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::{Behaviour, Script};
 
 use crate::support::*;
 
 const DEST: &str = "+12065550142";
 
-async fn one_call(behaviour: Behaviour) -> (Harness, voice_dispatch::report::BatchReport) {
+async fn one_call(behaviour: Behaviour) -> (Harness, voice_dispatch::core::report::BatchReport) {
     let harness = Harness::start(Script::default().with(DEST, behaviour)).await;
     let report = harness
         .run(&event(vec![record(
@@ -141,7 +141,7 @@ async fn a_bad_request_is_permanent_and_not_retried() {
 async fn not_found(
     own_set: Option<&str>,
     config: voice_dispatch::config::Config,
-) -> (Harness, voice_dispatch::report::BatchReport) {
+) -> (Harness, voice_dispatch::core::report::BatchReport) {
     let harness = Harness::with_config(
         Script::default().with(DEST, Behaviour::fail(404, "NotFoundException")),
         config,
@@ -220,7 +220,7 @@ async fn an_attempt_timeout_is_transient() {
 }
 
 /// One record sent to an endpoint where nothing listens.
-async fn to_a_closed_port(scheme: &str) -> voice_dispatch::report::BatchReport {
+async fn to_a_closed_port(scheme: &str) -> voice_dispatch::core::report::BatchReport {
     // Bind a port, then free it: nothing listens there any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::{Behaviour, Script};
 
 use crate::support::*;

@@ -1,7 +1,7 @@
 //! Hostile bodies: each gets a clear, structured permanent error for its own record, no call
 //! is placed for it, and its neighbours are unaffected.
 
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::Script;
 
 use crate::support::*;

@@ -5,11 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use voice_dispatch::adapters::lambda::VoiceDispatch;
 use voice_dispatch::adapters::pinpoint::PinpointVoice;
-use voice_dispatch::classify::SendFailure;
-use voice_dispatch::engine::{BatchEngine, EngineSettings};
-use voice_dispatch::message::VoiceMessage;
-use voice_dispatch::ports::{SentCall, VoiceSender};
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::classify::SendFailure;
+use voice_dispatch::core::engine::{BatchEngine, EngineSettings};
+use voice_dispatch::core::message::VoiceMessage;
+use voice_dispatch::core::ports::{SentCall, VoiceSender};
+use voice_dispatch::core::report::Fate;
 use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
 

@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use voice_dispatch::adapters::dynamodb::DynamoLedger;
 use voice_dispatch::adapters::memory_ledger::MemoryLedger;
-use voice_dispatch::ledger::{
+use voice_dispatch::core::ledger::{
     body_hash, refusal, Claim, Entry, Refusal, Settle, Status, UnknownOutcome,
 };
-use voice_dispatch::ports::{ClaimAnswer, Ledger};
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::ports::{ClaimAnswer, Ledger};
+use voice_dispatch::core::report::Fate;
 use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
-use voice_dispatch::logging::{self, LogSettings, MakeWriter};
+use voice_dispatch::observe::logging::{self, LogSettings, MakeWriter};
 use voice_fake::Script;
 
 use crate::support::*;

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
-use voice_dispatch::backoff::Backoff;
-use voice_dispatch::breaker::BreakerSettings;
 use voice_dispatch::config::Config;
-use voice_dispatch::pacing::SendRate;
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::backoff::Backoff;
+use voice_dispatch::core::breaker::BreakerSettings;
+use voice_dispatch::core::pacing::SendRate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::{FakeVoice, ReceivedCall, Script};
 
 use crate::esm::EventSourceMapping;

@@ -8,8 +8,8 @@ use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
     Message, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
-use voice_dispatch::backoff::Backoff;
 use voice_dispatch::config::Config;
+use voice_dispatch::core::backoff::Backoff;
 use voice_dispatch::wiring::{self, Dispatch};
 use voice_fake::{Behaviour, FakeVoice, Script};
 
@@ -535,7 +535,10 @@ async fn a_failed_visibility_change_leaves_the_fate_alone() {
         )
         .await
         .unwrap();
-    assert_eq!(fate(&report, "m1"), voice_dispatch::report::Fate::Transient);
+    assert_eq!(
+        fate(&report, "m1"),
+        voice_dispatch::core::report::Fate::Transient
+    );
     assert_eq!(outcome(&report, "m1").retry_delay_seconds, None);
     assert_eq!(reported(&report), ["m1"]);
 }

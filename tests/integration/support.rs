@@ -8,9 +8,9 @@ use aws_config::SdkConfig;
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
 use voice_dispatch::config::Config;
-use voice_dispatch::message::MessageDefaults;
-use voice_dispatch::phone::PhoneNumber;
-use voice_dispatch::report::{BatchReport, Fate, RecordOutcome};
+use voice_dispatch::core::message::MessageDefaults;
+use voice_dispatch::core::phone::PhoneNumber;
+use voice_dispatch::core::report::{BatchReport, Fate, RecordOutcome};
 use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
 

@@ -4,8 +4,8 @@
 //! `Message` and `Reason`).
 
 use voice_dispatch::config::{Config, VoiceApi};
-use voice_dispatch::pacing::SendRate;
-use voice_dispatch::report::Fate;
+use voice_dispatch::core::pacing::SendRate;
+use voice_dispatch::core::report::Fate;
 use voice_fake::{Behaviour, Script};
 
 use crate::support::*;

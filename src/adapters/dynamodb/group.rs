@@ -21,8 +21,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use tokio::sync::oneshot;
 
-use crate::ledger::{may_claim, Claim, Entry, Status};
-use crate::ports::ClaimAnswer;
+use crate::core::ledger::{may_claim, Claim, Entry, Status};
+use crate::core::ports::ClaimAnswer;
 
 use super::{entry, failed, item, release, ID};
 
@@ -355,7 +355,7 @@ impl Drop for WriterTurn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::UnknownOutcome;
+    use crate::core::ledger::UnknownOutcome;
 
     fn client() -> Client {
         let config = aws_sdk_dynamodb::Config::builder()

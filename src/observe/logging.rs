@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_bare_level_applies_to_our_code_and_caps_the_sdk_at_info() {
         let filter = settings("TRACE").filter();
-        assert!(filter.would_enable("voice_dispatch::engine", &tracing::Level::TRACE));
+        assert!(filter.would_enable("voice_dispatch::core::engine", &tracing::Level::TRACE));
         assert!(!filter.would_enable("aws_smithy_runtime::client", &tracing::Level::DEBUG));
         assert!(filter.would_enable("aws_smithy_runtime::client", &tracing::Level::INFO));
     }

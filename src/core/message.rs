@@ -8,9 +8,9 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
-use crate::phone::PhoneNumber;
-use crate::v2_api;
+use crate::core::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
+use crate::core::phone::PhoneNumber;
+use crate::core::v2_api;
 
 /// Longest `Text` the service takes for plain text and call instructions, in characters.
 pub const MAX_PLAIN_TEXT_CHARS: usize = 3_000;
@@ -517,7 +517,7 @@ fn describe_json_error(path: &str, err: &serde_json::Error) -> InvalidMessage {
     } else {
         format!("at `{path}`: {detail}")
     };
-    let located = bounded(crate::redact::scrub_phone_numbers(&located));
+    let located = bounded(crate::core::redact::scrub_phone_numbers(&located));
     match err.classify() {
         serde_json::error::Category::Data => InvalidMessage::SchemaViolation(located),
         _ => InvalidMessage::MalformedJson(located),

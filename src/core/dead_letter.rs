@@ -3,9 +3,9 @@
 use aws_lambda_events::sqs::SqsMessage;
 use serde::Serialize;
 
-use crate::ports::{DeadLetter, FifoIds};
-use crate::record;
-use crate::report::RecordOutcome;
+use crate::core::ports::{DeadLetter, FifoIds};
+use crate::core::record;
+use crate::core::report::RecordOutcome;
 
 /// The message attribute that carries the reason.
 pub const REASON_ATTRIBUTE: &str = "DispatchError";
@@ -87,7 +87,7 @@ pub fn dead_letter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Fate, Reason};
+    use crate::core::report::{Fate, Reason};
     #[test]
     fn a_body_near_the_size_limit_goes_without_the_reason_rather_than_be_refused() {
         let small = message(ARN_FOR_SIZE, Some("x"), 0);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::report::{BatchReport, Fate};
+use crate::core::report::{BatchReport, Fate};
 
 /// EMF's limit of values per metric in one document.
 const MAX_VALUES: usize = 100;
@@ -169,7 +169,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::report::{Reason, RecordOutcome};
+    use crate::core::report::{Reason, RecordOutcome};
 
     fn outcome(fate: Fate, code: Option<&str>, sent_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {
@@ -256,7 +256,7 @@ mod tests {
                 outcome(Fate::Deferred, Some("DeadlineReached"), None),
                 outcome(Fate::Expired, Some("Expired"), None),
             ],
-            circuit: crate::report::CircuitReport {
+            circuit: crate::core::report::CircuitReport {
                 opened: 1,
                 open_at_end: true,
             },

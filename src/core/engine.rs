@@ -16,17 +16,17 @@ use std::time::{Duration, SystemTime};
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
-use crate::breaker::{BreakerSettings, CircuitBreaker, Open};
-use crate::classify::{
+use crate::core::breaker::{BreakerSettings, CircuitBreaker, Open};
+use crate::core::classify::{
     self, classify, placed_nothing, signal, Disposition, Origin, Origins, SendFailure, Signal,
 };
-use crate::expiry::Expiry;
-use crate::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
-use crate::message::{MessageDefaults, VoiceMessage};
-use crate::pacing::{Pacer, SendRate};
-use crate::ports::{ClaimAnswer, Ledger, NoLedger, VoiceSender};
-use crate::redact::scrub_phone_numbers;
-use crate::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
+use crate::core::expiry::Expiry;
+use crate::core::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
+use crate::core::message::{MessageDefaults, VoiceMessage};
+use crate::core::pacing::{Pacer, SendRate};
+use crate::core::ports::{ClaimAnswer, Ledger, NoLedger, VoiceSender};
+use crate::core::redact::scrub_phone_numbers;
+use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
 
 /// One SQS record as the engine sees it.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ impl Default for EngineSettings {
             defaults: MessageDefaults::default(),
             max_concurrency: 10,
             deadline_safety: Duration::from_millis(1_000),
-            message_ttl: Duration::from_secs(u64::from(crate::expiry::DEFAULT_TTL_SECONDS)),
+            message_ttl: Duration::from_secs(u64::from(crate::core::expiry::DEFAULT_TTL_SECONDS)),
             max_attempts: 3,
             retry_base: Duration::from_millis(250),
             send_rate: None,
@@ -919,7 +919,7 @@ fn deadline_reached(record: &Record<'_>) -> RecordOutcome {
 fn too_short(record: &Record<'_>) -> RecordOutcome {
     deferred(
         record,
-        crate::report::INVOCATION_TOO_SHORT,
+        crate::core::report::INVOCATION_TOO_SHORT,
         "not started: the invocation is too short for any send (DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS); see the ERROR line",
     )
 }
@@ -1070,8 +1070,8 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
-    use crate::phone::PhoneNumber;
-    use crate::ports::SentCall;
+    use crate::core::phone::PhoneNumber;
+    use crate::core::ports::SentCall;
 
     /// Answers from a script, then with `then` (or a destination's own answer); records
     /// when each request started.

@@ -5,9 +5,9 @@ use std::future::Future;
 
 use aws_lambda_events::sqs::SqsMessageAttribute;
 
-use crate::classify::SendFailure;
-use crate::ledger::{Claim, Entry, Settle};
-use crate::message::VoiceMessage;
+use crate::core::classify::SendFailure;
+use crate::core::ledger::{Claim, Entry, Settle};
+use crate::core::message::VoiceMessage;
 
 /// Places one voice call.
 pub trait VoiceSender: Send + Sync {
@@ -67,7 +67,7 @@ impl DeadLetter<'_> {
                 .map(|(name, value)| attribute(name, value))
                 .sum::<usize>()
             + self.reason.as_deref().map_or(0, |r| {
-                crate::dead_letter::REASON_ATTRIBUTE.len() + "String".len() + r.len()
+                crate::core::dead_letter::REASON_ATTRIBUTE.len() + "String".len() + r.len()
             })
     }
 }
@@ -97,7 +97,7 @@ pub struct VisibilityDelay<'a> {
 
 /// The idempotency ledger: who has placed, or is placing, the call for a key.
 pub trait Ledger: Send + Sync {
-    /// Takes `claim.key` for `claim.entry` if [`crate::ledger::may_claim`] allows it, in one
+    /// Takes `claim.key` for `claim.entry` if [`crate::core::ledger::may_claim`] allows it, in one
     /// atomic step; otherwise answers the entry in the way.
     fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, String>> + Send;
 

@@ -12,11 +12,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
-use crate::dead_letter::dead_letter;
-use crate::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
-use crate::record;
-use crate::report::{BatchReport, Fate, Reason, RecordOutcome};
+use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
+use crate::core::dead_letter::dead_letter;
+use crate::core::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::core::record;
+use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 
 pub struct Settlement<D, R> {
     dead_letters: Option<D>,
@@ -51,7 +51,7 @@ impl Redelivery {
             }),
             Fate::Deferred
                 if outcome.reason.as_ref().map(|r| r.code.as_str())
-                    == Some(crate::report::INVOCATION_TOO_SHORT) =>
+                    == Some(crate::core::report::INVOCATION_TOO_SHORT) =>
             {
                 self.backoff
                     .map(|backoff| backoff.delay(receive_count, draw))
@@ -330,8 +330,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ports::DeadLetter;
-    use crate::report::{Reason, RecordOutcome};
+    use crate::core::ports::DeadLetter;
+    use crate::core::report::{Reason, RecordOutcome};
 
     /// Accepts every letter except those whose body is "refuse"; can be made to hang.
     #[derive(Default)]
@@ -458,7 +458,7 @@ mod tests {
         let now = Instant::now();
         let mut too_short = failed(Fate::Deferred, 3);
         too_short.reason = Some(Reason {
-            code: crate::report::INVOCATION_TOO_SHORT.into(),
+            code: crate::core::report::INVOCATION_TOO_SHORT.into(),
             message: "not started".into(),
         });
         assert_eq!(policy.delay(&too_short, now, 0.999), Some(40));

@@ -1,7 +1,7 @@
 //! Scrubbing free text we do not control (service error messages, panic messages) before it
 //! reaches a log line or a dead-letter reason.
 
-use crate::phone::MaskedPhone;
+use crate::core::phone::MaskedPhone;
 
 /// Runs of this many digits or more may be phone numbers (or codes) and are masked.
 const MIN_DIGITS_TO_MASK: usize = 7;

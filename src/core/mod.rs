@@ -1,0 +1,21 @@
+//! The pure core: the message contract, the fates, and the policies that decide them
+//! (classification, expiry, pacing, the circuit breaker, the ledger's rules, backoff), the
+//! batch engine and the settlement rules. It reaches the outside world only through the
+//! small traits in [`ports`].
+
+pub mod backoff;
+pub mod breaker;
+pub mod classify;
+pub mod dead_letter;
+pub mod engine;
+pub mod expiry;
+pub mod ledger;
+pub mod message;
+pub mod pacing;
+pub mod phone;
+pub mod ports;
+pub mod record;
+pub mod redact;
+pub mod report;
+pub mod settle;
+pub mod v2_api;

@@ -1,0 +1,4 @@
+//! What operators read: the log lines and the CloudWatch metrics (EMF).
+
+pub mod logging;
+pub mod metrics;
