@@ -6,9 +6,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
+use crate::adapters::sqs_event as record;
 use crate::core::engine::{BatchEngine, Record};
 use crate::core::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
-use crate::core::record;
 use crate::core::report::BatchReport;
 use crate::core::settle::Settlement;
 use crate::observe::metrics::MetricsContext;

@@ -7,3 +7,4 @@ pub mod memory_ledger;
 pub mod pinpoint;
 pub mod pinpoint_v2;
 pub mod sqs;
+pub mod sqs_event;

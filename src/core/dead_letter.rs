@@ -3,8 +3,8 @@
 use aws_lambda_events::sqs::SqsMessage;
 use serde::Serialize;
 
+use crate::adapters::sqs_event as record;
 use crate::core::ports::{DeadLetter, FifoIds};
-use crate::core::record;
 use crate::core::report::RecordOutcome;
 
 /// The message attribute that carries the reason.

@@ -12,10 +12,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::adapters::sqs_event as record;
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::dead_letter::dead_letter;
 use crate::core::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
-use crate::core::record;
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 
 pub struct Settlement<D, R> {
