@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsEvent;
 use clap::Parser;
+use voice_dispatch::adapters::lambda::ToResponse;
 use voice_dispatch::config::{self, Config, VoiceApi};
 use voice_dispatch::core::report::BatchReport;
 use voice_dispatch::observe::logging::{self, LogSettings};

@@ -13,6 +13,7 @@
 compile_error!("voice-dispatch needs panic = \"unwind\": set it in [profile.release]");
 
 pub mod adapters;
+pub mod app;
 pub mod config;
 pub mod core;
 pub mod observe;

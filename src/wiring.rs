@@ -5,10 +5,10 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoLedger;
-use crate::adapters::lambda::VoiceDispatch;
 use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
+use crate::app::VoiceDispatch;
 use crate::config::{Config, TlsRoots, VoiceApi};
 use crate::core::engine::{BatchEngine, EngineSettings};
 use crate::core::settle::{Redelivery, Settlement};
@@ -179,7 +179,9 @@ pub fn voice_dispatch_with_voice(
         .clone()
         .map(|table| DynamoLedger::new(dynamodb, table));
     VoiceDispatch::new(
-        BatchEngine::new(voice, engine_settings(config)).with_ledger(ledger),
+        BatchEngine::new(voice, engine_settings(config))
+            .with_outcome_line(crate::observe::lines::record_done)
+            .with_ledger(ledger),
         settlement(config, sqs),
     )
     .with_metrics(config.metrics.clone())

@@ -1,17 +1,16 @@
-//! The Lambda side: an SQS event in, the partial batch response out.
+//! The Lambda side: an SQS event in, read into the core's records, and the partial batch
+//! response out.
 
-use std::time::{Instant as StdInstant, SystemTime};
+use std::time::SystemTime;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
-use tokio::time::Instant;
 
-use crate::adapters::sqs_event as record;
-use crate::core::engine::{BatchEngine, Record};
-use crate::core::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
+use crate::adapters::sqs_event;
+use crate::app::VoiceDispatch;
+use crate::core::ports::{DeadLetterQueue, Ledger, RedeliveryDelay, VoiceSender};
+use crate::core::record::Record;
 use crate::core::report::BatchReport;
-use crate::core::settle::Settlement;
-use crate::observe::metrics::MetricsContext;
 
 /// Why a whole event is refused. Only an event Lambda itself would never send lands here:
 /// refusing it before any call is placed makes SQS redeliver every record, none sent twice.
@@ -30,32 +29,7 @@ impl From<EventError> for lambda_runtime::Diagnostic {
     }
 }
 
-pub struct VoiceDispatch<S, D, R, L = NoLedger> {
-    engine: BatchEngine<S, L>,
-    settlement: Settlement<D, R>,
-    metrics: Option<MetricsContext>,
-}
-
 impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDispatch<S, D, R, L> {
-    pub fn new(engine: BatchEngine<S, L>, settlement: Settlement<D, R>) -> Self {
-        Self {
-            engine,
-            settlement,
-            metrics: None,
-        }
-    }
-
-    /// The engine, with the instance's pacer and circuit breaker.
-    pub fn engine(&self) -> &BatchEngine<S, L> {
-        &self.engine
-    }
-
-    /// Writes CloudWatch EMF metrics after every batch.
-    pub fn with_metrics(mut self, metrics: Option<MetricsContext>) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
     /// The Lambda entry point.
     pub async fn handle_lambda(
         &self,
@@ -72,50 +46,31 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
         event: &SqsEvent,
         deadline: SystemTime,
     ) -> Result<BatchReport, EventError> {
-        let started = StdInstant::now();
         let records =
             records_of(event).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
-        let deadline = instant_of(deadline);
-        let reserve = self.engine.reserve(deadline);
-        let mut report = self
-            .engine
-            .run_with_reserve(&records, deadline, reserve)
-            .await;
-        // The sends stopped by `deadline - reserve / 2`; settling gets until a quarter of the
-        // reserve is left, and that last quarter is for the answer.
-        let until = deadline
-            .checked_sub(reserve / 4)
-            .unwrap_or_else(Instant::now);
-        // Boxed: the nested async state machines are otherwise deep enough to exceed the
-        // compiler's layout recursion limit where `main` awaits the runtime.
-        Box::pin(self.settlement.settle(&mut report, &event.records, until)).await;
-        let counts = report.counts();
-        let delayed = report
-            .outcomes
-            .iter()
-            .filter_map(|outcome| outcome.retry_delay_seconds)
-            .collect::<Vec<u32>>();
-        tracing::info!(
-            records = records.len(),
-            sent = counts.sent,
-            transient = counts.transient,
-            permanent = counts.permanent,
-            deferred = counts.deferred,
-            expired = counts.expired,
-            abandoned = counts.abandoned,
-            duplicate = counts.duplicate,
-            circuit_open = report.circuit.open_at_end,
-            dead_lettered = counts.dead_lettered,
-            redelivery_delayed = delayed.len(),
-            longest_delay_seconds = delayed.iter().max().copied(),
-            reported_failures = report.failed_message_ids().len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
-            "batch done"
-        );
-        if let Some(metrics) = &self.metrics {
-            metrics.emit(&report);
-        }
-        Ok(report)
+        Ok(self.run(&records, deadline).await)
+    }
+}
+
+/// The partial batch response a report makes.
+pub trait ToResponse {
+    fn to_response(&self) -> SqsBatchResponse;
+}
+
+impl ToResponse for BatchReport {
+    /// Every record SQS must keep is listed.
+    fn to_response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failed_message_ids()
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.to_owned();
+                failure
+            })
+            .collect();
+        response
     }
 }
 
@@ -130,14 +85,7 @@ fn records_of(event: &SqsEvent) -> Result<Vec<Record<'_>>, EventError> {
                 .as_deref()
                 .filter(|id| !id.is_empty())
                 .ok_or(EventError::MissingMessageId { index })?;
-            Ok(Record {
-                message_id,
-                body: message.body.as_deref(),
-                receive_count: record::receive_count(message),
-                fifo_group: record::fifo_group(message),
-                sent_at: record::sent_at(message),
-                idempotency_key: record::idempotency_key(message, message_id),
-            })
+            Ok(sqs_event::record_of(message, message_id))
         })
         .collect()
 }
@@ -161,17 +109,14 @@ fn deadline_of(deadline_ms: u64) -> SystemTime {
     }
 }
 
-/// Lambda gives the deadline as wall-clock time; timers need a monotonic instant.
-fn instant_of(deadline: SystemTime) -> Instant {
-    let remaining = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + remaining
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::report::{Fate, FateCounts, RecordOutcome};
+
+    fn outcome(id: &str, fate: Fate) -> RecordOutcome {
+        RecordOutcome::new(id, fate)
+    }
 
     fn event(json: serde_json::Value) -> SqsEvent {
         serde_json::from_value(json).unwrap()
@@ -223,9 +168,49 @@ mod tests {
     }
 
     #[test]
-    fn a_past_deadline_is_now() {
-        let before = Instant::now();
-        let instant = instant_of(SystemTime::UNIX_EPOCH);
-        assert!(instant >= before && instant <= Instant::now());
+    fn every_fate_but_sent_and_duplicate_is_reported_once_in_event_order() {
+        let report = BatchReport {
+            outcomes: vec![
+                outcome("a", Fate::Sent),
+                outcome("b", Fate::Transient),
+                outcome("c", Fate::Permanent),
+                outcome("d", Fate::Deferred),
+                outcome("b", Fate::Transient),
+                outcome("e", Fate::Expired),
+                outcome("f", Fate::Abandoned),
+                outcome("g", Fate::Duplicate),
+            ],
+            ..Default::default()
+        };
+        let ids: Vec<String> = report
+            .to_response()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(
+            ids,
+            ["b", "c", "d", "e", "f"],
+            "a duplicate is done: SQS deletes it"
+        );
+        assert_eq!(
+            report.counts(),
+            FateCounts {
+                sent: 1,
+                transient: 2,
+                permanent: 1,
+                deferred: 1,
+                expired: 1,
+                abandoned: 1,
+                duplicate: 1,
+                dead_lettered: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_answers_an_empty_list() {
+        let json = serde_json::to_value(BatchReport::default().to_response()).unwrap();
+        assert_eq!(json, serde_json::json!({"batchItemFailures": []}));
     }
 }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_lambda_events::sqs::SqsMessageAttribute;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
@@ -16,6 +15,7 @@ use futures::StreamExt;
 
 use crate::core::dead_letter::REASON_ATTRIBUTE;
 use crate::core::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::core::record::Attribute;
 
 /// SQS batch calls take at most 10 entries.
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -119,12 +119,12 @@ fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchReques
         .map_err(|err| err.to_string())
 }
 
-/// The Lambda event's form of an attribute, back into the API's.
-fn attribute_value(value: &SqsMessageAttribute) -> Result<MessageAttributeValue, String> {
+/// The producer's attribute, back into the API's form.
+fn attribute_value(value: &Attribute<'_>) -> Result<MessageAttributeValue, String> {
     MessageAttributeValue::builder()
-        .set_data_type(value.data_type.clone())
-        .set_string_value(value.string_value.clone())
-        .set_binary_value(value.binary_value.as_ref().map(|b| Blob::new(b.0.clone())))
+        .set_data_type(value.data_type.map(str::to_owned))
+        .set_string_value(value.string_value.map(str::to_owned))
+        .set_binary_value(value.binary_value.map(|b| Blob::new(b.to_vec())))
         .build()
         .map_err(|err| err.to_string())
 }

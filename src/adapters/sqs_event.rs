@@ -1,9 +1,43 @@
-//! Facts about an SQS record as Lambda delivers it, read the same way everywhere.
+//! Lambda's SQS record read into the core's [`Record`]: every fact the engine and the
+//! settlement use, read the same way everywhere.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsMessage;
+
+use crate::core::record::{Attribute, Record};
+
+/// The core's record for `message`, whose id is `message_id` (checked by the caller).
+pub fn record_of<'a>(message: &'a SqsMessage, message_id: &'a str) -> Record<'a> {
+    let mut attributes: Vec<(&str, Attribute<'_>)> = message
+        .message_attributes
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str(),
+                Attribute {
+                    data_type: value.data_type.as_deref(),
+                    string_value: value.string_value.as_deref(),
+                    binary_value: value.binary_value.as_ref().map(|b| b.0.as_slice()),
+                },
+            )
+        })
+        .collect();
+    attributes.sort_by_key(|(name, _)| *name);
+    Record {
+        message_id,
+        body: message.body.as_deref(),
+        receive_count: receive_count(message),
+        fifo_group: fifo_group(message),
+        sent_at: sent_at(message),
+        idempotency_key: idempotency_key(message, message_id),
+        queue_arn: message.event_source_arn.as_deref(),
+        receipt_handle: message.receipt_handle.as_deref(),
+        first_received_at: first_received_at(message),
+        attributes,
+    }
+}
 
 /// How many times SQS has delivered the record, this delivery included.
 pub fn receive_count(message: &SqsMessage) -> Option<u32> {
@@ -29,23 +63,6 @@ pub fn first_received_at(message: &SqsMessage) -> Option<SystemTime> {
         .get("ApproximateFirstReceiveTimestamp")
         .and_then(|ms| ms.parse::<u64>().ok())
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-/// The longest a receive can be before its invocation ends: Lambda's 15-minute timeout plus
-/// the event source's longest batching window (5 minutes).
-pub const RECEIVE_AGE_BOUND: std::time::Duration = std::time::Duration::from_secs(1_200);
-
-/// SQS keeps a received message invisible at most 12 hours in all, counted from that receive,
-/// and refuses a `ChangeMessageVisibility` past it ("you can continue to extend the visibility
-/// timeout to a maximum of 12 hours"): the longest visibility timeout that can still be set at
-/// `now`, in whole seconds. The receive's own time is not in the record; on the first receive
-/// it is `ApproximateFirstReceiveTimestamp`, and no receive is older than
-/// [`RECEIVE_AGE_BOUND`] while its invocation runs, so that bounds it otherwise.
-pub fn visibility_left(message: &SqsMessage, now: SystemTime, ceiling_seconds: u32) -> u32 {
-    let since_first =
-        first_received_at(message).map(|first| now.duration_since(first).unwrap_or_default());
-    let age = since_first.map_or(RECEIVE_AGE_BOUND, |since| since.min(RECEIVE_AGE_BOUND));
-    u64::from(ceiling_seconds).saturating_sub(age.as_secs()) as u32
 }
 
 /// The message attribute a producer sets to name a call across its own retries.
@@ -193,25 +210,5 @@ mod tests {
             fifo_group(&message("arn:aws:sqs:us-east-1:1:q", attrs)),
             None
         );
-    }
-
-    #[test]
-    fn visibility_can_be_set_up_to_twelve_hours_from_this_receive() {
-        let first_ms = 1_764_000_000_000u64;
-        let m: SqsMessage = serde_json::from_value(serde_json::json!({
-            "attributes": {"ApproximateFirstReceiveTimestamp": first_ms.to_string()}
-        }))
-        .unwrap();
-        let at = |seconds: u64| {
-            SystemTime::UNIX_EPOCH + Duration::from_millis(first_ms + seconds * 1_000)
-        };
-        // The first receive, 60 s into its invocation: 12 h from then.
-        assert_eq!(visibility_left(&m, at(60), 43_200), 43_140);
-        // A later receive (the first was hours ago): it is at most 20 minutes old.
-        assert_eq!(visibility_left(&m, at(50_000), 43_200), 42_000);
-        let unknown = SqsMessage::default();
-        assert_eq!(visibility_left(&unknown, at(50_000), 43_200), 42_000);
-        // Never zero: a backoff always holds.
-        assert!(visibility_left(&m, at(1_000_000), 43_200) > 0);
     }
 }

@@ -1,10 +1,9 @@
 //! What a dead letter carries: the original message, unchanged, and why it was given up on.
 
-use aws_lambda_events::sqs::SqsMessage;
 use serde::Serialize;
 
-use crate::adapters::sqs_event as record;
 use crate::core::ports::{DeadLetter, FifoIds};
+use crate::core::record::Record;
 use crate::core::report::RecordOutcome;
 
 /// The message attribute that carries the reason.
@@ -38,16 +37,16 @@ pub struct DispatchError<'a> {
 /// replaced by the new reason. When the originals already fill all 10 attribute slots the
 /// reason is left out (the caller logs it instead): the forward must never fail for it.
 pub fn dead_letter<'a>(
-    message: &'a SqsMessage,
+    message: &Record<'a>,
     outcome: &RecordOutcome,
     time: &str,
 ) -> Option<DeadLetter<'a>> {
-    let body = message.body.as_deref().filter(|body| !body.is_empty())?;
+    let body = message.body.filter(|body| !body.is_empty())?;
     let mut attributes: Vec<_> = message
-        .message_attributes
+        .attributes
         .iter()
-        .filter(|(name, _)| name.as_str() != REASON_ATTRIBUTE)
-        .map(|(name, value)| (name.as_str(), value))
+        .filter(|(name, _)| *name != REASON_ATTRIBUTE)
+        .copied()
         .collect();
     attributes.sort_by_key(|(name, _)| *name);
     let reason = (attributes.len() < MAX_MESSAGE_ATTRIBUTES).then(|| {
@@ -59,16 +58,15 @@ pub fn dead_letter<'a>(
             code,
             message: text,
             source_message_id: &outcome.message_id,
-            source_queue_arn: message.event_source_arn.as_deref(),
+            source_queue_arn: message.queue_arn,
             receive_count: outcome.receive_count,
             time,
         };
         serde_json::to_string(&error).unwrap_or_else(|_| format!("{{\"code\":\"{code}\"}}"))
     });
-    let fifo = record::fifo_group(message).map(|group_id| FifoIds {
+    let fifo = message.fifo_group.map(|group_id| FifoIds {
         group_id,
-        // Always present: the handler refuses events with a record lacking one.
-        deduplication_id: message.message_id.as_deref().unwrap_or_default(),
+        deduplication_id: message.message_id,
     });
     let mut letter = DeadLetter {
         body,
@@ -87,6 +85,7 @@ pub fn dead_letter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::record::Attribute;
     use crate::core::report::{Fate, Reason};
     #[test]
     fn a_body_near_the_size_limit_goes_without_the_reason_rather_than_be_refused() {
@@ -113,21 +112,33 @@ mod tests {
         }
     }
 
-    fn message(arn: &str, body: Option<&str>, attribute_count: usize) -> SqsMessage {
-        let attributes: serde_json::Map<String, serde_json::Value> = (0..attribute_count)
+    /// Attribute names and values live as long as the test.
+    fn leak(text: String) -> &'static str {
+        Box::leak(text.into_boxed_str())
+    }
+
+    fn message(arn: &'static str, body: Option<&str>, attribute_count: usize) -> Record<'static> {
+        let attributes = (0..attribute_count)
             .map(|n| {
                 (
-                    format!("attr{n}"),
-                    serde_json::json!({"stringValue": n.to_string(), "dataType": "String"}),
+                    leak(format!("attr{n}")),
+                    Attribute {
+                        data_type: Some("String"),
+                        string_value: Some(leak(n.to_string())),
+                        binary_value: None,
+                    },
                 )
             })
             .collect();
-        serde_json::from_value(serde_json::json!({
-            "messageId": "m-1", "body": body, "eventSourceARN": arn,
-            "attributes": {"MessageGroupId": "g-1", "ApproximateReceiveCount": "1"},
-            "messageAttributes": attributes
-        }))
-        .unwrap()
+        Record {
+            message_id: "m-1",
+            body: body.map(|body| leak(body.to_owned())),
+            receive_count: Some(1),
+            fifo_group: arn.ends_with(".fifo").then_some("g-1"),
+            queue_arn: Some(arn),
+            attributes,
+            ..Record::default()
+        }
     }
 
     const STANDARD: &str = "arn:aws:sqs:us-east-1:123456789012:calls";
@@ -172,10 +183,7 @@ mod tests {
     #[test]
     fn an_earlier_reason_is_replaced_not_duplicated() {
         let mut message = message(STANDARD, Some("x"), 10);
-        let old = message.message_attributes.remove("attr0").unwrap();
-        message
-            .message_attributes
-            .insert(REASON_ATTRIBUTE.to_owned(), old);
+        message.attributes[0].0 = REASON_ATTRIBUTE;
         let letter = dead_letter(&message, &outcome(), "t").unwrap();
         assert_eq!(letter.attributes.len(), 9);
         assert!(letter

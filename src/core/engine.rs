@@ -24,24 +24,10 @@ use crate::core::expiry::Expiry;
 use crate::core::ledger::{self, Claim, Entry, Refusal, Settle, Status, UnknownOutcome};
 use crate::core::message::{MessageDefaults, VoiceMessage};
 use crate::core::pacing::{Pacer, SendRate};
-use crate::core::ports::{ClaimAnswer, Ledger, NoLedger, VoiceSender};
+use crate::core::ports::{ClaimAnswer, Ledger, NoLedger, OutcomeLine, VoiceSender};
+use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
 use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
-
-/// One SQS record as the engine sees it.
-#[derive(Debug, Clone)]
-pub struct Record<'a> {
-    pub message_id: &'a str,
-    pub body: Option<&'a str>,
-    pub receive_count: Option<u32>,
-    /// The `MessageGroupId` when the source queue is FIFO: records sharing it are sent in
-    /// order, one at a time.
-    pub fifo_group: Option<&'a str>,
-    /// When the producer sent it (`SentTimestamp`): the start of its time to live.
-    pub sent_at: Option<SystemTime>,
-    /// The key the idempotency ledger knows it by.
-    pub idempotency_key: std::borrow::Cow<'a, str>,
-}
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -95,6 +81,8 @@ pub struct BatchEngine<S, L = NoLedger> {
     pacer: Option<Pacer>,
     breaker: CircuitBreaker,
     ledger: Option<L>,
+    /// Told each outcome as soon as it is known (the per-record line).
+    tell: OutcomeLine,
 }
 
 /// The least time before the abandon point for a send to start: one second, or the whole
@@ -163,7 +151,14 @@ impl<S: VoiceSender> BatchEngine<S> {
             breaker: CircuitBreaker::new(settings.breaker),
             settings,
             ledger: None,
+            tell: |_| {},
         }
+    }
+
+    /// The same engine telling `line` each outcome as soon as it is known.
+    pub fn with_outcome_line(mut self, line: OutcomeLine) -> Self {
+        self.tell = line;
+        self
     }
 
     /// The same engine keeping an idempotency ledger (none: it keeps none).
@@ -174,6 +169,7 @@ impl<S: VoiceSender> BatchEngine<S> {
             pacer: self.pacer,
             breaker: self.breaker,
             ledger,
+            tell: self.tell,
         }
     }
 }
@@ -288,14 +284,14 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         // for the last part of the reserve stays small whatever the batch size and the CPU.
         while let Some(finished) = lanes.next().await {
             for (index, outcome) in finished {
-                outcome.log();
+                (self.tell)(&outcome);
                 outcomes[index] = Some(outcome);
             }
         }
         for (copy, first) in copies {
             outcomes[copy] = outcomes[first].clone();
             if let Some(outcome) = &outcomes[copy] {
-                outcome.log();
+                (self.tell)(outcome);
             }
         }
         BatchReport {
@@ -306,7 +302,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     outcome.unwrap_or_else(|| {
                         let outcome =
                             deferred(record, "Unprocessed", "the engine produced no outcome");
-                        outcome.log();
+                        (self.tell)(&outcome);
                         outcome
                     })
                 })
@@ -1033,6 +1029,7 @@ mod tests {
             fifo_group: group,
             sent_at: None,
             idempotency_key: id.into(),
+            ..Record::default()
         }
     }
 
@@ -1197,6 +1194,7 @@ mod tests {
             fifo_group: None,
             sent_at: Some(SystemTime::now() - age),
             idempotency_key: id.to_owned().into(),
+            ..Record::default()
         }
     }
 
@@ -1482,6 +1480,7 @@ mod tests {
             pacer: None,
             breaker: engine.breaker,
             ledger: None::<NoLedger>,
+            tell: |_| {},
         };
         let report = engine.run(&records[..2], in_seconds(30)).await;
         assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));

@@ -14,6 +14,7 @@ pub mod message;
 pub mod pacing;
 pub mod phone;
 pub mod ports;
+pub mod record;
 pub mod redact;
 pub mod report;
 pub mod settle;

@@ -3,11 +3,15 @@
 
 use std::future::Future;
 
-use aws_lambda_events::sqs::SqsMessageAttribute;
-
 use crate::core::classify::SendFailure;
 use crate::core::ledger::{Claim, Entry, Settle};
 use crate::core::message::VoiceMessage;
+use crate::core::record::Attribute;
+use crate::core::report::RecordOutcome;
+
+/// Where the engine tells each record's outcome as soon as it is known: the per-record log
+/// line, written by the observing side.
+pub type OutcomeLine = fn(&RecordOutcome);
 
 /// Places one voice call.
 pub trait VoiceSender: Send + Sync {
@@ -42,7 +46,7 @@ pub trait DeadLetterQueue: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct DeadLetter<'a> {
     pub body: &'a str,
-    pub attributes: Vec<(&'a str, &'a SqsMessageAttribute)>,
+    pub attributes: Vec<(&'a str, Attribute<'a>)>,
     /// The `DispatchError` attribute's JSON; `None` when the original attributes leave no
     /// room for it (ten already, or a body near SQS's size limit).
     pub reason: Option<String>,
@@ -54,12 +58,7 @@ impl DeadLetter<'_> {
     /// What SQS counts toward the size of a message: the body and every attribute's name,
     /// type and value.
     pub fn size(&self) -> usize {
-        let attribute = |name: &str, value: &SqsMessageAttribute| {
-            name.len()
-                + value.data_type.as_deref().map_or(0, str::len)
-                + value.string_value.as_deref().map_or(0, str::len)
-                + value.binary_value.as_ref().map_or(0, |b| b.0.len())
-        };
+        let attribute = |name: &str, value: &Attribute<'_>| name.len() + value.size();
         self.body.len()
             + self
                 .attributes

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use tokio::time::Instant;
 
 /// The fate of one record in this invocation.
@@ -109,47 +108,6 @@ impl RecordOutcome {
     pub fn is_reported(&self) -> bool {
         !matches!(self.fate, Fate::Sent | Fate::Duplicate) && !self.dead_lettered
     }
-
-    /// One structured line per record, written when its fate is known (what settling then
-    /// does, dead-lettering or delaying it, is in the batch line and, when it fails, in a
-    /// line of its own). Destinations are masked and reasons scrubbed before they get here;
-    /// message text never gets here at all.
-    pub fn log(&self) {
-        let error_code = self.reason.as_ref().map(|r| r.code.as_str());
-        let reason = self.reason.as_ref().map(|r| r.message.as_str());
-        let latency_ms = (self.latency.as_secs_f64() * 10_000.0).round() / 10.0;
-        match self.fate {
-            Fate::Sent => tracing::info!(
-                message_id = %self.message_id,
-                fate = self.fate.as_str(),
-                receive_count = self.receive_count,
-                attempts = self.attempts,
-                latency_ms,
-                destination = self.destination.as_deref(),
-                voice_message_id = self.voice_message_id.as_deref(),
-                "record sent"
-            ),
-            Fate::Duplicate => tracing::info!(
-                message_id = %self.message_id,
-                fate = self.fate.as_str(),
-                receive_count = self.receive_count,
-                destination = self.destination.as_deref(),
-                voice_message_id = self.voice_message_id.as_deref(),
-                "record already sent by an earlier delivery: not called again"
-            ),
-            _ => tracing::warn!(
-                message_id = %self.message_id,
-                fate = self.fate.as_str(),
-                error_code,
-                reason,
-                receive_count = self.receive_count,
-                attempts = self.attempts,
-                latency_ms,
-                destination = self.destination.as_deref(),
-                "record not sent"
-            ),
-        }
-    }
 }
 
 /// Every record's outcome, in the order the event listed the records.
@@ -210,21 +168,6 @@ impl BatchReport {
             .filter(|id| seen.insert(*id))
             .collect()
     }
-
-    /// The partial batch response: every record SQS must keep is listed.
-    pub fn to_response(&self) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = self
-            .failed_message_ids()
-            .into_iter()
-            .map(|id| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id.to_owned();
-                failure
-            })
-            .collect();
-        response
-    }
 }
 
 #[cfg(test)]
@@ -233,47 +176,6 @@ mod tests {
 
     fn outcome(id: &str, fate: Fate) -> RecordOutcome {
         RecordOutcome::new(id, fate)
-    }
-
-    #[test]
-    fn every_fate_but_sent_and_duplicate_is_reported_once_in_event_order() {
-        let report = BatchReport {
-            outcomes: vec![
-                outcome("a", Fate::Sent),
-                outcome("b", Fate::Transient),
-                outcome("c", Fate::Permanent),
-                outcome("d", Fate::Deferred),
-                outcome("b", Fate::Transient),
-                outcome("e", Fate::Expired),
-                outcome("f", Fate::Abandoned),
-                outcome("g", Fate::Duplicate),
-            ],
-            ..Default::default()
-        };
-        let ids: Vec<String> = report
-            .to_response()
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        assert_eq!(
-            ids,
-            ["b", "c", "d", "e", "f"],
-            "a duplicate is done: SQS deletes it"
-        );
-        assert_eq!(
-            report.counts(),
-            FateCounts {
-                sent: 1,
-                transient: 2,
-                permanent: 1,
-                deferred: 1,
-                expired: 1,
-                abandoned: 1,
-                duplicate: 1,
-                dead_lettered: 0,
-            }
-        );
     }
 
     #[test]
@@ -287,11 +189,5 @@ mod tests {
         assert_eq!(report.failed_message_ids(), ["kept"]);
         assert_eq!(report.counts().dead_lettered, 1);
         assert_eq!(report.counts().permanent, 2);
-    }
-
-    #[test]
-    fn an_empty_batch_answers_an_empty_list() {
-        let json = serde_json::to_value(BatchReport::default().to_response()).unwrap();
-        assert_eq!(json, serde_json::json!({"batchItemFailures": []}));
     }
 }

@@ -7,15 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use aws_lambda_events::sqs::SqsMessage;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::adapters::sqs_event as record;
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::dead_letter::dead_letter;
 use crate::core::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::core::record::Record;
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 
 pub struct Settlement<D, R> {
@@ -92,9 +91,9 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         }
     }
 
-    /// Settles the report's records; `messages` are the event's records, in the report's
+    /// Settles the report's records; `messages` are the batch's records, in the report's
     /// order. Work still pending at `until` is given up: its records stay reported.
-    pub async fn settle(&self, report: &mut BatchReport, messages: &[SqsMessage], until: Instant) {
+    pub async fn settle(&self, report: &mut BatchReport, messages: &[Record<'_>], until: Instant) {
         let (dead_lettered, delayed) = tokio::join!(
             self.forward_permanent(report, messages, until),
             self.schedule_redelivery(report, messages, until, |outcome| {
@@ -124,7 +123,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
     async fn forward_permanent(
         &self,
         report: &BatchReport,
-        messages: &[SqsMessage],
+        messages: &[Record<'_>],
         until: Instant,
     ) -> Vec<usize> {
         let Some(dlq) = &self.dead_letters else {
@@ -231,7 +230,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
     async fn schedule_redelivery(
         &self,
         report: &BatchReport,
-        messages: &[SqsMessage],
+        messages: &[Record<'_>],
         until: Instant,
         wanted: impl Fn(&RecordOutcome) -> bool,
     ) -> Vec<(usize, u32)> {
@@ -250,15 +249,9 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
                 continue;
             };
             // SQS refuses a visibility past 12 h from this receive: ask for what is left.
-            let seconds = seconds.min(record::visibility_left(
-                message,
-                wall_now,
-                MAX_VISIBILITY_SECONDS,
-            ));
-            let (Some(arn), Some(receipt_handle)) = (
-                message.event_source_arn.as_deref(),
-                message.receipt_handle.as_deref(),
-            ) else {
+            let seconds = seconds.min(message.visibility_left(wall_now, MAX_VISIBILITY_SECONDS));
+            let (Some(arn), Some(receipt_handle)) = (message.queue_arn, message.receipt_handle)
+            else {
                 continue;
             };
             by_queue.entry(arn).or_default().push((
@@ -331,6 +324,7 @@ mod tests {
 
     use super::*;
     use crate::core::ports::DeadLetter;
+    use crate::core::record::RECEIVE_AGE_BOUND;
     use crate::core::report::{Reason, RecordOutcome};
 
     /// Accepts every letter except those whose body is "refuse"; can be made to hang.
@@ -386,7 +380,7 @@ mod tests {
 
     const ARN: &str = "arn:aws:sqs:us-east-1:123456789012:calls";
 
-    fn batch(fates: &[(Fate, &str)]) -> (BatchReport, Vec<SqsMessage>) {
+    fn batch(fates: &[(Fate, &'static str)]) -> (BatchReport, Vec<Record<'static>>) {
         let outcomes = fates
             .iter()
             .enumerate()
@@ -402,13 +396,13 @@ mod tests {
         let messages = fates
             .iter()
             .enumerate()
-            .map(|(n, (_, body))| {
-                serde_json::from_value(serde_json::json!({
-                    "messageId": format!("m{n}"), "receiptHandle": format!("rh{n}"),
-                    "body": body, "eventSourceARN": ARN,
-                    "attributes": {"ApproximateReceiveCount": "3"}
-                }))
-                .unwrap()
+            .map(|(n, (_, body))| Record {
+                message_id: Box::leak(format!("m{n}").into_boxed_str()),
+                receipt_handle: Some(Box::leak(format!("rh{n}").into_boxed_str())),
+                body: Some(body),
+                queue_arn: Some(ARN),
+                receive_count: Some(3),
+                ..Record::default()
             })
             .collect();
         (
@@ -615,20 +609,11 @@ mod tests {
     #[tokio::test]
     async fn a_visibility_never_reaches_past_twelve_hours_from_the_receive() {
         let (mut report, mut messages) = batch(&[(Fate::Deferred, "a"), (Fate::Deferred, "b")]);
-        let first_ms = |seconds_ago: u64| {
-            (SystemTime::now() - Duration::from_secs(seconds_ago))
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                .to_string()
-        };
+        let first_ms =
+            |seconds_ago: u64| Some(SystemTime::now() - Duration::from_secs(seconds_ago));
         // First received 10 minutes ago (this receive), and 11.5 hours ago (an earlier one).
-        messages[0]
-            .attributes
-            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(600));
-        messages[1]
-            .attributes
-            .insert("ApproximateFirstReceiveTimestamp".into(), first_ms(41_400));
+        messages[0].first_received_at = first_ms(600);
+        messages[1].first_received_at = first_ms(41_400);
         let now = Instant::now();
         for outcome in &mut report.outcomes {
             outcome.retry_at = Some(now + Duration::from_secs(100_000));
@@ -676,7 +661,7 @@ mod tests {
             [
                 Some(7),
                 Some(100),
-                Some(MAX_VISIBILITY_SECONDS - record::RECEIVE_AGE_BOUND.as_secs() as u32)
+                Some(MAX_VISIBILITY_SECONDS - RECEIVE_AGE_BOUND.as_secs() as u32)
             ],
             "rounded up; the hint beats a shorter backoff; at most what is left of 12 h \
              since a receive of unknown time"

@@ -1,4 +1,5 @@
 //! What operators read: the log lines and the CloudWatch metrics (EMF).
 
+pub mod lines;
 pub mod logging;
 pub mod metrics;

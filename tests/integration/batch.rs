@@ -8,6 +8,7 @@ use voice_dispatch::core::report::Fate;
 use voice_fake::{Behaviour, Script};
 
 use crate::support::*;
+use voice_dispatch::adapters::lambda::ToResponse;
 
 fn destination(n: usize) -> String {
     format!("+1206555{n:04}")

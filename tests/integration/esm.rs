@@ -13,6 +13,7 @@ use voice_dispatch::core::report::BatchReport;
 use voice_dispatch::wiring::Dispatch;
 
 use crate::moto::{messages_left, Queue};
+use voice_dispatch::adapters::lambda::ToResponse;
 
 /// One delivery of a message to the function, as the test observed it.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use voice_dispatch::adapters::lambda::VoiceDispatch;
 use voice_dispatch::adapters::pinpoint::PinpointVoice;
+use voice_dispatch::app::VoiceDispatch;
 use voice_dispatch::core::classify::SendFailure;
 use voice_dispatch::core::engine::{BatchEngine, EngineSettings};
 use voice_dispatch::core::message::VoiceMessage;

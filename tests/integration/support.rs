@@ -7,6 +7,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
+use voice_dispatch::adapters::lambda::ToResponse;
 use voice_dispatch::config::Config;
 use voice_dispatch::core::message::MessageDefaults;
 use voice_dispatch::core::phone::PhoneNumber;

@@ -1,0 +1,87 @@
+//! The use case: one batch of records, run against the invocation's deadline, settled,
+//! said in one batch line and in metrics. The Lambda adapter feeds it records and turns its
+//! report into the partial batch response.
+
+use std::time::{Instant as StdInstant, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::core::engine::BatchEngine;
+use crate::core::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
+use crate::core::record::Record;
+use crate::core::report::BatchReport;
+use crate::core::settle::Settlement;
+use crate::observe::lines;
+use crate::observe::metrics::MetricsContext;
+
+pub struct VoiceDispatch<S, D, R, L = NoLedger> {
+    engine: BatchEngine<S, L>,
+    settlement: Settlement<D, R>,
+    metrics: Option<MetricsContext>,
+}
+
+impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDispatch<S, D, R, L> {
+    pub fn new(engine: BatchEngine<S, L>, settlement: Settlement<D, R>) -> Self {
+        Self {
+            engine,
+            settlement,
+            metrics: None,
+        }
+    }
+
+    /// The engine, with the instance's pacer and circuit breaker.
+    pub fn engine(&self) -> &BatchEngine<S, L> {
+        &self.engine
+    }
+
+    /// Writes CloudWatch EMF metrics after every batch.
+    pub fn with_metrics(mut self, metrics: Option<MetricsContext>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs one batch against `deadline` (wall-clock, as Lambda gives it): every record's
+    /// fate, settled before the answer is due.
+    pub async fn run(&self, records: &[Record<'_>], deadline: SystemTime) -> BatchReport {
+        let started = StdInstant::now();
+        let deadline = instant_of(deadline);
+        let reserve = self.engine.reserve(deadline);
+        let mut report = self
+            .engine
+            .run_with_reserve(records, deadline, reserve)
+            .await;
+        // The sends stopped by `deadline - reserve / 2`; settling gets until a quarter of the
+        // reserve is left, and that last quarter is for the answer.
+        let until = deadline
+            .checked_sub(reserve / 4)
+            .unwrap_or_else(Instant::now);
+        // Boxed: the nested async state machines are otherwise deep enough to exceed the
+        // compiler's layout recursion limit where `main` awaits the runtime.
+        Box::pin(self.settlement.settle(&mut report, records, until)).await;
+        lines::batch_done(&report, started.elapsed());
+        if let Some(metrics) = &self.metrics {
+            metrics.emit(&report);
+        }
+        report
+    }
+}
+
+/// Lambda gives the deadline as wall-clock time; timers need a monotonic instant.
+fn instant_of(deadline: SystemTime) -> Instant {
+    let remaining = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + remaining
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_past_deadline_is_now() {
+        let before = Instant::now();
+        let instant = instant_of(SystemTime::UNIX_EPOCH);
+        assert!(instant >= before && instant <= Instant::now());
+    }
+}

@@ -1,0 +1,75 @@
+//! The lines operators read: one per record when its fate is known, and one per batch.
+//! Destinations are masked and reasons scrubbed before they get here; message text never
+//! gets here at all.
+
+use std::time::Duration;
+
+use crate::core::report::{BatchReport, Fate, RecordOutcome};
+
+/// One structured line per record, written when its fate is known (what settling then does,
+/// dead-lettering or delaying it, is in the batch line and, when it fails, in a line of its
+/// own).
+pub fn record_done(outcome: &RecordOutcome) {
+    let error_code = outcome.reason.as_ref().map(|r| r.code.as_str());
+    let reason = outcome.reason.as_ref().map(|r| r.message.as_str());
+    let latency_ms = (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0;
+    match outcome.fate {
+        Fate::Sent => tracing::info!(
+            message_id = %outcome.message_id,
+            fate = outcome.fate.as_str(),
+            receive_count = outcome.receive_count,
+            attempts = outcome.attempts,
+            latency_ms,
+            destination = outcome.destination.as_deref(),
+            voice_message_id = outcome.voice_message_id.as_deref(),
+            "record sent"
+        ),
+        Fate::Duplicate => tracing::info!(
+            message_id = %outcome.message_id,
+            fate = outcome.fate.as_str(),
+            receive_count = outcome.receive_count,
+            destination = outcome.destination.as_deref(),
+            voice_message_id = outcome.voice_message_id.as_deref(),
+            "record already sent by an earlier delivery: not called again"
+        ),
+        _ => tracing::warn!(
+            message_id = %outcome.message_id,
+            fate = outcome.fate.as_str(),
+            error_code,
+            reason,
+            receive_count = outcome.receive_count,
+            attempts = outcome.attempts,
+            latency_ms,
+            destination = outcome.destination.as_deref(),
+            "record not sent"
+        ),
+    }
+}
+
+/// The batch's line: how many records met each fate, what settling did, and how long it took
+/// (whole milliseconds).
+pub fn batch_done(report: &BatchReport, elapsed: Duration) {
+    let counts = report.counts();
+    let delayed = report
+        .outcomes
+        .iter()
+        .filter_map(|outcome| outcome.retry_delay_seconds)
+        .collect::<Vec<u32>>();
+    tracing::info!(
+        records = report.outcomes.len(),
+        sent = counts.sent,
+        transient = counts.transient,
+        permanent = counts.permanent,
+        deferred = counts.deferred,
+        expired = counts.expired,
+        abandoned = counts.abandoned,
+        duplicate = counts.duplicate,
+        circuit_open = report.circuit.open_at_end,
+        dead_lettered = counts.dead_lettered,
+        redelivery_delayed = delayed.len(),
+        longest_delay_seconds = delayed.iter().max().copied(),
+        reported_failures = report.failed_message_ids().len(),
+        elapsed_ms = elapsed.as_millis() as u64,
+        "batch done"
+    );
+}
