@@ -25,11 +25,7 @@ pub struct BreakerSettings {
 
 impl Default for BreakerSettings {
     fn default() -> Self {
-        Self {
-            threshold: 5,
-            open_for: Duration::from_secs(30),
-            max_open: Duration::from_secs(900),
-        }
+        crate::core::defaults::DEFAULTS.breaker
     }
 }
 

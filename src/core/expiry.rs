@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 /// `MESSAGE_TTL_SECONDS` when unset: one hour.
-pub const DEFAULT_TTL_SECONDS: u32 = 3_600;
+pub const DEFAULT_TTL_SECONDS: u32 = crate::core::defaults::DEFAULTS.message_ttl.as_secs() as u32;
 /// The shortest time to live, in the function's setting and in a body (the v2 API's bound).
 pub const MIN_TTL_SECONDS: u32 = 5;
 /// The longest `MESSAGE_TTL_SECONDS`: 14 days, SQS's longest retention.

@@ -6,7 +6,9 @@
 pub mod backoff;
 pub mod breaker;
 pub mod classify;
+pub mod clock;
 pub mod dead_letter;
+pub mod defaults;
 pub mod engine;
 pub mod expiry;
 pub mod ledger;

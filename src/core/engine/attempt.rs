@@ -1,0 +1,291 @@
+//! One record's attempts: the gate (its expiry, the send cutoff, the circuit breaker, a
+//! pacer permit), one send with the time the invocation can give it, and what a failure
+//! means (the breaker and the pacer told, the failure classified, tried again in place only
+//! when it certainly placed nothing).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::budget::{start_floor, Cutoffs};
+use super::outcomes::{circuit_open, deadline_reached, rate_limited, AttemptLoop};
+use super::BatchEngine;
+use crate::core::breaker;
+use crate::core::classify::{
+    self, classify, placed_nothing, signal, Disposition, Origin, Origins, SendFailure, Signal,
+};
+use crate::core::expiry::Expiry;
+use crate::core::message::VoiceMessage;
+use crate::core::pacing::Permit;
+use crate::core::ports::{Ledger, SentCall, VoiceSender};
+use crate::core::record::Record;
+use crate::core::report::{Fate, RecordOutcome};
+
+/// The longest wait between two attempts in place, whatever the attempt count.
+const RETRY_CAP_FACTOR: u32 = 16;
+
+/// What the gate says about the next attempt.
+enum Gate {
+    /// Go: the breaker admitted it, with the pacer's permit when sends are paced.
+    Go(breaker::Attempt, Option<Permit>, AttemptLoop),
+    /// Not now: the record's outcome says why.
+    Stop(RecordOutcome),
+    /// No permit before the record's expiry: look again (the expiry check ends it).
+    Again(AttemptLoop),
+}
+
+/// What one send came to.
+enum Send {
+    Answered(Result<SentCall, SendFailure>, breaker::Attempt),
+    /// Cut at the abandon point: the call may have been placed.
+    Abandoned,
+}
+
+/// After a failed attempt: done with this outcome, or wait and try again in place.
+enum Next {
+    Done(RecordOutcome),
+    RetryAfter(Duration, AttemptLoop),
+}
+
+/// What the record's attempts carry from one to the next.
+struct Tries<'a> {
+    record: &'a Record<'a>,
+    message: &'a VoiceMessage,
+    expiry: Option<Expiry>,
+    cutoffs: Cutoffs,
+    /// When this record was last throttled, to tell the account's quota from the
+    /// recipient's.
+    throttled_at: Option<Instant>,
+}
+
+impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
+    /// The attempts at one record, through the breaker and the pacer, never after its expiry
+    /// or the cutoff. Returns the outcome and whether the call may have been placed without
+    /// an answer saying so (the ledger records that as unknown).
+    pub(super) async fn attempts(
+        &self,
+        record: &Record<'_>,
+        message: &VoiceMessage,
+        expiry: Option<Expiry>,
+        cutoffs: Cutoffs,
+        mut attempt: AttemptLoop,
+    ) -> (RecordOutcome, bool) {
+        let mut tries = Tries {
+            record,
+            message,
+            expiry,
+            cutoffs,
+            throttled_at: None,
+        };
+        loop {
+            let (admitted, permit) = match self.gate(&tries, attempt).await {
+                Gate::Go(admitted, permit, going) => {
+                    attempt = going;
+                    (admitted, permit)
+                }
+                Gate::Stop(outcome) => return (outcome, false),
+                Gate::Again(waiting) => {
+                    attempt = waiting;
+                    continue;
+                }
+            };
+            attempt.outcome.attempts += 1;
+            let (failure, admitted) = match self.send(&tries, admitted).await {
+                Send::Abandoned => return (attempt.abandoned(), true),
+                Send::Answered(Err(failure), admitted) => (failure, admitted),
+                Send::Answered(Ok(call), admitted) => {
+                    self.breaker.record(admitted, None, Instant::now());
+                    if let Some(pacer) = &self.pacer {
+                        pacer.succeeded();
+                    }
+                    attempt.outcome.fate = Fate::Sent;
+                    attempt.outcome.reason = None;
+                    attempt.outcome.voice_message_id = call.message_id;
+                    return (attempt.outcome, false);
+                }
+            };
+            let recipient_limited = self.observe_failure(&mut tries, &failure, admitted, permit);
+            let maybe_placed = !placed_nothing(&failure);
+            match self.after_failure(&tries, &failure, recipient_limited, attempt) {
+                Next::RetryAfter(wait, waiting) => {
+                    attempt = waiting;
+                    tokio::time::sleep(wait).await;
+                }
+                Next::Done(outcome) => return (outcome, maybe_placed),
+            }
+        }
+    }
+
+    /// Whether the next attempt may go now: the record within its time to live, the send
+    /// cutoff not passed, the breaker closed (or this the probe), a pacer permit in time.
+    async fn gate(&self, tries: &Tries<'_>, attempt: AttemptLoop) -> Gate {
+        let (record, expiry, cutoffs) = (tries.record, tries.expiry, tries.cutoffs);
+        let now = Instant::now();
+        if let Some(expiry) = expiry.filter(|e| e.is_past(now)) {
+            return Gate::Stop(attempt.expired(&expiry));
+        }
+        if now >= cutoffs.last_start {
+            return Gate::Stop(attempt.not_now(deadline_reached(record), None));
+        }
+        if let Err(open) = self.breaker.check(now) {
+            let retry_at = open.retry_at(now, fastrand::f64());
+            return Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)));
+        }
+        // A send waits for its permit at most until the cutoff, and never past expiry.
+        let expires = expiry.map(|e| e.at());
+        let bound = expires.map_or(cutoffs.last_start, |at| at.min(cutoffs.last_start));
+        let permit = match &self.pacer {
+            Some(pacer) => match pacer.acquire(bound).await {
+                Ok(permit) => Some(permit),
+                Err(_) if expires.is_some_and(|at| Instant::now() >= at) => {
+                    return Gate::Again(attempt)
+                }
+                Err(no_permit) => {
+                    let limited = rate_limited(record, pacer, no_permit.retry_at);
+                    return Gate::Stop(attempt.not_now(limited, Some(no_permit.retry_at)));
+                }
+            },
+            None => None,
+        };
+        // A permit handed out late (its timer woke after the bound) is never a send after
+        // expiry, nor one started past the cutoff with next to no time.
+        if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
+            return Gate::Stop(attempt.expired(&expiry));
+        }
+        if Instant::now() >= cutoffs.last_start {
+            return Gate::Stop(attempt.not_now(deadline_reached(record), None));
+        }
+        match self.breaker.admit(Instant::now()) {
+            Ok(admitted) => Gate::Go(admitted, permit, attempt),
+            Err(open) => {
+                let retry_at = open.retry_at(Instant::now(), fastrand::f64());
+                Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)))
+            }
+        }
+    }
+
+    /// One request, given the attempt timeout or the time to the abandon point if less.
+    async fn send(&self, tries: &Tries<'_>, admitted: breaker::Attempt) -> Send {
+        let cutoffs = tries.cutoffs;
+        let started = Instant::now();
+        let (limit, cut_to_abandon) = cutoffs.attempt_limit(self.settings.attempt_timeout, started);
+        let sent =
+            tokio::time::timeout_at(cutoffs.abandon, self.sender.send(tries.message, limit)).await;
+        // An attempt whose limit was the abandon point and ran out is abandoned there,
+        // whichever timer told first. Dropping `admitted` frees the breaker's probe slot, if
+        // this was the probe.
+        match sent {
+            Ok(Err(SendFailure::Timeout(_))) if cut_to_abandon => {}
+            Ok(answer) => return Send::Answered(answer, admitted),
+            Err(_elapsed) => {}
+        }
+        // No answer in at least the floor's time counts as the service failing, as a
+        // timed-out attempt does; a shorter cut says nothing about it.
+        let now = Instant::now();
+        if now - started >= start_floor(self.settings.attempt_timeout) {
+            self.breaker
+                .record(admitted, Some(Signal::ServiceFailing), now);
+        }
+        Send::Abandoned
+    }
+
+    /// Tells the breaker and the pacer what a failed attempt says about the service.
+    /// Returns whether the limit that throttled it is the recipient's: throttled again
+    /// although other sends went through since this record's last throttle (v1 says
+    /// TooManyRequestsException for a recipient's 5 calls a day too). The pace then stays,
+    /// and retrying is futile.
+    fn observe_failure(
+        &self,
+        tries: &mut Tries<'_>,
+        failure: &SendFailure,
+        admitted: breaker::Attempt,
+        permit: Option<Permit>,
+    ) -> bool {
+        let health = signal(failure, origins(tries.message));
+        let now = Instant::now();
+        self.breaker.record(admitted, Some(health), now);
+        if health != Signal::Throttled {
+            return false;
+        }
+        let recipient_limited = tries
+            .throttled_at
+            .is_some_and(|at| self.pacer.as_ref().is_some_and(|p| p.succeeded_since(at)));
+        tries.throttled_at = Some(now);
+        if let (false, Some(pacer), Some(permit)) = (recipient_limited, &self.pacer, permit) {
+            pacer.throttled(permit);
+        }
+        recipient_limited
+    }
+
+    /// What a failed attempt means for the record: its fate and reason, and whether to try
+    /// again in place (only what certainly placed nothing, within the attempts allowed,
+    /// before the cutoff and the record's expiry).
+    fn after_failure(
+        &self,
+        tries: &Tries<'_>,
+        failure: &SendFailure,
+        recipient_limited: bool,
+        mut attempt: AttemptLoop,
+    ) -> Next {
+        let disposition = classify(failure, origins(tries.message));
+        // A named moment to try again (v2's daily limit for one destination): not before.
+        let wall = self.clock.wall();
+        let named = classify::retry_at(failure, wall)
+            .map(|at| Instant::now() + at.duration_since(wall).unwrap_or_default());
+        let retry_in_place = disposition == Disposition::Transient
+            && placed_nothing(failure)
+            && !recipient_limited
+            && named.is_none()
+            && attempt.outcome.attempts < self.settings.max_attempts;
+        attempt.failed(failure, disposition);
+        if let Some(at) = named {
+            attempt.outcome.retry_at = named;
+            // Refused until after its time to live ends: give it up now, with why, rather
+            // than hold it back to expire unsent.
+            if let Some(expiry) = tries.expiry.filter(|e| at >= e.at()) {
+                return Next::Done(attempt.expires_first(&expiry, at, failure.reason()));
+            }
+        }
+        if disposition == Disposition::Transient {
+            // Past its time to live now: say so at once rather than on the next delivery.
+            if let Some(expiry) = tries.expiry.filter(|e| e.is_past(Instant::now())) {
+                return Next::Done(attempt.expired(&expiry));
+            }
+        }
+        if !retry_in_place {
+            return Next::Done(attempt.outcome);
+        }
+        let wait = self.retry_wait(attempt.outcome.attempts, fastrand::f64());
+        let bound = tries.expiry.map_or(tries.cutoffs.last_start, |e| {
+            e.at().min(tries.cutoffs.last_start)
+        });
+        if Instant::now() + wait >= bound {
+            return Next::Done(attempt.outcome);
+        }
+        Next::RetryAfter(wait, attempt)
+    }
+
+    /// Full jitter over `0..=base × 2^(attempts − 1)`, capped.
+    pub(super) fn retry_wait(&self, attempts: u32, draw: f64) -> Duration {
+        let base = self.settings.retry_base;
+        let ceiling = base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+            .min(base.saturating_mul(RETRY_CAP_FACTOR));
+        ceiling.mul_f64(draw.clamp(0.0, 1.0))
+    }
+}
+
+/// Whose set and origination the call used: the function's own, or what the message named.
+fn origins(message: &VoiceMessage) -> Origins {
+    let of = |configured: bool| {
+        if configured {
+            Origin::Configured
+        } else {
+            Origin::Message
+        }
+    };
+    Origins {
+        set: of(message.configuration_set_is_default),
+        identity: of(message.origination_is_default),
+    }
+}

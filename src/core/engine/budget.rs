@@ -1,0 +1,149 @@
+//! The invocation's budget: the reserve kept before its deadline, the moments that bound a
+//! batch, and what an invocation too short for the configuration says.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::BatchEngine;
+use crate::core::ports::{Ledger, VoiceSender};
+
+/// The least time before the abandon point for a send to start: one second, or the whole
+/// attempt timeout when that is shorter. A real `SendVoiceMessage` answers in a few hundred
+/// milliseconds; `SEND_ATTEMPT_TIMEOUT_MS` bounds its tail, not its usual length, so waiting
+/// for a whole attempt to fit would leave short invocations sending nothing.
+pub const START_FLOOR: Duration = Duration::from_secs(1);
+
+/// The floor for an attempt timeout: [`START_FLOOR`], or the attempt timeout if shorter.
+pub fn start_floor(attempt_timeout: Duration) -> Duration {
+    attempt_timeout.min(START_FLOOR)
+}
+
+/// The moments that bound a batch, derived from the invocation deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cutoffs {
+    pub(super) deadline: Instant,
+    /// No send starts after this: `deadline - safety`, and sooner if less than the start
+    /// floor would be left before `abandon`.
+    pub(super) last_start: Instant,
+    /// Sends still in flight are abandoned here, `deadline - safety / 2`, which leaves the
+    /// other half of the reserve to record, settle and answer. No attempt is given longer.
+    pub(super) abandon: Instant,
+    /// The ledger's writes after a send finish by here, `deadline - 3 × safety / 8`: before
+    /// settling (dead letters, visibility) must be done, at `deadline - safety / 4`.
+    pub(super) record_by: Instant,
+    /// No send could start at all in this invocation: it is too short for the reserve and
+    /// the start floor.
+    pub(super) none_can_start: bool,
+}
+
+impl Cutoffs {
+    pub(super) fn new(
+        deadline: Instant,
+        safety: Duration,
+        attempt_timeout: Duration,
+        now: Instant,
+    ) -> Self {
+        let before = |margin: Duration| deadline.checked_sub(margin).unwrap_or(now);
+        let abandon = before(safety / 2);
+        let floor = abandon
+            .checked_sub(start_floor(attempt_timeout))
+            .unwrap_or(now);
+        let last_start = before(safety).min(floor);
+        Self {
+            deadline,
+            last_start,
+            abandon,
+            record_by: before(safety * 3 / 8),
+            none_can_start: last_start <= now,
+        }
+    }
+
+    /// What one attempt starting `now` is given: the configured timeout, or less when the
+    /// abandon point comes first; and whether it was cut to the abandon point.
+    pub(super) fn attempt_limit(
+        &self,
+        attempt_timeout: Duration,
+        now: Instant,
+    ) -> (Duration, bool) {
+        let left = self.abandon.saturating_duration_since(now);
+        if left < attempt_timeout {
+            (left, true)
+        } else {
+            (attempt_timeout, false)
+        }
+    }
+}
+
+impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
+    /// The reserve kept before `deadline`: `deadline_safety`, but never more than half the
+    /// time left, so a reserve set at or above the function's timeout (the template cannot
+    /// compare the two) still leaves time to send instead of deferring every record until the
+    /// DLQ takes it. Said once per process, as a WARN line; and so is an invocation too short
+    /// for the configured attempt timeout (an ERROR when no send can start at all).
+    pub fn reserve(&self, deadline: Instant) -> Duration {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        let safety = self.settings.deadline_safety;
+        let reserve = if safety <= left / 2 {
+            safety
+        } else {
+            if !SAID.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    deadline_safety_ms = safety.as_millis() as u64,
+                    invocation_ms = left.as_millis() as u64,
+                    "DEADLINE_SAFETY_MS leaves no time to send: the reserve is half the invocation's time"
+                );
+            }
+            left / 2
+        };
+        self.say_budget(deadline, reserve, now);
+        reserve
+    }
+
+    /// Once per process: a WARN when the time this invocation leaves for sending (deadline −
+    /// now − reserve) is shorter than one attempt's timeout, an ERROR when no send can start.
+    fn say_budget(&self, deadline: Instant, reserve: Duration, now: Instant) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        static ERRED: AtomicBool = AtomicBool::new(false);
+        let attempt = self.settings.attempt_timeout;
+        let budget = deadline
+            .saturating_duration_since(now)
+            .saturating_sub(reserve);
+        let cutoffs = Cutoffs::new(deadline, reserve, attempt, now);
+        let fields = |budget: Duration| {
+            (
+                deadline.saturating_duration_since(now).as_millis() as u64,
+                budget.as_millis() as u64,
+            )
+        };
+        if cutoffs.none_can_start {
+            if !ERRED.swap(true, Ordering::Relaxed) {
+                let (invocation_ms, budget_ms) = fields(budget);
+                // The attempt timeout whose floor would fit before the abandon point.
+                let to_abandon = cutoffs.abandon.saturating_duration_since(now);
+                let fitting_attempt_timeout_ms = (to_abandon.as_millis() as u64).checked_sub(1);
+                tracing::error!(
+                    invocation_ms,
+                    budget_ms,
+                    deadline_safety_ms = self.settings.deadline_safety.as_millis() as u64,
+                    send_attempt_timeout_ms = attempt.as_millis() as u64,
+                    start_floor_ms = start_floor(attempt).as_millis() as u64,
+                    fitting_attempt_timeout_ms,
+                    "no call can start: the invocation is too short for DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS; raise the function's timeout, or lower SEND_ATTEMPT_TIMEOUT_MS below fitting_attempt_timeout_ms (at least 100)"
+                );
+            }
+        } else if budget < attempt && !WARNED.swap(true, Ordering::Relaxed) {
+            let (invocation_ms, budget_ms) = fields(budget);
+            tracing::warn!(
+                invocation_ms,
+                budget_ms,
+                deadline_safety_ms = self.settings.deadline_safety.as_millis() as u64,
+                send_attempt_timeout_ms = attempt.as_millis() as u64,
+                "the invocation leaves less than SEND_ATTEMPT_TIMEOUT_MS to send: late attempts get less time and may be abandoned; raise the function's timeout or lower SEND_ATTEMPT_TIMEOUT_MS"
+            );
+        }
+    }
+}

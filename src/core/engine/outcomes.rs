@@ -1,0 +1,192 @@
+//! The outcomes the engine gives a record, and the way one record's attempts build its
+//! outcome.
+
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use crate::core::breaker::Open;
+use crate::core::classify::{Disposition, SendFailure};
+use crate::core::expiry::Expiry;
+use crate::core::pacing::Pacer;
+use crate::core::record::Record;
+use crate::core::redact::scrub_phone_numbers;
+use crate::core::report::{Fate, Reason, RecordOutcome};
+
+/// One record's way through its attempts: the outcome so far, which after a failed attempt
+/// holds that failure.
+pub(super) struct AttemptLoop {
+    pub(super) outcome: RecordOutcome,
+}
+
+impl AttemptLoop {
+    pub(super) fn new(outcome: RecordOutcome) -> Self {
+        Self { outcome }
+    }
+
+    pub(super) fn failed(&mut self, failure: &SendFailure, disposition: Disposition) {
+        self.outcome.fate = match disposition {
+            Disposition::Transient => Fate::Transient,
+            Disposition::Permanent => Fate::Permanent,
+        };
+        self.outcome.reason = Some(reason_of(failure));
+    }
+
+    /// The record cannot be tried (again) now. Never attempted: `deferred` says why and
+    /// when to come back. Attempted: the last failure stands, and comes back no sooner.
+    pub(super) fn not_now(
+        mut self,
+        deferred: RecordOutcome,
+        retry_at: Option<Instant>,
+    ) -> RecordOutcome {
+        self.outcome.retry_at = retry_at;
+        if self.outcome.attempts == 0 {
+            self.outcome.fate = deferred.fate;
+            self.outcome.reason = deferred.reason;
+        }
+        self.outcome
+    }
+
+    pub(super) fn expired(mut self, expiry: &Expiry) -> RecordOutcome {
+        let mut message = expiry.reason(Instant::now());
+        if let Some(last) = self
+            .outcome
+            .reason
+            .as_ref()
+            .filter(|_| self.outcome.attempts > 0)
+        {
+            message.push_str(&format!("; last attempt failed with {}", last.code));
+        }
+        self.outcome.fate = Fate::Expired;
+        self.outcome.reason = Some(Reason {
+            code: "Expired".to_owned(),
+            message,
+        });
+        self.outcome
+    }
+
+    /// Refused until `until`, which is after the record's time to live ends (v2's daily
+    /// call limit for one destination): it can never be placed in time.
+    pub(super) fn expires_first(
+        mut self,
+        expiry: &Expiry,
+        until: Instant,
+        because: Option<&str>,
+    ) -> RecordOutcome {
+        let now = Instant::now();
+        let code = self.outcome.reason.as_ref().map(|last| last.code.as_str());
+        let refused = match (code, because) {
+            (Some(code), Some(because)) => format!(" with {code} ({because})"),
+            (Some(code), None) => format!(" with {code}"),
+            _ => String::new(),
+        };
+        let message = format!(
+            "refused{refused} until {} s from now, after its time to live of {} s ends (in {} s)",
+            until.saturating_duration_since(now).as_secs(),
+            expiry.ttl.as_secs(),
+            expiry.at().saturating_duration_since(now).as_secs()
+        );
+        self.outcome.fate = Fate::Expired;
+        self.outcome.retry_at = None;
+        self.outcome.reason = Some(Reason {
+            code: "Expired".to_owned(),
+            message,
+        });
+        self.outcome
+    }
+
+    pub(super) fn abandoned(mut self) -> RecordOutcome {
+        self.outcome.fate = Fate::Abandoned;
+        self.outcome.reason = Some(Reason {
+            code: "Abandoned".to_owned(),
+            message:
+                "abandoned in flight at the invocation deadline; the call may have been placed"
+                    .to_owned(),
+        });
+        self.outcome
+    }
+}
+
+pub(super) fn deadline_reached(record: &Record<'_>) -> RecordOutcome {
+    deferred(
+        record,
+        "DeadlineReached",
+        "not started: too close to the invocation deadline",
+    )
+}
+
+pub(super) fn too_short(record: &Record<'_>) -> RecordOutcome {
+    deferred(
+        record,
+        crate::core::report::INVOCATION_TOO_SHORT,
+        "not started: the invocation is too short for any send (DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS); see the ERROR line",
+    )
+}
+
+pub(super) fn circuit_open(record: &Record<'_>, open: Open) -> RecordOutcome {
+    deferred(
+        record,
+        "CircuitOpen",
+        &format!(
+            "not sent: the voice service is failing and the circuit breaker is open for another {} s",
+            open.remaining.as_secs()
+        ),
+    )
+}
+
+pub(super) fn rate_limited(record: &Record<'_>, pacer: &Pacer, slot: Instant) -> RecordOutcome {
+    deferred(
+        record,
+        "RateLimited",
+        &format!(
+            "not sent: no send permit before the send cutoff or the record's expiry at the current pace of {} (limit {}); next free slot in {} s",
+            pacer.rate(),
+            pacer.limit(),
+            slot.saturating_duration_since(Instant::now()).as_secs()
+        ),
+    )
+}
+
+pub(super) fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// The failure's code, and its message with the service's `Reason` (v2) when it gave one:
+/// both reach the logs and the dead letter's `DispatchError`.
+pub(super) fn reason_of(failure: &SendFailure) -> Reason {
+    let mut message = failure.message().to_owned();
+    if let Some(reason) = failure.reason() {
+        message.push_str(&format!(" (Reason: {reason})"));
+    }
+    if let SendFailure::Service {
+        resource_type: Some(resource_type),
+        ..
+    } = failure
+    {
+        message.push_str(&format!(" (ResourceType: {resource_type})"));
+    }
+    Reason {
+        code: failure.code(),
+        message: scrub_phone_numbers(&message),
+    }
+}
+
+pub(super) fn failed(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordOutcome {
+    RecordOutcome {
+        reason: Some(reason),
+        receive_count: record.receive_count,
+        ..RecordOutcome::new(record.message_id, fate)
+    }
+}
+
+pub(super) fn deferred(record: &Record<'_>, code: &str, message: &str) -> RecordOutcome {
+    failed(
+        record,
+        Fate::Deferred,
+        Reason {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+    )
+}
