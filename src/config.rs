@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
+use crate::core::contract::MessageDefaults;
 use crate::core::expiry::{DEFAULT_TTL_SECONDS, MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::ledger::UnknownOutcome;
-use crate::core::message::MessageDefaults;
 use crate::core::pacing::SendRate;
 use crate::core::phone::PhoneNumber;
 use crate::observe::metrics::MetricsContext;
@@ -201,27 +201,26 @@ impl Config {
         let origination_identity = v2_only(ORIGINATION_IDENTITY)
             .map(|identity| identity.trim().to_owned())
             .map(|identity| {
-                if crate::core::v2_api::is_origination_identity(&identity) {
+                if crate::core::contract::v2_limits::is_origination_identity(&identity) {
                     Ok(identity)
                 } else {
                     Err(ConfigError {
                         variable: ORIGINATION_IDENTITY,
-                        problem: crate::core::v2_api::IDENTITY_RULE.to_owned(),
+                        problem: crate::core::contract::v2_limits::IDENTITY_RULE.to_owned(),
                     })
                 }
             })
             .transpose()?;
         let configuration_set = get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned());
         // v2 takes the set's name or ARN, within its pattern; v1's names are its own.
-        if let Some(set) = configuration_set
-            .as_deref()
-            .filter(|set| voice_api == VoiceApi::V2 && !crate::core::v2_api::is_resource_name(set))
-        {
+        if let Some(set) = configuration_set.as_deref().filter(|set| {
+            voice_api == VoiceApi::V2 && !crate::core::contract::v2_limits::is_resource_name(set)
+        }) {
             return Err(ConfigError {
                 variable: CONFIGURATION_SET_NAME,
                 problem: format!(
                     "under VOICE_API=v2, {} ({} characters given)",
-                    crate::core::v2_api::RESOURCE_NAME_RULE,
+                    crate::core::contract::v2_limits::RESOURCE_NAME_RULE,
                     set.chars().count()
                 ),
             });
@@ -406,12 +405,12 @@ fn one_of<T: Copy>(
 }
 
 fn max_price(price: &str) -> Result<String, ConfigError> {
-    if crate::core::v2_api::is_price(price) {
+    if crate::core::contract::v2_limits::is_price(price) {
         Ok(price.to_owned())
     } else {
         Err(ConfigError {
             variable: MAX_PRICE_PER_MINUTE,
-            problem: crate::core::v2_api::PRICE_RULE.to_owned(),
+            problem: crate::core::contract::v2_limits::PRICE_RULE.to_owned(),
         })
     }
 }

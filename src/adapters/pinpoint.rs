@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_pinpointsmsvoice::config::timeout::TimeoutConfig;
 
 use crate::core::classify::SendFailure;
-use crate::core::message::{VoiceContent, VoiceMessage};
+use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
 
 /// The SDK client is built once at init; it owns the connection pool every send reuses.

@@ -10,9 +10,9 @@ use aws_sdk_pinpointsmsvoicev2::Client;
 
 use crate::adapters::pinpoint::{describe_sdk_error, ErrorDetails};
 use crate::core::classify::SendFailure;
-use crate::core::message::{VoiceContent, VoiceMessage};
+use crate::core::contract::v2_limits;
+use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
-use crate::core::v2_api;
 
 #[derive(Clone, Debug)]
 pub struct PinpointV2Voice {
@@ -123,15 +123,15 @@ fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, S
         .map(|v2| v2.context.iter().cloned().collect())
         .unwrap_or_default();
     for (key, value) in &message.correlation {
-        if context.len() >= v2_api::MAX_CONTEXT_ENTRIES {
+        if context.len() >= v2_limits::MAX_CONTEXT_ENTRIES {
             break;
         }
-        let cut: String = v2_api::trim_space(value)
+        let cut: String = v2_limits::trim_space(value)
             .chars()
-            .take(v2_api::MAX_CONTEXT_VALUE_CHARS)
+            .take(v2_limits::MAX_CONTEXT_VALUE_CHARS)
             .collect();
-        let value = v2_api::trim_space(&cut);
-        if v2_api::is_context_value(value) {
+        let value = v2_limits::trim_space(&cut);
+        if v2_limits::is_context_value(value) {
             context
                 .entry((*key).to_owned())
                 .or_insert_with(|| value.to_owned());

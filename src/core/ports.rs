@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use crate::core::classify::SendFailure;
+use crate::core::contract::VoiceMessage;
 use crate::core::ledger::{Claim, Entry, Settle};
-use crate::core::message::VoiceMessage;
 use crate::core::record::Attribute;
 use crate::core::report::RecordOutcome;
 

@@ -9,7 +9,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{json, Value};
 use voice_dispatch::adapters::lambda::ToResponse;
 use voice_dispatch::config::Config;
-use voice_dispatch::core::message::MessageDefaults;
+use voice_dispatch::core::contract::MessageDefaults;
 use voice_dispatch::core::phone::PhoneNumber;
 use voice_dispatch::core::report::{BatchReport, Fate, RecordOutcome};
 use voice_dispatch::wiring;

@@ -14,8 +14,8 @@ use crate::core::breaker;
 use crate::core::classify::{
     self, classify, placed_nothing, signal, Disposition, Origin, Origins, SendFailure, Signal,
 };
+use crate::core::contract::VoiceMessage;
 use crate::core::expiry::Expiry;
-use crate::core::message::VoiceMessage;
 use crate::core::pacing::Permit;
 use crate::core::ports::{Ledger, SentCall, VoiceSender};
 use crate::core::record::Record;

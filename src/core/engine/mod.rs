@@ -29,9 +29,9 @@ use tokio::time::Instant;
 
 use crate::core::breaker::{BreakerSettings, CircuitBreaker};
 use crate::core::clock::{Clock, SystemClock};
+use crate::core::contract::{MessageDefaults, VoiceMessage};
 use crate::core::expiry::Expiry;
 use crate::core::ledger::{Settle, UnknownOutcome};
-use crate::core::message::{MessageDefaults, VoiceMessage};
 use crate::core::pacing::{Pacer, SendRate};
 use crate::core::ports::{Ledger, NoLedger, OutcomeLine, VoiceSender};
 use crate::core::record::Record;

@@ -8,9 +8,10 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+pub mod v2_limits;
+
 use crate::core::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::phone::PhoneNumber;
-use crate::core::v2_api;
 
 /// Longest `Text` the service takes for plain text and call instructions, in characters.
 pub const MAX_PLAIN_TEXT_CHARS: usize = 3_000;
@@ -321,21 +322,21 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
     };
     let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
     if let Some(identity) = &body.origination_identity {
-        if !v2_api::is_origination_identity(identity) {
-            return Err(invalid("OriginationIdentity", v2_api::IDENTITY_RULE));
+        if !v2_limits::is_origination_identity(identity) {
+            return Err(invalid("OriginationIdentity", v2_limits::IDENTITY_RULE));
         }
     }
     if let Some(id) = &body.protect_configuration_id {
-        if !v2_api::is_resource_name(id) {
+        if !v2_limits::is_resource_name(id) {
             return Err(invalid(
                 "ProtectConfigurationId",
-                v2_api::RESOURCE_NAME_RULE,
+                v2_limits::RESOURCE_NAME_RULE,
             ));
         }
     }
     if let Some(price) = &body.max_price_per_minute {
-        if !v2_api::is_price(price) {
-            return Err(invalid("MaxPricePerMinute", v2_api::PRICE_RULE));
+        if !v2_limits::is_price(price) {
+            return Err(invalid("MaxPricePerMinute", v2_limits::PRICE_RULE));
         }
     }
     v2_set_name(body.configuration_set_name.as_deref())?;
@@ -366,12 +367,12 @@ fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage,
     }
     let time_to_live = time_to_live(body.time_to_live)?;
     let context: Vec<(String, String)> = body.context.unwrap_or_default().into_iter().collect();
-    if context.len() > v2_api::MAX_CONTEXT_ENTRIES {
+    if context.len() > v2_limits::MAX_CONTEXT_ENTRIES {
         return Err(invalid("Context", "at most 5 entries"));
     }
     if context
         .iter()
-        .any(|(key, value)| !v2_api::is_context_key(key) || !v2_api::is_context_value(value))
+        .any(|(key, value)| !v2_limits::is_context_key(key) || !v2_limits::is_context_value(value))
     {
         return Err(invalid(
             "Context",
@@ -670,9 +671,9 @@ fn is_functions_origination(named: &str, defaults: &MessageDefaults) -> bool {
 /// A configuration set named by a body under v2: its name or ARN, within v2's pattern.
 fn v2_set_name(set: Option<&str>) -> Result<(), InvalidMessage> {
     match set {
-        Some(set) if !v2_api::is_resource_name(set) => Err(InvalidMessage::InvalidField {
+        Some(set) if !v2_limits::is_resource_name(set) => Err(InvalidMessage::InvalidField {
             field: "ConfigurationSetName",
-            problem: v2_api::RESOURCE_NAME_RULE.to_owned(),
+            problem: v2_limits::RESOURCE_NAME_RULE.to_owned(),
         }),
         _ => Ok(()),
     }
