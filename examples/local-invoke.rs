@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use clap::Parser;
 use voice_dispatch::adapters::lambda::ToResponse;
-use voice_dispatch::config::{self, Config, VoiceApi};
+use voice_dispatch::config::{self, Backend, Config};
 use voice_dispatch::core::report::BatchReport;
 use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
@@ -83,8 +83,8 @@ async fn run(args: Args) -> Result<(), String> {
     .map_err(|err| err.to_string())?;
     let script_path = args.script.clone().unwrap_or_else(|| {
         PathBuf::from(match config.voice_api {
-            VoiceApi::V2 => "voice-fake/scripts/mixed-batch-v2.json",
-            VoiceApi::V1 => "voice-fake/scripts/mixed-batch.json",
+            Backend::V2 => "voice-fake/scripts/mixed-batch-v2.json",
+            Backend::V1 => "voice-fake/scripts/mixed-batch.json",
         })
     });
     let mut script = std::fs::read_to_string(&script_path)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
+pub use crate::core::contract::Backend;
 use crate::core::contract::MessageDefaults;
 use crate::core::expiry::{DEFAULT_TTL_SECONDS, MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::ledger::UnknownOutcome;
@@ -52,7 +53,7 @@ pub struct Config {
     /// Values adjusted to ones that work, each said once as a WARN line at init.
     pub warnings: Vec<String>,
     /// Which voice API places the calls (`VOICE_API`).
-    pub voice_api: VoiceApi,
+    pub voice_api: Backend,
     /// v2's `OriginationIdentity` (`ORIGINATION_IDENTITY`): a phone number, its ID or ARN, or
     /// a pool ID or ARN. Without it, the origination number.
     pub origination_identity: Option<String>,
@@ -62,16 +63,6 @@ pub struct Config {
     /// `ORIGINATION_IDENTITY` and with `CONFIGURATION_SET_NAME` (the template grants
     /// `SendVoiceMessage` on those ARNs alone), so a body naming others is refused.
     pub configured_resources_only: bool,
-}
-
-/// The voice API behind `SendVoiceMessage`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum VoiceApi {
-    /// Amazon Pinpoint SMS Voice v1 (`aws-sdk-pinpointsmsvoice`), the default.
-    #[default]
-    V1,
-    /// AWS End User Messaging SMS and Voice v2 (`aws-sdk-pinpointsmsvoicev2`).
-    V2,
 }
 
 /// Root certificates for HTTPS.
@@ -147,7 +138,7 @@ impl Default for Config {
             metrics: None,
             tls_roots: TlsRoots::Amazon,
             warnings: Vec::new(),
-            voice_api: VoiceApi::V1,
+            voice_api: Backend::V1,
             origination_identity: None,
             max_price_per_minute: None,
             configured_resources_only: false,
@@ -193,11 +184,11 @@ impl Config {
         let voice_api = one_of(
             VOICE_API,
             get(VOICE_API),
-            &[("v1", VoiceApi::V1), ("v2", VoiceApi::V2)],
+            &[("v1", Backend::V1), ("v2", Backend::V2)],
         )?;
         // v2's own settings are read under v2 only: under v1 they are ignored, with one WARN
         // line, and never fail init.
-        let v2_only = |name: &str| get(name).filter(|_| voice_api == VoiceApi::V2);
+        let v2_only = |name: &str| get(name).filter(|_| voice_api == Backend::V2);
         let origination_identity = v2_only(ORIGINATION_IDENTITY)
             .map(|identity| identity.trim().to_owned())
             .map(|identity| {
@@ -214,7 +205,7 @@ impl Config {
         let configuration_set = get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned());
         // v2 takes the set's name or ARN, within its pattern; v1's names are its own.
         if let Some(set) = configuration_set.as_deref().filter(|set| {
-            voice_api == VoiceApi::V2 && !crate::core::contract::v2_limits::is_resource_name(set)
+            voice_api == Backend::V2 && !crate::core::contract::v2_limits::is_resource_name(set)
         }) {
             return Err(ConfigError {
                 variable: CONFIGURATION_SET_NAME,
@@ -248,7 +239,7 @@ impl Config {
             warnings: backoff_warning
                 .into_iter()
                 .chain(
-                    (voice_api == VoiceApi::V1
+                    (voice_api == Backend::V1
                         && (get(ORIGINATION_IDENTITY).is_some()
                             || get(MAX_PRICE_PER_MINUTE).is_some()
                             // The template passes "false" under v1: only "true" is said.
@@ -264,7 +255,8 @@ impl Config {
             defaults: MessageDefaults {
                 origination,
                 configuration_set,
-                v2_voices: None,
+                backend: Backend::V1,
+                v2_voices: &[],
                 v2_identity: None,
                 configured_resources_only: false,
             },
@@ -590,14 +582,14 @@ mod tests {
 
     #[test]
     fn voice_api_selects_the_backend_and_v2_takes_its_own_defaults() {
-        assert_eq!(config(&[]).unwrap().voice_api, super::VoiceApi::V1);
+        assert_eq!(config(&[]).unwrap().voice_api, super::Backend::V1);
         let v2 = config(&[
             (VOICE_API, " V2 "),
             (ORIGINATION_IDENTITY, "pool-0123"),
             (MAX_PRICE_PER_MINUTE, "0.10"),
         ])
         .unwrap();
-        assert_eq!(v2.voice_api, super::VoiceApi::V2);
+        assert_eq!(v2.voice_api, super::Backend::V2);
         assert_eq!(v2.origination_identity.as_deref(), Some("pool-0123"));
         assert_eq!(v2.max_price_per_minute.as_deref(), Some("0.10"));
         assert_eq!(config_err(&[(VOICE_API, "v3")]).variable, VOICE_API);

@@ -9,7 +9,7 @@ use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
 use crate::app::VoiceDispatch;
-use crate::config::{Config, TlsRoots, VoiceApi};
+use crate::config::{Backend, Config, TlsRoots};
 use crate::core::engine::{BatchEngine, EngineSettings};
 use crate::core::settle::{Redelivery, Settlement};
 
@@ -144,8 +144,8 @@ pub fn voice_v2_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoicev2::Client {
 /// The voice backend `VOICE_API` names, from one SDK configuration.
 pub fn voice(config: &Config, sdk: &SdkConfig) -> Voice {
     match config.voice_api {
-        VoiceApi::V1 => Voice::V1(PinpointVoice::new(voice_client(sdk))),
-        VoiceApi::V2 => Voice::V2(PinpointV2Voice::new(
+        Backend::V1 => Voice::V1(PinpointVoice::new(voice_client(sdk))),
+        Backend::V2 => Voice::V2(PinpointV2Voice::new(
             voice_v2_client(sdk),
             config.origination_identity.clone(),
             config.max_price_per_minute.clone(),
@@ -189,8 +189,9 @@ pub fn voice_dispatch_with_voice(
 
 pub fn engine_settings(config: &Config) -> EngineSettings {
     let mut defaults = config.defaults.clone();
-    if config.voice_api == VoiceApi::V2 {
-        defaults.v2_voices = Some(aws_sdk_pinpointsmsvoicev2::types::VoiceId::values());
+    if config.voice_api == Backend::V2 {
+        defaults.backend = Backend::V2;
+        defaults.v2_voices = aws_sdk_pinpointsmsvoicev2::types::VoiceId::values();
         defaults.v2_identity = config.origination_identity.clone();
         defaults.configured_resources_only = config.configured_resources_only;
     }

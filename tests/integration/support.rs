@@ -24,7 +24,8 @@ pub fn test_config() -> Config {
         defaults: MessageDefaults {
             origination: PhoneNumber::parse(ORIGINATION).ok(),
             configuration_set: Some("alerts".to_owned()),
-            v2_voices: None,
+            backend: voice_dispatch::core::contract::Backend::V1,
+            v2_voices: &[],
             v2_identity: None,
             configured_resources_only: false,
         },

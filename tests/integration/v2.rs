@@ -3,7 +3,7 @@
 //! (`POST /`, `X-Amz-Target: PinpointSMSVoiceV2.SendVoiceMessage`, errors with `__type`,
 //! `Message` and `Reason`).
 
-use voice_dispatch::config::{Config, VoiceApi};
+use voice_dispatch::config::{Backend, Config};
 use voice_dispatch::core::pacing::SendRate;
 use voice_dispatch::core::report::Fate;
 use voice_fake::{Behaviour, Script};
@@ -14,7 +14,7 @@ const DEST: &str = "+12065550170";
 
 fn v2_config() -> Config {
     Config {
-        voice_api: VoiceApi::V2,
+        voice_api: Backend::V2,
         ..test_config()
     }
 }

@@ -8,9 +8,14 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+mod errors;
+mod rules;
+mod v1;
+mod v2;
 pub mod v2_limits;
 
-use crate::core::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
+pub use errors::MAX_REASON_CHARS;
+
 use crate::core::phone::PhoneNumber;
 
 /// Longest `Text` the service takes for plain text and call instructions, in characters.
@@ -18,15 +23,27 @@ pub const MAX_PLAIN_TEXT_CHARS: usize = 3_000;
 /// Longest SSML `Text` (tags included), in characters.
 pub const MAX_SSML_CHARS: usize = 6_000;
 
+/// Which voice API places the calls (`VOICE_API`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Amazon Pinpoint SMS Voice v1 (`aws-sdk-pinpointsmsvoice`), the default.
+    #[default]
+    V1,
+    /// AWS End User Messaging SMS and Voice v2 (`aws-sdk-pinpointsmsvoicev2`): it also takes
+    /// v2-shaped bodies, knows a fixed set of voices, and has no call instructions.
+    V2,
+}
+
 /// Values a message may leave out, taken from the function's configuration.
 #[derive(Debug, Clone, Default)]
 pub struct MessageDefaults {
     pub origination: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
-    /// With the v2 backend (`VOICE_API=v2`), the voices v2 knows (its `VoiceId` enum): a body
-    /// naming another is refused, and a `CallInstructionsMessage`, which v2 has no
-    /// counterpart for, is unsupported. `None`: v1, whose voices are free strings.
-    pub v2_voices: Option<&'static [&'static str]>,
+    /// The backend the message goes to.
+    pub backend: Backend,
+    /// The voices v2 knows (its `VoiceId` enum), in upper case: under v2 a body naming
+    /// another is refused. Unused under v1, whose voices are free strings.
+    pub v2_voices: &'static [&'static str],
     /// The v2 backend's `ORIGINATION_IDENTITY`: a body may leave its origination out.
     pub v2_identity: Option<String>,
     /// v2's `CONFIGURED_RESOURCES_ONLY`: the role may place calls only from `v2_identity`
@@ -148,83 +165,6 @@ impl InvalidMessage {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct MessageBody {
-    destination_phone_number: String,
-    #[serde(default)]
-    origination_phone_number: Option<String>,
-    #[serde(default)]
-    caller_id: Option<String>,
-    #[serde(default)]
-    configuration_set_name: Option<String>,
-    #[serde(deserialize_with = "object")]
-    content: ContentBody,
-    #[serde(default)]
-    time_to_live: Option<u64>,
-}
-
-/// The whole body, which must be a JSON object.
-struct StrictBody(MessageBody);
-
-impl<'de> Deserialize<'de> for StrictBody {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        object(deserializer).map(StrictBody)
-    }
-}
-
-/// Deserializes `T` from a JSON object only. Derived struct impls also take the positional
-/// array form (`["+1206...", null, ...]`), which the API never accepts and which would let
-/// a malformed message through.
-fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    struct ObjectVisitor<T>(PhantomData<T>);
-
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-        type Value = T;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-            T::deserialize(MapAccessDeserializer::new(map))
-        }
-    }
-
-    deserializer.deserialize_map(ObjectVisitor(PhantomData))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-enum ContentBody {
-    #[serde(rename = "SSMLMessage", deserialize_with = "object")]
-    Ssml(SpeechBody),
-    #[serde(rename = "PlainTextMessage", deserialize_with = "object")]
-    PlainText(SpeechBody),
-    #[serde(rename = "CallInstructionsMessage", deserialize_with = "object")]
-    CallInstructions(CallInstructionsBody),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct SpeechBody {
-    #[serde(default)]
-    language_code: Option<String>,
-    #[serde(default)]
-    voice_id: Option<String>,
-    text: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct CallInstructionsBody {
-    text: String,
-}
-
 impl VoiceMessage {
     /// Parses and validates one record's body, filling what it leaves out from `defaults`.
     pub fn from_body(
@@ -235,18 +175,20 @@ impl VoiceMessage {
         // The fast path: most bodies are valid v1 bodies, and tracking the path costs on
         // every value. Only a refused body is looked at again: its shape first, so that a
         // v2 body is not also explained as a failed v1 one.
-        match serde_json::from_str::<StrictBody>(body) {
-            Ok(parsed) => validate(parsed.0, defaults),
+        match serde_json::from_str::<v1::StrictBody>(body) {
+            Ok(parsed) => v1::validate(parsed.0, defaults),
             Err(_) => match v2_shape(body) {
                 Shape::Both => Err(InvalidMessage::SchemaViolation(
                     "a body has either `Content` (v1) or `MessageBody` (v2), not both".to_owned(),
                 )),
-                Shape::V2 if defaults.v2_voices.is_none() => Err(InvalidMessage::SchemaViolation(
-                    "a v2-shaped body (`MessageBody`) needs the v2 backend: VOICE_API=v2"
-                        .to_owned(),
-                )),
-                Shape::V2 => validate_v2(parse_v2(body)?, defaults),
-                Shape::Other => Err(explain_rejection(body)),
+                Shape::V2 if defaults.backend == Backend::V1 => {
+                    Err(InvalidMessage::SchemaViolation(
+                        "a v2-shaped body (`MessageBody`) needs the v2 backend: VOICE_API=v2"
+                            .to_owned(),
+                    ))
+                }
+                Shape::V2 => v2::validate(v2::parse(body)?, defaults),
+                Shape::Other => Err(errors::explain_rejection(body)),
             },
         }
     }
@@ -280,485 +222,29 @@ fn v2_shape(body: &str) -> Shape {
     }
 }
 
-/// The v2 API's `SendVoiceMessage` members, as a body may give them.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct V2Body {
-    destination_phone_number: String,
-    #[serde(default)]
-    origination_identity: Option<String>,
-    message_body: String,
-    #[serde(default)]
-    message_body_text_type: Option<String>,
-    #[serde(default)]
-    voice_id: Option<String>,
-    #[serde(default)]
-    configuration_set_name: Option<String>,
-    #[serde(default)]
-    max_price_per_minute: Option<String>,
-    #[serde(default)]
-    time_to_live: Option<u64>,
-    #[serde(default)]
-    context: Option<std::collections::BTreeMap<String, String>>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-    #[serde(default)]
-    protect_configuration_id: Option<String>,
-    #[serde(default)]
-    message_feedback_enabled: Option<bool>,
-}
+/// Deserializes `T` from a JSON object only. Derived struct impls also take the positional
+/// array form (`["+1206...", null, ...]`), which the API never accepts and which would let
+/// a malformed message through.
+fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectVisitor<T>(PhantomData<T>);
 
-fn parse_v2(body: &str) -> Result<V2Body, InvalidMessage> {
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|err| describe_json_error(&contract_path(err.path()), err.inner()))
-}
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
 
-/// A v2-shaped body against the v2 API's limits.
-fn validate_v2(body: V2Body, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
-    let invalid = |field: &'static str, problem: &str| InvalidMessage::InvalidField {
-        field,
-        problem: problem.to_owned(),
-    };
-    let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
-    if let Some(identity) = &body.origination_identity {
-        if !v2_limits::is_origination_identity(identity) {
-            return Err(invalid("OriginationIdentity", v2_limits::IDENTITY_RULE));
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
         }
     }
-    if let Some(id) = &body.protect_configuration_id {
-        if !v2_limits::is_resource_name(id) {
-            return Err(invalid(
-                "ProtectConfigurationId",
-                v2_limits::RESOURCE_NAME_RULE,
-            ));
-        }
-    }
-    if let Some(price) = &body.max_price_per_minute {
-        if !v2_limits::is_price(price) {
-            return Err(invalid("MaxPricePerMinute", v2_limits::PRICE_RULE));
-        }
-    }
-    v2_set_name(body.configuration_set_name.as_deref())?;
-    within_the_grant(
-        "OriginationIdentity",
-        body.origination_identity.as_deref(),
-        body.configuration_set_name.as_deref(),
-        defaults,
-    )?;
-    let speech = |limit: usize, field: &'static str| -> Result<Speech, InvalidMessage> {
-        Ok(Speech {
-            language_code: None,
-            voice_id: body.voice_id.clone(),
-            text: text_field(field, body.message_body.clone(), limit)?,
-        })
-    };
-    let content = match body.message_body_text_type.as_deref() {
-        None | Some("TEXT") => {
-            VoiceContent::PlainText(speech(MAX_PLAIN_TEXT_CHARS, "MessageBody")?)
-        }
-        Some("SSML") => VoiceContent::Ssml(speech(MAX_SSML_CHARS, "MessageBody")?),
-        Some(_) => return Err(invalid("MessageBodyTextType", "TEXT or SSML")),
-    };
-    if let (Some(voices), Some(voice)) = (defaults.v2_voices, &body.voice_id) {
-        if !voices.contains(&voice.as_str()) {
-            return Err(invalid("VoiceId", "not a voice the v2 API knows"));
-        }
-    }
-    let time_to_live = time_to_live(body.time_to_live)?;
-    let context: Vec<(String, String)> = body.context.unwrap_or_default().into_iter().collect();
-    if context.len() > v2_limits::MAX_CONTEXT_ENTRIES {
-        return Err(invalid("Context", "at most 5 entries"));
-    }
-    if context
-        .iter()
-        .any(|(key, value)| !v2_limits::is_context_key(key) || !v2_limits::is_context_value(value))
-    {
-        return Err(invalid(
-            "Context",
-            "keys 1 to 100 characters without white space; values 1 to 800, not starting or ending with white space",
-        ));
-    }
-    let configuration_set_is_default =
-        is_functions_set(body.configuration_set_name.as_deref(), defaults);
-    let origination_is_default = body
-        .origination_identity
-        .as_deref()
-        .is_none_or(|named| is_functions_origination(named, defaults));
-    Ok(VoiceMessage {
-        destination,
-        origination: defaults.origination.clone(),
-        origination_from_body: false,
-        origination_is_default,
-        caller_id: None,
-        configuration_set: body
-            .configuration_set_name
-            .or_else(|| defaults.configuration_set.clone()),
-        configuration_set_is_default,
-        content,
-        time_to_live,
-        correlation: Vec::new(),
-        v2: Some(V2Members {
-            origination_identity: body.origination_identity,
-            max_price_per_minute: body.max_price_per_minute,
-            context,
-            dry_run: body.dry_run,
-            protect_configuration_id: body.protect_configuration_id,
-            message_feedback_enabled: body.message_feedback_enabled,
-        }),
-        expires_at: None,
-    })
-}
 
-fn explain_rejection(body: &str) -> InvalidMessage {
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    let parsed: Result<StrictBody, _> = serde_path_to_error::deserialize(&mut deserializer);
-    match parsed {
-        Err(err) => {
-            // A schema error can surface before a syntax error later in the body; a body
-            // that is not JSON at all must say so.
-            if err.inner().classify() == serde_json::error::Category::Data {
-                if let Err(syntax) = serde_json::from_str::<serde::de::IgnoredAny>(body) {
-                    return describe_json_error(".", &syntax);
-                }
-            }
-            describe_json_error(&contract_path(err.path()), err.inner())
-        }
-        Ok(_) => match deserializer.end() {
-            Err(err) => describe_json_error(".", &err),
-            // Unreachable in practice: both parsers agree. Still a structured answer.
-            Ok(()) => InvalidMessage::MalformedJson("rejected by the parser".to_owned()),
-        },
-    }
-}
-
-/// Every member name of the contract: a rejection may quote these, never a key the sender
-/// chose (it can be a phone number, or 200 KB long).
-const CONTRACT_MEMBERS: [&str; 20] = [
-    "DestinationPhoneNumber",
-    "OriginationPhoneNumber",
-    "CallerId",
-    "ConfigurationSetName",
-    "Content",
-    "TimeToLive",
-    "SSMLMessage",
-    "PlainTextMessage",
-    "CallInstructionsMessage",
-    "LanguageCode",
-    "VoiceId",
-    "Text",
-    // v2-shaped bodies
-    "OriginationIdentity",
-    "MessageBody",
-    "MessageBodyTextType",
-    "MaxPricePerMinute",
-    "Context",
-    "DryRun",
-    "ProtectConfigurationId",
-    "MessageFeedbackEnabled",
-];
-
-/// The longest rejection reason, in characters: it travels in the dead letter's
-/// `DispatchError` attribute and in a log line.
-pub const MAX_REASON_CHARS: usize = 300;
-
-/// The path to the rejected value with only the contract's own names: any other key is `?`.
-fn contract_path(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let segments: Vec<String> = path
-        .iter()
-        .map(|segment| match segment {
-            Segment::Seq { index } => index.to_string(),
-            Segment::Map { key } | Segment::Enum { variant: key }
-                if CONTRACT_MEMBERS.contains(&key.as_str()) =>
-            {
-                key.clone()
-            }
-            _ => "?".to_owned(),
-        })
-        .collect();
-    if segments.is_empty() {
-        ".".to_owned()
-    } else {
-        segments.join(".")
-    }
-}
-
-/// serde's "unknown field `<key>`, expected ..." (and "unknown variant") quotes the sender's
-/// key: name its position instead (serde's message ends with the line and column).
-fn unquote_sender_key(detail: &str) -> String {
-    for (prefix, what) in [
-        ("unknown field `", "unknown field"),
-        ("unknown variant `", "unknown variant"),
-    ] {
-        if let Some(rest) = detail.strip_prefix(prefix) {
-            let after_key = ["`, expected", "`, there are no"]
-                .iter()
-                .filter_map(|end| rest.rfind(end))
-                .max();
-            let tail = after_key.map_or("", |at| &rest[at + 1..]);
-            return format!("{what} (a member that is not in the contract){tail}");
-        }
-    }
-    detail.to_owned()
-}
-
-/// At most `MAX_REASON_CHARS` characters.
-fn bounded(text: String) -> String {
-    match text.char_indices().nth(MAX_REASON_CHARS) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text,
-    }
-}
-
-fn describe_json_error(path: &str, err: &serde_json::Error) -> InvalidMessage {
-    let detail = unquote_sender_key(&redact_values(&err.to_string()));
-    let located = if path == "." || path.is_empty() {
-        detail
-    } else {
-        format!("at `{path}`: {detail}")
-    };
-    let located = bounded(crate::core::redact::scrub_phone_numbers(&located));
-    match err.classify() {
-        serde_json::error::Category::Data => InvalidMessage::SchemaViolation(located),
-        _ => InvalidMessage::MalformedJson(located),
-    }
-}
-
-/// serde's type errors quote the offending value (`invalid type: string "123456", expected
-/// ...`), which could be a one-time code or a phone number: keep only what was expected.
-fn redact_values(detail: &str) -> String {
-    for prefix in ["invalid type", "invalid value"] {
-        if let Some(rest) = detail.strip_prefix(prefix) {
-            if let Some(at) = rest.rfind(", expected ") {
-                return format!("{prefix}, {}", &rest[at + 2..]);
-            }
-            return prefix.to_owned();
-        }
-    }
-    detail.to_owned()
-}
-
-fn validate(body: MessageBody, defaults: &MessageDefaults) -> Result<VoiceMessage, InvalidMessage> {
-    let destination = phone_field("DestinationPhoneNumber", &body.destination_phone_number)?;
-    let origination_from_body = body.origination_phone_number.is_some();
-    let body_origination = body.origination_phone_number.clone();
-    let body_set = body.configuration_set_name.clone();
-    let origination = match body.origination_phone_number {
-        Some(raw) => Some(phone_field("OriginationPhoneNumber", &raw)?),
-        None if defaults.origination.is_some() => defaults.origination.clone(),
-        // v2 with ORIGINATION_IDENTITY: the identity is the origination.
-        None if defaults.v2_identity.is_some() => None,
-        None => {
-            return Err(InvalidMessage::InvalidField {
-                field: "OriginationPhoneNumber",
-                problem: "missing, and no ORIGINATION_PHONE_NUMBER default is configured"
-                    .to_owned(),
-            })
-        }
-    };
-    let caller_id = body
-        .caller_id
-        .map(|raw| phone_field("CallerId", &raw))
-        .transpose()?;
-    let configuration_set_is_default =
-        is_functions_set(body.configuration_set_name.as_deref(), defaults);
-    let origination_is_default = body_origination
-        .as_deref()
-        .is_none_or(|named| is_functions_origination(named, defaults));
-    let configuration_set = match body.configuration_set_name {
-        Some(name) if name.trim().is_empty() => {
-            return Err(InvalidMessage::InvalidField {
-                field: "ConfigurationSetName",
-                problem: "must not be empty".to_owned(),
-            })
-        }
-        Some(name) => Some(name),
-        None => defaults.configuration_set.clone(),
-    };
-    if defaults.v2_voices.is_some() {
-        // Under v2 the body's number and set go to v2 as they are.
-        v2_set_name(body_set.as_deref())?;
-        within_the_grant(
-            "OriginationPhoneNumber",
-            body_origination.as_deref(),
-            body_set.as_deref(),
-            defaults,
-        )?;
-    }
-    let content = match body.content {
-        ContentBody::Ssml(speech) => VoiceContent::Ssml(speech_content(
-            speech,
-            "Content.SSMLMessage.Text",
-            MAX_SSML_CHARS,
-        )?),
-        ContentBody::PlainText(speech) => VoiceContent::PlainText(speech_content(
-            speech,
-            "Content.PlainTextMessage.Text",
-            MAX_PLAIN_TEXT_CHARS,
-        )?),
-        ContentBody::CallInstructions(_) if defaults.v2_voices.is_some() => {
-            return Err(InvalidMessage::UnsupportedContent(
-                "CallInstructionsMessage has no counterpart in the v2 API (VOICE_API=v2): never sent"
-                    .to_owned(),
-            ))
-        }
-        ContentBody::CallInstructions(call) => VoiceContent::CallInstructions {
-            text: text_field(
-                "Content.CallInstructionsMessage.Text",
-                call.text,
-                MAX_PLAIN_TEXT_CHARS,
-            )?,
-        },
-    };
-    if let (Some(voices), VoiceContent::Ssml(speech) | VoiceContent::PlainText(speech)) =
-        (defaults.v2_voices, &content)
-    {
-        if let Some(voice) = &speech.voice_id {
-            if !voices.contains(&voice.to_ascii_uppercase().as_str()) {
-                return Err(InvalidMessage::InvalidField {
-                    field: "VoiceId",
-                    problem: "not a voice the v2 API knows (VOICE_API=v2)".to_owned(),
-                });
-            }
-        }
-    }
-    let time_to_live = time_to_live(body.time_to_live)?;
-    Ok(VoiceMessage {
-        destination,
-        origination,
-        origination_from_body,
-        origination_is_default,
-        caller_id,
-        configuration_set,
-        configuration_set_is_default,
-        content,
-        time_to_live,
-        correlation: Vec::new(),
-        v2: None,
-        expires_at: None,
-    })
-}
-
-/// Whether the set a body names (or leaves out) is the function's `CONFIGURATION_SET_NAME`,
-/// named again by name or by ARN.
-fn is_functions_set(named: Option<&str>, defaults: &MessageDefaults) -> bool {
-    let Some(own) = defaults.configuration_set.as_deref() else {
-        return false;
-    };
-    named.is_none_or(|named| named == own || set_name(named) == set_name(own))
-}
-
-/// A configuration set's name, from its name or its ARN
-/// (`arn:<partition>:sms-voice:<region>:<account>:configuration-set/<name>`).
-fn set_name(set: &str) -> &str {
-    match set.rsplit_once(":configuration-set/") {
-        Some((_, name)) if set.starts_with("arn:") => name,
-        _ => set,
-    }
-}
-
-/// Whether an origination a body names is the function's own: `ORIGINATION_IDENTITY` or
-/// `ORIGINATION_PHONE_NUMBER`, as configured.
-fn is_functions_origination(named: &str, defaults: &MessageDefaults) -> bool {
-    defaults.v2_identity.as_deref() == Some(named)
-        || defaults
-            .origination
-            .as_ref()
-            .is_some_and(|number| number.as_str() == named)
-}
-
-/// A configuration set named by a body under v2: its name or ARN, within v2's pattern.
-fn v2_set_name(set: Option<&str>) -> Result<(), InvalidMessage> {
-    match set {
-        Some(set) if !v2_limits::is_resource_name(set) => Err(InvalidMessage::InvalidField {
-            field: "ConfigurationSetName",
-            problem: v2_limits::RESOURCE_NAME_RULE.to_owned(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Under `CONFIGURED_RESOURCES_ONLY`, a body may name only the function's own origination
-/// identity and configuration set (or leave them out): the role may use no other.
-fn within_the_grant(
-    origination_field: &'static str,
-    origination: Option<&str>,
-    set: Option<&str>,
-    defaults: &MessageDefaults,
-) -> Result<(), InvalidMessage> {
-    if !defaults.configured_resources_only {
-        return Ok(());
-    }
-    if origination.is_some_and(|named| Some(named) != defaults.v2_identity.as_deref()) {
-        return Err(InvalidMessage::NotPermitted(format!(
-            "{origination_field}: the function may place calls only from ORIGINATION_IDENTITY (CONFIGURED_RESOURCES_ONLY=true); leave it out"
-        )));
-    }
-    if set.is_some() && !is_functions_set(set, defaults) {
-        return Err(InvalidMessage::NotPermitted(
-            "ConfigurationSetName: the function may use only CONFIGURATION_SET_NAME (CONFIGURED_RESOURCES_ONLY=true); leave it out"
-                .to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// A body's `TimeToLive`, the same in both shapes: whole seconds within the API's range.
-fn time_to_live(seconds: Option<u64>) -> Result<Option<u32>, InvalidMessage> {
-    seconds
-        .map(|seconds| {
-            u32::try_from(seconds)
-                .ok()
-                .filter(|seconds| (MIN_TTL_SECONDS..=MAX_BODY_TTL_SECONDS).contains(seconds))
-                .ok_or_else(|| InvalidMessage::InvalidField {
-                    field: "TimeToLive",
-                    problem: format!(
-                        "seconds from {MIN_TTL_SECONDS} to {MAX_BODY_TTL_SECONDS} allowed"
-                    ),
-                })
-        })
-        .transpose()
-}
-
-fn phone_field(field: &'static str, raw: &str) -> Result<PhoneNumber, InvalidMessage> {
-    PhoneNumber::parse(raw).map_err(|err| InvalidMessage::InvalidField {
-        field,
-        problem: err.to_string(),
-    })
-}
-
-fn speech_content(
-    speech: SpeechBody,
-    field: &'static str,
-    max_chars: usize,
-) -> Result<Speech, InvalidMessage> {
-    Ok(Speech {
-        language_code: speech.language_code,
-        voice_id: speech.voice_id,
-        text: text_field(field, speech.text, max_chars)?,
-    })
-}
-
-fn text_field(
-    field: &'static str,
-    text: String,
-    max_chars: usize,
-) -> Result<SpokenText, InvalidMessage> {
-    if text.trim().is_empty() {
-        return Err(InvalidMessage::InvalidField {
-            field,
-            problem: "must not be empty".to_owned(),
-        });
-    }
-    let chars = text.chars().count();
-    if chars > max_chars {
-        return Err(InvalidMessage::InvalidField {
-            field,
-            problem: format!("{chars} characters, at most {max_chars} allowed"),
-        });
-    }
-    Ok(SpokenText(text))
+    deserializer.deserialize_map(ObjectVisitor(PhantomData))
 }
 
 #[cfg(test)]
@@ -769,7 +255,8 @@ mod tests {
         MessageDefaults {
             origination: PhoneNumber::parse("+12065550100").ok(),
             configuration_set: Some("default-set".to_owned()),
-            v2_voices: None,
+            backend: Backend::V1,
+            v2_voices: &[],
             v2_identity: None,
             configured_resources_only: false,
         }
@@ -844,7 +331,8 @@ mod tests {
 
     fn v2_defaults() -> MessageDefaults {
         MessageDefaults {
-            v2_voices: Some(&["MATTHEW", "JOANNA"]),
+            backend: Backend::V2,
+            v2_voices: &["MATTHEW", "JOANNA"],
             ..defaults()
         }
     }
@@ -1140,9 +628,28 @@ mod tests {
     }
 
     #[test]
+    fn both_shapes_check_the_voice_alike_in_any_case() {
+        let v1_shaped = r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": {"VoiceId": "joanna", "Text": "x"}}}"#;
+        let v2_shaped = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "x", "VoiceId": "joanna"}"#;
+        for body in [v1_shaped, v2_shaped] {
+            assert!(
+                VoiceMessage::from_body(Some(body), &v2_defaults()).is_ok(),
+                "{body}"
+            );
+            let unknown = body.replace("joanna", "marvin");
+            let refused = VoiceMessage::from_body(Some(&unknown), &v2_defaults()).unwrap_err();
+            assert_eq!(
+                refused.to_string(),
+                "VoiceId: not a voice the v2 API knows (VOICE_API=v2)"
+            );
+        }
+    }
+
+    #[test]
     fn under_v2_an_unknown_voice_is_refused_and_call_instructions_are_unsupported() {
         let v2 = MessageDefaults {
-            v2_voices: Some(&["MATTHEW", "JOANNA"]),
+            backend: Backend::V2,
+            v2_voices: &["MATTHEW", "JOANNA"],
             ..defaults()
         };
         let voiced = |voice: &str| {

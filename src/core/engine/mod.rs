@@ -505,7 +505,8 @@ mod tests {
             defaults: MessageDefaults {
                 origination: PhoneNumber::parse("+12065550199").ok(),
                 configuration_set: None,
-                v2_voices: None,
+                backend: crate::core::contract::Backend::V1,
+                v2_voices: &[],
                 v2_identity: None,
                 configured_resources_only: false,
             },
@@ -1237,7 +1238,8 @@ mod tests {
             const DRY: &str = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "DryRun": true}"#;
             let ledger = Arc::new(MemoryLedger::default());
             let mut settings = settings();
-            settings.defaults.v2_voices = Some(&["JOANNA"]);
+            settings.defaults.backend = crate::core::contract::Backend::V2;
+            settings.defaults.v2_voices = &["JOANNA"];
             let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings)
                 .with_ledger(Some(ledger.clone()));
             let first = run_one(&engine, sent("m", DRY, Duration::ZERO)).await;
