@@ -7,7 +7,8 @@ use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
 pub use crate::core::contract::Backend;
 use crate::core::contract::MessageDefaults;
-use crate::core::expiry::{DEFAULT_TTL_SECONDS, MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
+use crate::core::defaults::DEFAULTS;
+use crate::core::expiry::{MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::ledger::UnknownOutcome;
 use crate::core::pacing::SendRate;
 use crate::core::phone::PhoneNumber;
@@ -122,18 +123,18 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             defaults: MessageDefaults::default(),
-            max_concurrency: 10,
-            deadline_safety: Duration::from_millis(1_000),
-            send_attempt_timeout: Duration::from_millis(5_000),
+            max_concurrency: DEFAULTS.max_concurrency,
+            deadline_safety: DEFAULTS.deadline_safety,
+            send_attempt_timeout: DEFAULTS.send_attempt_timeout,
             dead_letter_queue_url: None,
             backoff: None,
-            message_ttl: Duration::from_secs(u64::from(DEFAULT_TTL_SECONDS)),
+            message_ttl: DEFAULTS.message_ttl,
             send_rate: None,
-            breaker: BreakerSettings::default(),
-            max_attempts: 3,
+            breaker: DEFAULTS.breaker,
+            max_attempts: DEFAULTS.max_attempts,
             max_receive_count: None,
             idempotency_table: None,
-            idempotency_ttl: Duration::from_secs(u64::from(DEFAULT_IDEMPOTENCY_TTL_SECONDS)),
+            idempotency_ttl: DEFAULTS.idempotency_ttl,
             on_unknown_outcome: UnknownOutcome::Retry,
             metrics: None,
             tls_roots: TlsRoots::Amazon,
@@ -171,95 +172,22 @@ impl Config {
 
     fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let base = Self::default();
-        let origination = get(ORIGINATION_PHONE_NUMBER)
-            .map(|raw| {
-                PhoneNumber::parse(raw.trim()).map_err(|err| ConfigError {
-                    variable: ORIGINATION_PHONE_NUMBER,
-                    problem: err.to_string(),
-                })
-            })
-            .transpose()?;
+        let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
-        let voice_api = one_of(
-            VOICE_API,
-            get(VOICE_API),
-            &[("v1", Backend::V1), ("v2", Backend::V2)],
+        let base = Self::default();
+        let ledger_ttl = seconds(
+            IDEMPOTENCY_TTL_SECONDS,
+            get(IDEMPOTENCY_TTL_SECONDS),
+            3_600..=31_536_000,
+            base.idempotency_ttl,
         )?;
-        // v2's own settings are read under v2 only: under v1 they are ignored, with one WARN
-        // line, and never fail init.
-        let v2_only = |name: &str| get(name).filter(|_| voice_api == Backend::V2);
-        let origination_identity = v2_only(ORIGINATION_IDENTITY)
-            .map(|identity| identity.trim().to_owned())
-            .map(|identity| {
-                if crate::core::contract::v2_limits::is_origination_identity(&identity) {
-                    Ok(identity)
-                } else {
-                    Err(ConfigError {
-                        variable: ORIGINATION_IDENTITY,
-                        problem: crate::core::contract::v2_limits::IDENTITY_RULE.to_owned(),
-                    })
-                }
-            })
-            .transpose()?;
-        let configuration_set = get(CONFIGURATION_SET_NAME).map(|name| name.trim().to_owned());
-        // v2 takes the set's name or ARN, within its pattern; v1's names are its own.
-        if let Some(set) = configuration_set.as_deref().filter(|set| {
-            voice_api == Backend::V2 && !crate::core::contract::v2_limits::is_resource_name(set)
-        }) {
-            return Err(ConfigError {
-                variable: CONFIGURATION_SET_NAME,
-                problem: format!(
-                    "under VOICE_API=v2, {} ({} characters given)",
-                    crate::core::contract::v2_limits::RESOURCE_NAME_RULE,
-                    set.chars().count()
-                ),
-            });
-        }
-        let configured_resources_only = one_of(
-            CONFIGURED_RESOURCES_ONLY,
-            v2_only(CONFIGURED_RESOURCES_ONLY),
-            &[("false", false), ("true", true)],
-        )?;
-        if configured_resources_only && origination_identity.is_none() {
-            return Err(ConfigError {
-                variable: CONFIGURED_RESOURCES_ONLY,
-                problem: format!(
-                    "true needs {ORIGINATION_IDENTITY}: the one identity calls may come from"
-                ),
-            });
-        }
         Ok(Self {
-            voice_api,
-            configured_resources_only,
-            origination_identity,
-            max_price_per_minute: v2_only(MAX_PRICE_PER_MINUTE)
-                .map(|price| max_price(price.trim()))
-                .transpose()?,
-            warnings: backoff_warning
-                .into_iter()
-                .chain(
-                    (voice_api == Backend::V1
-                        && (get(ORIGINATION_IDENTITY).is_some()
-                            || get(MAX_PRICE_PER_MINUTE).is_some()
-                            // The template passes "false" under v1: only "true" is said.
-                            || get(CONFIGURED_RESOURCES_ONLY)
-                                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))))
-                    .then(|| {
-                        format!(
-                            "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
-                        )
-                    }),
-                )
-                .collect(),
-            defaults: MessageDefaults {
-                origination,
-                configuration_set,
-                backend: Backend::V1,
-                v2_voices: &[],
-                v2_identity: None,
-                configured_resources_only: false,
-            },
+            warnings: backoff_warning.into_iter().chain(voice.warning).collect(),
+            voice_api: voice.defaults.backend,
+            configured_resources_only: voice.defaults.configured_resources_only,
+            origination_identity: voice.defaults.v2_identity.clone(),
+            max_price_per_minute: voice.max_price_per_minute,
+            defaults: voice.defaults,
             max_concurrency: ranged(
                 MAX_CONCURRENCY,
                 get(MAX_CONCURRENCY),
@@ -271,6 +199,7 @@ impl Config {
             dead_letter_queue_url: get(DEAD_LETTER_QUEUE_URL)
                 .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
                 .transpose()?,
+            breaker: read_breaker(&get, backoff)?,
             backoff,
             message_ttl: seconds(
                 MESSAGE_TTL_SECONDS,
@@ -286,28 +215,6 @@ impl Config {
                     })
                 })
                 .transpose()?,
-            breaker: BreakerSettings {
-                threshold: ranged(
-                    CIRCUIT_BREAKER_THRESHOLD,
-                    get(CIRCUIT_BREAKER_THRESHOLD),
-                    1..=1_000,
-                    u64::from(base.breaker.threshold),
-                )? as u32,
-                open_for: seconds(
-                    CIRCUIT_BREAKER_OPEN_SECONDS,
-                    get(CIRCUIT_BREAKER_OPEN_SECONDS),
-                    1..=MAX_VISIBILITY_SECONDS,
-                    base.breaker.open_for,
-                )?,
-                // The breaker's longest pause is the backoff's longest: neither waits longer
-                // than the operator allowed for a retry.
-                max_open: seconds(
-                    RETRY_BACKOFF_MAX_SECONDS,
-                    get(RETRY_BACKOFF_MAX_SECONDS),
-                    1..=MAX_VISIBILITY_SECONDS,
-                    Duration::from_secs(u64::from(DEFAULT_BACKOFF_MAX_SECONDS)),
-                )?,
-            },
             max_attempts: ranged(
                 SEND_MAX_ATTEMPTS,
                 get(SEND_MAX_ATTEMPTS),
@@ -319,12 +226,7 @@ impl Config {
                 .transpose()?
                 .map(|count| count as u32),
             idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
-            idempotency_ttl: seconds(
-                IDEMPOTENCY_TTL_SECONDS,
-                get(IDEMPOTENCY_TTL_SECONDS),
-                3_600..=31_536_000,
-                base.idempotency_ttl,
-            )?,
+            idempotency_ttl: ledger_ttl,
             on_unknown_outcome: one_of(
                 ON_UNKNOWN_OUTCOME,
                 get(ON_UNKNOWN_OUTCOME),
@@ -338,21 +240,147 @@ impl Config {
                 function_name,
                 level: MetricsContext::level_for(get(AWS_LAMBDA_LOG_LEVEL).as_deref()),
             }),
-            tls_roots: match get(TLS_ROOTS)
-                .map(|v| v.trim().to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("amazon") => TlsRoots::Amazon,
-                Some("system") => TlsRoots::System,
-                Some(_) => {
-                    return Err(ConfigError {
-                        variable: TLS_ROOTS,
-                        problem: "expected `amazon` or `system`".to_owned(),
-                    })
-                }
-            },
+            tls_roots: one_of(
+                TLS_ROOTS,
+                get(TLS_ROOTS),
+                &[("amazon", TlsRoots::Amazon), ("system", TlsRoots::System)],
+            )?,
         })
     }
+}
+
+/// What the voice settings come to: the messages' defaults for the backend, v2's price, and
+/// the one WARN for v2 settings given under v1.
+struct VoiceSettings {
+    defaults: MessageDefaults,
+    max_price_per_minute: Option<String>,
+    warning: Option<String>,
+}
+
+/// `VOICE_API` and the settings that follow it. v2's own settings are read under v2 only:
+/// under v1 they are ignored, with one WARN line, and never fail init.
+fn read_voice(get: &impl Fn(&str) -> Option<String>) -> Result<VoiceSettings, ConfigError> {
+    let backend = one_of(
+        VOICE_API,
+        get(VOICE_API),
+        &[("v1", Backend::V1), ("v2", Backend::V2)],
+    )?;
+    let v2_only = |name: &str| get(name).filter(|_| backend == Backend::V2);
+    let origination = get(ORIGINATION_PHONE_NUMBER)
+        .map(|raw| {
+            PhoneNumber::parse(raw.trim()).map_err(|err| ConfigError {
+                variable: ORIGINATION_PHONE_NUMBER,
+                problem: err.to_string(),
+            })
+        })
+        .transpose()?;
+    let identity = v2_only(ORIGINATION_IDENTITY)
+        .map(|identity| origination_identity(identity.trim()))
+        .transpose()?;
+    let configuration_set = get(CONFIGURATION_SET_NAME)
+        .map(|name| configuration_set(name.trim(), backend))
+        .transpose()?;
+    let configured_resources_only = one_of(
+        CONFIGURED_RESOURCES_ONLY,
+        v2_only(CONFIGURED_RESOURCES_ONLY),
+        &[("false", false), ("true", true)],
+    )?;
+    if configured_resources_only && identity.is_none() {
+        return Err(ConfigError {
+            variable: CONFIGURED_RESOURCES_ONLY,
+            problem: format!(
+                "true needs {ORIGINATION_IDENTITY}: the one identity calls may come from"
+            ),
+        });
+    }
+    let ignored_v2 = backend == Backend::V1
+        && (get(ORIGINATION_IDENTITY).is_some()
+            || get(MAX_PRICE_PER_MINUTE).is_some()
+            // The template passes "false" under v1: only "true" is said.
+            || get(CONFIGURED_RESOURCES_ONLY)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")));
+    Ok(VoiceSettings {
+        defaults: MessageDefaults {
+            origination,
+            configuration_set,
+            backend,
+            v2_voices: match backend {
+                Backend::V1 => &[],
+                Backend::V2 => aws_sdk_pinpointsmsvoicev2::types::VoiceId::values(),
+            },
+            v2_identity: identity,
+            configured_resources_only,
+        },
+        max_price_per_minute: v2_only(MAX_PRICE_PER_MINUTE)
+            .map(|price| max_price(price.trim()))
+            .transpose()?,
+        warning: ignored_v2.then(|| {
+            format!(
+                "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
+            )
+        }),
+    })
+}
+
+/// v2's `OriginationIdentity`, within its pattern.
+fn origination_identity(identity: &str) -> Result<String, ConfigError> {
+    if crate::core::contract::v2_limits::is_origination_identity(identity) {
+        Ok(identity.to_owned())
+    } else {
+        Err(ConfigError {
+            variable: ORIGINATION_IDENTITY,
+            problem: crate::core::contract::v2_limits::IDENTITY_RULE.to_owned(),
+        })
+    }
+}
+
+/// The configuration set: under v2 its name or ARN within v2's pattern; v1's names are its
+/// own.
+fn configuration_set(set: &str, backend: Backend) -> Result<String, ConfigError> {
+    if backend == Backend::V2 && !crate::core::contract::v2_limits::is_resource_name(set) {
+        return Err(ConfigError {
+            variable: CONFIGURATION_SET_NAME,
+            problem: format!(
+                "under VOICE_API=v2, {} ({} characters given)",
+                crate::core::contract::v2_limits::RESOURCE_NAME_RULE,
+                set.chars().count()
+            ),
+        });
+    }
+    Ok(set.to_owned())
+}
+
+/// The circuit breaker: its threshold and first open time, and its longest pause, which is
+/// the backoff's longest: neither waits longer than the operator allowed for a retry.
+fn read_breaker(
+    get: &impl Fn(&str) -> Option<String>,
+    backoff: Option<Backoff>,
+) -> Result<BreakerSettings, ConfigError> {
+    let base = DEFAULTS.breaker;
+    let max_open = match backoff {
+        Some(backoff) => Duration::from_secs(u64::from(backoff.max_seconds())),
+        None => seconds(
+            RETRY_BACKOFF_MAX_SECONDS,
+            get(RETRY_BACKOFF_MAX_SECONDS),
+            1..=MAX_VISIBILITY_SECONDS,
+            base.max_open,
+        )?,
+    };
+    Ok(BreakerSettings {
+        threshold: ranged(
+            CIRCUIT_BREAKER_THRESHOLD,
+            get(CIRCUIT_BREAKER_THRESHOLD),
+            1..=1_000,
+            u64::from(base.threshold),
+        )? as u32,
+        open_for: seconds(
+            CIRCUIT_BREAKER_OPEN_SECONDS,
+            get(CIRCUIT_BREAKER_OPEN_SECONDS),
+            1..=MAX_VISIBILITY_SECONDS,
+            base.open_for,
+        )?,
+        max_open,
+    })
 }
 
 fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
@@ -422,7 +450,7 @@ fn backoff(
         RETRY_BACKOFF_MAX_SECONDS,
         get(RETRY_BACKOFF_MAX_SECONDS),
         1..=limit,
-        u64::from(DEFAULT_BACKOFF_MAX_SECONDS).max(base),
+        u64::from(DEFAULTS.backoff_max_seconds).max(base),
     )?;
     let warning = (base > max).then(|| {
         format!(

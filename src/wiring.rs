@@ -187,16 +187,10 @@ pub fn voice_dispatch_with_voice(
     .with_metrics(config.metrics.clone())
 }
 
+/// The engine's settings, as configured (the messages' defaults complete for the backend).
 pub fn engine_settings(config: &Config) -> EngineSettings {
-    let mut defaults = config.defaults.clone();
-    if config.voice_api == Backend::V2 {
-        defaults.backend = Backend::V2;
-        defaults.v2_voices = aws_sdk_pinpointsmsvoicev2::types::VoiceId::values();
-        defaults.v2_identity = config.origination_identity.clone();
-        defaults.configured_resources_only = config.configured_resources_only;
-    }
     EngineSettings {
-        defaults,
+        defaults: config.defaults.clone(),
         max_concurrency: config.max_concurrency,
         deadline_safety: config.deadline_safety,
         message_ttl: config.message_ttl,

@@ -27,6 +27,11 @@ impl Backoff {
 
     /// The longest delay after the `receive_count`-th receive: `base × 2^(receive_count − 1)`,
     /// capped. A missing or zero count is taken as the first receive.
+    /// The longest wait, whatever the receive count.
+    pub fn max_seconds(&self) -> u32 {
+        self.max_seconds
+    }
+
     pub fn ceiling(&self, receive_count: u32) -> u32 {
         let doublings = receive_count.max(1) - 1;
         let factor = 1u64.checked_shl(doublings).unwrap_or(u64::MAX);
