@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod variables;
+
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
 pub use crate::core::contract::Backend;
@@ -628,7 +630,15 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(config(&[(MAX_PRICE_PER_MINUTE, ".5")]).is_ok());
+        // The pattern allows no digit before the point; under v1 the price is never read.
+        let half = config(&[(VOICE_API, "v2"), (MAX_PRICE_PER_MINUTE, ".5")]).unwrap();
+        assert_eq!(half.max_price_per_minute.as_deref(), Some(".5"));
+        assert_eq!(
+            config(&[(MAX_PRICE_PER_MINUTE, ".5")])
+                .unwrap()
+                .max_price_per_minute,
+            None
+        );
         let ignored = config(&[(ORIGINATION_IDENTITY, "pool-1")]).unwrap();
         assert_eq!(ignored.warnings.len(), 1, "said once, as a WARN at init");
         assert!(v2.warnings.is_empty());
@@ -743,6 +753,82 @@ mod tests {
         assert_eq!(config.max_concurrency, 50);
         assert_eq!(config.deadline_safety, Duration::from_millis(2_500));
         assert_eq!(config.send_attempt_timeout, Duration::from_millis(3_000));
+        // Every variable of the table that the function reads itself: its sample changes
+        // the configuration (v2's own under v2, where they are read).
+        let read = |vars: &[(&str, &str)]| format!("{:?}", super::tests::config(vars).unwrap());
+        for variable in variables::VARIABLES {
+            let Some(sample) = variable.sample else {
+                continue;
+            };
+            let mut context = Vec::new();
+            if [
+                ORIGINATION_IDENTITY,
+                MAX_PRICE_PER_MINUTE,
+                CONFIGURED_RESOURCES_ONLY,
+            ]
+            .contains(&variable.name)
+            {
+                context.push((VOICE_API, "v2"));
+            }
+            if variable.name == CONFIGURED_RESOURCES_ONLY {
+                context.push((ORIGINATION_IDENTITY, "pool-1"));
+            }
+            // The metrics' settings are read when running as a Lambda function.
+            if [METRICS_NAMESPACE, AWS_LAMBDA_LOG_LEVEL].contains(&variable.name) {
+                context.push((AWS_LAMBDA_FUNCTION_NAME, "voice"));
+            }
+            let mut set = context.clone();
+            set.push((variable.name, sample));
+            assert_ne!(read(&set), read(&context), "{} is not read", variable.name);
+        }
+        // And the table has every variable the configuration names.
+        for name in [
+            MAX_CONCURRENCY,
+            DEADLINE_SAFETY_MS,
+            SEND_ATTEMPT_TIMEOUT_MS,
+            AWS_LAMBDA_LOG_LEVEL,
+            ORIGINATION_PHONE_NUMBER,
+            CONFIGURATION_SET_NAME,
+            DEAD_LETTER_QUEUE_URL,
+            RETRY_BACKOFF_BASE_SECONDS,
+            RETRY_BACKOFF_MAX_SECONDS,
+            METRICS_NAMESPACE,
+            AWS_LAMBDA_FUNCTION_NAME,
+            TLS_ROOTS,
+            VOICE_API,
+            ORIGINATION_IDENTITY,
+            MAX_PRICE_PER_MINUTE,
+            CONFIGURED_RESOURCES_ONLY,
+            MESSAGE_TTL_SECONDS,
+            SEND_RATE_LIMIT,
+            CIRCUIT_BREAKER_THRESHOLD,
+            CIRCUIT_BREAKER_OPEN_SECONDS,
+            SEND_MAX_ATTEMPTS,
+            MAX_RECEIVE_COUNT,
+            IDEMPOTENCY_TABLE_NAME,
+            IDEMPOTENCY_TTL_SECONDS,
+            ON_UNKNOWN_OUTCOME,
+        ] {
+            assert!(
+                variables::VARIABLES.iter().any(|v| v.name == name),
+                "{name} is missing from the table"
+            );
+        }
+    }
+
+    #[test]
+    fn the_breakers_longest_pause_is_the_backoffs_cap_whatever_raised_it() {
+        let raised = config(&[(RETRY_BACKOFF_BASE_SECONDS, "1200")]).unwrap();
+        assert_eq!(raised.backoff.unwrap().ceiling(10), 1_200);
+        assert_eq!(raised.breaker.max_open, Duration::from_secs(1_200));
+        let capped = config(&[
+            (RETRY_BACKOFF_BASE_SECONDS, "10"),
+            (RETRY_BACKOFF_MAX_SECONDS, "60"),
+        ])
+        .unwrap();
+        assert_eq!(capped.breaker.max_open, Duration::from_secs(60));
+        let off = config(&[(RETRY_BACKOFF_MAX_SECONDS, "60")]).unwrap();
+        assert_eq!(off.breaker.max_open, Duration::from_secs(60));
     }
 
     #[test]
