@@ -62,7 +62,7 @@ impl ToResponse for BatchReport {
     fn to_response(&self) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = self
-            .failed_message_ids()
+            .reported_message_ids()
             .into_iter()
             .map(|id| {
                 let mut failure = BatchItemFailure::default();

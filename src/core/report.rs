@@ -27,17 +27,83 @@ pub enum Fate {
     Duplicate,
 }
 
+/// One fate in every word it is known by: the word in log lines, the `Fate` dimension and
+/// `DispatchError`; its EMF count metric; what SQS is told; what it means. Defined once: the
+/// logs, the metrics and the README's fates table all read it.
+#[derive(Debug, Clone, Copy)]
+pub struct FateInfo {
+    pub fate: Fate,
+    pub word: &'static str,
+    pub metric: &'static str,
+    /// Whether it is in `batchItemFailures` (SQS keeps it), in words.
+    pub reported: &'static str,
+    pub meaning: &'static str,
+}
+
+pub const FATES: [FateInfo; 7] = [
+    FateInfo {
+        fate: Fate::Sent,
+        word: "sent",
+        metric: "Sent",
+        reported: "no: SQS deletes it",
+        meaning: "the service accepted the call",
+    },
+    FateInfo {
+        fate: Fate::Duplicate,
+        word: "duplicate",
+        metric: "Duplicate",
+        reported: "no: SQS deletes it",
+        meaning: "the ledger says an earlier delivery placed it: not called again",
+    },
+    FateInfo {
+        fate: Fate::Transient,
+        word: "transient",
+        metric: "Transient",
+        reported: "yes, after its backoff, until its time to live",
+        meaning: "a failure that may pass (the service failing, throttling, a timeout)",
+    },
+    FateInfo {
+        fate: Fate::Permanent,
+        word: "permanent",
+        metric: "Permanent",
+        reported: "no once the dead-letter queue holds it (with its reason)",
+        meaning: "it can never be sent as it is (a bad request, a malformed body)",
+    },
+    FateInfo {
+        fate: Fate::Expired,
+        word: "expired",
+        metric: "Expired",
+        reported: "no once the dead-letter queue holds it",
+        meaning: "past its time to live: never called",
+    },
+    FateInfo {
+        fate: Fate::Deferred,
+        word: "deferred",
+        metric: "Deferred",
+        reported: "yes, back when it is worth trying (at once, or when the pacer or breaker says)",
+        meaning: "never attempted this time (deadline, pacer, breaker, its FIFO group held)",
+    },
+    FateInfo {
+        fate: Fate::Abandoned,
+        word: "abandoned",
+        metric: "Abandoned",
+        reported: "yes, after a real backoff (the ledger records it unknown)",
+        meaning: "in flight when the invocation's time ran out: the call may have been placed",
+    },
+];
+
 impl Fate {
+    /// Everything this fate is called.
+    pub fn info(self) -> &'static FateInfo {
+        FATES
+            .iter()
+            .find(|info| info.fate == self)
+            .unwrap_or(&FATES[0])
+    }
+
+    /// Its word in log lines, the `Fate` dimension and `DispatchError`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Fate::Sent => "sent",
-            Fate::Transient => "transient",
-            Fate::Permanent => "permanent",
-            Fate::Deferred => "deferred",
-            Fate::Expired => "expired",
-            Fate::Abandoned => "abandoned",
-            Fate::Duplicate => "duplicate",
-        }
+        self.info().word
     }
 
     /// Fates that end a record's life short of a call: sending it again cannot help, so it
@@ -45,6 +111,19 @@ impl Fate {
     pub fn is_final_failure(self) -> bool {
         matches!(self, Fate::Permanent | Fate::Expired)
     }
+}
+
+/// The README's fates table.
+pub fn fates_table() -> String {
+    let mut table =
+        String::from("| fate | what it means | in `batchItemFailures` |\n|---|---|---|\n");
+    for info in FATES {
+        table.push_str(&format!(
+            "| **{}** | {} | {} |\n",
+            info.word, info.meaning, info.reported
+        ));
+    }
+    table
 }
 
 /// The code of a record deferred because no send could start in its invocation: the
@@ -159,7 +238,7 @@ impl BatchReport {
     }
 
     /// The records SQS must deliver again, each message id once, in event order.
-    pub fn failed_message_ids(&self) -> Vec<&str> {
+    pub fn reported_message_ids(&self) -> Vec<&str> {
         let mut seen = std::collections::HashSet::new();
         self.outcomes
             .iter()
@@ -179,6 +258,37 @@ mod tests {
     }
 
     #[test]
+    fn every_fate_is_in_the_table_once_with_words_of_its_own() {
+        let all = [
+            Fate::Sent,
+            Fate::Transient,
+            Fate::Permanent,
+            Fate::Deferred,
+            Fate::Expired,
+            Fate::Abandoned,
+            Fate::Duplicate,
+        ];
+        for fate in all {
+            assert_eq!(FATES.iter().filter(|info| info.fate == fate).count(), 1);
+            assert_eq!(fate.info().fate, fate);
+        }
+        let mut words: Vec<&str> = FATES.iter().map(|info| info.word).collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), FATES.len());
+    }
+
+    #[test]
+    fn the_readme_fates_table_is_this_table() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&fates_table()),
+            "README.md's fates table should read:\n{}",
+            fates_table()
+        );
+    }
+
+    #[test]
     fn a_dead_lettered_record_is_not_reported() {
         let mut dead = outcome("dead", Fate::Permanent);
         dead.dead_lettered = true;
@@ -186,7 +296,7 @@ mod tests {
             outcomes: vec![dead, outcome("kept", Fate::Permanent)],
             ..Default::default()
         };
-        assert_eq!(report.failed_message_ids(), ["kept"]);
+        assert_eq!(report.reported_message_ids(), ["kept"]);
         assert_eq!(report.counts().dead_lettered, 1);
         assert_eq!(report.counts().permanent, 2);
     }

@@ -537,7 +537,7 @@ mod tests {
             Some((MemoryVisibility::default(), limited(3))),
         );
         settlement.settle(&mut report, &messages, later()).await;
-        assert_eq!(report.failed_message_ids(), ["m4"], "{report:?}");
+        assert_eq!(report.reported_message_ids(), ["m4"], "{report:?}");
         let dead: Vec<bool> = report.outcomes.iter().map(|o| o.dead_lettered).collect();
         assert_eq!(dead, [true, true, true, false, false]);
         let delays: Vec<Option<u32>> = report
@@ -568,7 +568,7 @@ mod tests {
             Some((MemoryVisibility::default(), limited(4))),
         );
         settlement.settle(&mut report, &messages, later()).await;
-        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2", "m4"]);
+        assert_eq!(report.reported_message_ids(), ["m0", "m1", "m2", "m4"]);
         // No dead-letter queue of the function's own: left to redrive, as before.
         let (mut report, messages) = batch(&fates);
         let settlement = Settlement::new(
@@ -576,7 +576,7 @@ mod tests {
             Some((MemoryVisibility::default(), limited(3))),
         );
         settlement.settle(&mut report, &messages, later()).await;
-        assert_eq!(report.failed_message_ids(), ["m0", "m1", "m2", "m4"]);
+        assert_eq!(report.reported_message_ids(), ["m0", "m1", "m2", "m4"]);
     }
 
     #[tokio::test]
@@ -590,7 +590,7 @@ mod tests {
         settlement.settle(&mut report, &messages, later()).await;
         assert!(report.outcomes[0].dead_lettered);
         assert!(!report.outcomes[1].dead_lettered);
-        assert_eq!(report.failed_message_ids(), ["m1"]);
+        assert_eq!(report.reported_message_ids(), ["m1"]);
         let dlq = settlement.dead_letters.as_ref().unwrap();
         assert_eq!(*dlq.bodies.lock().unwrap(), ["bad"]);
     }
@@ -601,7 +601,7 @@ mod tests {
         let settlement = Settlement::new(Some(MemoryDlq::default()), None::<(MemoryVisibility, _)>);
         settlement.settle(&mut report, &messages, later()).await;
         assert!(report.outcomes[0].dead_lettered);
-        assert_eq!(report.failed_message_ids(), ["m1"]);
+        assert_eq!(report.reported_message_ids(), ["m1"]);
         let dlq = settlement.dead_letters.as_ref().unwrap();
         assert_eq!(*dlq.bodies.lock().unwrap(), ["late"]);
     }
@@ -689,7 +689,7 @@ mod tests {
         let settlement = Settlement::new(Some(dlq), None::<(MemoryVisibility, _)>);
         let until = Instant::now() + Duration::from_millis(50);
         settlement.settle(&mut report, &messages, until).await;
-        assert_eq!(report.failed_message_ids(), ["m0"]);
+        assert_eq!(report.reported_message_ids(), ["m0"]);
     }
 
     #[tokio::test]
@@ -697,7 +697,7 @@ mod tests {
         let (mut report, messages) = batch(&[(Fate::Permanent, "bad")]);
         let settlement: Settlement<MemoryDlq, MemoryVisibility> = Settlement::new(None, None);
         settlement.settle(&mut report, &messages, later()).await;
-        assert_eq!(report.failed_message_ids(), ["m0"]);
+        assert_eq!(report.reported_message_ids(), ["m0"]);
     }
 
     #[tokio::test]
@@ -733,7 +733,7 @@ mod tests {
             .collect();
         assert_eq!(handles, ["rh0", "rh1"]);
         assert_eq!(
-            report.failed_message_ids(),
+            report.reported_message_ids(),
             ["m0", "m1", "m3"],
             "fates unchanged"
         );

@@ -68,7 +68,7 @@ pub fn batch_done(report: &BatchReport, elapsed: Duration) {
         dead_lettered = counts.dead_lettered,
         redelivery_delayed = delayed.len(),
         longest_delay_seconds = delayed.iter().max().copied(),
-        reported_failures = report.failed_message_ids().len(),
+        reported = report.reported_message_ids().len(),
         elapsed_ms = elapsed.as_millis() as u64,
         "batch done"
     );

@@ -4,7 +4,8 @@
 //! Per invocation: one document with the counts of each fate, the requests made to the voice
 //! service, the circuit breaker's openings and state, and up to 100 send latencies,
 //! more latency-only documents for larger batches (EMF takes at most 100 values per metric),
-//! and one document per error code with the number of records that failed with it.
+//! and one document per fate and error code with the number of records left unsent with it
+//! (`Unsent`).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::core::report::{BatchReport, Fate};
+use crate::core::report::{BatchReport, Fate, FATES};
 
 /// EMF's limit of values per metric in one document.
 const MAX_VALUES: usize = 100;
@@ -45,9 +46,9 @@ impl MetricsContext {
 }
 
 impl MetricsContext {
-    /// The EMF documents for one invocation, `timestamp_ms` since the epoch.
+    /// The EMF documents for one invocation, `timestamp_ms` since the epoch: the summary,
+    /// the latencies that did not fit in it, and one per fate and error code.
     pub fn documents(&self, report: &BatchReport, timestamp_ms: u64) -> Vec<Value> {
-        let counts = report.counts();
         let latencies: Vec<f64> = report
             .outcomes
             .iter()
@@ -55,51 +56,53 @@ impl MetricsContext {
             .map(|outcome| (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0)
             .collect();
         let mut latency_chunks = latencies.chunks(MAX_VALUES);
-
-        let mut summary = self.document(
+        let mut documents = vec![self.summary(
+            report,
+            latency_chunks.next().unwrap_or_default(),
             timestamp_ms,
-            &[],
-            &[
-                ("Records", "Count"),
-                ("Sent", "Count"),
-                ("Transient", "Count"),
-                ("Permanent", "Count"),
-                ("DeadLettered", "Count"),
-                ("Deferred", "Count"),
-                ("Expired", "Count"),
-                ("Abandoned", "Count"),
-                ("Duplicate", "Count"),
-                ("Attempts", "Count"),
-                ("CircuitOpened", "Count"),
-                ("CircuitOpen", "None"),
-                ("SendLatency", "Milliseconds"),
-            ],
-        );
-        summary["Records"] = json!(report.outcomes.len());
-        summary["Sent"] = json!(counts.sent);
-        summary["Transient"] = json!(counts.transient);
-        summary["Permanent"] = json!(counts.permanent);
-        summary["DeadLettered"] = json!(counts.dead_lettered);
-        summary["Deferred"] = json!(counts.deferred);
-        summary["Expired"] = json!(counts.expired);
-        summary["Abandoned"] = json!(counts.abandoned);
-        summary["Duplicate"] = json!(counts.duplicate);
-        summary["Attempts"] = json!(report
-            .outcomes
-            .iter()
-            .map(|outcome| u64::from(outcome.attempts))
-            .sum::<u64>());
-        summary["CircuitOpened"] = json!(report.circuit.opened);
-        summary["CircuitOpen"] = json!(u8::from(report.circuit.open_at_end));
-        summary["SendLatency"] = json!(latency_chunks.next().unwrap_or_default());
-        let mut documents = vec![summary];
-
+        )];
         for chunk in latency_chunks {
             let mut more = self.document(timestamp_ms, &[], &[("SendLatency", "Milliseconds")]);
             more["SendLatency"] = json!(chunk);
             documents.push(more);
         }
+        documents.extend(self.unsent_by_code(report, timestamp_ms));
+        documents
+    }
 
+    /// The counts of each fate (their metric names from the fates table), dead letters,
+    /// requests, the breaker, and the first latencies.
+    fn summary(&self, report: &BatchReport, latencies: &[f64], timestamp_ms: u64) -> Value {
+        let mut metrics = vec![("Records", "Count")];
+        metrics.extend(FATES.iter().map(|info| (info.metric, "Count")));
+        metrics.extend([
+            ("DeadLettered", "Count"),
+            ("Attempts", "Count"),
+            ("CircuitOpened", "Count"),
+            ("CircuitOpen", "None"),
+            ("SendLatency", "Milliseconds"),
+        ]);
+        let mut summary = self.document(timestamp_ms, &[], &metrics);
+        summary["Records"] = json!(report.outcomes.len());
+        for info in &FATES {
+            let count = report
+                .outcomes
+                .iter()
+                .filter(|o| o.fate == info.fate)
+                .count();
+            summary[info.metric] = json!(count);
+        }
+        summary["DeadLettered"] = json!(report.counts().dead_lettered);
+        let attempts: u64 = report.outcomes.iter().map(|o| u64::from(o.attempts)).sum();
+        summary["Attempts"] = json!(attempts);
+        summary["CircuitOpened"] = json!(report.circuit.opened);
+        summary["CircuitOpen"] = json!(u8::from(report.circuit.open_at_end));
+        summary["SendLatency"] = json!(latencies);
+        summary
+    }
+
+    /// One document per fate and error code: how many records went unsent with it.
+    fn unsent_by_code(&self, report: &BatchReport, timestamp_ms: u64) -> Vec<Value> {
         let mut by_code: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for outcome in &report.outcomes {
             if matches!(outcome.fate, Fate::Sent | Fate::Duplicate) {
@@ -111,18 +114,17 @@ impl MetricsContext {
                     .or_default() += 1;
             }
         }
-        for ((fate, code), failures) in by_code {
-            let mut document = self.document(
-                timestamp_ms,
-                &["Fate", "ErrorCode"],
-                &[("Failures", "Count")],
-            );
-            document["Fate"] = json!(fate);
-            document["ErrorCode"] = json!(code);
-            document["Failures"] = json!(failures);
-            documents.push(document);
-        }
-        documents
+        by_code
+            .into_iter()
+            .map(|((fate, code), unsent)| {
+                let dimensions = &["Fate", "ErrorCode"];
+                let mut document = self.document(timestamp_ms, dimensions, &[("Unsent", "Count")]);
+                document["Fate"] = json!(fate);
+                document["ErrorCode"] = json!(code);
+                document["Unsent"] = json!(unsent);
+                document
+            })
+            .collect()
     }
 
     fn document(&self, timestamp_ms: u64, dimensions: &[&str], metrics: &[(&str, &str)]) -> Value {
@@ -284,7 +286,7 @@ mod tests {
                 (
                     d["Fate"].as_str().unwrap().to_owned(),
                     d["ErrorCode"].as_str().unwrap().to_owned(),
-                    d["Failures"].as_u64().unwrap(),
+                    d["Unsent"].as_u64().unwrap(),
                 )
             })
             .collect();
