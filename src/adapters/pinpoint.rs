@@ -1,6 +1,6 @@
 //! `VoiceSender` over Amazon Pinpoint SMS Voice v1 (`SendVoiceMessage`, restJson1).
 
-use aws_sdk_pinpointsmsvoice::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_pinpointsmsvoice::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_pinpointsmsvoice::operation::send_voice_message::SendVoiceMessageError;
 use aws_sdk_pinpointsmsvoice::types::{
     CallInstructionsMessageType, PlainTextMessageType, SsmlMessageType, VoiceMessageContent,
@@ -102,6 +102,21 @@ fn never_connected(error: Option<&(dyn std::error::Error + 'static)>) -> bool {
     })
 }
 
+/// The innermost error's own words ("Connection refused (os error 111)"): a sentence an
+/// operator reads, never the chain's `Debug` dump.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let root = std::iter::successors(Some(err), |error| error.source())
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let root = root.trim();
+    if root.is_empty() || root.contains('{') {
+        "no further detail".to_owned()
+    } else {
+        root.to_owned()
+    }
+}
+
 /// Describes a v1 SDK error in the core's terms (v1 errors have no `Reason`).
 fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
     describe_sdk_error(err, |_| ErrorDetails::default())
@@ -126,7 +141,7 @@ pub(crate) fn describe_sdk_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let detail = DisplayErrorContext(&err).to_string();
+    let cause = root_cause(&err);
     match err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
@@ -146,10 +161,12 @@ where
                 resource_type,
             }
         }
-        SdkError::TimeoutError(_) => SendFailure::Timeout(detail),
-        SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
-            SendFailure::Timeout(detail)
-        }
+        SdkError::TimeoutError(_) => SendFailure::Timeout(
+            "no answer within the attempt's timeout; the call may have been placed".to_owned(),
+        ),
+        SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => SendFailure::Timeout(
+            format!("the connection timed out ({cause}); the call may have been placed"),
+        ),
         SdkError::DispatchFailure(dispatch)
             if never_connected(
                 dispatch
@@ -157,15 +174,26 @@ where
                     .map(|error| error as &(dyn std::error::Error + 'static)),
             ) =>
         {
-            SendFailure::NotConnected(detail)
+            SendFailure::NotConnected(format!(
+                "could not connect to the voice service ({cause}); nothing was sent"
+            ))
         }
-        SdkError::DispatchFailure(_) => SendFailure::Connection(detail),
-        SdkError::ConstructionFailure(_) => SendFailure::InvalidRequest(detail),
-        SdkError::ResponseError(response) => SendFailure::UnreadableResponse {
-            status: Some(response.raw().status().as_u16()),
-            message: detail,
-        },
+        SdkError::DispatchFailure(_) => SendFailure::Connection(format!(
+            "the connection broke after the request may have gone out ({cause})"
+        )),
+        SdkError::ConstructionFailure(_) => {
+            SendFailure::InvalidRequest(format!("the request could not be built ({cause})"))
+        }
+        SdkError::ResponseError(response) => {
+            let status = response.raw().status().as_u16();
+            SendFailure::UnreadableResponse {
+                status: Some(status),
+                message: format!(
+                    "the answer (HTTP {status}) could not be read as the protocol says ({cause})"
+                ),
+            }
+        }
         // `SdkError` is non-exhaustive: a variant added later is not known to be final.
-        _ => SendFailure::Connection(detail),
+        _ => SendFailure::Connection(format!("the request failed ({cause})")),
     }
 }

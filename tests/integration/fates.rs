@@ -220,7 +220,7 @@ async fn an_attempt_timeout_is_transient() {
 }
 
 /// One record sent to an endpoint where nothing listens.
-async fn to_a_closed_port(scheme: &str) -> voice_dispatch::core::report::BatchReport {
+pub async fn to_a_closed_port(scheme: &str) -> voice_dispatch::core::report::BatchReport {
     // Bind a port, then free it: nothing listens there any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

@@ -192,6 +192,80 @@ async fn one_structured_line_per_record_and_one_per_batch() {
     assert_eq!(summaries[0]["fields"]["sent"], 2);
 }
 
+/// What operators read: every record's reason (each row of the fates table in the mixed
+/// batch, plus a timed-out attempt and a refused connection) is a sentence, never a Rust
+/// `Debug` dump; the batch line's numbers are whole, and a latency has at most one decimal.
+#[tokio::test]
+async fn reasons_are_sentences_and_numbers_are_rounded_to_what_they_mean() {
+    let settings = LogSettings {
+        level: Some("INFO".to_owned()),
+        json: true,
+    };
+    let (_, mut lines) = logs_of("mixed-batch.json", settings.clone()).await;
+    {
+        let captured = Captured::default();
+        let _guard =
+            tracing::subscriber::set_default(logging::subscriber(&settings, captured.clone()));
+        let mut config = test_config();
+        config.send_attempt_timeout = Duration::from_millis(150);
+        let slow = Harness::with_config(
+            Script::default().with_latency(Duration::from_millis(600)),
+            config,
+        )
+        .await;
+        slow.run(&event(vec![record(
+            "slow",
+            Some(&body("+12065550101", "hi")),
+        )]))
+        .await;
+        let refused = crate::fates::to_a_closed_port("http").await;
+        assert_eq!(
+            refused.outcomes[0].reason.as_ref().unwrap().code,
+            "ConnectError"
+        );
+        lines.extend(captured.lines());
+    }
+    let parsed: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let reasons: Vec<&str> = parsed
+        .iter()
+        .filter_map(|line| line["fields"]["reason"].as_str())
+        .collect();
+    assert!(reasons.len() >= 14, "{reasons:?}");
+    for reason in &reasons {
+        let dump = ["{", "}", "Some(", "None", "Error(", "kind:", "source:"];
+        assert!(
+            !dump.iter().any(|debug| reason.contains(debug)),
+            "a Debug dump, not a sentence: {reason}"
+        );
+        assert!(reason.len() <= 400, "{reason}");
+    }
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no answer within the attempt's timeout")),
+        "{reasons:?}"
+    );
+    let batch_lines = parsed
+        .iter()
+        .filter(|line| line["fields"]["message"] == "batch done");
+    for batch in batch_lines {
+        for (name, value) in batch["fields"].as_object().unwrap() {
+            if value.is_number() {
+                assert!(value.is_u64(), "{name} = {value}: a whole number");
+            }
+        }
+    }
+    for latency in parsed
+        .iter()
+        .filter_map(|line| line["fields"]["latency_ms"].as_f64())
+    {
+        assert_eq!((latency * 10.0).round() / 10.0, latency, "{latency}");
+    }
+}
+
 /// At every level the template allows, the bootstrap's JSON lines carry a `level` and an RFC
 /// 3339 `timestamp`, and Lambda's filter keeps every metrics document and, at WARN and below,
 /// the warning about the record that failed.
