@@ -1,6 +1,6 @@
 //! `VoiceSender` over Amazon Pinpoint SMS Voice v1 (`SendVoiceMessage`, restJson1).
 
-use aws_sdk_pinpointsmsvoice::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_pinpointsmsvoice::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 use aws_sdk_pinpointsmsvoice::operation::send_voice_message::SendVoiceMessageError;
 use aws_sdk_pinpointsmsvoice::types::{
     CallInstructionsMessageType, PlainTextMessageType, SsmlMessageType, VoiceMessageContent,
@@ -94,7 +94,8 @@ fn content(content: &VoiceContent) -> VoiceMessageContent {
 
 /// Whether the connection itself failed (refused, DNS, TLS handshake): hyper-util's connect
 /// error is in the chain, so no byte of the request was written.
-fn never_connected(error: Option<&(dyn std::error::Error + 'static)>) -> bool {
+fn never_connected(error: Option<&ConnectorError>) -> bool {
+    let error = error.map(|error| error as &(dyn std::error::Error + 'static));
     std::iter::successors(error, |error| error.source()).any(|error| {
         error
             .downcast_ref::<hyper_util::client::legacy::Error>()
@@ -145,18 +146,18 @@ where
     match err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
+            let error = service.err();
             let ErrorDetails {
                 reason,
                 resource_type,
-            } = details(service.err());
+            } = details(error);
             SendFailure::Service {
-                code: service.err().code().map(str::to_owned),
+                code: error.code().map(str::to_owned),
                 status: Some(status),
-                message: service
-                    .err()
-                    .message()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("HTTP {status} with no error message")),
+                message: error.message().map_or_else(
+                    || format!("HTTP {status} with no error message"),
+                    str::to_owned,
+                ),
                 reason,
                 resource_type,
             }
@@ -167,13 +168,7 @@ where
         SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => SendFailure::Timeout(
             format!("the connection timed out ({cause}); the call may have been placed"),
         ),
-        SdkError::DispatchFailure(dispatch)
-            if never_connected(
-                dispatch
-                    .as_connector_error()
-                    .map(|error| error as &(dyn std::error::Error + 'static)),
-            ) =>
-        {
+        SdkError::DispatchFailure(dispatch) if never_connected(dispatch.as_connector_error()) => {
             SendFailure::NotConnected(format!(
                 "could not connect to the voice service ({cause}); nothing was sent"
             ))

@@ -38,6 +38,27 @@ impl PinpointV2Voice {
     }
 }
 
+impl PinpointV2Voice {
+    /// What the body named (its identity, or its own number), else `ORIGINATION_IDENTITY`,
+    /// else the default number.
+    fn origination(&self, message: &VoiceMessage) -> Result<String, SendFailure> {
+        let number = message.origination.as_ref().map(|n| n.as_str().to_owned());
+        message
+            .v2
+            .as_ref()
+            .and_then(|v2| v2.origination_identity.clone())
+            .or_else(|| number.clone().filter(|_| message.origination_from_body))
+            .or_else(|| self.origination_identity.clone())
+            .or(number)
+            .ok_or_else(|| {
+                SendFailure::InvalidRequest(
+                    "no OriginationIdentity: the body names none, and neither ORIGINATION_IDENTITY nor ORIGINATION_PHONE_NUMBER is set"
+                        .to_owned(),
+                )
+            })
+    }
+}
+
 impl VoiceSender for PinpointV2Voice {
     async fn send(
         &self,
@@ -53,22 +74,7 @@ impl VoiceSender for PinpointV2Voice {
                 ))
             }
         };
-        // What the body named (its identity, or its own number), else ORIGINATION_IDENTITY,
-        // else the default number.
-        let number = message.origination.as_ref().map(|n| n.as_str().to_owned());
-        let origination = message
-            .v2
-            .as_ref()
-            .and_then(|v2| v2.origination_identity.clone())
-            .or_else(|| number.clone().filter(|_| message.origination_from_body))
-            .or_else(|| self.origination_identity.clone())
-            .or(number)
-            .ok_or_else(|| {
-                SendFailure::InvalidRequest(
-                    "no OriginationIdentity: the body names none, and neither ORIGINATION_IDENTITY nor ORIGINATION_PHONE_NUMBER is set"
-                        .to_owned(),
-                )
-            })?;
+        let origination = self.origination(message)?;
         let v2 = message.v2.clone().unwrap_or_default();
         self.client
             .send_voice_message()

@@ -177,12 +177,6 @@ impl Config {
         let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
         let base = Self::default();
-        let ledger_ttl = seconds(
-            IDEMPOTENCY_TTL_SECONDS,
-            get(IDEMPOTENCY_TTL_SECONDS),
-            3_600..=31_536_000,
-            base.idempotency_ttl,
-        )?;
         Ok(Self {
             warnings: backoff_warning.into_iter().chain(voice.warning).collect(),
             voice_api: voice.defaults.backend,
@@ -211,10 +205,7 @@ impl Config {
             )?,
             send_rate: get(SEND_RATE_LIMIT)
                 .map(|rate| {
-                    SendRate::parse(&rate).map_err(|problem| ConfigError {
-                        variable: SEND_RATE_LIMIT,
-                        problem,
-                    })
+                    SendRate::parse(&rate).map_err(|problem| invalid(SEND_RATE_LIMIT, problem))
                 })
                 .transpose()?,
             max_attempts: ranged(
@@ -228,7 +219,12 @@ impl Config {
                 .transpose()?
                 .map(|count| count as u32),
             idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
-            idempotency_ttl: ledger_ttl,
+            idempotency_ttl: seconds(
+                IDEMPOTENCY_TTL_SECONDS,
+                get(IDEMPOTENCY_TTL_SECONDS),
+                3_600..=31_536_000,
+                base.idempotency_ttl,
+            )?,
             on_unknown_outcome: one_of(
                 ON_UNKNOWN_OUTCOME,
                 get(ON_UNKNOWN_OUTCOME),
@@ -237,11 +233,7 @@ impl Config {
                     ("dead-letter", UnknownOutcome::DeadLetter),
                 ],
             )?,
-            metrics: get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
-                namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
-                function_name,
-                level: MetricsContext::level_for(get(AWS_LAMBDA_LOG_LEVEL).as_deref()),
-            }),
+            metrics: read_metrics(&get),
             tls_roots: one_of(
                 TLS_ROOTS,
                 get(TLS_ROOTS),
@@ -270,10 +262,8 @@ fn read_voice(get: &impl Fn(&str) -> Option<String>) -> Result<VoiceSettings, Co
     let v2_only = |name: &str| get(name).filter(|_| backend == Backend::V2);
     let origination = get(ORIGINATION_PHONE_NUMBER)
         .map(|raw| {
-            PhoneNumber::parse(raw.trim()).map_err(|err| ConfigError {
-                variable: ORIGINATION_PHONE_NUMBER,
-                problem: err.to_string(),
-            })
+            PhoneNumber::parse(raw.trim())
+                .map_err(|err| invalid(ORIGINATION_PHONE_NUMBER, err.to_string()))
         })
         .transpose()?;
     let identity = v2_only(ORIGINATION_IDENTITY)
@@ -295,12 +285,6 @@ fn read_voice(get: &impl Fn(&str) -> Option<String>) -> Result<VoiceSettings, Co
             ),
         });
     }
-    let ignored_v2 = backend == Backend::V1
-        && (get(ORIGINATION_IDENTITY).is_some()
-            || get(MAX_PRICE_PER_MINUTE).is_some()
-            // The template passes "false" under v1: only "true" is said.
-            || get(CONFIGURED_RESOURCES_ONLY)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")));
     Ok(VoiceSettings {
         defaults: MessageDefaults {
             origination,
@@ -316,12 +300,34 @@ fn read_voice(get: &impl Fn(&str) -> Option<String>) -> Result<VoiceSettings, Co
         max_price_per_minute: v2_only(MAX_PRICE_PER_MINUTE)
             .map(|price| max_price(price.trim()))
             .transpose()?,
-        warning: ignored_v2.then(|| {
-            format!(
-                "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
-            )
-        }),
+        warning: ignored_v2(get, backend),
     })
+}
+
+/// The one WARN for v2's settings given under v1, where they are ignored.
+fn ignored_v2(get: &impl Fn(&str) -> Option<String>, backend: Backend) -> Option<String> {
+    let given = get(ORIGINATION_IDENTITY).is_some()
+        || get(MAX_PRICE_PER_MINUTE).is_some()
+        // The template passes "false" under v1: only "true" is said.
+        || get(CONFIGURED_RESOURCES_ONLY).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    (backend == Backend::V1 && given).then(|| {
+        format!(
+            "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
+        )
+    })
+}
+
+/// CloudWatch EMF metrics, written when running as a Lambda function.
+fn read_metrics(get: &impl Fn(&str) -> Option<String>) -> Option<MetricsContext> {
+    get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
+        namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
+        function_name,
+        level: MetricsContext::level_for(get(AWS_LAMBDA_LOG_LEVEL).as_deref()),
+    })
+}
+
+fn invalid(variable: &'static str, problem: String) -> ConfigError {
+    ConfigError { variable, problem }
 }
 
 /// v2's `OriginationIdentity`, within its pattern.

@@ -159,7 +159,10 @@ mod tests {
 
     /// The template's `Variables:` (name to parameter) and its parameters' defaults, read
     /// from the text: `NAME: !Ref Parameter` and `Parameter:` ... `Default: value`.
-    fn template() -> (Vec<(String, String)>, Vec<(String, String)>) {
+    /// Name and value pairs.
+    type Pairs = Vec<(String, String)>;
+
+    fn template() -> (Pairs, Pairs) {
         let text = include_str!("../../template.yaml");
         let mut refs = Vec::new();
         let mut defaults = Vec::new();

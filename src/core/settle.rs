@@ -5,22 +5,27 @@
 //! a record leaves `batchItemFailures` only once the DLQ holds it.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
+use crate::core::clock::{Clock, SystemClock};
 use crate::core::dead_letter::dead_letter;
-use crate::core::ports::{DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::core::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
 use crate::core::record::Record;
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 
 pub struct Settlement<D, R> {
     dead_letters: Option<D>,
     redelivery: Option<(R, Redelivery)>,
+    clock: Arc<dyn Clock>,
 }
+
+/// Each message id of a batch and the indexes it appears at.
+type Copies<'a> = BTreeMap<&'a str, Vec<usize>>;
 
 /// When records that SQS will deliver again should come back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,7 +93,14 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         Self {
             dead_letters,
             redelivery,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same settlement reading the wall clock from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Settles the report's records; `messages` are the batch's records, in the report's
@@ -129,57 +141,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let Some(dlq) = &self.dead_letters else {
             return Vec::new();
         };
-        let time = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
-        let mut indexes = Vec::new();
-        let mut letters = Vec::new();
-        let mut copies: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            let last_receive = self.last_receive(outcome);
-            if !outcome.fate.is_final_failure() && last_receive.is_none() {
-                continue;
-            }
-            let seen = copies.entry(outcome.message_id.as_str()).or_default();
-            seen.push(index);
-            if seen.len() > 1 {
-                continue;
-            }
-            let given_up;
-            let outcome = match last_receive {
-                Some(limit) => {
-                    given_up = on_last_receive(outcome, limit);
-                    tracing::warn!(
-                        message_id = %outcome.message_id,
-                        fate = outcome.fate.as_str(),
-                        error_code = outcome.reason.as_ref().map(|r| r.code.as_str()),
-                        receive_count = outcome.receive_count,
-                        max_receive_count = limit,
-                        "last receive before the queue's redrive: dead-lettered with its reason"
-                    );
-                    &given_up
-                }
-                None => outcome,
-            };
-            match dead_letter(message, outcome, &time) {
-                Some(letter) => {
-                    if letter.reason.is_none() {
-                        tracing::warn!(
-                            message_id = %outcome.message_id,
-                            error_code = outcome.reason.as_ref().map(|r| r.code.as_str()),
-                            reason = outcome.reason.as_ref().map(|r| r.message.as_str()),
-                            "dead letter carries no DispatchError attribute: the original uses all 10 attributes"
-                        );
-                    }
-                    indexes.push(index);
-                    letters.push(letter);
-                }
-                None => tracing::warn!(
-                    message_id = %outcome.message_id,
-                    "record has no body to dead-letter; it stays reported and redrive takes it"
-                ),
-            }
-        }
+        let (indexes, letters, copies) = self.letters(report, messages);
         if letters.is_empty() {
             return Vec::new();
         }
@@ -206,6 +168,88 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             })
             .flat_map(|index| copies[report.outcomes[index].message_id.as_str()].clone())
             .collect()
+    }
+
+    /// The letters for the records that end here (permanent, expired, or on their last
+    /// receive), one per message id: their indexes, the letters, and each id's copies.
+    fn letters<'a>(
+        &self,
+        report: &'a BatchReport,
+        messages: &[Record<'a>],
+    ) -> (Vec<usize>, Vec<DeadLetter<'a>>, Copies<'a>) {
+        let time = OffsetDateTime::from(self.clock.wall())
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        let (mut indexes, mut letters) = (Vec::new(), Vec::new());
+        let mut copies: Copies<'a> = BTreeMap::new();
+        for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
+            let last_receive = self.last_receive(outcome);
+            if !outcome.fate.is_final_failure() && last_receive.is_none() {
+                continue;
+            }
+            let seen = copies.entry(outcome.message_id.as_str()).or_default();
+            seen.push(index);
+            if seen.len() > 1 {
+                continue;
+            }
+            let given_up = last_receive.map(|limit| on_last_receive(outcome, limit));
+            let outcome = given_up.as_ref().unwrap_or(outcome);
+            match dead_letter(message, outcome, &time) {
+                Some(letter) => {
+                    if letter.reason.is_none() {
+                        tracing::warn!(
+                            message_id = %outcome.message_id,
+                            error_code = outcome.reason.as_ref().map(|r| r.code.as_str()),
+                            reason = outcome.reason.as_ref().map(|r| r.message.as_str()),
+                            "dead letter carries no DispatchError attribute: the original uses all 10 attributes"
+                        );
+                    }
+                    indexes.push(index);
+                    letters.push(letter);
+                }
+                None => tracing::warn!(
+                    message_id = %outcome.message_id,
+                    "record has no body to dead-letter; it stays reported and redrive takes it"
+                ),
+            }
+        }
+        (indexes, letters, copies)
+    }
+
+    /// The visibility each wanted record should get, by source queue: what the policy asks,
+    /// at most what is left of SQS's 12 hours from this receive.
+    fn delays<'a>(
+        &self,
+        report: &BatchReport,
+        messages: &[Record<'a>],
+        policy: &Redelivery,
+        wanted: impl Fn(&RecordOutcome) -> bool,
+    ) -> BTreeMap<&'a str, Vec<(usize, VisibilityDelay<'a>)>> {
+        let now = Instant::now();
+        let wall_now = self.clock.wall();
+        // Records of one batch come from one queue, but nothing relies on that.
+        let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
+        for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
+            if !wanted(outcome) {
+                continue;
+            }
+            let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
+                continue;
+            };
+            let seconds = seconds.min(message.visibility_left(wall_now, MAX_VISIBILITY_SECONDS));
+            let (Some(arn), Some(receipt_handle)) = (message.queue_arn, message.receipt_handle)
+            else {
+                continue;
+            };
+            by_queue.entry(arn).or_default().push((
+                index,
+                VisibilityDelay {
+                    receipt_handle,
+                    seconds,
+                },
+            ));
+        }
+        by_queue
     }
 
     /// `Some(MAX_RECEIVE_COUNT)` when this is a record's last receive before the queue's
@@ -237,31 +281,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
         let Some((redelivery, policy)) = &self.redelivery else {
             return Vec::new();
         };
-        let now = Instant::now();
-        // Records of one batch come from one queue, but nothing relies on that.
-        let mut by_queue: BTreeMap<&str, Vec<(usize, VisibilityDelay<'_>)>> = BTreeMap::new();
-        let wall_now = SystemTime::now();
-        for (index, (outcome, message)) in report.outcomes.iter().zip(messages).enumerate() {
-            if !wanted(outcome) {
-                continue;
-            }
-            let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
-                continue;
-            };
-            // SQS refuses a visibility past 12 h from this receive: ask for what is left.
-            let seconds = seconds.min(message.visibility_left(wall_now, MAX_VISIBILITY_SECONDS));
-            let (Some(arn), Some(receipt_handle)) = (message.queue_arn, message.receipt_handle)
-            else {
-                continue;
-            };
-            by_queue.entry(arn).or_default().push((
-                index,
-                VisibilityDelay {
-                    receipt_handle,
-                    seconds,
-                },
-            ));
-        }
+        let by_queue = self.delays(report, messages, policy, wanted);
         let mut delayed = Vec::new();
         for (arn, entries) in by_queue {
             let delays: Vec<VisibilityDelay<'_>> = entries.iter().map(|(_, d)| *d).collect();
@@ -322,8 +342,9 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
+    use std::time::SystemTime;
+
     use super::*;
-    use crate::core::ports::DeadLetter;
     use crate::core::record::RECEIVE_AGE_BOUND;
     use crate::core::report::{Reason, RecordOutcome};
 

@@ -233,35 +233,46 @@ impl Groups {
                     continue;
                 }
             };
-            match answer {
-                Ok(()) => {
-                    for orphan in answer_all(group, &Ok(())) {
-                        if let Err(error) = release(&self.client, &self.table, &orphan).await {
-                            tracing::warn!(
-                                %error,
-                                "a claim written after its record gave up could not be released; it lapses with its lease"
-                            );
-                        }
+            self.answer(group, answer).await;
+        }
+    }
+
+    /// Answers a group's writes by what `TransactWriteItems` said: all written (a claim
+    /// whose record gave up meanwhile is released), cancelled (each by its reason; the
+    /// innocent go again, after a pause), or failed.
+    async fn answer(
+        &self,
+        group: Vec<Queued>,
+        answer: Result<(), SdkError<TransactWriteItemsError>>,
+    ) {
+        match answer {
+            Ok(()) => {
+                for orphan in answer_all(group, &Ok(())) {
+                    if let Err(error) = release(&self.client, &self.table, &orphan).await {
+                        tracing::warn!(
+                            %error,
+                            "a claim written after its record gave up could not be released; it lapses with its lease"
+                        );
                     }
                 }
-                Err(SdkError::ServiceError(service)) => match service.err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        let reasons = cancelled.cancellation_reasons().to_vec();
-                        let retry = self.cancelled(group, &reasons);
-                        if !retry.is_empty() {
-                            // Not straight back into the same conflict or throttle.
-                            tokio::time::sleep(RETRY_PAUSE).await;
-                        }
-                        self.retry_first(retry);
+            }
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons().to_vec();
+                    let retry = self.cancelled(group, &reasons);
+                    if !retry.is_empty() {
+                        // Not straight back into the same conflict or throttle.
+                        tokio::time::sleep(RETRY_PAUSE).await;
                     }
-                    _ => {
-                        let error = failed("TransactWriteItems", &SdkError::ServiceError(service));
-                        let _ = answer_all(group, &Err(error));
-                    }
-                },
-                Err(err) => {
-                    let _ = answer_all(group, &Err(failed("TransactWriteItems", &err)));
+                    self.retry_first(retry);
                 }
+                _ => {
+                    let error = failed("TransactWriteItems", &SdkError::ServiceError(service));
+                    let _ = answer_all(group, &Err(error));
+                }
+            },
+            Err(err) => {
+                let _ = answer_all(group, &Err(failed("TransactWriteItems", &err)));
             }
         }
     }
