@@ -203,11 +203,7 @@ impl Config {
                 MIN_TTL_SECONDS..=MAX_CONFIGURED_TTL_SECONDS,
                 base.message_ttl,
             )?,
-            send_rate: get(SEND_RATE_LIMIT)
-                .map(|rate| {
-                    SendRate::parse(&rate).map_err(|problem| invalid(SEND_RATE_LIMIT, problem))
-                })
-                .transpose()?,
+            send_rate: read_send_rate(&get)?,
             max_attempts: ranged(
                 SEND_MAX_ATTEMPTS,
                 get(SEND_MAX_ATTEMPTS),
@@ -215,9 +211,8 @@ impl Config {
                 u64::from(base.max_attempts),
             )? as u32,
             max_receive_count: get(MAX_RECEIVE_COUNT)
-                .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0))
-                .transpose()?
-                .map(|count| count as u32),
+                .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0).map(|n| n as u32))
+                .transpose()?,
             idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
             idempotency_ttl: seconds(
                 IDEMPOTENCY_TTL_SECONDS,
@@ -225,14 +220,7 @@ impl Config {
                 3_600..=31_536_000,
                 base.idempotency_ttl,
             )?,
-            on_unknown_outcome: one_of(
-                ON_UNKNOWN_OUTCOME,
-                get(ON_UNKNOWN_OUTCOME),
-                &[
-                    ("retry", UnknownOutcome::Retry),
-                    ("dead-letter", UnknownOutcome::DeadLetter),
-                ],
-            )?,
+            on_unknown_outcome: read_on_unknown(&get)?,
             metrics: read_metrics(&get),
             tls_roots: one_of(
                 TLS_ROOTS,
@@ -315,6 +303,25 @@ fn ignored_v2(get: &impl Fn(&str) -> Option<String>, backend: Backend) -> Option
             "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
         )
     })
+}
+
+/// Sends per second per instance (`N/s`, `N/min`); unset: unpaced.
+fn read_send_rate(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SendRate>, ConfigError> {
+    get(SEND_RATE_LIMIT)
+        .map(|rate| SendRate::parse(&rate).map_err(|problem| invalid(SEND_RATE_LIMIT, problem)))
+        .transpose()
+}
+
+/// What the ledger does with a key whose earlier attempt's outcome is unknown.
+fn read_on_unknown(get: &impl Fn(&str) -> Option<String>) -> Result<UnknownOutcome, ConfigError> {
+    one_of(
+        ON_UNKNOWN_OUTCOME,
+        get(ON_UNKNOWN_OUTCOME),
+        &[
+            ("retry", UnknownOutcome::Retry),
+            ("dead-letter", UnknownOutcome::DeadLetter),
+        ],
+    )
 }
 
 /// CloudWatch EMF metrics, written when running as a Lambda function.
