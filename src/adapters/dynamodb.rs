@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::core::ledger::{Claim, Entry, Settle, Status, UnknownOutcome};
+use crate::core::ledger::{Claim, Entry, Finish, Status, UnknownOutcome};
 use crate::core::ports::{ClaimAnswer, Ledger};
 
 const ID: &str = "id";
@@ -53,7 +53,7 @@ impl DynamoLedger {
     }
 
     /// A claim with the whole of `may_claim` as its condition, which returns what it
-    /// replaced: taking over an unknown outcome, or anything a group could not settle.
+    /// replaced: taking over an unknown outcome, or anything a group could not finish.
     async fn claim_alone(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
         // `may_claim`: free, void by its stored expiration, or (retry policy) the same
         // message whose outcome is unknown: marked so, or a claim whose lease ran out.
@@ -171,9 +171,12 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
     })
 }
 
-/// A write to one's own claim that finds it taken over or settled since is done: the
+/// A write to one's own claim that finds it taken over or finished since is done: the
 /// standing entry is the newer truth.
-fn settled_unless_taken_over<T, E>(answer: Result<T, SdkError<E>>, what: &str) -> Result<(), String>
+fn finished_unless_taken_over<T, E>(
+    answer: Result<T, SdkError<E>>,
+    what: &str,
+) -> Result<(), String>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -200,14 +203,14 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn settle(&self, claim: &Claim, settle: &Settle) -> Result<(), String> {
+    async fn finish(&self, claim: &Claim, last: &Finish) -> Result<(), String> {
         let key = HashMap::from([(ID.to_owned(), s(&claim.key))]);
         let mine = s(&claim.entry.claim_id);
-        match settle {
-            Settle::Sent { voice_message_id } => {
+        match last {
+            Finish::Sent { voice_message_id } => {
                 self.groups.sent(claim, voice_message_id.clone()).await
             }
-            Settle::Unknown => settled_unless_taken_over(
+            Finish::Unknown => finished_unless_taken_over(
                 self.client
                     .update_item()
                     .table_name(&self.table)
@@ -222,7 +225,7 @@ impl Ledger for DynamoLedger {
                     .await,
                 "UpdateItem",
             ),
-            Settle::Release => release(&self.client, &self.table, claim).await,
+            Finish::Release => release(&self.client, &self.table, claim).await,
         }
     }
 }
@@ -230,7 +233,7 @@ impl Ledger for DynamoLedger {
 /// Deletes `claim` if it still stands as written, in progress: a claim that certainly placed
 /// nothing, or one nobody is left to use.
 async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), String> {
-    settled_unless_taken_over(
+    finished_unless_taken_over(
         client
             .delete_item()
             .table_name(table)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::core::ledger::{may_claim, Claim, Entry, Settle, Status};
+use crate::core::ledger::{may_claim, Claim, Entry, Finish, Status};
 use crate::core::ports::{ClaimAnswer, Ledger};
 
 #[derive(Debug, Default)]
@@ -53,16 +53,16 @@ impl Ledger for MemoryLedger {
         Ok(ClaimAnswer::Claimed { replaced })
     }
 
-    async fn settle(&self, claim: &Claim, settle: &Settle) -> Result<(), String> {
+    async fn finish(&self, claim: &Claim, last: &Finish) -> Result<(), String> {
         self.check_up()?;
         let mut entries = self.entries();
         let own = entries.get(&claim.key).is_some_and(|entry| {
             entry.claim_id == claim.entry.claim_id && entry.status == Status::InProgress
         });
-        match settle {
+        match last {
             // The truth whoever holds the key now: the call went out. Missing, it is written
             // whole.
-            Settle::Sent { voice_message_id } => {
+            Finish::Sent { voice_message_id } => {
                 let entry = entries
                     .entry(claim.key.clone())
                     .or_insert_with(|| claim.entry.clone());
@@ -70,16 +70,16 @@ impl Ledger for MemoryLedger {
                 entry.claim_id = claim.entry.claim_id.clone();
                 entry.voice_message_id = voice_message_id.clone();
             }
-            Settle::Unknown if own => {
+            Finish::Unknown if own => {
                 if let Some(entry) = entries.get_mut(&claim.key) {
                     entry.status = Status::Unknown;
                 }
             }
-            Settle::Release if own => {
+            Finish::Release if own => {
                 entries.remove(&claim.key);
             }
-            // Taken over or settled since: the standing entry stays.
-            Settle::Unknown | Settle::Release => {}
+            // Taken over or finished since: the standing entry stays.
+            Finish::Unknown | Finish::Release => {}
         }
         Ok(())
     }

@@ -167,7 +167,7 @@ impl CircuitBreaker {
     }
 
     /// Records how an attempt ended: `None` for a call the service accepted.
-    pub fn record(&self, mut attempt: Attempt, failure: Option<Signal>, now: Instant) {
+    pub fn observe(&self, mut attempt: Attempt, failure: Option<Signal>, now: Instant) {
         attempt.inner = None;
         let mut inner = lock(&self.inner);
         let healthy = matches!(failure, None | Some(Signal::Answered));
@@ -265,7 +265,7 @@ mod tests {
     fn fail(breaker: &CircuitBreaker, signal: Signal) {
         let now = Instant::now();
         let attempt = breaker.admit(now).expect("admitted");
-        breaker.record(attempt, Some(signal), now);
+        breaker.observe(attempt, Some(signal), now);
     }
 
     fn open_remaining(breaker: &CircuitBreaker) -> Duration {
@@ -329,7 +329,7 @@ mod tests {
         assert!(probe.is_probe());
         let other = breaker.admit(now).unwrap_err();
         assert_eq!(other.remaining, Duration::ZERO, "only one probe at a time");
-        breaker.record(probe, None, now);
+        breaker.observe(probe, None, now);
         assert!(!breaker.is_open(now));
         assert!(!breaker.admit(now).unwrap().is_probe());
     }
@@ -363,7 +363,7 @@ mod tests {
             .admit(now)
             .expect("a new probe after an abandoned one");
         assert!(probe.is_probe());
-        breaker.record(probe, Some(Signal::Throttled), now);
+        breaker.observe(probe, Some(Signal::Throttled), now);
         assert!(breaker.admit(now).unwrap().is_probe());
     }
 
@@ -375,7 +375,7 @@ mod tests {
         for _ in 0..3 {
             fail(&breaker, Signal::ServiceFailing);
         }
-        breaker.record(late, None, now);
+        breaker.observe(late, None, now);
         assert!(breaker.is_open(now), "a late success is not a probe");
     }
 

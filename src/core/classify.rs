@@ -42,10 +42,11 @@ pub enum SendFailure {
 /// Whether a failure deserves another delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// May succeed later: let SQS redeliver (and, after `maxReceiveCount`, dead-letter).
-    Transient,
-    /// Will fail the same way every time: retrying only burns quota and delays the DLQ.
-    Permanent,
+    /// May succeed later: let SQS redeliver it (the record's fate is transient).
+    Redeliver,
+    /// Will fail the same way every time: retrying only burns quota and delays the DLQ (the
+    /// record's fate is permanent).
+    GiveUp,
 }
 
 /// Error codes that mean "this request itself is wrong": retrying cannot help. v1's, then
@@ -167,23 +168,23 @@ const TRANSIENT_CODES: &[&str] = &[
 
 pub fn classify(failure: &SendFailure, origins: Origins) -> Disposition {
     if missing_configured_resource(failure, origins) {
-        return Disposition::Transient;
+        return Disposition::Redeliver;
     }
     match failure {
         SendFailure::Service {
             code: Some(code), ..
-        } if PERMANENT_CODES.contains(&code.as_str()) => Disposition::Permanent,
+        } if PERMANENT_CODES.contains(&code.as_str()) => Disposition::GiveUp,
         SendFailure::Service {
             code: Some(code), ..
-        } if TRANSIENT_CODES.contains(&code.as_str()) => Disposition::Transient,
+        } if TRANSIENT_CODES.contains(&code.as_str()) => Disposition::Redeliver,
         // An unknown code, or none (a bare 5xx from a proxy): retry, and let redrive decide.
-        SendFailure::Service { .. } => Disposition::Transient,
+        SendFailure::Service { .. } => Disposition::Redeliver,
         SendFailure::Timeout(_) | SendFailure::Connection(_) | SendFailure::NotConnected(_) => {
-            Disposition::Transient
+            Disposition::Redeliver
         }
         // The same input builds the same broken request every time.
-        SendFailure::InvalidRequest(_) => Disposition::Permanent,
-        SendFailure::UnreadableResponse { .. } => Disposition::Transient,
+        SendFailure::InvalidRequest(_) => Disposition::GiveUp,
+        SendFailure::UnreadableResponse { .. } => Disposition::Redeliver,
     }
 }
 
@@ -349,7 +350,7 @@ mod tests {
         ] {
             assert_eq!(
                 classify(&service(Some(code), status), Origins::MESSAGE),
-                Disposition::Transient,
+                Disposition::Redeliver,
                 "{code}"
             );
         }
@@ -359,11 +360,11 @@ mod tests {
     fn bad_request_and_not_found_are_permanent() {
         assert_eq!(
             classify(&service(Some("BadRequestException"), 400), Origins::MESSAGE),
-            Disposition::Permanent
+            Disposition::GiveUp
         );
         assert_eq!(
             classify(&service(Some("NotFoundException"), 404), Origins::MESSAGE),
-            Disposition::Permanent
+            Disposition::GiveUp
         );
     }
 
@@ -372,38 +373,32 @@ mod tests {
         let not_found = service(Some("NotFoundException"), 404);
         assert_eq!(
             classify(&not_found, Origins::CONFIGURED_SET),
-            Disposition::Transient
+            Disposition::Redeliver
         );
         assert_eq!(
             signal(&not_found, Origins::CONFIGURED_SET),
             Signal::ServiceFailing
         );
-        assert_eq!(
-            classify(&not_found, Origins::MESSAGE),
-            Disposition::Permanent
-        );
+        assert_eq!(classify(&not_found, Origins::MESSAGE), Disposition::GiveUp);
         assert_eq!(signal(&not_found, Origins::MESSAGE), Signal::Answered);
         let v2_not_found = service(Some("ResourceNotFoundException"), 404);
         assert_eq!(
             classify(&v2_not_found, Origins::CONFIGURED_SET),
-            Disposition::Transient
+            Disposition::Redeliver
         );
         assert_eq!(
             classify(&v2_not_found, Origins::MESSAGE),
-            Disposition::Permanent
+            Disposition::GiveUp
         );
         // Only NotFound depends on it.
         let bad = service(Some("BadRequestException"), 400);
-        assert_eq!(
-            classify(&bad, Origins::CONFIGURED_SET),
-            Disposition::Permanent
-        );
+        assert_eq!(classify(&bad, Origins::CONFIGURED_SET), Disposition::GiveUp);
         assert_eq!(signal(&bad, Origins::CONFIGURED_SET), Signal::Answered);
     }
 
     #[test]
     fn a_v2_resource_not_found_is_a_deploy_error_only_for_the_functions_own_resource() {
-        use Disposition::{Permanent, Transient};
+        use Disposition::{GiveUp, Redeliver};
         let missing = |resource_type: Option<&str>| SendFailure::Service {
             code: Some("ResourceNotFoundException".to_owned()),
             status: Some(400),
@@ -423,21 +418,17 @@ mod tests {
             (
                 Some("configuration-set"),
                 Origins::CONFIGURED_SET,
-                Transient,
+                Redeliver,
             ),
-            (Some("configuration-set"), configured_identity, Permanent),
-            (Some("pool"), configured_identity, Transient),
-            (Some("phone-number"), configured_identity, Transient),
+            (Some("configuration-set"), configured_identity, GiveUp),
+            (Some("pool"), configured_identity, Redeliver),
+            (Some("phone-number"), configured_identity, Redeliver),
             // The function's set, but the identity the message named is missing.
-            (Some("pool"), Origins::CONFIGURED_SET, Permanent),
+            (Some("pool"), Origins::CONFIGURED_SET, GiveUp),
             // A protect configuration only a message names.
-            (
-                Some("protect-configuration"),
-                everything_configured,
-                Permanent,
-            ),
-            (None, configured_identity, Transient),
-            (None, Origins::MESSAGE, Permanent),
+            (Some("protect-configuration"), everything_configured, GiveUp),
+            (None, configured_identity, Redeliver),
+            (None, Origins::MESSAGE, GiveUp),
         ] {
             let failure = missing(resource_type);
             assert_eq!(
@@ -445,7 +436,7 @@ mod tests {
                 expected,
                 "{resource_type:?} {origins:?}"
             );
-            let health = if expected == Transient {
+            let health = if expected == Redeliver {
                 Signal::ServiceFailing
             } else {
                 Signal::Answered
@@ -470,17 +461,17 @@ mod tests {
 
     #[test]
     fn every_row_of_the_v2_error_model() {
-        use Disposition::{Permanent, Transient};
+        use Disposition::{GiveUp, Redeliver};
         let origins = Origins::MESSAGE;
         for (failure, disposition, health) in [
             (
                 v2("ThrottlingException", None),
-                Transient,
+                Redeliver,
                 Signal::Throttled,
             ),
             (
                 v2("InternalServerException", None),
-                Transient,
+                Redeliver,
                 Signal::ServiceFailing,
             ),
             (
@@ -488,7 +479,7 @@ mod tests {
                     "ServiceQuotaExceededException",
                     Some("DAILY_DESTINATION_CALL_LIMIT"),
                 ),
-                Transient,
+                Redeliver,
                 Signal::Answered,
             ),
             (
@@ -496,17 +487,17 @@ mod tests {
                     "ServiceQuotaExceededException",
                     Some("MONTHLY_SPEND_LIMIT_REACHED_FOR_VOICE"),
                 ),
-                Transient,
+                Redeliver,
                 Signal::Blocked,
             ),
             (
                 v2("AccessDeniedException", Some("ACCOUNT_DISABLED")),
-                Transient,
+                Redeliver,
                 Signal::ServiceFailing,
             ),
             (
                 v2("ValidationException", Some("INVALID_PARAMETER")),
-                Permanent,
+                GiveUp,
                 Signal::Answered,
             ),
             (
@@ -514,12 +505,12 @@ mod tests {
                     "ConflictException",
                     Some("DESTINATION_PHONE_NUMBER_OPTED_OUT"),
                 ),
-                Permanent,
+                GiveUp,
                 Signal::Answered,
             ),
             (
                 v2("ResourceNotFoundException", None),
-                Permanent,
+                GiveUp,
                 Signal::Answered,
             ),
         ] {
@@ -564,7 +555,7 @@ mod tests {
                     &service(Some("SomethingNewException"), status),
                     Origins::MESSAGE
                 ),
-                Disposition::Transient
+                Disposition::Redeliver
             );
         }
     }
@@ -573,7 +564,7 @@ mod tests {
     fn any_5xx_without_a_code_is_transient() {
         for status in [500, 502, 503, 504] {
             let failure = service(None, status);
-            assert_eq!(classify(&failure, Origins::MESSAGE), Disposition::Transient);
+            assert_eq!(classify(&failure, Origins::MESSAGE), Disposition::Redeliver);
             assert_eq!(failure.code(), format!("Http{status}"));
         }
     }
@@ -582,11 +573,11 @@ mod tests {
     fn timeouts_and_connection_errors_are_transient() {
         assert_eq!(
             classify(&SendFailure::Timeout("t".into()), Origins::MESSAGE),
-            Disposition::Transient
+            Disposition::Redeliver
         );
         assert_eq!(
             classify(&SendFailure::Connection("c".into()), Origins::MESSAGE),
-            Disposition::Transient
+            Disposition::Redeliver
         );
         assert_eq!(
             classify(
@@ -596,7 +587,7 @@ mod tests {
                 },
                 Origins::MESSAGE
             ),
-            Disposition::Transient
+            Disposition::Redeliver
         );
     }
 
@@ -607,7 +598,7 @@ mod tests {
                 &SendFailure::InvalidRequest("missing field".into()),
                 Origins::MESSAGE
             ),
-            Disposition::Permanent
+            Disposition::GiveUp
         );
     }
 

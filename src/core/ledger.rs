@@ -128,7 +128,7 @@ pub fn refusal(existing: &Entry, claim: &Claim) -> Refusal {
 
 /// What becomes of a claim once the record is done with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settle {
+pub enum Finish {
     /// The call went out.
     Sent { voice_message_id: Option<String> },
     /// It may have gone out: a timeout after the request was written, a connection lost

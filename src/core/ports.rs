@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::core::classify::SendFailure;
 use crate::core::contract::VoiceMessage;
-use crate::core::ledger::{Claim, Entry, Settle};
+use crate::core::ledger::{Claim, Entry, Finish};
 use crate::core::record::Attribute;
 use crate::core::report::RecordOutcome;
 
@@ -103,10 +103,10 @@ pub trait Ledger: Send + Sync {
     /// Records what became of `claim`. `Sent` is written whoever holds the key now (the call
     /// went out) and takes the key over; `Unknown` and `Release` touch only the caller's own
     /// claim, still in progress.
-    fn settle(
+    fn finish(
         &self,
         claim: &Claim,
-        settle: &Settle,
+        last: &Finish,
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
@@ -127,7 +127,7 @@ impl Ledger for NoLedger {
         Err("no idempotency ledger is configured".to_owned())
     }
 
-    async fn settle(&self, _claim: &Claim, _settle: &Settle) -> Result<(), String> {
+    async fn finish(&self, _claim: &Claim, _last: &Finish) -> Result<(), String> {
         Err("no idempotency ledger is configured".to_owned())
     }
 }
@@ -138,11 +138,11 @@ impl<T: Ledger> Ledger for std::sync::Arc<T> {
         self.as_ref().claim(claim)
     }
 
-    fn settle(
+    fn finish(
         &self,
         claim: &Claim,
-        settle: &Settle,
+        last: &Finish,
     ) -> impl Future<Output = Result<(), String>> + Send {
-        self.as_ref().settle(claim, settle)
+        self.as_ref().finish(claim, last)
     }
 }

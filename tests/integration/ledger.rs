@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use voice_dispatch::adapters::dynamodb::DynamoLedger;
 use voice_dispatch::adapters::memory_ledger::MemoryLedger;
 use voice_dispatch::core::ledger::{
-    body_hash, refusal, Claim, Entry, Refusal, Settle, Status, UnknownOutcome,
+    body_hash, refusal, Claim, Entry, Finish, Refusal, Status, UnknownOutcome,
 };
 use voice_dispatch::core::ports::{ClaimAnswer, Ledger};
 use voice_dispatch::core::report::Fate;
@@ -55,7 +55,7 @@ async fn answer<L: Ledger>(ledger: &L, claim: &Claim) -> Answer {
 /// One script of claims and settlements, with the answer each claim must get.
 async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
     use UnknownOutcome::{DeadLetter, Retry};
-    let sent = |id: &str| Settle::Sent {
+    let sent = |id: &str| Finish::Sent {
         voice_message_id: Some(id.to_owned()),
     };
     let mut answers = Vec::new();
@@ -64,20 +64,20 @@ async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
     answers.push(answer(ledger, &a1).await);
     answers.push(answer(ledger, &claim("a", "body", "c2", NOW_MS, Retry)).await);
     // Sent: a duplicate, with the call's id; the same key for another body is reuse.
-    ledger.settle(&a1, &sent("voice-1")).await.unwrap();
+    ledger.finish(&a1, &sent("voice-1")).await.unwrap();
     answers.push(answer(ledger, &claim("a", "body", "c3", NOW_MS, Retry)).await);
     answers.push(answer(ledger, &claim("a", "other", "c4", NOW_MS, Retry)).await);
     // Unknown: at most once refuses it, retry takes it over.
     let b5 = claim("b", "body", "c5", NOW_MS, Retry);
     answer(ledger, &b5).await;
-    ledger.settle(&b5, &Settle::Unknown).await.unwrap();
+    ledger.finish(&b5, &Finish::Unknown).await.unwrap();
     answers.push(answer(ledger, &claim("b", "body", "c6", NOW_MS, DeadLetter)).await);
     let b7 = claim("b", "body", "c7", NOW_MS, Retry);
     answers.push(answer(ledger, &b7).await);
     // A release by a claim that no longer holds the key does nothing; the holder's frees it.
-    ledger.settle(&b5, &Settle::Release).await.unwrap();
+    ledger.finish(&b5, &Finish::Release).await.unwrap();
     answers.push(answer(ledger, &claim("b", "body", "c8", NOW_MS, Retry)).await);
-    ledger.settle(&b7, &Settle::Release).await.unwrap();
+    ledger.finish(&b7, &Finish::Release).await.unwrap();
     let b9 = claim("b", "body", "c9", NOW_MS, DeadLetter);
     answers.push(answer(ledger, &b9).await);
     // A lease that ran out (its holder died): unknown outcome.
@@ -86,12 +86,12 @@ async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
     let b11 = claim("b", "body", "c11", later, Retry);
     answers.push(answer(ledger, &b11).await);
     // The lapsed holder's late writes do not touch the new claim.
-    ledger.settle(&b9, &Settle::Unknown).await.unwrap();
-    ledger.settle(&b9, &Settle::Release).await.unwrap();
+    ledger.finish(&b9, &Finish::Unknown).await.unwrap();
+    ledger.finish(&b9, &Finish::Release).await.unwrap();
     answers.push(answer(ledger, &claim("b", "body", "c12", later, Retry)).await);
     // A placed call's SENT is written whole even if its item vanished meanwhile.
     let d13 = claim("d", "body", "c13", NOW_MS, Retry);
-    ledger.settle(&d13, &sent("voice-2")).await.unwrap();
+    ledger.finish(&d13, &sent("voice-2")).await.unwrap();
     answers.push(answer(ledger, &claim("d", "other", "c14", NOW_MS, Retry)).await);
     answers.push(answer(ledger, &claim("d", "body", "c15", NOW_MS, Retry)).await);
     // A call that went out after its claim was taken over: the new holder's release cannot
@@ -100,8 +100,8 @@ async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
     answer(ledger, &e16).await;
     let e17 = claim("e", "body", "c17", later, Retry);
     answers.push(answer(ledger, &e17).await);
-    ledger.settle(&e16, &sent("voice-3")).await.unwrap();
-    ledger.settle(&e17, &Settle::Release).await.unwrap();
+    ledger.finish(&e16, &sent("voice-3")).await.unwrap();
+    ledger.finish(&e17, &Finish::Release).await.unwrap();
     answers.push(answer(ledger, &claim("e", "body", "c18", later, Retry)).await);
     // An entry past its stored expiration is void, whatever the store still holds.
     let much_later = NOW_MS + 2 * 86_400_000;
@@ -211,11 +211,11 @@ async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
     create_ledger_table(&dynamodb, "grouped").await;
     let ledger = DynamoLedger::new(dynamodb, "grouped".into());
     let now = now_ms();
-    let sent = |id: &str| Settle::Sent {
+    let sent = |id: &str| Finish::Sent {
         voice_message_id: Some(id.to_owned()),
     };
     // 60 calls placed at once, and a second SENT for k0 (another holder's) in the same burst.
-    let mut writes: Vec<(Claim, Settle)> = (0..60)
+    let mut writes: Vec<(Claim, Finish)> = (0..60)
         .map(|i| {
             let key = format!("k{i}");
             let claim = claim(&key, "body", &format!("c{i}"), now, UnknownOutcome::Retry);
@@ -229,7 +229,7 @@ async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
     let mut tasks = tokio::task::JoinSet::new();
     for (claim, settle) in writes {
         let ledger = ledger.clone();
-        tasks.spawn(async move { ledger.settle(&claim, &settle).await });
+        tasks.spawn(async move { ledger.finish(&claim, &settle).await });
     }
     while let Some(written) = tasks.join_next().await {
         written.unwrap().expect("every SENT write lands");
@@ -285,14 +285,14 @@ async fn claims_that_meet_share_a_request_and_a_refused_one_does_not_sink_the_re
             now,
             UnknownOutcome::Retry,
         );
-        let sent = Settle::Sent {
+        let sent = Finish::Sent {
             voice_message_id: Some(format!("voice-{i}")),
         };
-        ledger.settle(&earlier, &sent).await.unwrap();
+        ledger.finish(&earlier, &sent).await.unwrap();
     }
     let earlier = claim("u", "body", "earlier", now, UnknownOutcome::Retry);
     ledger.claim(&earlier).await.unwrap();
-    ledger.settle(&earlier, &Settle::Unknown).await.unwrap();
+    ledger.finish(&earlier, &Finish::Unknown).await.unwrap();
     let before = operations.0.lock().unwrap().len();
 
     let keys: Vec<String> = (0..35)

@@ -36,7 +36,7 @@ const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 #[derive(Debug)]
 pub(super) enum Grouped {
     Answered(ClaimAnswer),
-    /// The group could not settle it: the caller writes it alone, with the full condition.
+    /// The group could not finish it: the caller writes it alone, with the full condition.
     Alone,
 }
 
@@ -322,7 +322,7 @@ impl Groups {
 
 /// Answers every write of a group by its result: a claim written is claimed, one that failed
 /// is tried alone; a `SENT` learns the result. Returns the claims written for a waiter that
-/// is gone (its cutoff passed while the group was in flight): nobody will send or settle
+/// is gone (its cutoff passed while the group was in flight): nobody will send or finish
 /// them, so they must be released, or the next delivery would find an unknown outcome.
 fn answer_all(group: Vec<Queued>, result: &Result<(), String>) -> Vec<Claim> {
     let mut orphans = Vec::new();

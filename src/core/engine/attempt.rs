@@ -94,7 +94,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Send::Abandoned => return (attempt.abandoned(), true),
                 Send::Answered(Err(failure), admitted) => (failure, admitted),
                 Send::Answered(Ok(call), admitted) => {
-                    self.breaker.record(admitted, None, Instant::now());
+                    self.breaker.observe(admitted, None, Instant::now());
                     if let Some(pacer) = &self.pacer {
                         pacer.succeeded();
                     }
@@ -184,7 +184,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let now = Instant::now();
         if now - started >= start_floor(self.settings.attempt_timeout) {
             self.breaker
-                .record(admitted, Some(Signal::ServiceFailing), now);
+                .observe(admitted, Some(Signal::ServiceFailing), now);
         }
         Send::Abandoned
     }
@@ -203,7 +203,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     ) -> bool {
         let health = signal(failure, origins(tries.message));
         let now = Instant::now();
-        self.breaker.record(admitted, Some(health), now);
+        self.breaker.observe(admitted, Some(health), now);
         if health != Signal::Throttled {
             return false;
         }
@@ -232,7 +232,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let wall = self.clock.wall();
         let named = classify::retry_at(failure, wall)
             .map(|at| Instant::now() + at.duration_since(wall).unwrap_or_default());
-        let retry_in_place = disposition == Disposition::Transient
+        let retry_in_place = disposition == Disposition::Redeliver
             && placed_nothing(failure)
             && !recipient_limited
             && named.is_none()
@@ -246,7 +246,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 return Next::Done(attempt.expires_first(&expiry, at, failure.reason()));
             }
         }
-        if disposition == Disposition::Transient {
+        if disposition == Disposition::Redeliver {
             // Past its time to live now: say so at once rather than on the next delivery.
             if let Some(expiry) = tries.expiry.filter(|e| e.is_past(Instant::now())) {
                 return Next::Done(attempt.expired(&expiry));

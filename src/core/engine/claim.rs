@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::budget::Cutoffs;
 use super::outcomes::{epoch_ms, AttemptLoop};
 use super::BatchEngine;
-use crate::core::ledger::{self, Claim, Entry, Refusal, Settle, Status};
+use crate::core::ledger::{self, Claim, Entry, Finish, Refusal, Status};
 use crate::core::ports::{ClaimAnswer, Ledger, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
@@ -96,7 +96,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// A claim that failed or timed out may still have been written: released, best effort,
     /// so that it does not stand as an unknown outcome once its lease runs out.
     async fn release_uncertain_claim(&self, ledger: &L, claim: &Claim, cutoffs: Cutoffs) {
-        let release = ledger.settle(claim, &Settle::Release);
+        let release = ledger.finish(claim, &Finish::Release);
         let _ = tokio::time::timeout_at(cutoffs.record_by, release).await;
     }
 
@@ -112,17 +112,17 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         cutoffs: Cutoffs,
     ) {
         let last = match outcome.fate {
-            Fate::Sent => Settle::Sent {
+            Fate::Sent => Finish::Sent {
                 voice_message_id: outcome.voice_message_id.clone(),
             },
-            _ if maybe_placed => Settle::Unknown,
-            _ => Settle::Release,
+            _ if maybe_placed => Finish::Unknown,
+            _ => Finish::Release,
         };
         let mut tries = 0u32;
         let error = loop {
             tries += 1;
             let written =
-                tokio::time::timeout_at(cutoffs.record_by, ledger.settle(claim, &last)).await;
+                tokio::time::timeout_at(cutoffs.record_by, ledger.finish(claim, &last)).await;
             let error = match written {
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => error,
@@ -136,7 +136,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         };
         let fate = outcome.fate.as_str();
         match last {
-            Settle::Sent { .. } => tracing::error!(
+            Finish::Sent { .. } => tracing::error!(
                 message_id = %outcome.message_id, fate, tries, error = %scrub_phone_numbers(&error),
                 "the call was placed but the ledger could not record it: a redelivery would call again"
             ),

@@ -31,7 +31,7 @@ use crate::core::breaker::{BreakerSettings, CircuitBreaker};
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::contract::{MessageDefaults, VoiceMessage};
 use crate::core::expiry::Expiry;
-use crate::core::ledger::{Settle, UnknownOutcome};
+use crate::core::ledger::{Finish, UnknownOutcome};
 use crate::core::pacing::{Pacer, SendRate};
 use crate::core::ports::{Ledger, NoLedger, OutcomeLine, VoiceSender};
 use crate::core::record::Record;
@@ -269,7 +269,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let dry_run = message.v2.as_ref().and_then(|v2| v2.dry_run) == Some(true);
         if dry_run && outcome.fate == Fate::Sent {
             // A dry run placed nothing: the key stays free for the real call.
-            let release = ledger.settle(&claim, &Settle::Release);
+            let release = ledger.finish(&claim, &Finish::Release);
             let _ = tokio::time::timeout_at(cutoffs.record_by, release).await;
         } else {
             self.finish(ledger, &claim, &outcome, maybe_placed, cutoffs)

@@ -26,8 +26,8 @@ impl AttemptLoop {
 
     pub(super) fn failed(&mut self, failure: &SendFailure, disposition: Disposition) {
         self.outcome.fate = match disposition {
-            Disposition::Transient => Fate::Transient,
-            Disposition::Permanent => Fate::Permanent,
+            Disposition::Redeliver => Fate::Transient,
+            Disposition::GiveUp => Fate::Permanent,
         };
         self.outcome.reason = Some(reason_of(failure));
     }
