@@ -1,10 +1,11 @@
-//! voice-dispatch: SQS voice-call requests to Amazon Pinpoint SMS Voice `SendVoiceMessage`,
-//! each record given its fate (sent, transient, permanent, deferred) and the partial batch
-//! response SQS acts on.
+//! voice-dispatch: SQS voice-call requests to `SendVoiceMessage` (Amazon Pinpoint SMS Voice,
+//! or End User Messaging SMS and Voice v2), each record given one fate (the table is
+//! [`core::report::FATES`]) and the partial batch response SQS acts on.
 //!
-//! The pure core (`message`, `phone`, `classify`, `expiry`, `pacing`, `breaker`, `ledger`, `engine`,
-//! `report`, `backoff`, `dead_letter`, `settle`) knows nothing of the AWS SDK; `adapters` connect it to Pinpoint
-//! SMS Voice, SQS and Lambda; `wiring` builds it.
+//! [`core`] is pure: the message contract, the policies that decide fates, the batch engine
+//! and the settlement rules, behind the small traits in [`core::ports`], with no AWS type.
+//! [`adapters`] connect it to Lambda, the voice APIs, SQS and DynamoDB; [`observe`] writes
+//! what operators read; [`app`] is the use case; [`config`] and [`wiring`] build it.
 
 // Record isolation relies on catching panics; with panic = "abort" (the default of
 // `cargo lambda build --release` unless the profile says otherwise) one bad record would

@@ -8,3 +8,4 @@ pub mod pinpoint;
 pub mod pinpoint_v2;
 pub mod sqs;
 pub mod sqs_event;
+pub mod tls;

@@ -23,8 +23,9 @@ pub struct Config {
     pub max_concurrency: usize,
     /// Time kept in reserve before the invocation deadline: no send starts inside it.
     pub deadline_safety: Duration,
-    /// How long one HTTP attempt of `SendVoiceMessage` may take before the SDK gives up on
-    /// it (and retries, within its attempt budget).
+    /// How long one attempt of `SendVoiceMessage` may take (less when the invocation's
+    /// abandon point comes first). The SDK never retries it: a timed-out attempt may have
+    /// placed the call.
     pub send_attempt_timeout: Duration,
     /// Where permanent failures are sent; without it they are reported and redrive moves
     /// them after `maxReceiveCount`.
@@ -410,8 +411,6 @@ fn queue_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// v2's `MaxPricePerMinute`: up to two digits, a point, one to five digits (`0.10`), as the
-/// API's pattern says; checked at init, since every send would otherwise be refused.
 /// One of a few words, case and surrounding space ignored; unset, the first.
 fn one_of<T: Copy>(
     variable: &'static str,
@@ -439,6 +438,8 @@ fn one_of<T: Copy>(
         })
 }
 
+/// v2's `MaxPricePerMinute`: up to two digits, a point, one to five digits (`0.10`), as the
+/// API's pattern says; checked at init, since every send would otherwise be refused.
 fn max_price(price: &str) -> Result<String, ConfigError> {
     if crate::core::contract::v2_limits::is_price(price) {
         Ok(price.to_owned())

@@ -19,7 +19,9 @@ use tracing_subscriber::layer::SubscriberExt;
 const CAPPED_AT_INFO: &[&str] = &[
     "aws_config",
     "aws_runtime",
+    "aws_sdk_dynamodb",
     "aws_sdk_pinpointsmsvoice",
+    "aws_sdk_pinpointsmsvoicev2",
     "aws_sdk_sqs",
     "aws_sigv4",
     "aws_smithy_http",

@@ -320,8 +320,14 @@ async fn an_invalid_body_is_permanent_and_makes_no_call() {
 }
 
 #[tokio::test]
-async fn an_https_endpoint_gets_a_trust_store_from_the_built_in_roots() {
-    // The TLS connector is built from the roots at the first connection: the refused
+async fn an_https_endpoint_is_reached_through_the_built_in_roots_without_a_panic() {
+    // The function's client trusts the built-in Amazon roots unless told otherwise...
+    let (_, trusted) = voice_dispatch::adapters::tls::https_client_with(
+        test_config().tls_roots,
+        voice_dispatch::adapters::tls::AMAZON_TRUST_SERVICES_ROOTS,
+    );
+    assert_eq!(trusted, voice_dispatch::config::TlsRoots::Amazon);
+    // ...and its TLS connector is built from them at the first connection: the refused
     // connection is an ordinary transient failure, not a panic over the bundle.
     let report = to_a_closed_port("https").await;
     assert_eq!(error_code(&report, "m1").as_deref(), Some("ConnectError"));
@@ -332,7 +338,8 @@ async fn a_bundle_that_does_not_load_falls_back_to_the_system_roots_and_sends_st
     use voice_dispatch::config::TlsRoots;
     let garbled =
         b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
-    let (http, trusted) = voice_dispatch::wiring::https_client_with(TlsRoots::Amazon, garbled);
+    let (http, trusted) =
+        voice_dispatch::adapters::tls::https_client_with(TlsRoots::Amazon, garbled);
     assert_eq!(trusted, TlsRoots::System, "the fallback is taken, and said");
     // Handed to the client as it is, this bundle panics at the first connection ("valid PEM
     // certificate"): the record would come back as a caught panic, not a refused connection.
