@@ -17,11 +17,11 @@ use tokio::process::{Child, Command};
 use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, ReceivedCall, Script};
 
-use crate::esm::{delete, lambda_event, receive};
-use crate::moto::{
+use crate::support::body;
+use crate::support::esm::{delete, lambda_event, receive};
+use crate::support::moto::{
     create_ledger_table, messages_left, queue_pair, read_all, reason_of, send_entries, Moto, Queue,
 };
-use crate::support::body;
 
 const PROCESSES: usize = 3;
 /// Each call takes this long at the fake, so kills land on calls in flight.

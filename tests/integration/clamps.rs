@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::process::one_invocation;
+use crate::support::process::one_invocation;
 use crate::support::{body, record};
 
 fn one_record() -> Vec<Value> {
@@ -14,7 +14,7 @@ fn one_record() -> Vec<Value> {
 }
 
 /// The call was placed, nothing was reported, and exactly one WARN line was written: its text.
-fn sent_with_one_warning(run: &crate::process::Invocation) -> Vec<String> {
+fn sent_with_one_warning(run: &crate::support::process::Invocation) -> Vec<String> {
     assert_eq!(
         run.answer["batchItemFailures"],
         serde_json::json!([]),

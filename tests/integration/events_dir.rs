@@ -3,34 +3,17 @@
 //! `voice-fake/scripts/mixed-batch.json` (the local runner's default). `events/` holds SQS
 //! events only, so that `for f in events/*.json` works with `sam local invoke -e`.
 
-use std::path::Path;
-
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
 use voice_dispatch::core::report::Fate;
 use voice_fake::Script;
 
+use crate::support::events::{self, events_dir, read};
 use crate::support::*;
 
-fn events_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
-}
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(events_dir().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
-}
-
 async fn run_file(name: &str) -> (Harness, SqsEvent, voice_dispatch::core::report::BatchReport) {
-    let script = Script::from_json(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/voice-fake/scripts/mixed-batch.json"
-        ))
-        .expect("the fake's script"),
-    )
-    .expect("a valid script");
-    let harness = Harness::start(script).await;
-    let event: SqsEvent = serde_json::from_str(&sent_now(&read(name))).expect("an SQS event");
+    let harness = Harness::start(events::mixed_batch_script()).await;
+    let event = events::sent_now(name);
     let report = harness.run(&event).await;
     (harness, event, report)
 }

@@ -86,8 +86,8 @@ async fn hostile_bodies_fail_alone_with_a_structured_reason_and_no_call() {
 /// the member's position instead.
 #[tokio::test]
 async fn hostile_member_names_neither_leak_nor_bloat() {
-    use crate::moto::{create_queue, read_all, Moto};
-    use crate::process::one_invocation;
+    use crate::support::moto::{create_queue, read_all, Moto};
+    use crate::support::process::one_invocation;
     use std::time::Duration;
 
     let moto = Moto::start().await;

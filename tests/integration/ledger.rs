@@ -15,7 +15,7 @@ use voice_dispatch::core::report::Fate;
 use voice_dispatch::wiring;
 use voice_fake::{FakeVoice, Script};
 
-use crate::moto::{create_ledger_table, Moto};
+use crate::support::moto::{create_ledger_table, Moto};
 use crate::support::*;
 
 const NOW_MS: u64 = 1_764_000_000_000;

@@ -2,52 +2,18 @@
 //! written, at any level (TRACE included: the SDK logs whole requests there) and in both
 //! formats.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
-use voice_dispatch::observe::logging::{self, LogSettings, MakeWriter};
+use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_fake::Script;
 
+use crate::support::capture::Captured;
 use crate::support::*;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 fn read_event(name: &str) -> SqsEvent {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&crate::support::sent_now(
-        &std::fs::read_to_string(path).unwrap(),
-    ))
-    .unwrap()
+    crate::support::events::sent_now(name)
 }
 
 /// The secrets of an event: every `Text` and every phone number its bodies hold, and the
@@ -87,12 +53,7 @@ fn secrets(event: &SqsEvent) -> Vec<String> {
 async fn logs_of(event_file: &str, settings: LogSettings) -> (SqsEvent, Vec<String>) {
     let captured = Captured::default();
     let _guard = tracing::subscriber::set_default(logging::subscriber(&settings, captured.clone()));
-    let script = std::fs::read_to_string(format!(
-        "{}/voice-fake/scripts/mixed-batch.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let harness = Harness::start(Script::from_json(&script).unwrap()).await;
+    let harness = Harness::start(crate::support::events::mixed_batch_script()).await;
     let event = read_event(event_file);
     harness.run(&event).await;
     (event, captured.lines())
@@ -271,7 +232,7 @@ async fn reasons_are_sentences_and_numbers_are_rounded_to_what_they_mean() {
 /// the warning about the record that failed.
 #[tokio::test]
 async fn at_every_log_level_metrics_and_warnings_pass_lambdas_filter() {
-    use crate::process::{lambda_keeps, lambda_reads_level, one_invocation};
+    use crate::support::process::{lambda_keeps, lambda_reads_level, one_invocation};
     for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
         let records = vec![
             record("good", Some(&body("+12065550101", "hello"))),

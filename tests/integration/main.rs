@@ -2,9 +2,6 @@
 //! voice fake speaking Pinpoint SMS Voice's restJson1 wire protocol, and (for SQS) a real
 //! SQS-compatible server, moto.
 
-mod esm;
-mod moto;
-mod process;
 mod support;
 
 mod batch;

@@ -14,9 +14,9 @@ use voice_dispatch::core::pacing::SendRate;
 use voice_dispatch::core::report::Fate;
 use voice_fake::{FakeVoice, ReceivedCall, Script};
 
-use crate::esm::EventSourceMapping;
-use crate::moto::{queue_pair, read_all, reason_of, send_bodies, Moto};
 use crate::redrive::function;
+use crate::support::esm::EventSourceMapping;
+use crate::support::moto::{queue_pair, read_all, reason_of, send_bodies, Moto};
 use crate::support::*;
 
 /// The queues' redrive backstop, known to the function as the template wires it

@@ -13,8 +13,10 @@ use voice_dispatch::core::backoff::Backoff;
 use voice_dispatch::wiring::{self, Dispatch};
 use voice_fake::{Behaviour, FakeVoice, Script};
 
-use crate::esm::EventSourceMapping;
-use crate::moto::{messages_left, queue_pair, read_all, reason_of, send_entries, Moto, Queue};
+use crate::support::esm::EventSourceMapping;
+use crate::support::moto::{
+    messages_left, queue_pair, read_all, reason_of, send_entries, Moto, Queue,
+};
 use crate::support::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 use voice_fake::Script;
 
-use crate::moto::{create_ledger_table, create_queue, read_all, reason_of, Moto, Queue};
-use crate::process::{one_invocation_with, Invocation};
+use crate::support::moto::{create_ledger_table, create_queue, read_all, reason_of, Moto, Queue};
+use crate::support::process::{one_invocation_with, Invocation};
 use crate::support::{body, record};
 
 const LENGTHS: [u64; 4] = [3, 5, 10, 60];

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use voice_dispatch::core::report::BatchReport;
 use voice_dispatch::wiring::Dispatch;
 
-use crate::moto::{messages_left, Queue};
+use crate::support::moto::{messages_left, Queue};
 use voice_dispatch::adapters::lambda::ToResponse;
 
 /// One delivery of a message to the function, as the test observed it.
@@ -103,10 +103,12 @@ impl<'a> EventSourceMapping<'a> {
         messages.len()
     }
 
-    /// Polls until the queue holds nothing, visible or in flight, on two looks 300 ms
-    /// apart with an empty receive between them. A real event source mapping never stops
-    /// polling; in one run of the 240-message scenario moto's counts read empty once and a
-    /// message was still there afterwards (cause not found), so one look is not enough.
+    /// Polls until the queue holds nothing, visible, in flight or delayed, on two looks
+    /// 300 ms apart with an empty receive between them. One look is not enough with moto: it
+    /// computes the visible count and then the in-flight count, each against the clock of
+    /// its own moment (`moto/sqs/models.py`: `visible` is `now > visible_at`), so a message
+    /// whose visibility timeout ends between the two is in neither, and the queue reads
+    /// empty once. The second look, 300 ms later, counts it as visible.
     pub async fn drain(&mut self, limit: Duration) {
         let started = Instant::now();
         let mut empty_looks = 0;

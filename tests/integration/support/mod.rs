@@ -1,6 +1,12 @@
 //! The test harness: a fake, a dispatcher wired to it exactly as production wires the SDK,
 //! and builders for SQS events shaped as Lambda delivers them.
 
+pub mod capture;
+pub mod esm;
+pub mod events;
+pub mod moto;
+pub mod process;
+
 use std::time::{Duration, SystemTime};
 
 use aws_config::retry::RetryConfig;

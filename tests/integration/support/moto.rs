@@ -197,13 +197,14 @@ pub async fn queue_pair(
     (source, dlq)
 }
 
-/// Visible plus in-flight messages of a queue.
+/// Visible messages, and in-flight or delayed ones, of a queue.
 pub async fn messages_left(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> (u64, u64) {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(&queue.url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .expect("queue attributes")
@@ -215,9 +216,11 @@ pub async fn messages_left(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> (u64, u6
             .and_then(|value| value.parse().ok())
             .unwrap_or(0)
     };
+    // A delayed message is in neither of the other counts: it is waiting, so it is held.
     (
         count(&QueueAttributeName::ApproximateNumberOfMessages),
-        count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            + count(&QueueAttributeName::ApproximateNumberOfMessagesDelayed),
     )
 }
 
