@@ -123,7 +123,7 @@ pub fn voice_dispatch_with_voice(
 /// The engine's settings, as configured (the messages' defaults complete for the backend).
 pub fn engine_settings(config: &Config) -> EngineSettings {
     EngineSettings {
-        defaults: config.defaults.clone(),
+        defaults: config.message_defaults(),
         max_concurrency: config.max_concurrency,
         deadline_safety: config.deadline_safety,
         message_ttl: config.message_ttl,

@@ -151,6 +151,24 @@ impl Default for Config {
 }
 
 impl Config {
+    /// What a message may leave out, for the configured backend: the body's defaults, and
+    /// under v2 its voices, identity and grant. Built here, and only here.
+    pub fn message_defaults(&self) -> MessageDefaults {
+        MessageDefaults {
+            backend: self.voice_api,
+            v2_voices: match self.voice_api {
+                Backend::V1 => &[],
+                Backend::V2 => aws_sdk_pinpointsmsvoicev2::types::VoiceId::values(),
+            },
+            v2_identity: self
+                .origination_identity
+                .clone()
+                .filter(|_| self.voice_api == Backend::V2),
+            configured_resources_only: self.configured_resources_only,
+            ..self.defaults.clone()
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -180,9 +198,9 @@ impl Config {
         let base = Self::default();
         Ok(Self {
             warnings: backoff_warning.into_iter().chain(voice.warning).collect(),
-            voice_api: voice.defaults.backend,
-            configured_resources_only: voice.defaults.configured_resources_only,
-            origination_identity: voice.defaults.v2_identity.clone(),
+            voice_api: voice.backend,
+            configured_resources_only: voice.configured_resources_only,
+            origination_identity: voice.identity,
             max_price_per_minute: voice.max_price_per_minute,
             defaults: voice.defaults,
             max_concurrency: ranged(
@@ -236,6 +254,9 @@ impl Config {
 /// the one WARN for v2 settings given under v1.
 struct VoiceSettings {
     defaults: MessageDefaults,
+    backend: Backend,
+    identity: Option<String>,
+    configured_resources_only: bool,
     max_price_per_minute: Option<String>,
     warning: Option<String>,
 }
@@ -275,17 +296,15 @@ fn read_voice(get: &impl Fn(&str) -> Option<String>) -> Result<VoiceSettings, Co
         });
     }
     Ok(VoiceSettings {
+        // What a body may leave out; the backend's part is in `Config::message_defaults`.
         defaults: MessageDefaults {
             origination,
             configuration_set,
-            backend,
-            v2_voices: match backend {
-                Backend::V1 => &[],
-                Backend::V2 => aws_sdk_pinpointsmsvoicev2::types::VoiceId::values(),
-            },
-            v2_identity: identity,
-            configured_resources_only,
+            ..MessageDefaults::default()
         },
+        backend,
+        identity,
+        configured_resources_only,
         max_price_per_minute: v2_only(MAX_PRICE_PER_MINUTE)
             .map(|price| max_price(price.trim()))
             .transpose()?,
