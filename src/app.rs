@@ -4,7 +4,11 @@
 
 use std::time::{Instant as StdInstant, SystemTime};
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
+
+use crate::core::clock::{Clock, SystemClock};
 
 use crate::core::engine::BatchEngine;
 use crate::core::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
@@ -18,6 +22,7 @@ pub struct VoiceDispatch<S, D, R, L = NoLedger> {
     engine: BatchEngine<S, L>,
     settlement: Settlement<D, R>,
     metrics: Option<MetricsContext>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDispatch<S, D, R, L> {
@@ -26,7 +31,15 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
             engine,
             settlement,
             metrics: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same use case reading the wall clock from `clock` (wiring gives the engine, the
+    /// settlement and this one the same).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The engine, with the instance's pacer and circuit breaker.
@@ -44,7 +57,7 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
     /// fate, settled before the answer is due.
     pub async fn run(&self, records: &[Record<'_>], deadline: SystemTime) -> BatchReport {
         let started = StdInstant::now();
-        let deadline = instant_of(deadline);
+        let deadline = instant_of(deadline, self.clock.wall());
         let reserve = self.engine.reserve(deadline);
         let mut report = self
             .engine
@@ -67,11 +80,8 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
 }
 
 /// Lambda gives the deadline as wall-clock time; timers need a monotonic instant.
-fn instant_of(deadline: SystemTime) -> Instant {
-    let remaining = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + remaining
+fn instant_of(deadline: SystemTime, now: SystemTime) -> Instant {
+    Instant::now() + deadline.duration_since(now).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -81,7 +91,7 @@ mod tests {
     #[test]
     fn a_past_deadline_is_now() {
         let before = Instant::now();
-        let instant = instant_of(SystemTime::UNIX_EPOCH);
+        let instant = instant_of(SystemTime::UNIX_EPOCH, SystemTime::now());
         assert!(instant >= before && instant <= Instant::now());
     }
 }

@@ -11,6 +11,9 @@ use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
 use crate::adapters::tls::https_client;
 use crate::app::VoiceDispatch;
 use crate::config::{Backend, Config};
+use std::sync::Arc;
+
+use crate::core::clock::{Clock, SystemClock};
 use crate::core::engine::{BatchEngine, EngineSettings};
 use crate::core::settle::{Redelivery, Settlement};
 
@@ -111,13 +114,17 @@ pub fn voice_dispatch_with_voice(
         .idempotency_table
         .clone()
         .map(|table| DynamoLedger::new(dynamodb, table));
+    // One wall clock for the engine, the settlement and the use case.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     VoiceDispatch::new(
         BatchEngine::new(voice, engine_settings(config))
             .with_outcome_line(crate::observe::lines::record_done)
+            .with_clock(Arc::clone(&clock))
             .with_ledger(ledger),
-        settlement(config, sqs),
+        settlement(config, sqs).with_clock(Arc::clone(&clock)),
     )
     .with_metrics(config.metrics.clone())
+    .with_clock(clock)
 }
 
 /// The engine's settings, as configured (the messages' defaults complete for the backend).

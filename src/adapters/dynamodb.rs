@@ -14,7 +14,7 @@ use group::{Grouped, Groups};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
@@ -191,8 +191,11 @@ where
     }
 }
 
-fn failed<E: std::error::Error + 'static>(what: &str, err: &SdkError<E>) -> String {
-    format!("DynamoDB {what} failed: {}", DisplayErrorContext(err))
+fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    what: &str,
+    err: &SdkError<E>,
+) -> String {
+    crate::adapters::sdk_error::sentence(&format!("DynamoDB {what}"), err)
 }
 
 impl Ledger for DynamoLedger {

@@ -6,6 +6,7 @@ pub mod lambda;
 pub mod memory_ledger;
 pub mod pinpoint;
 pub mod pinpoint_v2;
+pub(crate) mod sdk_error;
 pub mod sqs;
 pub mod sqs_event;
 pub mod tls;

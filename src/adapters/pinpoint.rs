@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_pinpointsmsvoice::config::timeout::TimeoutConfig;
 
+use crate::adapters::sdk_error::root_cause;
 use crate::core::classify::SendFailure;
 use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
@@ -101,21 +102,6 @@ fn never_connected(error: Option<&ConnectorError>) -> bool {
             .downcast_ref::<hyper_util::client::legacy::Error>()
             .is_some_and(hyper_util::client::legacy::Error::is_connect)
     })
-}
-
-/// The innermost error's own words ("Connection refused (os error 111)"): a sentence an
-/// operator reads, never the chain's `Debug` dump.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let root = std::iter::successors(Some(err), |error| error.source())
-        .last()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let root = root.trim();
-    if root.is_empty() || root.contains('{') {
-        "no further detail".to_owned()
-    } else {
-        root.to_owned()
-    }
 }
 
 /// Describes a v1 SDK error in the core's terms (v1 errors have no `Reason`).

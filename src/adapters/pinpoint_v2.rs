@@ -153,8 +153,7 @@ fn context(message: &VoiceMessage) -> Option<std::collections::HashMap<String, S
 fn time_left(message: &VoiceMessage) -> Option<i32> {
     let left = message
         .expires_at?
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default()
+        .saturating_duration_since(tokio::time::Instant::now())
         .as_secs();
     i32::try_from(left.clamp(
         u64::from(crate::core::expiry::MIN_TTL_SECONDS),

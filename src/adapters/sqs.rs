@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use crate::adapters::sdk_error::sentence;
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue,
@@ -57,7 +57,9 @@ impl SqsDeadLetterQueue {
                 output.successful().iter().map(|ok| ok.id()),
                 output.failed(),
             ),
-            Err(error) => record_call_error(&mut results, &DisplayErrorContext(&error).to_string()),
+            Err(error) => {
+                record_call_error(&mut results, &sentence("SQS SendMessageBatch", &error))
+            }
         }
         results
     }
@@ -162,7 +164,7 @@ impl SqsRedelivery {
             .queue_owner_aws_account_id(account)
             .send()
             .await
-            .map_err(|err| DisplayErrorContext(&err).to_string())?;
+            .map_err(|err| sentence("SQS GetQueueUrl", &err))?;
         let url = output
             .queue_url()
             .ok_or_else(|| format!("GetQueueUrl gave no URL for {queue_arn}"))?
@@ -206,7 +208,10 @@ impl SqsRedelivery {
                 output.successful().iter().map(|ok| ok.id()),
                 output.failed(),
             ),
-            Err(error) => record_call_error(&mut results, &DisplayErrorContext(&error).to_string()),
+            Err(error) => record_call_error(
+                &mut results,
+                &sentence("SQS ChangeMessageVisibilityBatch", &error),
+            ),
         }
         results
     }

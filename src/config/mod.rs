@@ -115,13 +115,6 @@ pub const IDEMPOTENCY_TABLE_NAME: &str = "IDEMPOTENCY_TABLE_NAME";
 pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
 pub const ON_UNKNOWN_OUTCOME: &str = "ON_UNKNOWN_OUTCOME";
 
-/// `IDEMPOTENCY_TTL_SECONDS` when unset: 14 days, SQS's longest retention, so an entry
-/// outlives every redelivery of its message.
-pub const DEFAULT_IDEMPOTENCY_TTL_SECONDS: u32 = 1_209_600;
-
-/// The backoff cap when `RETRY_BACKOFF_MAX_SECONDS` is not set: 15 minutes.
-pub const DEFAULT_BACKOFF_MAX_SECONDS: u32 = 900;
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -133,12 +126,12 @@ impl Default for Config {
             backoff: None,
             message_ttl: DEFAULTS.message_ttl,
             send_rate: None,
-            breaker: DEFAULTS.breaker,
+            breaker: BreakerSettings::default(),
             max_attempts: DEFAULTS.max_attempts,
             max_receive_count: None,
             idempotency_table: None,
             idempotency_ttl: DEFAULTS.idempotency_ttl,
-            on_unknown_outcome: UnknownOutcome::Retry,
+            on_unknown_outcome: UnknownOutcome::default(),
             metrics: None,
             tls_roots: TlsRoots::Amazon,
             warnings: Vec::new(),
@@ -347,7 +340,7 @@ fn read_on_unknown(get: &impl Fn(&str) -> Option<String>) -> Result<UnknownOutco
 /// CloudWatch EMF metrics, written when running as a Lambda function.
 fn read_metrics(get: &impl Fn(&str) -> Option<String>) -> Option<MetricsContext> {
     get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
-        namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "VoiceDispatch".to_owned()),
+        namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| DEFAULTS.metrics_namespace.to_owned()),
         function_name,
         level: MetricsContext::level_for(get(AWS_LAMBDA_LOG_LEVEL).as_deref()),
     })
@@ -391,7 +384,7 @@ fn read_breaker(
     get: &impl Fn(&str) -> Option<String>,
     backoff: Option<Backoff>,
 ) -> Result<BreakerSettings, ConfigError> {
-    let base = DEFAULTS.breaker;
+    let base = BreakerSettings::default();
     let max_open = match backoff {
         Some(backoff) => Duration::from_secs(u64::from(backoff.max_seconds())),
         None => seconds(

@@ -159,6 +159,30 @@ mod tests {
 
     /// The template's `Variables:` (name to parameter) and its parameters' defaults, read
     /// from the text: `NAME: !Ref Parameter` and `Parameter:` ... `Default: value`.
+    #[test]
+    fn each_variable_set_to_its_listed_default_reads_as_unset() {
+        let unset = format!(
+            "{:?}",
+            crate::config::Config::from_lookup(|_| None).unwrap()
+        );
+        for variable in VARIABLES.iter().filter(|v| v.sample.is_some()) {
+            let default = variable.default.trim_matches('`');
+            if default.starts_with("none") || variable.name == "AWS_LAMBDA_LOG_LEVEL" {
+                continue;
+            }
+            let set = crate::config::Config::from_lookup(|name| {
+                (name == variable.name).then(|| default.to_owned())
+            })
+            .unwrap_or_else(|err| panic!("{}={default}: {err}", variable.name));
+            assert_eq!(
+                format!("{set:?}"),
+                unset,
+                "{}'s listed default",
+                variable.name
+            );
+        }
+    }
+
     /// Name and value pairs.
     type Pairs = Vec<(String, String)>;
 

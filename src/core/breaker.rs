@@ -25,7 +25,12 @@ pub struct BreakerSettings {
 
 impl Default for BreakerSettings {
     fn default() -> Self {
-        crate::core::defaults::DEFAULTS.breaker
+        let defaults = crate::core::defaults::DEFAULTS;
+        Self {
+            threshold: defaults.breaker_threshold,
+            open_for: defaults.breaker_open_for,
+            max_open: defaults.breaker_max_open,
+        }
     }
 }
 

@@ -7,12 +7,9 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+/// The wall clock the core reads. Its monotonic time is tokio's (`tokio::time::Instant`),
+/// which tests pause and advance; a [`SetClock`] moves with it.
 pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Monotonic time: tokio's clock.
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
     /// Wall-clock time.
     fn wall(&self) -> SystemTime;
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::core::ports::{DeadLetter, FifoIds};
+use crate::core::record::Attribute;
 use crate::core::record::Record;
 use crate::core::report::RecordOutcome;
 
@@ -15,6 +15,43 @@ pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 /// SQS's largest message, body and attributes together: 1 MiB since August 2025 (it was
 /// 256 KiB). `template.yaml` sets both queues' `MaximumMessageSize` to it.
 pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
+
+/// A record on its way to the dead-letter queue: the original body and attributes,
+/// unchanged, plus the reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    pub body: &'a str,
+    pub attributes: Vec<(&'a str, Attribute<'a>)>,
+    /// The `DispatchError` attribute's JSON; `None` when the original attributes leave no
+    /// room for it (ten already, or a body near SQS's size limit).
+    pub reason: Option<String>,
+    /// Group and deduplication ids, for a FIFO queue.
+    pub fifo: Option<FifoIds<'a>>,
+}
+
+impl DeadLetter<'_> {
+    /// What SQS counts toward the size of a message: the body and every attribute's name,
+    /// type and value.
+    pub fn size(&self) -> usize {
+        let attribute = |name: &str, value: &Attribute<'_>| name.len() + value.size();
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(name, value)| attribute(name, value))
+                .sum::<usize>()
+            + self
+                .reason
+                .as_deref()
+                .map_or(0, |r| REASON_ATTRIBUTE.len() + "String".len() + r.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FifoIds<'a> {
+    pub group_id: &'a str,
+    pub deduplication_id: &'a str,
+}
 
 /// The reason, as the `DispatchError` attribute's JSON.
 #[derive(Debug, Serialize)]

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use crate::core::breaker::BreakerSettings;
-
 #[derive(Debug, Clone, Copy)]
 pub struct Defaults {
     /// `MAX_CONCURRENCY`.
@@ -17,9 +15,16 @@ pub struct Defaults {
     pub message_ttl: Duration,
     /// `SEND_MAX_ATTEMPTS`.
     pub max_attempts: u32,
-    /// `CIRCUIT_BREAKER_THRESHOLD`, `CIRCUIT_BREAKER_OPEN_SECONDS`, and the longest it stays
-    /// open: the backoff's cap.
-    pub breaker: BreakerSettings,
+    /// `CIRCUIT_BREAKER_THRESHOLD`.
+    pub breaker_threshold: u32,
+    /// `CIRCUIT_BREAKER_OPEN_SECONDS`.
+    pub breaker_open_for: Duration,
+    /// The longest the breaker stays open: the backoff's cap.
+    pub breaker_max_open: Duration,
+    /// The longest wait before the first retry in place (full jitter), doubling after that.
+    pub retry_base: Duration,
+    /// `METRICS_NAMESPACE`.
+    pub metrics_namespace: &'static str,
     /// `RETRY_BACKOFF_MAX_SECONDS` when backoff is on and it is not set.
     pub backoff_max_seconds: u32,
     /// `IDEMPOTENCY_TTL_SECONDS`: 14 days, SQS's longest retention, so an entry outlives
@@ -33,11 +38,11 @@ pub const DEFAULTS: Defaults = Defaults {
     send_attempt_timeout: Duration::from_millis(5_000),
     message_ttl: Duration::from_secs(3_600),
     max_attempts: 3,
-    breaker: BreakerSettings {
-        threshold: 5,
-        open_for: Duration::from_secs(30),
-        max_open: Duration::from_secs(900),
-    },
+    breaker_threshold: 5,
+    breaker_open_for: Duration::from_secs(30),
+    breaker_max_open: Duration::from_secs(900),
+    retry_base: Duration::from_millis(250),
+    metrics_namespace: "VoiceDispatch",
     backoff_max_seconds: 900,
     idempotency_ttl: Duration::from_secs(1_209_600),
 };

@@ -5,8 +5,8 @@ use std::future::Future;
 
 use crate::core::classify::SendFailure;
 use crate::core::contract::VoiceMessage;
+pub use crate::core::dead_letter::{DeadLetter, FifoIds};
 use crate::core::ledger::{Claim, Entry, Finish};
-use crate::core::record::Attribute;
 use crate::core::report::RecordOutcome;
 
 /// Where the engine tells each record's outcome as soon as it is known: the per-record log
@@ -39,42 +39,6 @@ pub trait DeadLetterQueue: Send + Sync {
         &self,
         letters: &[DeadLetter<'_>],
     ) -> impl Future<Output = Vec<Result<(), String>>> + Send;
-}
-
-/// A record on its way to the dead-letter queue: the original body and attributes,
-/// unchanged, plus the reason.
-#[derive(Debug, Clone)]
-pub struct DeadLetter<'a> {
-    pub body: &'a str,
-    pub attributes: Vec<(&'a str, Attribute<'a>)>,
-    /// The `DispatchError` attribute's JSON; `None` when the original attributes leave no
-    /// room for it (ten already, or a body near SQS's size limit).
-    pub reason: Option<String>,
-    /// Group and deduplication ids, for a FIFO queue.
-    pub fifo: Option<FifoIds<'a>>,
-}
-
-impl DeadLetter<'_> {
-    /// What SQS counts toward the size of a message: the body and every attribute's name,
-    /// type and value.
-    pub fn size(&self) -> usize {
-        let attribute = |name: &str, value: &Attribute<'_>| name.len() + value.size();
-        self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(|(name, value)| attribute(name, value))
-                .sum::<usize>()
-            + self.reason.as_deref().map_or(0, |r| {
-                crate::core::dead_letter::REASON_ATTRIBUTE.len() + "String".len() + r.len()
-            })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FifoIds<'a> {
-    pub group_id: &'a str,
-    pub deduplication_id: &'a str,
 }
 
 /// Delays the next delivery of received records.

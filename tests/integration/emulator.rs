@@ -16,8 +16,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use voice_fake::{FakeVoice, Script};
 
-use crate::support::capture::to_utc_midnight;
 use crate::support::events;
+use crate::support::to_utc_midnight;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -209,9 +209,15 @@ async fn reasons_are_sentences_and_numbers_are_rounded_to_what_they_mean() {
             .any(|r| r.contains("no answer within the attempt's timeout")),
         "{reasons:?}"
     );
-    let batch_lines = parsed
+    let batch_lines: Vec<&Value> = parsed
         .iter()
-        .filter(|line| line["fields"]["message"] == "batch done");
+        .filter(|line| line["fields"]["message"] == "batch done")
+        .collect();
+    assert_eq!(
+        batch_lines.len(),
+        3,
+        "one per batch: the mixed batch, the slow one, the refused one"
+    );
     for batch in batch_lines {
         for (name, value) in batch["fields"].as_object().unwrap() {
             if value.is_number() {

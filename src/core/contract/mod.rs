@@ -81,7 +81,7 @@ pub struct VoiceMessage {
     pub v2: Option<V2Members>,
     /// When the call stops being worth placing (sent time + time to live), set by the engine:
     /// v2 is told the time left, so a redelivered call is never placed late by the service.
-    pub expires_at: Option<std::time::SystemTime>,
+    pub expires_at: Option<tokio::time::Instant>,
 }
 
 /// What a v2-shaped body adds to the call, validated against the API's limits.

@@ -40,7 +40,7 @@ use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcom
 
 use budget::Cutoffs;
 pub use budget::{start_floor, START_FLOOR};
-use outcomes::{deferred, failed, AttemptLoop};
+use outcomes::{deferred, unsent, AttemptLoop};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -74,11 +74,11 @@ impl Default for EngineSettings {
             deadline_safety: defaults.deadline_safety,
             message_ttl: defaults.message_ttl,
             max_attempts: defaults.max_attempts,
-            retry_base: Duration::from_millis(250),
+            retry_base: defaults.retry_base,
             send_rate: None,
-            breaker: defaults.breaker,
+            breaker: BreakerSettings::default(),
             attempt_timeout: defaults.send_attempt_timeout,
-            on_unknown: UnknownOutcome::Retry,
+            on_unknown: UnknownOutcome::default(),
             ledger_ttl: defaults.idempotency_ttl,
         }
     }
@@ -221,7 +221,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     code: "Panic".to_owned(),
                     message: scrub_phone_numbers(&detail),
                 };
-                failed(record, Fate::Transient, reason)
+                unsent(record, Fate::Transient, reason)
             }
         };
         RecordOutcome {
@@ -290,7 +290,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     code: invalid.code().to_owned(),
                     message: invalid.to_string(),
                 };
-                Box::new(failed(record, Fate::Permanent, reason))
+                Box::new(unsent(record, Fate::Permanent, reason))
             })?;
         message
             .correlation
@@ -308,7 +308,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let wall = self.clock.wall();
         let expiry = Expiry::of(record.sent_at, ttl, wall, Instant::now());
         // When the call stops being worth placing, so the service can enforce it too.
-        message.expires_at = Some(record.sent_at.unwrap_or(wall) + ttl);
+        message.expires_at = Some(expiry.map_or_else(|| Instant::now() + ttl, |e| e.at()));
         let attempt = AttemptLoop::new(RecordOutcome {
             destination: Some(message.destination.masked().to_string()),
             receive_count: record.receive_count,
@@ -1312,7 +1312,7 @@ mod tests {
                     voice_message_id: None,
                 },
                 now_ms,
-                on_unknown: UnknownOutcome::Retry,
+                on_unknown: UnknownOutcome::default(),
             };
             assert!(matches!(
                 ledger.claim(&dead_holder).await,

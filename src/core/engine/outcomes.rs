@@ -172,7 +172,8 @@ pub(super) fn reason_of(failure: &SendFailure) -> Reason {
     }
 }
 
-pub(super) fn failed(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordOutcome {
+/// A record left unsent, with its fate and why.
+pub(super) fn unsent(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordOutcome {
     RecordOutcome {
         reason: Some(reason),
         receive_count: record.receive_count,
@@ -181,7 +182,7 @@ pub(super) fn failed(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordO
 }
 
 pub(super) fn deferred(record: &Record<'_>, code: &str, message: &str) -> RecordOutcome {
-    failed(
+    unsent(
         record,
         Fate::Deferred,
         Reason {

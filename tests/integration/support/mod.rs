@@ -176,3 +176,11 @@ pub fn reported(report: &BatchReport) -> Vec<String> {
         .map(|failure| failure.item_identifier)
         .collect()
 }
+
+/// Seconds from `now` to the next 00:00 UTC, when v2's daily destination limit resets.
+pub fn to_utc_midnight(now: std::time::SystemTime) -> u64 {
+    let seconds = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    86_400 - seconds % 86_400
+}
