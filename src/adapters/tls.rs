@@ -1,7 +1,17 @@
 //! TLS for every AWS client: hyper 1 and rustls with ring, trusting the built-in Amazon
 //! Trust Services roots unless `TLS_ROOTS=system`.
 
-use crate::config::TlsRoots;
+/// Root certificates for HTTPS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// The Amazon Trust Services roots, built in: every AWS endpoint chains to one, and
+    /// parsing five certificates instead of the system's ~140 takes milliseconds off every
+    /// cold start.
+    #[default]
+    Amazon,
+    /// The system's store, for endpoints behind a TLS proxy with a private CA.
+    System,
+}
 
 /// The Amazon Trust Services roots (Amazon Root CA 1 to 4, Starfield Services Root G2).
 pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] =

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod variables;
 
+pub use crate::adapters::tls::TlsRoots;
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
 pub use crate::core::contract::Backend;
@@ -67,18 +68,6 @@ pub struct Config {
     /// `ORIGINATION_IDENTITY` and with `CONFIGURATION_SET_NAME` (the template grants
     /// `SendVoiceMessage` on those ARNs alone), so a body naming others is refused.
     pub configured_resources_only: bool,
-}
-
-/// Root certificates for HTTPS.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TlsRoots {
-    /// The Amazon Trust Services roots, built in: every AWS endpoint chains to one, and
-    /// parsing five certificates instead of the system's ~140 takes milliseconds off every
-    /// cold start.
-    #[default]
-    Amazon,
-    /// The system's store, for endpoints behind a TLS proxy with a private CA.
-    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
