@@ -14,7 +14,7 @@ ARCHITECTURE ?= x86_64
 BENCH_VENV ?= .venv-bench
 BENCH_TOOLS := $(BENCH_VENV)/.installed
 
-.PHONY: test local deploy-check lint-template sam-build bench
+.PHONY: test local deploy-check lint-template sam-build bench sam-local
 
 test: $(TOOLS)
 	MOTO_SERVER="$(CURDIR)/$(VENV)/bin/moto_server" CARGO_LAMBDA="$(CURDIR)/$(VENV)/bin/cargo-lambda" \
@@ -33,6 +33,11 @@ lint-template: $(DEPLOY_TOOLS)
 sam-build: $(DEPLOY_TOOLS)
 	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 \
 		sam build --parameter-overrides Architecture=$(ARCHITECTURE)
+
+# SAM local for real: `sam local invoke` on every sample event and one `start-lambda` call, in
+# Docker (a running engine is needed; the stand-in base image is built when missing).
+sam-local: $(TOOLS) $(DEPLOY_TOOLS)
+	DEPLOY_VENV=$(DEPLOY_VENV) VENV=$(VENV) bash tools/sam-local.sh
 
 # The benchmark: the release bootstrap and the Python baseline, same Runtime API, same fake.
 bench: $(BENCH_TOOLS)

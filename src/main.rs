@@ -6,6 +6,8 @@ use voice_dispatch::wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // Before anything reads the environment: an empty endpoint override is no override.
+    wiring::unset_empty_endpoint_overrides();
     logging::init(&LogSettings::from_env(), std::io::stdout);
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;

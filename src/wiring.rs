@@ -21,6 +21,24 @@ use crate::core::settle::{Redelivery, Settlement};
 /// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
 pub type Dispatch = VoiceDispatch<Voice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger>;
 
+/// The endpoint overrides that are set but empty, by name. The template declares them empty
+/// so that `sam local --env-vars` may set them; the SDK would take an empty value as an
+/// endpoint, so they must be removed before it reads the environment.
+pub fn empty_endpoint_overrides(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    vars.into_iter()
+        .filter(|(name, value)| name.starts_with("AWS_ENDPOINT_URL") && value.trim().is_empty())
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Removes the empty endpoint overrides from this process's environment: call it first in
+/// `main`, before any thread or SDK reads the environment.
+pub fn unset_empty_endpoint_overrides() {
+    for name in empty_endpoint_overrides(std::env::vars()) {
+        std::env::remove_var(name);
+    }
+}
+
 /// The connect and attempt timeout of the SQS and DynamoDB calls (and the voice call's
 /// connect timeout). Fixed: `SEND_ATTEMPT_TIMEOUT_MS` is the voice call's own, set per
 /// attempt, so lowering it for short invocations never starves the ledger or the DLQ. The
@@ -53,6 +71,15 @@ pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
     )
 }
 
+/// The voice clients' timeouts: the shared connect timeout, and no attempt timeout of their
+/// own. Each attempt is given its limit by the engine (`SEND_ATTEMPT_TIMEOUT_MS`, or less
+/// when the invocation's abandon point comes first), which the adapters enforce.
+fn voice_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .disable_operation_attempt_timeout()
+        .build()
+}
+
 /// The voice client makes one attempt per send, whatever `AWS_MAX_ATTEMPTS` says: the SDK
 /// would retry a timed-out attempt or a connection lost after the request went out, and
 /// `SendVoiceMessage` has no idempotency token, so that could place the same call twice. The
@@ -62,6 +89,7 @@ pub fn voice_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoice::Client {
     aws_sdk_pinpointsmsvoice::Client::from_conf(
         aws_sdk_pinpointsmsvoice::config::Builder::from(sdk)
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(voice_timeouts())
             .build(),
     )
 }
@@ -73,6 +101,7 @@ pub fn voice_v2_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoicev2::Client {
     aws_sdk_pinpointsmsvoicev2::Client::from_conf(
         aws_sdk_pinpointsmsvoicev2::config::Builder::from(sdk)
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(voice_timeouts())
             .build(),
     )
 }
@@ -177,4 +206,27 @@ pub fn local_endpoint(loader: ConfigLoader, endpoint_url: &str) -> ConfigLoader 
             None,
             "local-endpoint",
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_empty_endpoint_overrides_are_removed() {
+        let vars = [
+            ("AWS_ENDPOINT_URL_SQS", ""),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "  "),
+            (
+                "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE",
+                "http://127.0.0.1:4010",
+            ),
+            ("AWS_REGION", ""),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned()));
+        assert_eq!(
+            empty_endpoint_overrides(vars),
+            ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"]
+        );
+    }
 }

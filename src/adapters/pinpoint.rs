@@ -9,8 +9,6 @@ use aws_sdk_pinpointsmsvoice::Client;
 
 use std::time::Duration;
 
-use aws_sdk_pinpointsmsvoice::config::timeout::TimeoutConfig;
-
 use crate::adapters::sdk_error::root_cause;
 use crate::core::classify::SendFailure;
 use crate::core::contract::{VoiceContent, VoiceMessage};
@@ -34,7 +32,8 @@ impl VoiceSender for PinpointVoice {
         message: &VoiceMessage,
         attempt_timeout: Duration,
     ) -> Result<SentCall, SendFailure> {
-        self.client
+        let sent = self
+            .client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
             .set_origination_phone_number(
@@ -43,12 +42,9 @@ impl VoiceSender for PinpointVoice {
             .set_caller_id(message.caller_id.as_ref().map(|id| id.as_str().to_owned()))
             .set_configuration_set_name(message.configuration_set.clone())
             .content(content(&message.content))
-            .customize()
-            .config_override(aws_sdk_pinpointsmsvoice::Config::builder().timeout_config(
-                attempt_timeouts(self.client.config().timeout_config(), attempt_timeout),
-            ))
-            .send()
-            .await
+            .send();
+        within_attempt_timeout(attempt_timeout, sent)
+            .await?
             .map(|output| SentCall {
                 message_id: output.message_id,
             })
@@ -56,15 +52,22 @@ impl VoiceSender for PinpointVoice {
     }
 }
 
-/// The client's timeouts with this attempt's own limit. Set per operation, so the shared SDK
-/// configuration (SQS, DynamoDB) keeps its own; the connect timeout stays the client's, so
-/// every send reuses the same connection pool (the HTTP client keys its pools by it).
-pub(crate) fn attempt_timeouts(client: Option<&TimeoutConfig>, attempt: Duration) -> TimeoutConfig {
-    client
-        .map(TimeoutConfig::to_builder)
-        .unwrap_or_default()
-        .operation_attempt_timeout(attempt)
-        .build()
+/// One attempt of a send, given at most `limit`: past it the answer is a timeout (the call
+/// may have been placed), as the SDK's attempt timeout would say. A timer of the caller's
+/// rather than a per-operation SDK configuration, which costs more CPU per call than the call
+/// itself at a small Lambda's CPU share; the voice clients have no attempt timeout of their
+/// own (`wiring::voice_client`).
+pub(crate) async fn within_attempt_timeout<T>(
+    limit: Duration,
+    attempt: impl std::future::Future<Output = T>,
+) -> Result<T, SendFailure> {
+    tokio::time::timeout(limit, attempt)
+        .await
+        .map_err(|_elapsed| {
+            SendFailure::Timeout(
+                "no answer within the attempt's timeout; the call may have been placed".to_owned(),
+            )
+        })
 }
 
 fn content(content: &VoiceContent) -> VoiceMessageContent {

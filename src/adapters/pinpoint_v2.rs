@@ -76,7 +76,8 @@ impl VoiceSender for PinpointV2Voice {
         };
         let origination = self.origination(message)?;
         let v2 = message.v2.clone().unwrap_or_default();
-        self.client
+        let sent = self
+            .client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
             .origination_identity(origination)
@@ -99,17 +100,9 @@ impl VoiceSender for PinpointV2Voice {
             .set_message_feedback_enabled(v2.message_feedback_enabled)
             .set_time_to_live(time_left(message))
             .set_context(context(message))
-            .customize()
-            .config_override(
-                aws_sdk_pinpointsmsvoicev2::Config::builder().timeout_config(
-                    crate::adapters::pinpoint::attempt_timeouts(
-                        self.client.config().timeout_config(),
-                        attempt_timeout,
-                    ),
-                ),
-            )
-            .send()
-            .await
+            .send();
+        crate::adapters::pinpoint::within_attempt_timeout(attempt_timeout, sent)
+            .await?
             .map(|output| SentCall {
                 message_id: output.message_id,
             })

@@ -103,6 +103,10 @@ pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 pub const IDEMPOTENCY_TABLE_NAME: &str = "IDEMPOTENCY_TABLE_NAME";
 pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
 pub const ON_UNKNOWN_OUTCOME: &str = "ON_UNKNOWN_OUTCOME";
+/// Set to `true` by `sam local`.
+pub const AWS_SAM_LOCAL: &str = "AWS_SAM_LOCAL";
+/// The logical IDs of the stack's own resources that the template passes by `!Ref`.
+pub const STACK_RESOURCE_IDS: &str = "STACK_RESOURCE_IDS";
 
 impl Default for Config {
     fn default() -> Self {
@@ -177,9 +181,21 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
+        let (dead_letter_queue_url, dead_letter_unresolved) =
+            sam_local_resolved(&get, DEAD_LETTER_QUEUE_URL);
+        let (idempotency_table, table_unresolved) =
+            sam_local_resolved(&get, IDEMPOTENCY_TABLE_NAME);
         let base = Self::default();
         Ok(Self {
-            warnings: backoff_warning.into_iter().chain(voice.warning).collect(),
+            warnings: [
+                backoff_warning,
+                voice.warning,
+                dead_letter_unresolved,
+                table_unresolved,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             voice_api: voice.backend,
             configured_resources_only: voice.configured_resources_only,
             origination_identity: voice.identity,
@@ -193,7 +209,7 @@ impl Config {
             )? as usize,
             deadline_safety: millis(DEADLINE_SAFETY_MS, &get, base.deadline_safety)?,
             send_attempt_timeout: millis(SEND_ATTEMPT_TIMEOUT_MS, &get, base.send_attempt_timeout)?,
-            dead_letter_queue_url: get(DEAD_LETTER_QUEUE_URL)
+            dead_letter_queue_url: dead_letter_queue_url
                 .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
                 .transpose()?,
             breaker: read_breaker(&get, backoff)?,
@@ -214,7 +230,7 @@ impl Config {
             max_receive_count: get(MAX_RECEIVE_COUNT)
                 .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0).map(|n| n as u32))
                 .transpose()?,
-            idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
+            idempotency_table: idempotency_table.map(|name| name.trim().to_owned()),
             idempotency_ttl: seconds(
                 IDEMPOTENCY_TTL_SECONDS,
                 get(IDEMPOTENCY_TTL_SECONDS),
@@ -312,6 +328,30 @@ fn read_send_rate(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SendRa
     get(SEND_RATE_LIMIT)
         .map(|rate| SendRate::parse(&rate).map_err(|problem| invalid(SEND_RATE_LIMIT, problem)))
         .transpose()
+}
+
+/// `variable`'s value, or none when SAM local passed one of the stack's own logical IDs for
+/// it: `sam local` cannot resolve a `!Ref` to a resource of the stack and passes the
+/// resource's name (`DeadLetterQueue`, `IdempotencyTable`), which the template lists in
+/// `STACK_RESOURCE_IDS`. That value is "not configured", with a warning saying how to give a
+/// real one. Deployed (no `AWS_SAM_LOCAL`), the value stands and is checked as usual.
+fn sam_local_resolved(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> (Option<String>, Option<String>) {
+    let value = get(variable);
+    let sam_local = get(AWS_SAM_LOCAL).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let ids = get(STACK_RESOURCE_IDS).unwrap_or_default();
+    match value {
+        Some(id) if sam_local && ids.split(',').any(|listed| listed.trim() == id.trim()) => (
+            None,
+            Some(format!(
+                "{variable} is {}, a resource of the stack that SAM local cannot resolve: not configured here; give a real one in the --env-vars file (local/sam-env.json)",
+                id.trim()
+            )),
+        ),
+        value => (value, None),
+    }
 }
 
 /// What the ledger does with a key whose earlier attempt's outcome is unknown.
@@ -788,6 +828,15 @@ mod tests {
             if variable.name == CONFIGURED_RESOURCES_ONLY {
                 context.push((ORIGINATION_IDENTITY, "pool-1"));
             }
+            // Under SAM local, a stack's own logical ID is not configured.
+            match variable.name {
+                AWS_SAM_LOCAL => context.push((STACK_RESOURCE_IDS, "IdempotencyTable")),
+                STACK_RESOURCE_IDS => context.push((AWS_SAM_LOCAL, "true")),
+                _ => {}
+            }
+            if [AWS_SAM_LOCAL, STACK_RESOURCE_IDS].contains(&variable.name) {
+                context.push((IDEMPOTENCY_TABLE_NAME, "IdempotencyTable"));
+            }
             // The metrics' settings are read when running as a Lambda function.
             if [METRICS_NAMESPACE, AWS_LAMBDA_LOG_LEVEL].contains(&variable.name) {
                 context.push((AWS_LAMBDA_FUNCTION_NAME, "voice"));
@@ -829,6 +878,35 @@ mod tests {
                 "{name} is missing from the table"
             );
         }
+    }
+
+    #[test]
+    fn under_sam_local_the_stacks_own_logical_ids_are_not_configured_and_said_so() {
+        let stack = [
+            (STACK_RESOURCE_IDS, "DeadLetterQueue,IdempotencyTable"),
+            (DEAD_LETTER_QUEUE_URL, "DeadLetterQueue"),
+            (IDEMPOTENCY_TABLE_NAME, "IdempotencyTable"),
+        ];
+        let mut local = stack.to_vec();
+        local.push((AWS_SAM_LOCAL, "true"));
+        let read = config(&local).unwrap();
+        assert_eq!(read.dead_letter_queue_url, None);
+        assert_eq!(read.idempotency_table, None);
+        assert_eq!(read.warnings.len(), 2, "{:?}", read.warnings);
+        assert!(read.warnings[0].contains("DEAD_LETTER_QUEUE_URL is DeadLetterQueue"));
+        assert!(read.warnings[1].contains("local/sam-env.json"));
+        // A real value given under SAM local stands.
+        let mut given = local.clone();
+        given.push((
+            DEAD_LETTER_QUEUE_URL,
+            "http://172.17.0.1:5000/123456789012/dlq",
+        ));
+        let given = config(&given).unwrap();
+        assert!(given.dead_letter_queue_url.is_some());
+        // Deployed, the same values are what they are: a queue URL that is not one fails init.
+        assert_eq!(config_err(&stack).variable, DEAD_LETTER_QUEUE_URL);
+        let deployed = config(&stack[..1]).unwrap();
+        assert!(deployed.warnings.is_empty());
     }
 
     #[test]

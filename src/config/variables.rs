@@ -109,12 +109,21 @@ pub const VARIABLES: &[Variable] = &[
         "turns the EMF metrics on, with the function's name as a dimension", "voice"),
     own("AWS_LAMBDA_LOG_LEVEL", "`INFO`", Derived("set by Lambda from `LogLevel`"),
         "log level (`RUST_LOG` outside Lambda); the SDK's crates stay at INFO; also the EMF documents' level", "DEBUG"),
+    own("AWS_SAM_LOCAL", "none", Derived("set to `true` by `sam local`"),
+        "under SAM local, a variable holding one of `STACK_RESOURCE_IDS` (an unresolved `!Ref`) is not configured, with a WARN", "true"),
+    own("STACK_RESOURCE_IDS", "none", Derived("`DeadLetterQueue,IdempotencyTable`"),
+        "the logical IDs the template passes by `!Ref`, which SAM local cannot resolve", "IdempotencyTable"),
     read_elsewhere("AWS_LAMBDA_LOG_FORMAT", "text",
         "`JSON` for one JSON object a line (the template sets it)"),
     read_elsewhere("AWS_REGION, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE", "the SDK's",
         "read by the AWS SDK; the retry settings apply to SQS and DynamoDB, never to `SendVoiceMessage`"),
-    read_elsewhere("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE, AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB", "the SDK's",
-        "endpoint overrides, read by the AWS SDK (the local runner and the tests point them at fakes)"),
+    Variable {
+        name: "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE, AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB",
+        default: "the SDK's",
+        template: Derived("declared empty, so `sam local --env-vars` can set them"),
+        meaning: "endpoint overrides, read by the AWS SDK; an empty one is removed at start, so it is exactly as unset (the SDK would take an empty value as an endpoint)",
+        sample: None,
+    },
 ];
 
 /// The README's configuration table.

@@ -65,3 +65,23 @@ async fn a_deadline_reserve_longer_than_the_invocation_still_sends_and_warns_onc
     let warned = sent_with_one_warning(&run);
     assert!(warned[0].contains("DEADLINE_SAFETY_MS"), "{warned:?}");
 }
+
+#[tokio::test]
+async fn a_deployed_stacks_empty_endpoint_override_changes_no_endpoint() {
+    // The template declares the voice endpoint override empty. Were the empty value taken as
+    // set, the call would go nowhere; removed, the SDK falls back to what it would use
+    // anyway: here the global AWS_ENDPOINT_URL, pointed at the fake.
+    let run = crate::support::process::one_invocation(
+        &[
+            ("AWS_ENDPOINT_URL", "{fake}"),
+            ("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", ""),
+            ("AWS_ENDPOINT_URL_SQS", ""),
+            ("AWS_ENDPOINT_URL_DYNAMODB", ""),
+        ],
+        one_record(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(run.calls, 1, "{:?}", run.raw);
+    assert_eq!(run.answer["batchItemFailures"], serde_json::json!([]));
+}

@@ -17,5 +17,6 @@ mod ledger;
 mod logs;
 mod outage;
 mod redrive;
+mod sam_local;
 mod short;
 mod v2;

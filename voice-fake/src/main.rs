@@ -10,9 +10,12 @@ use voice_fake::{FakeVoice, Script};
 /// A loopback fake of Amazon Pinpoint SMS Voice v1 (restJson1), scripted per destination.
 #[derive(Parser)]
 struct Args {
-    /// Loopback port to listen on (0 picks a free one).
+    /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 4010)]
     port: u16,
+    /// Address to listen on: loopback, or the Docker bridge's for SAM local's containers.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
     /// JSON script: {"latency_ms": N, "destinations": {"+1...": {"behaviour": ...}}}.
     #[arg(long)]
     script: Option<PathBuf>,
@@ -40,17 +43,16 @@ async fn main() -> ExitCode {
     if let Some(latency_ms) = args.latency_ms {
         script.latency_ms = latency_ms;
     }
-    let fake =
-        match FakeVoice::start_on(SocketAddr::from(([127, 0, 0, 1], args.port)), script).await {
-            Ok(fake) => fake,
-            Err(err) => {
-                eprintln!(
-                    "voice-fake: cannot listen on 127.0.0.1:{}: {err}",
-                    args.port
-                );
-                return ExitCode::FAILURE;
-            }
-        };
+    let fake = match FakeVoice::start_on(SocketAddr::new(args.host, args.port), script).await {
+        Ok(fake) => fake,
+        Err(err) => {
+            eprintln!(
+                "voice-fake: cannot listen on 127.0.0.1:{}: {err}",
+                args.port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     println!("voice-fake listening on {}", fake.endpoint_url());
     let _ = tokio::signal::ctrl_c().await;
     ExitCode::SUCCESS

@@ -34,3 +34,24 @@ pub fn mixed_batch_script() -> voice_fake::Script {
     .expect("the fake's script");
     voice_fake::Script::from_json(&script).expect("a valid script")
 }
+
+/// The message ids of an event file, in order.
+pub fn ids(name: &str) -> Vec<String> {
+    sent_now(name)
+        .records
+        .iter()
+        .map(|record| record.message_id.clone().unwrap_or_default())
+        .collect()
+}
+
+/// What `batchItemFailures` holds for each sample event against the mixed-batch script, with
+/// no dead-letter queue: the mixed batch's first two are sent and the rest reported; every
+/// hostile body but the last, valid one is reported; the others are all sent.
+pub fn expected_failures(name: &str) -> Vec<String> {
+    let ids = ids(name);
+    match name {
+        "mixed-batch.json" => ids[2..].to_vec(),
+        "hostile-bodies.json" => ids[..ids.len() - 1].to_vec(),
+        _ => Vec::new(),
+    }
+}

@@ -64,15 +64,20 @@ fn single_threaded(program: &std::path::Path) -> Command {
 
 impl Moto {
     pub async fn start() -> Moto {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// `moto_server` listening on `host` (the Docker bridge's address, for containers).
+    pub async fn start_on(host: &str) -> Moto {
         let turn = TURN.lock().await;
         let program = moto_server();
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
+            let port = std::net::TcpListener::bind((host, 0))
                 .and_then(|listener| listener.local_addr())
                 .expect("a free loopback port")
                 .port();
             let mut child = single_threaded(&program)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-H", host, "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
@@ -85,7 +90,7 @@ impl Moto {
                         program.display()
                     )
                 });
-            let endpoint = format!("http://127.0.0.1:{port}");
+            let endpoint = format!("http://{host}:{port}");
             if ready(&mut child, &endpoint).await {
                 return Moto {
                     _child: child,

@@ -58,7 +58,12 @@ pub async fn one_invocation_with(
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
         .env("ORIGINATION_PHONE_NUMBER", "+12065550199")
-        .envs(extra.iter().copied())
+        // `{fake}` in a value stands for the fake's endpoint.
+        .envs(
+            extra
+                .iter()
+                .map(|(name, value)| (*name, value.replace("{fake}", &fake.endpoint_url()))),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
