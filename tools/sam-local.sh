@@ -18,7 +18,11 @@ esac
 
 docker info >/dev/null 2>&1 || { echo "no Docker engine: start dockerd first" >&2; exit 1; }
 docker image inspect "$image" >/dev/null 2>&1 || bash tools/standin-image.sh "$image"
-bridge="$(docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}')"
+# The bridge's own address on this machine: what containers reach it at.
+bridge="$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
+if [ -z "$bridge" ]; then
+  bridge="$(ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)"
+fi
 
 # SAM CLI checks PyPI for a newer version at most once a week: it finds a check made now.
 export __SAM_CLI_APP_DIR="$root/target/sam-cli"

@@ -67,6 +67,8 @@ fn env_vars(fake: &FakeVoice, moto: &str) -> PathBuf {
         "AWS_ENDPOINT_URL_DYNAMODB": moto,
         "ORIGINATION_PHONE_NUMBER": "+12065550199",
         "CONFIGURATION_SET_NAME": "",
+        // Unpaced, as in the emulator test: the template's 10/min would hold most back.
+        "SEND_RATE_LIMIT": "",
         "AWS_ACCESS_KEY_ID": "AKIDSAMLOCAL",
         "AWS_SECRET_ACCESS_KEY": "sam-local-secret",
     }});
@@ -143,7 +145,15 @@ async fn sam_local_invoke_answers_every_sample_event_as_the_emulator_does() {
             "{logs}"
         );
     }
-    let accepted = fake.calls().iter().filter(|c| c.accepted()).count();
+    // As the events ask: 1 + 2 + 6 + 1 calls accepted. The scripted slow number answers after
+    // 5 s, past the attempt's timeout (the emulator test sets 1 s; the template leaves the 5 s
+    // default, which `--env-vars` cannot change as the template does not declare it): the
+    // fake may count it accepted after the function gave up, so it is left out.
+    let accepted = fake
+        .calls()
+        .iter()
+        .filter(|c| c.accepted() && c.destination != "+12065550107")
+        .count();
     assert_eq!(accepted, 10, "1 + 2 + 6 + 1 calls, as the events ask");
 }
 
