@@ -39,6 +39,11 @@ data.update({"installationId": data.get("installationId", str(uuid.uuid4())),
 json.dump(data, open(path, "w"))
 PY
 export SAM_CLI_TELEMETRY=0
+# SAM CLI's botocore would otherwise look for credentials on the instance metadata service,
+# and with credentials it asks STS for the account id: it gets neither, uses its default
+# account id, and the function gets its credentials from the env-vars file.
+export AWS_EC2_METADATA_DISABLED=true AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
 
 PATH="$root/$deploy_venv/bin:$PATH" sam build --parameter-overrides "Architecture=$architecture" >/dev/null
 

@@ -43,7 +43,9 @@ fn moto_server() -> PathBuf {
 /// transaction restores a copy of the whole table taken when it began, erasing what other
 /// requests wrote meanwhile (`moto/dynamodb/models/__init__.py`). DynamoDB never does that;
 /// serving requests one by one makes moto's writes atomic as DynamoDB's are (and its
-/// `ReceiveMessage` too). No test long-polls, so nothing waits behind a poll.
+/// `ReceiveMessage` too). No test long-polls, so nothing waits behind a poll. Python's HTTP
+/// server asks DNS for its address's name when it binds (`socket.getfqdn`): answered here,
+/// so a server on the Docker bridge sends no query off the machine.
 fn single_threaded(program: &std::path::Path) -> Command {
     let python = program
         .parent()
@@ -53,7 +55,8 @@ fn single_threaded(program: &std::path::Path) -> Command {
     let mut command = Command::new(python);
     command.args([
         "-c",
-        "import sys, werkzeug.serving as s\n\
+        "import socket, sys, werkzeug.serving as s\n\
+         socket.getfqdn = lambda name='': name or 'localhost'\n\
          run = s.run_simple\n\
          s.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False})\n\
          from moto.server import main\n\
