@@ -178,24 +178,18 @@ impl Config {
     }
 
     fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let unresolved = Unresolved::read(&lookup);
+        // Empty counts as unset, and so does a `!Ref` that SAM local could not resolve.
+        let get = |name: &str| lookup(name).filter(|value| unresolved.keeps(name, value));
         let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
-        let (dead_letter_queue_url, dead_letter_unresolved) =
-            sam_local_resolved(&get, DEAD_LETTER_QUEUE_URL);
-        let (idempotency_table, table_unresolved) =
-            sam_local_resolved(&get, IDEMPOTENCY_TABLE_NAME);
         let base = Self::default();
         Ok(Self {
-            warnings: [
-                backoff_warning,
-                voice.warning,
-                dead_letter_unresolved,
-                table_unresolved,
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
+            warnings: [backoff_warning, voice.warning]
+                .into_iter()
+                .flatten()
+                .chain(unresolved.warnings())
+                .collect(),
             voice_api: voice.backend,
             configured_resources_only: voice.configured_resources_only,
             origination_identity: voice.identity,
@@ -209,7 +203,7 @@ impl Config {
             )? as usize,
             deadline_safety: millis(DEADLINE_SAFETY_MS, &get, base.deadline_safety)?,
             send_attempt_timeout: millis(SEND_ATTEMPT_TIMEOUT_MS, &get, base.send_attempt_timeout)?,
-            dead_letter_queue_url: dead_letter_queue_url
+            dead_letter_queue_url: get(DEAD_LETTER_QUEUE_URL)
                 .map(|url| queue_url(DEAD_LETTER_QUEUE_URL, url.trim()))
                 .transpose()?,
             breaker: read_breaker(&get, backoff)?,
@@ -227,10 +221,8 @@ impl Config {
                 1..=10,
                 u64::from(base.max_attempts),
             )? as u32,
-            max_receive_count: get(MAX_RECEIVE_COUNT)
-                .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0).map(|n| n as u32))
-                .transpose()?,
-            idempotency_table: idempotency_table.map(|name| name.trim().to_owned()),
+            max_receive_count: read_max_receive_count(&get)?,
+            idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
             idempotency_ttl: seconds(
                 IDEMPOTENCY_TTL_SECONDS,
                 get(IDEMPOTENCY_TTL_SECONDS),
@@ -239,11 +231,7 @@ impl Config {
             )?,
             on_unknown_outcome: read_on_unknown(&get)?,
             metrics: read_metrics(&get),
-            tls_roots: one_of(
-                TLS_ROOTS,
-                get(TLS_ROOTS),
-                &[("amazon", TlsRoots::Amazon), ("system", TlsRoots::System)],
-            )?,
+            tls_roots: read_tls_roots(&get)?,
         })
     }
 }
@@ -330,28 +318,62 @@ fn read_send_rate(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SendRa
         .transpose()
 }
 
-/// `variable`'s value, or none when SAM local passed one of the stack's own logical IDs for
-/// it: `sam local` cannot resolve a `!Ref` to a resource of the stack and passes the
-/// resource's name (`DeadLetterQueue`, `IdempotencyTable`), which the template lists in
-/// `STACK_RESOURCE_IDS`. That value is "not configured", with a warning saying how to give a
-/// real one. Deployed (no `AWS_SAM_LOCAL`), the value stands and is checked as usual.
-fn sam_local_resolved(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-) -> (Option<String>, Option<String>) {
-    let value = get(variable);
-    let sam_local = get(AWS_SAM_LOCAL).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    let ids = get(STACK_RESOURCE_IDS).unwrap_or_default();
-    match value {
-        Some(id) if sam_local && ids.split(',').any(|listed| listed.trim() == id.trim()) => (
-            None,
-            Some(format!(
-                "{variable} is {}, a resource of the stack that SAM local cannot resolve: not configured here; give a real one in the --env-vars file (local/sam-env.json)",
-                id.trim()
-            )),
-        ),
-        value => (value, None),
+/// The variables SAM local passed one of the stack's own logical IDs for, with that ID:
+/// `sam local` cannot resolve a `!Ref` to a resource of the stack and passes the resource's
+/// name (`DeadLetterQueue`, `IdempotencyTable`), which the template lists in
+/// `STACK_RESOURCE_IDS`. Such a variable is "not configured", with a warning saying how to give
+/// a real one. Deployed (no `AWS_SAM_LOCAL`), none is, and every value is checked as usual.
+struct Unresolved(Vec<(&'static str, String)>);
+
+impl Unresolved {
+    fn read(lookup: &impl Fn(&str) -> Option<String>) -> Self {
+        let sam_local =
+            lookup(AWS_SAM_LOCAL).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if !sam_local {
+            return Self(Vec::new());
+        }
+        let ids = lookup(STACK_RESOURCE_IDS).unwrap_or_default();
+        let is_stack_id = |value: &str| {
+            ids.split(',')
+                .any(|id| !id.trim().is_empty() && id.trim() == value)
+        };
+        let variables = variables::VARIABLES.iter().filter_map(|variable| {
+            let value = lookup(variable.name)?;
+            is_stack_id(value.trim()).then(|| (variable.name, value.trim().to_owned()))
+        });
+        Self(variables.collect())
     }
+
+    /// Whether `name`'s `value` counts as set: not empty, nor an unresolved `!Ref`.
+    fn keeps(&self, name: &str, value: &str) -> bool {
+        !value.trim().is_empty() && !self.0.iter().any(|(variable, _)| *variable == name)
+    }
+
+    fn warnings(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|(variable, id)| {
+            format!(
+                "{variable} is {id}, a resource of the stack that SAM local cannot resolve: not configured here; give a real one in the --env-vars file (local/sam-env.json)"
+            )
+        })
+    }
+}
+
+/// Which root certificates HTTPS trusts.
+fn read_tls_roots(get: &impl Fn(&str) -> Option<String>) -> Result<TlsRoots, ConfigError> {
+    one_of(
+        TLS_ROOTS,
+        get(TLS_ROOTS),
+        &[("amazon", TlsRoots::Amazon), ("system", TlsRoots::System)],
+    )
+}
+
+/// The source queue's `maxReceiveCount`, when given.
+fn read_max_receive_count(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<u32>, ConfigError> {
+    get(MAX_RECEIVE_COUNT)
+        .map(|raw| ranged(MAX_RECEIVE_COUNT, Some(raw), 1..=1_000, 0).map(|n| n as u32))
+        .transpose()
 }
 
 /// What the ledger does with a key whose earlier attempt's outcome is unknown.

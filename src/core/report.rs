@@ -219,6 +219,21 @@ pub struct FateCounts {
     pub dead_lettered: usize,
 }
 
+impl FateCounts {
+    /// How many records met `fate`.
+    pub fn of(&self, fate: Fate) -> usize {
+        match fate {
+            Fate::Sent => self.sent,
+            Fate::Transient => self.transient,
+            Fate::Permanent => self.permanent,
+            Fate::Deferred => self.deferred,
+            Fate::Expired => self.expired,
+            Fate::Abandoned => self.abandoned,
+            Fate::Duplicate => self.duplicate,
+        }
+    }
+}
+
 impl BatchReport {
     pub fn counts(&self) -> FateCounts {
         let mut counts = FateCounts::default();

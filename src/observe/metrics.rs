@@ -84,15 +84,11 @@ impl MetricsContext {
         ]);
         let mut summary = self.document(timestamp_ms, &[], &metrics);
         summary["Records"] = json!(report.outcomes.len());
+        let counts = report.counts();
         for info in &FATES {
-            let count = report
-                .outcomes
-                .iter()
-                .filter(|o| o.fate == info.fate)
-                .count();
-            summary[info.metric] = json!(count);
+            summary[info.metric] = json!(counts.of(info.fate));
         }
-        summary["DeadLettered"] = json!(report.counts().dead_lettered);
+        summary["DeadLettered"] = json!(counts.dead_lettered);
         let attempts: u64 = report.outcomes.iter().map(|o| u64::from(o.attempts)).sum();
         summary["Attempts"] = json!(attempts);
         summary["CircuitOpened"] = json!(report.circuit.opened);

@@ -16,8 +16,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use voice_fake::{FakeVoice, Script};
 
-use crate::support::events;
 use crate::support::to_utc_midnight;
+use crate::support::{events, failures};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -99,15 +99,6 @@ async fn invoke(port: u16, event_file: &str) -> Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
-}
-
-fn failures(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {response}"))
-        .iter()
-        .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ use serde_json::Value;
 use tokio::process::Command;
 use voice_fake::FakeVoice;
 
-use crate::support::events;
 use crate::support::moto::Moto;
+use crate::support::{events, failures};
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -97,20 +97,6 @@ async fn invoke(env_vars: &std::path::Path, event: &std::path::Path) -> (Value, 
         .find_map(|line| serde_json::from_str::<Value>(line).ok())
         .unwrap_or_else(|| panic!("{event}: no JSON response in {stdout}\n{stderr}"));
     (response, stderr)
-}
-
-fn failures(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {response}"))
-        .iter()
-        .map(|failure| {
-            failure["itemIdentifier"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
 }
 
 async fn bridge_fakes() -> (FakeVoice, Moto) {

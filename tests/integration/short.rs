@@ -16,7 +16,7 @@ use voice_fake::Script;
 
 use crate::support::moto::{create_ledger_table, create_queue, read_all, reason_of, Moto, Queue};
 use crate::support::process::{one_invocation_with, Invocation};
-use crate::support::{body, record};
+use crate::support::{body, failures, record};
 
 const LENGTHS: [u64; 4] = [3, 5, 10, 60];
 const LATENCIES: [Duration; 2] = [Duration::from_millis(50), Duration::from_secs(1)];
@@ -56,20 +56,6 @@ fn fates(run: &Invocation) -> Vec<(String, String, Option<String>)> {
                 fields["fate"].as_str().unwrap_or_default().to_owned(),
                 fields["error_code"].as_str().map(str::to_owned),
             )
-        })
-        .collect()
-}
-
-fn reported(run: &Invocation) -> Vec<String> {
-    run.answer["batchItemFailures"]
-        .as_array()
-        .expect("a partial batch response")
-        .iter()
-        .map(|failure| {
-            failure["itemIdentifier"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
         })
         .collect()
 }
@@ -123,7 +109,7 @@ async fn case(moto: &Moto, queue: &Queue, seconds: u64, ledger: Ledger, latency:
         fates.iter().all(|(_, fate, _)| fate == "sent"),
         "{name}: every record is sent: {fates:?}"
     );
-    assert_eq!(reported(&run), Vec::<String>::new(), "{name}");
+    assert_eq!(failures(&run.answer), Vec::<String>::new(), "{name}");
     let mut destinations: Vec<&str> = run
         .received
         .iter()
@@ -206,7 +192,7 @@ async fn at_three_seconds_with_two_in_flight_one_second_calls_send_as_many_as_fi
         fates.iter().filter(|(_, fate, _)| fate != "sent").collect();
     let mut ids: Vec<String> = unsent.iter().map(|(id, _, _)| id.clone()).collect();
     ids.sort();
-    let mut answered = reported(&run);
+    let mut answered = failures(&run.answer);
     answered.sort();
     assert_eq!(answered, ids, "what was not sent is reported, nothing lost");
 }
@@ -239,7 +225,7 @@ async fn an_invocation_too_short_to_start_says_so_at_error_and_its_last_receive_
         assert!(error.contains(named), "{named}: {error}");
     }
     // The two early receives come back; the last one goes to the DLQ with why.
-    assert_eq!(reported(&run), ["early-0", "early-1"]);
+    assert_eq!(failures(&run.answer), ["early-0", "early-1"]);
     let letters = read_all(&sqs, &dlq).await;
     assert_eq!(letters.len(), 1);
     let reason = reason_of(&letters[0]).expect("a DispatchError");

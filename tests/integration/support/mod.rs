@@ -184,3 +184,18 @@ pub fn to_utc_midnight(now: std::time::SystemTime) -> u64 {
         .map_or(0, |since| since.as_secs());
     86_400 - seconds % 86_400
 }
+
+/// The message ids of a partial batch response (JSON), in its order.
+pub fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {response}"))
+        .iter()
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
