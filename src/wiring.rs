@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::engine::{BatchEngine, EngineSettings};
+use crate::core::route::FailoverSettings;
 use crate::core::settle::{Redelivery, Settlement};
 
 /// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling, DynamoDB for
@@ -63,9 +64,10 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
 /// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`, `AWS_ENDPOINT_URL_SQS` and
 /// `AWS_ENDPOINT_URL_DYNAMODB`, as usual).
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
-    voice_dispatch_with_voice(
+    voice_dispatch_with_voices(
         config,
         voice(config, sdk),
+        failover(config, sdk),
         aws_sdk_sqs::Client::new(sdk),
         aws_sdk_dynamodb::Client::new(sdk),
     )
@@ -86,24 +88,64 @@ fn voice_timeouts() -> TimeoutConfig {
 /// engine retries the failures that certainly placed nothing, through the pacer and the
 /// circuit breaker, and never after a message's expiry.
 pub fn voice_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoice::Client {
-    aws_sdk_pinpointsmsvoice::Client::from_conf(
-        aws_sdk_pinpointsmsvoice::config::Builder::from(sdk)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(voice_timeouts())
-            .build(),
-    )
+    aws_sdk_pinpointsmsvoice::Client::from_conf(v1_config(sdk).build())
+}
+
+fn v1_config(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoice::config::Builder {
+    aws_sdk_pinpointsmsvoice::config::Builder::from(sdk)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(voice_timeouts())
 }
 
 /// The v2 client, one attempt per send for the same reason (`SendVoiceMessage` has no
 /// idempotency token in v2 either). Its endpoint override is
 /// `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2`.
 pub fn voice_v2_client(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoicev2::Client {
-    aws_sdk_pinpointsmsvoicev2::Client::from_conf(
-        aws_sdk_pinpointsmsvoicev2::config::Builder::from(sdk)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(voice_timeouts())
-            .build(),
-    )
+    aws_sdk_pinpointsmsvoicev2::Client::from_conf(v2_config(sdk).build())
+}
+
+fn v2_config(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoicev2::config::Builder {
+    aws_sdk_pinpointsmsvoicev2::config::Builder::from(sdk)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(voice_timeouts())
+}
+
+/// The failover region's voice backend and settings, when `FAILOVER_REGION` is set: a
+/// client of the same API from the same SDK configuration (credentials, HTTP client,
+/// timeouts, one attempt per send), for that region, at `FAILOVER_ENDPOINT_URL` or the
+/// region's own endpoint: the primary's endpoint override never applies to it.
+pub fn failover(config: &Config, sdk: &SdkConfig) -> Option<(Voice, FailoverSettings)> {
+    let failover = config.failover.as_ref()?;
+    let region = aws_config::Region::new(failover.region.clone());
+    let endpoint = failover.endpoint_url.clone();
+    let voice = match config.voice_api {
+        Backend::V1 => {
+            let mut client = v1_config(sdk).region(region);
+            client.set_endpoint_url(endpoint);
+            let client = aws_sdk_pinpointsmsvoice::Client::from_conf(client.build());
+            Voice::V1(PinpointVoice::new(client))
+        }
+        Backend::V2 => {
+            let mut client = v2_config(sdk).region(region);
+            client.set_endpoint_url(endpoint);
+            let client = aws_sdk_pinpointsmsvoicev2::Client::from_conf(client.build());
+            Voice::V2(PinpointV2Voice::new(
+                client,
+                failover.identity.clone(),
+                config.max_price_per_minute.clone(),
+            ))
+        }
+    };
+    let settings = FailoverSettings {
+        primary_region: sdk
+            .region()
+            .map_or_else(|| "primary".to_owned(), ToString::to_string),
+        region: failover.region.clone(),
+        origination: failover.origination.clone(),
+        configuration_set: failover.configuration_set.clone(),
+        send_rate: failover.send_rate,
+    };
+    Some((voice, settings))
 }
 
 /// The voice backend `VOICE_API` names, from one SDK configuration.
@@ -129,10 +171,22 @@ pub fn voice_dispatch_with(
     voice_dispatch_with_voice(config, Voice::V1(PinpointVoice::new(voice)), sqs, dynamodb)
 }
 
-/// Builds the function with the voice backend given.
+/// Builds the function with the voice backend given (and no failover region).
 pub fn voice_dispatch_with_voice(
     config: &Config,
     voice: Voice,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> Dispatch {
+    voice_dispatch_with_voices(config, voice, None, sqs, dynamodb)
+}
+
+/// Builds the function with the voice backends given: the primary region's, and the
+/// failover region's when there is one.
+pub fn voice_dispatch_with_voices(
+    config: &Config,
+    voice: Voice,
+    failover: Option<(Voice, FailoverSettings)>,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Dispatch {
@@ -145,8 +199,12 @@ pub fn voice_dispatch_with_voice(
         .map(|table| DynamoLedger::new(dynamodb, table));
     // One wall clock for the engine, the settlement and the use case.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut engine = BatchEngine::new(voice, engine_settings(config));
+    if let Some((sender, settings)) = failover {
+        engine = engine.with_failover(sender, settings);
+    }
     VoiceDispatch::new(
-        BatchEngine::new(voice, engine_settings(config))
+        engine
             .with_outcome_line(crate::observe::lines::record_done)
             .with_clock(Arc::clone(&clock))
             .with_ledger(ledger),

@@ -9,7 +9,10 @@ what gets deployed, for several parameter sets:
 - v2 with the origination identity as an ARN: `SendVoiceMessage` on that identity and the
   configuration set alone (the set's ARN built from its name, or as given), and
   `CONFIGURED_RESOURCES_ONLY` set so the function refuses a message naming others; with a
-  phone number as the identity, "*" and the setting off.
+  phone number as the identity, "*" and the setting off;
+- a failover Region: its identity and set named as well when the role is narrowed (nothing
+  more when failover is off), its settings passed to the function, and the alarm for calls
+  it carries only when it is on.
 
 Each check is also run on a template known to break it (SAM's generated role; a window on a
 FIFO source), so a check that cannot fail fails the run.
@@ -290,6 +293,60 @@ def check(template):
         "v1: messages may name their own number and set",
     )
 
+    west_identity = "arn:aws:sms-voice:us-west-2:123456789012:pool/pool-0fedcba9876543210"
+    west_set = "arn:aws:sms-voice:us-west-2:123456789012:configuration-set/alerts-west"
+    failover_v2 = {
+        "VoiceApi": "v2",
+        "OriginationIdentity": identity,
+        "ConfigurationSetName": "alerts",
+        "FailoverRegion": "us-west-2",
+        "FailoverOriginationIdentity": west_identity,
+        "FailoverConfigurationSetName": "alerts-west",
+    }
+    for name, parameters, expected in [
+        ("a set in each", failover_v2, {identity, set_arn, west_identity, west_set}),
+        (
+            "a set ARN there",
+            {**failover_v2, "FailoverConfigurationSetName": west_set},
+            {identity, set_arn, west_identity, west_set},
+        ),
+        (
+            "no set there",
+            {**failover_v2, "FailoverConfigurationSetName": ""},
+            {identity, set_arn, west_identity},
+        ),
+    ]:
+        failover = translate(template, parameters)
+        expect(not role_problems(failover), f"v2 failover, {name}: least privilege")
+        expect(
+            narrowed_to(failover, expected),
+            f"v2 failover, {name}: calls only from each Region's identity and set ({sorted(places(failover))})",
+        )
+    failover = translate(template, failover_v2)
+    env = environment(failover)
+    expect(
+        env.get("FAILOVER_REGION") == "us-west-2"
+        and env.get("FAILOVER_ORIGINATION_IDENTITY") == west_identity
+        and env.get("FAILOVER_CONFIGURATION_SET_NAME") == "alerts-west",
+        "v2 failover: the function is told the failover Region and what to use there",
+    )
+    alarms = lambda resources: {  # noqa: E731
+        r["Properties"].get("MetricName") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    expect("FailedOver" in alarms(failover), "failover on: an alarm when the failover Region carries calls")
+    expect("FailedOver" not in alarms(standard), "failover off: no failover alarm")
+    v1_failover = translate(
+        template, {"FailoverRegion": "us-west-2", "FailoverOriginationPhoneNumber": "+12065550177"}
+    )
+    expect(
+        narrowed_to(v1_failover, {"*"}) and not role_problems(v1_failover),
+        "v1 failover: v1 has no resource-level permissions, the same * covers both Regions",
+    )
+    expect(
+        environment(v1_failover).get("FAILOVER_ORIGINATION_PHONE_NUMBER") == "+12065550177",
+        "v1 failover: the function is told its number there",
+    )
+
     off = translate(template, {"IdempotencyLedger": "false"})
     expect(
         not any(a.startswith("dynamodb:") for a in actions(off)),
@@ -317,6 +374,18 @@ def check(template):
     expect(
         not narrowed_to(translate(unnarrowed, v2_parameters), {identity}),
         "the narrowing check catches a role left on * under v2 with an identity ARN",
+    )
+    no_failover_grant = copy.deepcopy(template)
+    for statement in no_failover_grant["Resources"]["VoiceDispatchRole"]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]:
+        if isinstance(statement, dict) and statement.get("Sid") == "PlaceCalls":
+            statement["Resource"]["Fn::If"][1] = statement["Resource"]["Fn::If"][1][:2]
+    expect(
+        not narrowed_to(
+            translate(no_failover_grant, failover_v2), {identity, set_arn, west_identity, west_set}
+        ),
+        "the narrowing check catches a role that cannot place calls from the failover Region",
     )
     unpinned = copy.deepcopy(template)
     next(

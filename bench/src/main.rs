@@ -417,7 +417,7 @@ async fn measure_cpu_share(
     percent: u32,
     n: usize,
     timeout: Duration,
-) -> Option<(f64, usize, usize)> {
+) -> Option<ShareFigures> {
     use tokio::io::AsyncBufReadExt;
     let group = cpu_group(percent)?;
     let fake = FakeVoice::start(Script::default().with_latency(Duration::from_millis(50)))
@@ -429,12 +429,29 @@ async fn measure_cpu_share(
         .spawn()
         .expect("the function starts");
     let lines = std::sync::Arc::new(AtomicU64::new(0));
+    let started = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    // Where the function's lines go when BENCH_SHARE_LOG names a folder: each with the
+    // milliseconds since the event was handed over, to see where the time went.
+    let log = std::env::var_os("BENCH_SHARE_LOG")
+        .map(|dir| Path::new(&dir).join(format!("share-{percent}pct-{}s.log", timeout.as_secs())));
     if let Some(stdout) = child.stdout.take() {
         let lines = lines.clone();
+        let started = started.clone();
+        let mut file = log
+            .as_ref()
+            .and_then(|path| std::fs::File::create(path).ok());
         tokio::spawn(async move {
+            use std::io::Write;
             let mut reader = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(_)) = reader.next_line().await {
+            while let Ok(Some(line)) = reader.next_line().await {
                 lines.fetch_add(1, Ordering::Relaxed);
+                if let Some(file) = file.as_mut() {
+                    let at = started
+                        .lock()
+                        .ok()
+                        .and_then(|s| s.map(|s: Instant| s.elapsed().as_millis()));
+                    let _ = writeln!(file, "{} {line}", at.unwrap_or(0));
+                }
             }
         });
     }
@@ -442,17 +459,22 @@ async fn measure_cpu_share(
         .await
         .expect("the function asks for an event");
     let batch = event(n);
-    let started = Instant::now();
+    let begun = Instant::now();
+    if let Ok(mut s) = started.lock() {
+        *s = Some(begun);
+    }
     let answer = api.invoke_within(batch, timeout).await;
-    let took = started.elapsed();
+    let took = begun.elapsed();
     stop(child).await;
     let _ = std::fs::remove_dir(&group);
-    let (_, response) = answer.unwrap_or_else(|| {
-        panic!(
-            "{n} records at {percent} % of a CPU: no answer within {} s (a Lambda timeout)",
-            timeout.as_secs()
-        )
-    });
+    let Some((_, response)) = answer else {
+        eprintln!(
+            "{percent} % CPU, N = {n}, timeout {} s: no answer by the deadline, {} log lines",
+            timeout.as_secs(),
+            lines.load(Ordering::Relaxed)
+        );
+        return Some(ShareFigures::Missed);
+    };
     let not_sent = failures(&response);
     eprintln!(
         "{percent} % CPU, N = {n}, timeout {} s: answered in {:.2} s, {not_sent} not sent, {} log lines",
@@ -460,7 +482,11 @@ async fn measure_cpu_share(
         took.as_secs_f64(),
         lines.load(Ordering::Relaxed)
     );
-    Some((ms(took), n - not_sent, not_sent))
+    Some(ShareFigures::Answered {
+        took_ms: ms(took),
+        sent: n - not_sent,
+        not_sent,
+    })
 }
 
 /// One ledger setting's figures at N records: CPU per record with the fake answering at
@@ -664,7 +690,18 @@ async fn keep_alive_front(upstream: Option<String>, stub_latency: Duration) -> S
 /// 10,000 records at 7 % of a CPU (what Lambda gives 128 MB), with the template's default
 /// timeout (60 s) and with a 10 s one that cuts the batch short: each must answer in time.
 /// One run at a small CPU share: its timeout in seconds, and what `measure_cpu_share` saw.
-type ShareRun = (u64, Option<(f64, usize, usize)>);
+type ShareRun = (u64, Option<ShareFigures>);
+
+/// What one run at a small CPU share saw: an answer in time, or none by the deadline (what
+/// Lambda reports as a timeout, and the whole batch comes back).
+enum ShareFigures {
+    Answered {
+        took_ms: f64,
+        sent: usize,
+        not_sent: usize,
+    },
+    Missed,
+}
 
 async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<ShareRun> {
     let mut runs = Vec::new();
@@ -674,8 +711,19 @@ async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<ShareRun> {
         attempt_timeout_ms: Some("1000"),
         ..*rust
     };
-    for (timeout, function) in [(60, rust), (10, &short)] {
-        let figures = measure_cpu_share(function, 7, 10_000, Duration::from_secs(timeout)).await;
+    // BENCH_SHARE_PERCENT and BENCH_SHARE_TIMEOUTS (seconds, comma-separated) look closer.
+    let percent = std::env::var("BENCH_SHARE_PERCENT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(7);
+    let timeouts: Vec<u64> = std::env::var("BENCH_SHARE_TIMEOUTS")
+        .ok()
+        .map(|t| t.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![60, 10]);
+    for timeout in timeouts {
+        let function = if timeout < 60 { &short } else { rust };
+        let figures =
+            measure_cpu_share(function, percent, 10_000, Duration::from_secs(timeout)).await;
         runs.push((timeout, figures));
     }
     runs
@@ -684,10 +732,17 @@ async fn measure_cpu_shares(rust: &Function<'_>) -> Vec<ShareRun> {
 fn print_cpu_share(runs: &[ShareRun]) {
     for (timeout, figures) in runs {
         match figures {
-            Some((took, sent, not_sent)) => println!(
+            Some(ShareFigures::Answered {
+                took_ms,
+                sent,
+                not_sent,
+            }) => println!(
                 "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | answered in {:.2} s ({:.2} s before the deadline); {sent} sent, {not_sent} reported for redelivery | – | – |",
-                took / 1_000.0,
-                *timeout as f64 - took / 1_000.0,
+                took_ms / 1_000.0,
+                *timeout as f64 - took_ms / 1_000.0,
+            ),
+            Some(ShareFigures::Missed) => println!(
+                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | **no answer by the deadline** (a Lambda timeout: the whole batch comes back) | – | – |"
             ),
             None => println!(
                 "| batch N = 10,000 at 7 % of one CPU, timeout {timeout} s | not run: no cgroup v1 CPU controller writable here | – | – |"

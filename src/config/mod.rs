@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+pub mod failover;
 pub mod variables;
+
+pub use failover::FailoverConfig;
 
 pub use crate::adapters::tls::TlsRoots;
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
@@ -68,6 +71,8 @@ pub struct Config {
     /// `ORIGINATION_IDENTITY` and with `CONFIGURATION_SET_NAME` (the template grants
     /// `SendVoiceMessage` on those ARNs alone), so a body naming others is refused.
     pub configured_resources_only: bool,
+    /// The failover region (`FAILOVER_REGION` and its settings); `None`: off.
+    pub failover: Option<FailoverConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,6 +137,7 @@ impl Default for Config {
             origination_identity: None,
             max_price_per_minute: None,
             configured_resources_only: false,
+            failover: None,
         }
     }
 }
@@ -183,6 +189,13 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| unresolved.keeps(name, value));
         let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
+        let send_rate = read_send_rate(&get)?;
+        let failover = failover::read_failover(
+            &get,
+            voice.backend,
+            voice.configured_resources_only,
+            send_rate,
+        )?;
         let base = Self::default();
         Ok(Self {
             warnings: [backoff_warning, voice.warning]
@@ -214,7 +227,8 @@ impl Config {
                 MIN_TTL_SECONDS..=MAX_CONFIGURED_TTL_SECONDS,
                 base.message_ttl,
             )?,
-            send_rate: read_send_rate(&get)?,
+            send_rate,
+            failover,
             max_attempts: ranged(
                 SEND_MAX_ATTEMPTS,
                 get(SEND_MAX_ATTEMPTS),
@@ -832,7 +846,7 @@ mod tests {
         assert_eq!(config.send_attempt_timeout, Duration::from_millis(3_000));
         // Every variable of the table that the function reads itself: its sample changes
         // the configuration (v2's own under v2, where they are read).
-        let read = |vars: &[(&str, &str)]| format!("{:?}", super::tests::config(vars).unwrap());
+        let read = |vars: &[(&str, &str)]| format!("{:?}", super::tests::config(vars));
         for variable in variables::VARIABLES {
             let Some(sample) = variable.sample else {
                 continue;
@@ -850,6 +864,18 @@ mod tests {
             if variable.name == CONFIGURED_RESOURCES_ONLY {
                 context.push((ORIGINATION_IDENTITY, "pool-1"));
             }
+            // The failover settings go together: the region and its origination (under v1 a
+            // number, under v2 an identity). One missing is an error, which differs too.
+            if let Some(failover) = variable.name.strip_prefix("FAILOVER_") {
+                if failover != "REGION" {
+                    context.push((failover::FAILOVER_REGION, "us-west-2"));
+                }
+                if failover == "ORIGINATION_IDENTITY" {
+                    context.push((VOICE_API, "v2"));
+                } else if failover != "ORIGINATION_PHONE_NUMBER" {
+                    context.push((failover::FAILOVER_ORIGINATION_PHONE_NUMBER, "+12065550178"));
+                }
+            }
             // Under SAM local, a stack's own logical ID is not configured.
             match variable.name {
                 AWS_SAM_LOCAL => context.push((STACK_RESOURCE_IDS, "IdempotencyTable")),
@@ -865,6 +891,11 @@ mod tests {
             }
             let mut set = context.clone();
             set.push((variable.name, sample));
+            assert!(
+                super::tests::config(&set).is_ok(),
+                "{}'s sample is valid",
+                variable.name
+            );
             assert_ne!(read(&set), read(&context), "{} is not read", variable.name);
         }
         // And the table has every variable the configuration names.
@@ -894,6 +925,12 @@ mod tests {
             IDEMPOTENCY_TABLE_NAME,
             IDEMPOTENCY_TTL_SECONDS,
             ON_UNKNOWN_OUTCOME,
+            failover::FAILOVER_REGION,
+            failover::FAILOVER_ORIGINATION_PHONE_NUMBER,
+            failover::FAILOVER_ORIGINATION_IDENTITY,
+            failover::FAILOVER_CONFIGURATION_SET_NAME,
+            failover::FAILOVER_SEND_RATE_LIMIT,
+            failover::FAILOVER_ENDPOINT_URL,
         ] {
             assert!(
                 variables::VARIABLES.iter().any(|v| v.name == name),

@@ -5,6 +5,11 @@
 //! opens: nothing is sent for `open_for`. Then one probe goes out (half-open): a probe the
 //! service answers closes the breaker; a probe that fails opens it again for twice as long,
 //! up to `max_open`. Throttling neither counts nor resets: the pacer handles it.
+//!
+//! An open breaker says whether the failures that opened it were the service's alone (a
+//! regional outage: calls may go to the failover region meanwhile) or the function's own
+//! setup refused (a missing configured resource, access denied) or the account blocked,
+//! which another region would only hide.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,10 +41,24 @@ impl Default for BreakerSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant, open_for: Duration },
-    HalfOpen { open_for: Duration, probing: bool },
+    /// `regional`: every failure counted so far was the service failing on its side.
+    Closed { failures: u32, regional: bool },
+    Open {
+        until: Instant,
+        open_for: Duration,
+        regional: bool,
+    },
+    HalfOpen {
+        open_for: Duration,
+        probing: bool,
+        regional: bool,
+    },
 }
+
+const CLOSED: State = State::Closed {
+    failures: 0,
+    regional: true,
+};
 
 /// Not now: the breaker is open (or its one probe is out). Come back after `remaining`;
 /// `open_for` is the length of the current open period, the scale for jitter.
@@ -47,6 +66,9 @@ enum State {
 pub struct Open {
     pub remaining: Duration,
     pub open_for: Duration,
+    /// Opened by the service failing on its side alone (internal errors, 5xx, timeouts,
+    /// broken connections): a regional outage, which the failover region may route around.
+    pub regional: bool,
 }
 
 impl Open {
@@ -61,6 +83,8 @@ impl Open {
 pub struct CircuitBreaker {
     settings: BreakerSettings,
     inner: Arc<Mutex<Inner>>,
+    /// The region whose service it watches, in its lines when failover is on.
+    region: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -88,10 +112,14 @@ impl Drop for Attempt {
     fn drop(&mut self) {
         if let (true, Some(inner)) = (self.probe, self.inner.take()) {
             let mut inner = lock(&inner);
-            if let State::HalfOpen { open_for, .. } = inner.state {
+            if let State::HalfOpen {
+                open_for, regional, ..
+            } = inner.state
+            {
                 inner.state = State::HalfOpen {
                     open_for,
                     probing: false,
+                    regional,
                 };
             }
         }
@@ -120,10 +148,17 @@ impl CircuitBreaker {
         Self {
             settings,
             inner: Arc::new(Mutex::new(Inner {
-                state: State::Closed { failures: 0 },
+                state: CLOSED,
                 opened: 0,
             })),
+            region: None,
         }
+    }
+
+    /// The same breaker naming `region` in its lines (failover on).
+    pub fn for_region(mut self, region: Option<Arc<str>>) -> Self {
+        self.region = region;
+        self
     }
 
     /// Whether an attempt could start now, without taking the probe slot: lets a record be
@@ -136,13 +171,21 @@ impl CircuitBreaker {
         Self::refresh(inner, now);
         match inner.state {
             State::Closed { .. } | State::HalfOpen { probing: false, .. } => Ok(()),
-            State::Open { until, open_for } => Err(Open {
+            State::Open {
+                until,
+                open_for,
+                regional,
+            } => Err(Open {
                 remaining: until.saturating_duration_since(now),
                 open_for,
+                regional,
             }),
-            State::HalfOpen { open_for, .. } => Err(Open {
+            State::HalfOpen {
+                open_for, regional, ..
+            } => Err(Open {
                 remaining: Duration::ZERO,
                 open_for,
+                regional,
             }),
         }
     }
@@ -156,10 +199,12 @@ impl CircuitBreaker {
             State::HalfOpen {
                 open_for,
                 probing: false,
+                regional,
             } => {
                 inner.state = State::HalfOpen {
                     open_for,
                     probing: true,
+                    regional,
                 };
                 true
             }
@@ -177,54 +222,68 @@ impl CircuitBreaker {
         let mut inner = lock(&self.inner);
         let healthy = matches!(failure, None | Some(Signal::Answered));
         let blocked = failure == Some(Signal::Blocked);
-        let failing = failure == Some(Signal::ServiceFailing) || blocked;
+        let service = failure == Some(Signal::ServiceFailing);
+        let failing = service || blocked || failure == Some(Signal::Misconfigured);
+        let region = self.region.as_deref();
         match inner.state {
             State::HalfOpen { open_for, .. } if attempt.probe => {
                 if healthy {
-                    inner.state = State::Closed { failures: 0 };
-                    tracing::info!("circuit breaker closed: the voice service answered the probe");
+                    inner.state = CLOSED;
+                    tracing::info!(
+                        region,
+                        "circuit breaker closed: the voice service answered the probe"
+                    );
                 } else if failing {
                     let open_for = (open_for * 2).min(self.settings.max_open);
                     inner.state = State::Open {
                         until: now + open_for,
                         open_for,
+                        regional: service,
                     };
                     tracing::warn!(
+                        region,
                         open_seconds = open_for.as_secs_f64(),
                         "circuit breaker reopened: the probe failed on the service's side"
                     );
                 } else {
                     // Throttled, or never reached the service: no news. Probe again.
-                    inner.state = State::HalfOpen {
-                        open_for,
-                        probing: false,
-                    };
+                    if let State::HalfOpen { regional, .. } = inner.state {
+                        inner.state = State::HalfOpen {
+                            open_for,
+                            probing: false,
+                            regional,
+                        };
+                    }
                 }
             }
-            State::Closed { failures } if failing => {
+            State::Closed { failures, regional } if failing => {
                 // Blocked: every send would fail alike, no need to count to the threshold.
                 let failures = if blocked {
                     self.settings.threshold
                 } else {
                     failures + 1
                 };
+                let regional = regional && service;
                 if failures >= self.settings.threshold {
                     let open_for = self.settings.open_for;
                     inner.state = State::Open {
                         until: now + open_for,
                         open_for,
+                        regional,
                     };
                     inner.opened += 1;
                     tracing::warn!(
+                        region,
+                        regional_outage = self.region.as_ref().map(|_| regional),
                         consecutive_failures = failures,
                         open_seconds = open_for.as_secs_f64(),
                         "circuit breaker opened: the voice service is failing on its side"
                     );
                 } else {
-                    inner.state = State::Closed { failures };
+                    inner.state = State::Closed { failures, regional };
                 }
             }
-            State::Closed { .. } if healthy => inner.state = State::Closed { failures: 0 },
+            State::Closed { .. } if healthy => inner.state = CLOSED,
             // Throttling and unsent requests leave the count alone; results of attempts
             // that started before the breaker opened do not move it.
             _ => {}
@@ -244,11 +303,17 @@ impl CircuitBreaker {
     }
 
     fn refresh(inner: &mut Inner, now: Instant) {
-        if let State::Open { until, open_for } = inner.state {
+        if let State::Open {
+            until,
+            open_for,
+            regional,
+        } = inner.state
+        {
             if now >= until {
                 inner.state = State::HalfOpen {
                     open_for,
                     probing: false,
+                    regional,
                 };
             }
         }
@@ -384,11 +449,50 @@ mod tests {
         assert!(breaker.is_open(now), "a late success is not a probe");
     }
 
+    fn regional(breaker: &CircuitBreaker) -> bool {
+        breaker.check(Instant::now()).unwrap_err().regional
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_says_whether_the_service_alone_opened_it_through_its_probes() {
+        let breaker = breaker();
+        for _ in 0..3 {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        assert!(regional(&breaker), "the service failing on its side");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let probe = breaker.admit(Instant::now()).expect("the probe");
+        breaker.observe(probe, Some(Signal::Misconfigured), Instant::now());
+        assert!(
+            !regional(&breaker),
+            "a probe refused for the function's setup"
+        );
+
+        // One failure of the function's own in the streak is enough: no failover.
+        let mixed = self::breaker();
+        fail(&mixed, Signal::ServiceFailing);
+        fail(&mixed, Signal::Misconfigured);
+        fail(&mixed, Signal::ServiceFailing);
+        assert!(!regional(&mixed));
+        let blocked = self::breaker();
+        fail(&blocked, Signal::Blocked);
+        assert!(!regional(&blocked), "an account blocked is no outage");
+        // An answer starts a new streak.
+        let healed = self::breaker();
+        fail(&healed, Signal::Misconfigured);
+        fail(&healed, Signal::Answered);
+        for _ in 0..3 {
+            fail(&healed, Signal::ServiceFailing);
+        }
+        assert!(regional(&healed));
+    }
+
     #[test]
     fn records_turned_away_come_back_after_the_remaining_time_plus_jitter() {
         let open = Open {
             remaining: Duration::from_secs(10),
             open_for: Duration::from_secs(20),
+            regional: true,
         };
         let now = Instant::now();
         assert_eq!(open.retry_at(now, 0.0), now + Duration::from_secs(10));

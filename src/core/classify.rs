@@ -148,11 +148,12 @@ const THROTTLING_CODES: &[&str] = &[
 
 /// Error codes that mean "the service is failing on its side", or refusing this account:
 /// the circuit breaker counts them (and its alarm says so).
-const SERVICE_FAILURE_CODES: &[&str] = &[
-    "InternalServiceErrorException",
-    "InternalServerException",
-    "AccessDeniedException",
-];
+const SERVICE_FAILURE_CODES: &[&str] =
+    &["InternalServiceErrorException", "InternalServerException"];
+
+/// The role may not place the call, or the account is refused (v2 `ACCOUNT_DISABLED`,
+/// `INSUFFICIENT_ACCOUNT_REPUTATION`): every call fails alike until someone fixes it.
+const ACCESS_DENIED: &str = "AccessDeniedException";
 
 /// Error codes that mean "not now". Listed for the record: any code not named in
 /// [`PERMANENT_CODES`] is transient, so an unknown or new code never loses a message.
@@ -203,6 +204,11 @@ pub enum Signal {
     /// The account may send nothing now (v2: a spend limit reached): every send would fail
     /// alike, so the circuit breaker opens at once.
     Blocked,
+    /// The function's own setup is refused: its configured set or origination does not
+    /// exist, or its role or account is denied. The breaker counts it as it counts the
+    /// service failing, but it is no regional outage: it never moves calls to the failover
+    /// region, where it would hide a deploy error.
+    Misconfigured,
 }
 
 /// When a failure names the moment trying again makes sense: v2's daily call limit for one
@@ -230,7 +236,7 @@ pub fn retry_at(
 
 pub fn signal(failure: &SendFailure, origins: Origins) -> Signal {
     if missing_configured_resource(failure, origins) {
-        return Signal::ServiceFailing;
+        return Signal::Misconfigured;
     }
     match failure {
         SendFailure::Service {
@@ -251,6 +257,9 @@ pub fn signal(failure: &SendFailure, origins: Origins) -> Signal {
         SendFailure::Service {
             code: Some(code), ..
         } if SERVICE_FAILURE_CODES.contains(&code.as_str()) => Signal::ServiceFailing,
+        SendFailure::Service {
+            code: Some(code), ..
+        } if code == ACCESS_DENIED => Signal::Misconfigured,
         SendFailure::Service { status, .. } | SendFailure::UnreadableResponse { status, .. } => {
             if status.is_some_and(|status| status >= 500) {
                 Signal::ServiceFailing
@@ -377,7 +386,8 @@ mod tests {
         );
         assert_eq!(
             signal(&not_found, Origins::CONFIGURED_SET),
-            Signal::ServiceFailing
+            Signal::Misconfigured,
+            "counted by the breaker, never failed over"
         );
         assert_eq!(classify(&not_found, Origins::MESSAGE), Disposition::GiveUp);
         assert_eq!(signal(&not_found, Origins::MESSAGE), Signal::Answered);
@@ -437,7 +447,7 @@ mod tests {
                 "{resource_type:?} {origins:?}"
             );
             let health = if expected == Redeliver {
-                Signal::ServiceFailing
+                Signal::Misconfigured
             } else {
                 Signal::Answered
             };
@@ -493,7 +503,7 @@ mod tests {
             (
                 v2("AccessDeniedException", Some("ACCOUNT_DISABLED")),
                 Redeliver,
-                Signal::ServiceFailing,
+                Signal::Misconfigured,
             ),
             (
                 v2("ValidationException", Some("INVALID_PARAMETER")),

@@ -64,6 +64,9 @@ pub struct DispatchError<'a> {
     pub receive_count: Option<u32>,
     /// RFC 3339, UTC.
     pub time: &'a str,
+    /// With failover on, the region of the record's last attempt; left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
 }
 
 /// The letter for a permanently failed record, or `None` when there is nothing SQS could
@@ -98,6 +101,7 @@ pub fn dead_letter<'a>(
             source_queue_arn: message.queue_arn,
             receive_count: outcome.receive_count,
             time,
+            region: outcome.region.as_ref().map(|tag| &*tag.name),
         };
         serde_json::to_string(&error).unwrap_or_else(|_| format!("{{\"code\":\"{code}\"}}"))
     });
@@ -201,6 +205,22 @@ mod tests {
             })
         );
         assert!(letter.fifo.is_none());
+    }
+
+    #[test]
+    fn with_failover_on_the_reason_names_the_region_of_the_last_attempt() {
+        let message = message(STANDARD, Some("{}"), 0);
+        let outcome = RecordOutcome {
+            region: Some(crate::core::route::RegionTag {
+                name: "us-west-2".into(),
+                failover: true,
+            }),
+            ..outcome()
+        };
+        let letter = dead_letter(&message, &outcome, "2026-11-24T18:00:00Z").unwrap();
+        let reason: serde_json::Value = serde_json::from_str(&letter.reason.unwrap()).unwrap();
+        assert_eq!(reason["region"], "us-west-2");
+        assert_eq!(reason["code"], "BadRequestException");
     }
 
     #[test]

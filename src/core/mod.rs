@@ -19,4 +19,5 @@ pub mod ports;
 pub mod record;
 pub mod redact;
 pub mod report;
+pub mod route;
 pub mod settle;

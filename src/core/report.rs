@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::core::route::RegionTag;
+
 use tokio::time::Instant;
 
 /// The fate of one record in this invocation.
@@ -161,6 +163,8 @@ pub struct RecordOutcome {
     pub expires_at: Option<Instant>,
     /// Requests sent to the voice service for this record in this invocation.
     pub attempts: u32,
+    /// The region of its last attempt, with failover on; `None` with it off or never tried.
+    pub region: Option<RegionTag>,
 }
 
 impl RecordOutcome {
@@ -179,6 +183,7 @@ impl RecordOutcome {
             retry_at: None,
             expires_at: None,
             attempts: 0,
+            region: None,
         }
     }
 
@@ -193,7 +198,33 @@ impl RecordOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct BatchReport {
     pub outcomes: Vec<RecordOutcome>,
+    /// The primary region's breaker.
     pub circuit: CircuitReport,
+    /// With failover on, the two regions; `None` with it off.
+    pub regions: Option<Regions>,
+}
+
+/// The primary and the failover region, as outcomes name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regions {
+    pub primary: RegionTag,
+    pub failover: RegionTag,
+}
+
+/// One region's share of a batch: the records whose last attempt went there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionCounts<'a> {
+    pub region: &'a RegionTag,
+    pub sent: usize,
+    /// Tried there, not sent.
+    pub unsent: usize,
+}
+
+impl RegionCounts<'_> {
+    /// The records tried in this region.
+    pub fn tried(&self) -> usize {
+        self.sent + self.unsent
+    }
 }
 
 /// The instance's circuit breaker, as this invocation saw it.
@@ -252,6 +283,30 @@ impl BatchReport {
         counts
     }
 
+    /// With failover on, each region's records, the primary's first.
+    pub fn by_region<'a>(&'a self) -> Option<[RegionCounts<'a>; 2]> {
+        let regions = self.regions.as_ref()?;
+        let count = |region: &'a RegionTag| {
+            let mut counts = RegionCounts {
+                region,
+                sent: 0,
+                unsent: 0,
+            };
+            for outcome in &self.outcomes {
+                if outcome.region.as_ref() != Some(region) || outcome.fate == Fate::Duplicate {
+                    continue;
+                }
+                if outcome.fate == Fate::Sent {
+                    counts.sent += 1;
+                } else {
+                    counts.unsent += 1;
+                }
+            }
+            counts
+        };
+        Some([count(&regions.primary), count(&regions.failover)])
+    }
+
     /// The records SQS must deliver again, each message id once, in event order.
     pub fn reported_message_ids(&self) -> Vec<&str> {
         let mut seen = std::collections::HashSet::new();
@@ -267,6 +322,45 @@ impl BatchReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_region_counts_the_records_last_tried_there() {
+        let tag = |name: &str, failover| RegionTag {
+            name: name.into(),
+            failover,
+        };
+        let (east, west) = (tag("us-east-1", false), tag("us-west-2", true));
+        let at = |fate, region: &RegionTag| RecordOutcome {
+            region: Some(region.clone()),
+            ..RecordOutcome::new("m", fate)
+        };
+        let report = BatchReport {
+            outcomes: vec![
+                at(Fate::Sent, &east),
+                at(Fate::Transient, &east),
+                at(Fate::Sent, &west),
+                at(Fate::Sent, &west),
+                at(Fate::Abandoned, &west),
+                RecordOutcome::new("never tried", Fate::Deferred),
+            ],
+            circuit: CircuitReport::default(),
+            regions: Some(Regions {
+                primary: east.clone(),
+                failover: west.clone(),
+            }),
+        };
+        let [primary, failover] = report.by_region().expect("failover on");
+        assert_eq!((primary.sent, primary.unsent), (1, 1));
+        assert_eq!(
+            (failover.sent, failover.unsent, failover.tried()),
+            (2, 1, 3)
+        );
+        let off = BatchReport {
+            regions: None,
+            ..report
+        };
+        assert_eq!(off.by_region(), None);
+    }
 
     fn outcome(id: &str, fate: Fate) -> RecordOutcome {
         RecordOutcome::new(id, fate)

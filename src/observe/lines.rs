@@ -13,6 +13,8 @@ pub fn record_done(outcome: &RecordOutcome) {
     let error_code = outcome.reason.as_ref().map(|r| r.code.as_str());
     let reason = outcome.reason.as_ref().map(|r| r.message.as_str());
     let latency_ms = (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0;
+    // Only with failover on: without it the line is what it always was.
+    let region = outcome.region.as_ref().map(|tag| &*tag.name);
     match outcome.fate {
         Fate::Sent => tracing::info!(
             message_id = %outcome.message_id,
@@ -22,6 +24,7 @@ pub fn record_done(outcome: &RecordOutcome) {
             latency_ms,
             destination = outcome.destination.as_deref(),
             voice_message_id = outcome.voice_message_id.as_deref(),
+            region,
             "record sent"
         ),
         Fate::Duplicate => tracing::info!(
@@ -41,6 +44,7 @@ pub fn record_done(outcome: &RecordOutcome) {
             attempts = outcome.attempts,
             latency_ms,
             destination = outcome.destination.as_deref(),
+            region,
             "record not sent"
         ),
     }
@@ -55,6 +59,8 @@ pub fn batch_done(report: &BatchReport, elapsed: Duration) {
         .iter()
         .filter_map(|outcome| outcome.retry_delay_seconds)
         .collect::<Vec<u32>>();
+    // With failover on: the records tried in the failover region.
+    let failed_over = report.by_region().map(|[_, failover]| failover.tried());
     tracing::info!(
         records = report.outcomes.len(),
         sent = counts.sent,
@@ -65,6 +71,7 @@ pub fn batch_done(report: &BatchReport, elapsed: Duration) {
         abandoned = counts.abandoned,
         duplicate = counts.duplicate,
         circuit_open = report.circuit.open_at_end,
+        failed_over,
         dead_lettered = counts.dead_lettered,
         redelivery_delayed = delayed.len(),
         longest_delay_seconds = delayed.iter().max().copied(),

@@ -67,7 +67,35 @@ impl MetricsContext {
             documents.push(more);
         }
         documents.extend(self.unsent_by_code(report, timestamp_ms));
+        documents.extend(self.by_region(report, timestamp_ms));
         documents
+    }
+
+    /// With failover on, one document per region (dimension `Region`): the records sent
+    /// there and those tried there and not sent; the failover region's also counts the
+    /// records that moved there (`FailedOver`). With failover off, none: the documents are
+    /// what they were without it.
+    fn by_region(&self, report: &BatchReport, timestamp_ms: u64) -> Vec<Value> {
+        let Some(regions) = report.by_region() else {
+            return Vec::new();
+        };
+        regions
+            .iter()
+            .map(|counts| {
+                let mut metrics = vec![("Sent", "Count"), ("Unsent", "Count")];
+                if counts.region.failover {
+                    metrics.push(("FailedOver", "Count"));
+                }
+                let mut document = self.document(timestamp_ms, &["Region"], &metrics);
+                document["Region"] = json!(&*counts.region.name);
+                document["Sent"] = json!(counts.sent);
+                document["Unsent"] = json!(counts.unsent);
+                if counts.region.failover {
+                    document["FailedOver"] = json!(counts.tried());
+                }
+                document
+            })
+            .collect()
     }
 
     /// The counts of each fate (their metric names from the fates table), dead letters,
@@ -258,6 +286,7 @@ mod tests {
                 opened: 1,
                 open_at_end: true,
             },
+            regions: None,
         };
         let documents = context().documents(&report, 1_764_000_000_000);
         documents.iter().for_each(assert_valid_emf);
@@ -299,6 +328,73 @@ mod tests {
                     1
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn with_failover_on_each_region_has_a_document_and_the_rest_stay_as_they_were() {
+        use crate::core::report::Regions;
+        use crate::core::route::RegionTag;
+        let tag = |name: &str, failover| RegionTag {
+            name: name.into(),
+            failover,
+        };
+        let (east, west) = (tag("us-east-1", false), tag("us-west-2", true));
+        let at = |fate, code, region: &RegionTag| RecordOutcome {
+            region: Some(region.clone()),
+            ..outcome(fate, code, Some(40))
+        };
+        let outcomes = vec![
+            at(
+                Fate::Transient,
+                Some("InternalServiceErrorException"),
+                &east,
+            ),
+            at(Fate::Sent, None, &west),
+            at(Fate::Sent, None, &west),
+            outcome(Fate::Deferred, Some("CircuitOpen"), None),
+        ];
+        let off = BatchReport {
+            outcomes: outcomes.clone(),
+            ..Default::default()
+        };
+        let on = BatchReport {
+            outcomes,
+            regions: Some(Regions {
+                primary: east,
+                failover: west,
+            }),
+            ..Default::default()
+        };
+        let (without, with) = (context().documents(&off, 0), context().documents(&on, 0));
+        assert_eq!(
+            with[..without.len()],
+            without[..],
+            "the same documents first"
+        );
+        let regional = &with[without.len()..];
+        regional.iter().for_each(assert_valid_emf);
+        assert_eq!(regional.len(), 2);
+        assert_eq!(
+            regional[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["FunctionName", "Region"]])
+        );
+        assert_eq!(
+            (
+                &regional[0]["Region"],
+                &regional[0]["Sent"],
+                &regional[0]["Unsent"]
+            ),
+            (&json!("us-east-1"), &json!(0), &json!(1))
+        );
+        assert!(regional[0].get("FailedOver").is_none());
+        assert_eq!(
+            (
+                &regional[1]["Region"],
+                &regional[1]["Sent"],
+                &regional[1]["FailedOver"]
+            ),
+            (&json!("us-west-2"), &json!(2), &json!(2))
         );
     }
 

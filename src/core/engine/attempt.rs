@@ -20,14 +20,16 @@ use crate::core::pacing::Permit;
 use crate::core::ports::{Ledger, SentCall, VoiceSender};
 use crate::core::record::Record;
 use crate::core::report::{Fate, RecordOutcome};
+use crate::core::route::{self, Route};
 
 /// The longest wait between two attempts in place, whatever the attempt count.
 const RETRY_CAP_FACTOR: u32 = 16;
 
 /// What the gate says about the next attempt.
 enum Gate {
-    /// Go: the breaker admitted it, with the pacer's permit when sends are paced.
-    Go(breaker::Attempt, Option<Permit>, AttemptLoop),
+    /// Go through this route: its breaker admitted it, with its pacer's permit when sends
+    /// are paced.
+    Go(Route, breaker::Attempt, Option<Permit>, AttemptLoop),
     /// Not now: the record's outcome says why.
     Stop(RecordOutcome),
     /// No permit before the record's expiry: look again (the expiry check ends it).
@@ -51,6 +53,9 @@ enum Next {
 struct Tries<'a> {
     record: &'a Record<'a>,
     message: &'a VoiceMessage,
+    /// The message as the failover region would place it; `None` when failover is off or
+    /// the record must stay in the primary region.
+    rerouted: Option<VoiceMessage>,
     expiry: Option<Expiry>,
     cutoffs: Cutoffs,
     /// When this record was last throttled, to tell the account's quota from the
@@ -70,18 +75,24 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         cutoffs: Cutoffs,
         mut attempt: AttemptLoop,
     ) -> (RecordOutcome, bool) {
+        let rerouted = self
+            .failover
+            .as_ref()
+            .filter(|_| !attempt.maybe_placed_before)
+            .and_then(|failover| route::rerouted(message, &failover.settings));
         let mut tries = Tries {
             record,
             message,
+            rerouted,
             expiry,
             cutoffs,
             throttled_at: None,
         };
         loop {
-            let (admitted, permit) = match self.gate(&tries, attempt).await {
-                Gate::Go(admitted, permit, going) => {
+            let (route, admitted, permit) = match self.gate(&tries, attempt).await {
+                Gate::Go(route, admitted, permit, going) => {
                     attempt = going;
-                    (admitted, permit)
+                    (route, admitted, permit)
                 }
                 Gate::Stop(outcome) => return (outcome, false),
                 Gate::Again(waiting) => {
@@ -90,13 +101,18 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             };
             attempt.outcome.attempts += 1;
-            let (failure, admitted) = match self.send(&tries, admitted).await {
+            let region = self.region(route);
+            attempt.outcome.region = region.tag.clone();
+            let (failure, admitted) = match self.send(&tries, route, admitted).await {
                 Send::Abandoned => return (attempt.abandoned(), true),
                 Send::Answered(Err(failure), admitted) => (failure, admitted),
                 Send::Answered(Ok(call), admitted) => {
-                    self.breaker.observe(admitted, None, Instant::now());
-                    if let Some(pacer) = &self.pacer {
+                    region.breaker.observe(admitted, None, Instant::now());
+                    if let Some(pacer) = &region.pacer {
                         pacer.succeeded();
+                    }
+                    if let Some(failover) = &self.failover {
+                        failover.placed_through(route);
                     }
                     attempt.outcome.fate = Fate::Sent;
                     attempt.outcome.reason = None;
@@ -104,7 +120,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     return (attempt.outcome, false);
                 }
             };
-            let recipient_limited = self.observe_failure(&mut tries, &failure, admitted, permit);
+            let recipient_limited =
+                self.observe_failure(&mut tries, route, &failure, admitted, permit);
             let maybe_placed = !placed_nothing(&failure);
             match self.after_failure(&tries, &failure, recipient_limited, attempt) {
                 Next::RetryAfter(wait, waiting) => {
@@ -116,25 +133,49 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         }
     }
 
+    /// Which region may take a call now: the primary while its breaker lets calls through;
+    /// the failover region while the primary's is open for a regional outage, if the call
+    /// `may_move` and the failover's breaker lets it through. `Err`: neither, with the
+    /// sooner of the two regions' open times.
+    pub(super) fn route_now(&self, may_move: bool, now: Instant) -> Result<Route, breaker::Open> {
+        let open = match self.primary.breaker.check(now) {
+            Ok(()) => return Ok(Route::Primary),
+            Err(open) => open,
+        };
+        let Some(failover) = self.failover.as_ref().filter(|_| may_move && open.regional) else {
+            return Err(open);
+        };
+        match failover.region.breaker.check(now) {
+            Ok(()) => Ok(Route::Failover),
+            Err(also) if also.remaining < open.remaining => Err(also),
+            Err(_) => Err(open),
+        }
+    }
+
     /// Whether the next attempt may go now: the record within its time to live, the send
-    /// cutoff not passed, the breaker closed (or this the probe), a pacer permit in time.
+    /// cutoff not passed, a region's breaker closed (or this its probe), a permit from that
+    /// region's pacer in time.
     async fn gate(&self, tries: &Tries<'_>, attempt: AttemptLoop) -> Gate {
         let (record, expiry, cutoffs) = (tries.record, tries.expiry, tries.cutoffs);
         let now = Instant::now();
         if let Some(expiry) = expiry.filter(|e| e.is_past(now)) {
             return Gate::Stop(attempt.expired(&expiry));
         }
-        if now >= cutoffs.last_start {
+        if self.past_last_start(&cutoffs, now) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
-        if let Err(open) = self.breaker.check(now) {
-            let retry_at = open.retry_at(now, fastrand::f64());
-            return Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)));
-        }
+        let route = match self.route_now(tries.rerouted.is_some(), now) {
+            Ok(route) => route,
+            Err(open) => {
+                let retry_at = open.retry_at(now, fastrand::f64());
+                return Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)));
+            }
+        };
+        let region = self.region(route);
         // A send waits for its permit at most until the cutoff, and never past expiry.
         let expires = expiry.map(|e| e.at());
         let bound = expires.map_or(cutoffs.last_start, |at| at.min(cutoffs.last_start));
-        let permit = match &self.pacer {
+        let permit = match &region.pacer {
             Some(pacer) => match pacer.acquire(bound).await {
                 Ok(permit) => Some(permit),
                 Err(_) if expires.is_some_and(|at| Instant::now() >= at) => {
@@ -152,11 +193,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
             return Gate::Stop(attempt.expired(&expiry));
         }
-        if Instant::now() >= cutoffs.last_start {
+        if self.past_last_start(&cutoffs, Instant::now()) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
-        match self.breaker.admit(Instant::now()) {
-            Ok(admitted) => Gate::Go(admitted, permit, attempt),
+        match region.breaker.admit(Instant::now()) {
+            Ok(admitted) => Gate::Go(route, admitted, permit, attempt),
             Err(open) => {
                 let retry_at = open.retry_at(Instant::now(), fastrand::f64());
                 Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)))
@@ -164,13 +205,19 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         }
     }
 
-    /// One request, given the attempt timeout or the time to the abandon point if less.
-    async fn send(&self, tries: &Tries<'_>, admitted: breaker::Attempt) -> Send {
+    /// One request through `route`, given the attempt timeout or the time to the abandon
+    /// point if less.
+    async fn send(&self, tries: &Tries<'_>, route: Route, admitted: breaker::Attempt) -> Send {
         let cutoffs = tries.cutoffs;
         let started = Instant::now();
         let (limit, cut_to_abandon) = cutoffs.attempt_limit(self.settings.attempt_timeout, started);
+        let region = self.region(route);
+        let message = match route {
+            Route::Failover => tries.rerouted.as_ref().unwrap_or(tries.message),
+            Route::Primary => tries.message,
+        };
         let sent =
-            tokio::time::timeout_at(cutoffs.abandon, self.sender.send(tries.message, limit)).await;
+            tokio::time::timeout_at(cutoffs.abandon, region.sender.send(message, limit)).await;
         // An attempt whose limit was the abandon point and ran out is abandoned there,
         // whichever timer told first. Dropping `admitted` frees the breaker's probe slot, if
         // this was the probe.
@@ -183,7 +230,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         // timed-out attempt does; a shorter cut says nothing about it.
         let now = Instant::now();
         if now - started >= start_floor(self.settings.attempt_timeout) {
-            self.breaker
+            region
+                .breaker
                 .observe(admitted, Some(Signal::ServiceFailing), now);
         }
         Send::Abandoned
@@ -197,21 +245,23 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     fn observe_failure(
         &self,
         tries: &mut Tries<'_>,
+        route: Route,
         failure: &SendFailure,
         admitted: breaker::Attempt,
         permit: Option<Permit>,
     ) -> bool {
         let health = signal(failure, origins(tries.message));
         let now = Instant::now();
-        self.breaker.observe(admitted, Some(health), now);
+        let region = self.region(route);
+        region.breaker.observe(admitted, Some(health), now);
         if health != Signal::Throttled {
             return false;
         }
         let recipient_limited = tries
             .throttled_at
-            .is_some_and(|at| self.pacer.as_ref().is_some_and(|p| p.succeeded_since(at)));
+            .is_some_and(|at| region.pacer.as_ref().is_some_and(|p| p.succeeded_since(at)));
         tries.throttled_at = Some(now);
-        if let (false, Some(pacer), Some(permit)) = (recipient_limited, &self.pacer, permit) {
+        if let (false, Some(pacer), Some(permit)) = (recipient_limited, &region.pacer, permit) {
             pacer.throttled(permit);
         }
         recipient_limited

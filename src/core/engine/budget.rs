@@ -1,7 +1,7 @@
 //! The invocation's budget: the reserve kept before its deadline, the moments that bound a
 //! batch, and what an invocation too short for the configuration says.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -76,7 +76,67 @@ impl Cutoffs {
     }
 }
 
+/// Outcomes told before their mean cost is trusted.
+const TRUSTED_AFTER: u64 = 32;
+
+/// What telling an outcome (its line, as soon as it is known) costs this instance in wall
+/// time, and how many of the running batch's records are still to be told. At a small CPU
+/// share (Lambda gives 128 MB about 7 % of a vCPU) telling thousands of records takes
+/// seconds, more than the reserve: a batch stops starting sends while there is still time
+/// to tell every record left, so that it answers before its deadline whatever its size.
+#[derive(Debug, Default)]
+pub(super) struct Telling {
+    /// Outcomes told since the instance started, and the wall time they took.
+    told: AtomicU64,
+    wall_ns: AtomicU64,
+    /// Records of the running batch (or batches) not told yet.
+    pending: AtomicUsize,
+}
+
+impl Telling {
+    /// A batch of `records` begins: each will be told once.
+    pub(super) fn begin(&self, records: usize) {
+        self.pending.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// One record told, in `took`.
+    pub(super) fn told(&self, took: Duration) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.told.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.wall_ns.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The time to tell the records still pending, with half again for what each costs
+    /// besides its line (its place in the response, its settling): zero until enough
+    /// outcomes were told to know the cost.
+    pub(super) fn time_to_tell_rest(&self) -> Duration {
+        let told = self.told.load(Ordering::Relaxed);
+        if told < TRUSTED_AFTER {
+            return Duration::ZERO;
+        }
+        let mean_ns = self.wall_ns.load(Ordering::Relaxed) / told;
+        let pending = self.pending.load(Ordering::Relaxed) as u64;
+        Duration::from_nanos(mean_ns.saturating_mul(pending).saturating_mul(3) / 2)
+    }
+}
+
 impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
+    /// Whether no send may start at `now`: past the last start, or so close to it that the
+    /// records still to be told need the time left.
+    pub(super) fn past_last_start(&self, cutoffs: &Cutoffs, now: Instant) -> bool {
+        now + self.telling.time_to_tell_rest() >= cutoffs.last_start
+    }
+
+    /// Tells `outcome` (its line) and counts what that took.
+    pub(super) fn tell(&self, outcome: &crate::core::report::RecordOutcome) {
+        let started = Instant::now();
+        (self.tell)(outcome);
+        self.telling.told(started.elapsed());
+    }
+
     /// The reserve kept before `deadline`: `deadline_safety`, but never more than half the
     /// time left, so a reserve set at or above the function's timeout (the template cannot
     /// compare the two) still leaves time to send instead of deferring every record until the

@@ -38,14 +38,16 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 return Ok((claim, AttemptLoop::new(outcome)));
             }
             Ok(Ok(ClaimAnswer::Claimed { replaced })) => {
+                let mut attempt = AttemptLoop::new(outcome);
                 if let Some(earlier) = replaced.filter(|e| e.status != Status::Sent) {
                     tracing::warn!(
                         message_id = %record.message_id,
                         earlier_status = earlier.status.as_str(),
                         "an earlier attempt's outcome is unknown: calling again (ON_UNKNOWN_OUTCOME=retry)"
                     );
+                    attempt.maybe_placed_before = true;
                 }
-                return Ok((claim, AttemptLoop::new(outcome)));
+                return Ok((claim, attempt));
             }
             Ok(Ok(ClaimAnswer::Refused(standing))) => {
                 return Err(refused(

@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
-use crate::core::breaker::{BreakerSettings, CircuitBreaker};
+use crate::core::breaker::BreakerSettings;
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::contract::{MessageDefaults, VoiceMessage};
 use crate::core::expiry::Expiry;
@@ -36,7 +36,8 @@ use crate::core::pacing::{Pacer, SendRate};
 use crate::core::ports::{Ledger, NoLedger, OutcomeLine, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
-use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome};
+use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome, Regions};
+use crate::core::route::{self, Failover, FailoverSettings, Region, Route};
 
 use budget::Cutoffs;
 pub use budget::{start_floor, START_FLOOR};
@@ -85,27 +86,29 @@ impl Default for EngineSettings {
 }
 
 pub struct BatchEngine<S, L = NoLedger> {
-    sender: S,
+    /// The primary region: its sender, pacer and breaker, which live as long as the
+    /// instance (a warm instance remembers its pace and whether the service was failing).
+    primary: Region<S>,
+    /// The failover region, when `FAILOVER_REGION` is set.
+    failover: Option<Failover<S>>,
     settings: EngineSettings,
-    /// Both live as long as the instance: a warm instance remembers its pace and whether
-    /// the service was failing across invocations.
-    pacer: Option<Pacer>,
-    breaker: CircuitBreaker,
     ledger: Option<L>,
     /// Told each outcome as soon as it is known (the per-record line).
     tell: OutcomeLine,
+    /// What telling costs, against the time left to start sends.
+    telling: budget::Telling,
     clock: Arc<dyn Clock>,
 }
 
 impl<S: VoiceSender> BatchEngine<S> {
     pub fn new(sender: S, settings: EngineSettings) -> Self {
         Self {
-            sender,
-            pacer: settings.send_rate.map(Pacer::new),
-            breaker: CircuitBreaker::new(settings.breaker),
+            primary: Region::new(sender, settings.send_rate, settings.breaker, None),
+            failover: None,
             settings,
             ledger: None,
             tell: |_| {},
+            telling: budget::Telling::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -113,12 +116,12 @@ impl<S: VoiceSender> BatchEngine<S> {
     /// The same engine keeping an idempotency ledger (none: it keeps none).
     pub fn with_ledger<L: Ledger>(self, ledger: Option<L>) -> BatchEngine<S, L> {
         BatchEngine {
-            sender: self.sender,
+            primary: self.primary,
+            failover: self.failover,
             settings: self.settings,
-            pacer: self.pacer,
-            breaker: self.breaker,
             ledger,
             tell: self.tell,
+            telling: self.telling,
             clock: self.clock,
         }
     }
@@ -128,6 +131,23 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// The same engine telling `line` each outcome as soon as it is known.
     pub fn with_outcome_line(mut self, line: OutcomeLine) -> Self {
         self.tell = line;
+        self
+    }
+
+    /// The same engine with a failover region: calls go there while the primary region's
+    /// service is failing on its side, through `sender` (a client for that region), with
+    /// its own pacer and breaker. Lines, dead letters and metrics then name the region.
+    pub fn with_failover(mut self, sender: S, failover: FailoverSettings) -> Self {
+        let Region {
+            sender: primary, ..
+        } = self.primary;
+        self.primary = Region::new(
+            primary,
+            self.settings.send_rate,
+            self.settings.breaker,
+            Some(failover.primary_tag()),
+        );
+        self.failover = Some(Failover::new(sender, failover, self.settings.breaker));
         self
     }
 
@@ -141,9 +161,26 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         &self.settings
     }
 
-    /// The instance's pacer, when sends are paced.
+    /// The primary region's pacer, when sends are paced.
     pub fn pacer(&self) -> Option<&Pacer> {
-        self.pacer.as_ref()
+        self.primary.pacer.as_ref()
+    }
+
+    /// With failover on, the two regions as outcomes name them.
+    pub fn regions(&self) -> Option<Regions> {
+        let failover = self.failover.as_ref()?;
+        Some(Regions {
+            primary: failover.settings.primary_tag(),
+            failover: failover.settings.failover_tag(),
+        })
+    }
+
+    /// The region a route takes.
+    fn region(&self, route: Route) -> &Region<S> {
+        match (&self.failover, route) {
+            (Some(failover), Route::Failover) => &failover.region,
+            _ => &self.primary,
+        }
     }
 
     /// Processes every record and returns their outcomes in record order. Never fails as a
@@ -162,8 +199,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     ) -> BatchReport {
         let now = Instant::now();
         let cutoffs = Cutoffs::new(deadline, reserve, self.settings.attempt_timeout, now);
-        let opened_before = self.breaker.times_opened();
+        let opened_before = self.primary.breaker.times_opened();
         let (lanes, copies) = lanes::lanes(records);
+        self.telling.begin(records.len());
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut lanes = futures::stream::iter(lanes)
             .map(|lane| self.run_lane(lane, records, cutoffs))
@@ -172,14 +210,14 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         // the last part of the reserve stays small whatever the batch size and the CPU.
         while let Some(finished) = lanes.next().await {
             for (index, outcome) in finished {
-                (self.tell)(&outcome);
+                self.tell(&outcome);
                 outcomes[index] = Some(outcome);
             }
         }
         for (copy, first) in copies {
             outcomes[copy] = outcomes[first].clone();
             if let Some(outcome) = &outcomes[copy] {
-                (self.tell)(outcome);
+                self.tell(outcome);
             }
         }
         BatchReport {
@@ -190,15 +228,16 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     outcome.unwrap_or_else(|| {
                         let outcome =
                             deferred(record, "Unprocessed", "the engine produced no outcome");
-                        (self.tell)(&outcome);
+                        self.tell(&outcome);
                         outcome
                     })
                 })
                 .collect(),
             circuit: CircuitReport {
-                opened: self.breaker.times_opened() - opened_before,
-                open_at_end: self.breaker.is_open(Instant::now()),
+                opened: self.primary.breaker.times_opened() - opened_before,
+                open_at_end: self.primary.breaker.is_open(Instant::now()),
             },
+            regions: self.regions(),
         }
     }
 
@@ -252,8 +291,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .expired_with_ledger(ledger, record, cutoffs, attempt, &expiry)
                 .await;
         }
-        // Nothing to claim while the breaker turns every record away.
-        if self.breaker.check(Instant::now()).is_err() {
+        // Nothing to claim while no region would take the call.
+        if self
+            .route_now(route::pinned(&message).is_none(), Instant::now())
+            .is_err()
+        {
             return self
                 .attempts(record, &message, expiry, cutoffs, attempt)
                 .await
@@ -414,6 +456,8 @@ mod tests {
         started: Mutex<Vec<Instant>>,
         /// Each request's attempt timeout, as the engine gave it.
         limits: Mutex<Vec<Duration>>,
+        /// Each request's origination number.
+        originations: Mutex<Vec<Option<String>>>,
         latency: Duration,
     }
 
@@ -425,6 +469,7 @@ mod tests {
                 by_destination: Vec::new(),
                 started: Mutex::new(Vec::new()),
                 limits: Mutex::new(Vec::new()),
+                originations: Mutex::new(Vec::new()),
                 latency: Duration::from_millis(10),
             }
         }
@@ -456,6 +501,10 @@ mod tests {
         ) -> Result<SentCall, SendFailure> {
             self.started.lock().unwrap().push(Instant::now());
             self.limits.lock().unwrap().push(attempt_timeout);
+            self.originations
+                .lock()
+                .unwrap()
+                .push(message.origination.as_ref().map(|n| n.as_str().to_owned()));
             // As the SDK does: no answer within the attempt's timeout is a timeout.
             if self.latency > attempt_timeout {
                 tokio::time::sleep(attempt_timeout).await;
@@ -558,7 +607,11 @@ mod tests {
             "{reason:?}"
         );
         assert_eq!(report.outcomes[0].attempts, 0);
-        assert_eq!(engine.sender.requests(), 1, "only the fresh one was sent");
+        assert_eq!(
+            engine.primary.sender.requests(),
+            1,
+            "only the fresh one was sent"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -575,6 +628,53 @@ mod tests {
         // A reserve that fits is kept as set.
         let fits = BatchEngine::new(ScriptedVoice::new(accepted()), settings());
         assert_eq!(fits.reserve(in_seconds(3)), Duration::from_millis(500));
+    }
+
+    /// Real time, on one thread: each record's line takes 1 ms, as thousands of lines do at
+    /// a small CPU share. Sending until the last start (3.5 s) would leave about 2,700
+    /// records to tell after it, 2.7 s of lines past a 5 s deadline; the engine stops
+    /// starting sends while the records left can still be told, and answers in time.
+    #[tokio::test]
+    async fn a_batch_stops_starting_sends_while_there_is_time_to_tell_every_record_left() {
+        const RECORDS: usize = 3_000;
+        let mut voice = ScriptedVoice::new(accepted());
+        voice.latency = Duration::from_millis(100);
+        let settings = EngineSettings {
+            max_concurrency: 10,
+            deadline_safety: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(5),
+            ..settings()
+        };
+        let engine = BatchEngine::new(voice, settings)
+            .with_outcome_line(|_| std::thread::sleep(Duration::from_millis(1)));
+        let ids: Vec<String> = (0..RECORDS).map(|n| format!("m{n}")).collect();
+        let records: Vec<Record<'static>> = ids
+            .iter()
+            .map(|id| sent(id, BODY, Duration::ZERO))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let report = engine.run(&records, deadline).await;
+        let answered = Instant::now();
+        let sent = report.counts().sent;
+        println!(
+            "{sent} sent, answered {:?} before the deadline",
+            deadline.saturating_duration_since(answered)
+        );
+        assert!(
+            answered < deadline,
+            "answered {:?} late",
+            answered - deadline
+        );
+        assert_eq!(report.outcomes.len(), RECORDS);
+        assert!(sent >= 32, "sends started until the cost was known: {sent}");
+        assert_eq!(
+            report
+                .outcomes
+                .iter()
+                .filter(|o| o.fate == Fate::Deferred)
+                .count(),
+            RECORDS - sent
+        );
     }
 
     /// v2's refusal for a destination at its daily call limit.
@@ -723,7 +823,7 @@ mod tests {
             .await;
         assert_eq!(report.outcomes[0].fate, Fate::Transient);
         assert_eq!(report.outcomes[0].attempts, 4);
-        assert_eq!(engine.sender.requests(), 4);
+        assert_eq!(engine.primary.sender.requests(), 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -741,7 +841,7 @@ mod tests {
         let outcome = &report.outcomes[0];
         assert_eq!(outcome.fate, Fate::Transient, "{outcome:?}");
         assert_eq!(outcome.attempts, 1);
-        assert_eq!(engine.sender.requests(), 1);
+        assert_eq!(engine.primary.sender.requests(), 1);
         assert_eq!(
             outcome.reason.as_ref().unwrap().code,
             "InternalServiceErrorException"
@@ -764,7 +864,7 @@ mod tests {
             .run(&[sent("m", BODY, Duration::from_secs(5))], in_seconds(600))
             .await;
         let outcome = &report.outcomes[0];
-        let started = engine.sender.started.lock().unwrap().clone();
+        let started = engine.primary.sender.started.lock().unwrap().clone();
         assert!(started.iter().all(|at| *at < expires), "{started:?}");
         assert_eq!(outcome.fate, Fate::Expired);
         let reason = outcome.reason.as_ref().unwrap();
@@ -803,7 +903,11 @@ mod tests {
                 Fate::Deferred
             ]
         );
-        assert_eq!(engine.sender.requests(), 2, "nothing sent while open");
+        assert_eq!(
+            engine.primary.sender.requests(),
+            2,
+            "nothing sent while open"
+        );
         for deferred in &report.outcomes[2..] {
             assert_eq!(deferred.reason.as_ref().unwrap().code, "CircuitOpen");
             // Opened at 20 ms (two 10 ms attempts); open 20 s, jitter up to 5 s.
@@ -824,12 +928,15 @@ mod tests {
         // The breaker outlives the invocation; after its open time one probe closes it.
         tokio::time::advance(Duration::from_secs(20)).await;
         let engine = BatchEngine {
-            sender: ScriptedVoice::new(accepted()),
+            primary: Region {
+                sender: ScriptedVoice::new(accepted()),
+                ..engine.primary
+            },
+            failover: None,
             settings: engine.settings.clone(),
-            pacer: None,
-            breaker: engine.breaker,
             ledger: None::<NoLedger>,
             tell: |_| {},
+            telling: budget::Telling::default(),
             clock: engine.clock.clone(),
         };
         let report = engine.run(&records[..2], in_seconds(30)).await;
@@ -866,7 +973,7 @@ mod tests {
             slots.push((outcome.retry_at.unwrap() - start).as_millis());
         }
         assert_eq!(slots, [3_000, 4_000, 5_000]);
-        let started = engine.sender.started.lock().unwrap().clone();
+        let started = engine.primary.sender.started.lock().unwrap().clone();
         let offsets: Vec<u128> = started.iter().map(|at| (*at - start).as_millis()).collect();
         assert_eq!(offsets, [0, 1_000, 2_000]);
     }
@@ -936,7 +1043,7 @@ mod tests {
             .await;
         assert_eq!(report.outcomes[0].fate, Fate::Abandoned);
         assert_eq!(
-            engine.sender.limits.lock().unwrap().clone(),
+            engine.primary.sender.limits.lock().unwrap().clone(),
             [Duration::from_millis(2_750)],
             "the attempt was given the time to the abandon point, not 5 s"
         );
@@ -1172,6 +1279,251 @@ mod tests {
         }
     }
 
+    /// A second region: an outage moves calls there and back; nothing else does.
+    mod failover {
+        use std::sync::Arc;
+
+        use super::*;
+        use crate::adapters::memory_ledger::MemoryLedger;
+
+        const OPEN_FOR: Duration = Duration::from_secs(10);
+
+        fn failover_settings() -> FailoverSettings {
+            FailoverSettings {
+                primary_region: "us-east-1".into(),
+                region: "us-west-2".into(),
+                origination: PhoneNumber::parse("+12065550777").ok(),
+                configuration_set: None,
+                send_rate: None,
+            }
+        }
+
+        fn two_regions(
+            primary: ScriptedVoice,
+            failover: ScriptedVoice,
+        ) -> BatchEngine<ScriptedVoice> {
+            let settings = EngineSettings {
+                max_concurrency: 1,
+                breaker: BreakerSettings {
+                    threshold: 2,
+                    open_for: OPEN_FOR,
+                    max_open: OPEN_FOR * 4,
+                },
+                ..settings()
+            };
+            BatchEngine::new(primary, settings).with_failover(failover, failover_settings())
+        }
+
+        fn failover_of<L: Ledger>(engine: &BatchEngine<ScriptedVoice, L>) -> &ScriptedVoice {
+            &engine.failover.as_ref().unwrap().region.sender
+        }
+
+        fn region_of(outcome: &RecordOutcome) -> Option<&str> {
+            outcome.region.as_ref().map(|tag| &*tag.name)
+        }
+
+        fn batch(prefix: &str, n: usize) -> Vec<Record<'static>> {
+            (0..n)
+                .map(|i| sent(&format!("{prefix}{i}"), BODY, Duration::ZERO))
+                .collect()
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn an_outage_moves_calls_to_the_failover_region_and_a_good_probe_brings_them_back() {
+            let primary =
+                ScriptedVoice::new(accepted()).first(vec![internal_error(), internal_error()]);
+            let engine = two_regions(primary, ScriptedVoice::new(accepted()));
+            let report = engine.run(&batch("a", 6), in_seconds(30)).await;
+            assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
+            assert_eq!(
+                engine.primary.sender.requests(),
+                2,
+                "the breaker's threshold, no more"
+            );
+            assert_eq!(failover_of(&engine).requests(), 6);
+            assert!(report
+                .outcomes
+                .iter()
+                .all(|o| region_of(o) == Some("us-west-2")));
+            assert_eq!(
+                report.outcomes[0].attempts, 3,
+                "failed twice in place (nothing placed), then moved"
+            );
+            // The failover region's calls come from its own number.
+            assert!(failover_of(&engine)
+                .originations
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|o| o.as_deref() == Some("+12065550777")));
+            let [primary, failover] = report.by_region().expect("failover on");
+            assert_eq!(
+                (primary.tried(), failover.sent),
+                (0, 6),
+                "a record counts where it was last tried"
+            );
+
+            // After the open period, the primary's probe succeeds and takes the calls back.
+            tokio::time::advance(OPEN_FOR).await;
+            let report = engine.run(&batch("b", 3), in_seconds(30)).await;
+            assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
+            assert!(report
+                .outcomes
+                .iter()
+                .all(|o| region_of(o) == Some("us-east-1")));
+            assert_eq!(failover_of(&engine).requests(), 6, "none more there");
+            assert_eq!(
+                engine
+                    .primary
+                    .sender
+                    .originations
+                    .lock()
+                    .unwrap()
+                    .last()
+                    .cloned()
+                    .flatten()
+                    .as_deref(),
+                Some("+12065550199"),
+                "the primary's own number again"
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn throttling_in_the_primary_never_moves_calls() {
+            let engine = two_regions(
+                ScriptedVoice::new(throttled()),
+                ScriptedVoice::new(accepted()),
+            );
+            let report = engine.run(&batch("t", 4), in_seconds(30)).await;
+            assert_eq!(failover_of(&engine).requests(), 0);
+            assert!(report
+                .outcomes
+                .iter()
+                .all(|o| o.fate == Fate::Transient && region_of(o) == Some("us-east-1")));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_missing_resource_of_the_functions_own_opens_the_breaker_but_never_moves_calls() {
+            let missing_set = Err(SendFailure::Service {
+                code: Some("NotFoundException".into()),
+                status: Some(404),
+                message: "configuration set not found".into(),
+                reason: None,
+                resource_type: None,
+            });
+            let mut engine = two_regions(
+                ScriptedVoice::new(missing_set),
+                ScriptedVoice::new(accepted()),
+            );
+            engine.settings.defaults.configuration_set = Some("east-set".into());
+            let report = engine.run(&batch("m", 4), in_seconds(30)).await;
+            assert_eq!(
+                failover_of(&engine).requests(),
+                0,
+                "a deploy error stays in sight"
+            );
+            assert_eq!(report.circuit.opened, 1);
+            assert!(report.outcomes.iter().all(|o| o.fate != Fate::Sent));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_body_naming_its_own_origination_waits_for_the_primary() {
+            const OWN: &str = r#"{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "+12065550111", "Content": {"PlainTextMessage": {"Text": "x"}}}"#;
+            let engine = two_regions(
+                ScriptedVoice::new(internal_error()),
+                ScriptedVoice::new(accepted()),
+            );
+            let records = [
+                sent("own", OWN, Duration::ZERO),
+                sent("own2", OWN, Duration::ZERO),
+                sent("plain", BODY, Duration::ZERO),
+            ];
+            let report = engine.run(&records, in_seconds(30)).await;
+            assert_eq!(report.outcomes[2].fate, Fate::Sent, "the plain one moved");
+            assert_eq!(region_of(&report.outcomes[2]), Some("us-west-2"));
+            assert_eq!(failover_of(&engine).requests(), 1);
+            for outcome in &report.outcomes[..2] {
+                assert_ne!(outcome.fate, Fate::Sent);
+                assert!(outcome.is_reported(), "redelivered, not lost");
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn with_both_regions_failing_records_wait_as_they_do_with_one() {
+            let engine = two_regions(
+                ScriptedVoice::new(internal_error()),
+                ScriptedVoice::new(internal_error()),
+            );
+            let report = engine.run(&batch("d", 5), in_seconds(30)).await;
+            assert!(report
+                .outcomes
+                .iter()
+                .all(|o| o.fate != Fate::Sent && o.is_reported()));
+            let circuit_open = report
+                .outcomes
+                .iter()
+                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == "CircuitOpen"))
+                .count();
+            assert!(
+                circuit_open >= 3,
+                "held back once both breakers opened: {circuit_open}"
+            );
+            assert!(report
+                .outcomes
+                .iter()
+                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == "CircuitOpen"))
+                .all(|o| o.retry_at.is_some()));
+            assert_eq!(engine.primary.sender.requests(), 2);
+            assert_eq!(
+                failover_of(&engine).requests(),
+                2,
+                "each region its threshold"
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_call_that_may_have_been_placed_never_goes_through_the_other_region() {
+            let ledger = Arc::new(MemoryLedger::default());
+            let mut primary = ScriptedVoice::new(accepted());
+            primary.latency = Duration::from_secs(1);
+            let engine = two_regions(primary, ScriptedVoice::new(accepted()))
+                .with_ledger(Some(ledger.clone()));
+            // Every primary attempt times out (100 ms attempts): the first record's call may
+            // have been placed; after two the breaker opens for a regional outage.
+            let first = engine.run(&batch("p", 3), in_seconds(30)).await;
+            assert_eq!(first.outcomes[0].fate, Fate::Transient);
+            assert_eq!(
+                first.outcomes[0].attempts, 1,
+                "a timeout is not tried again in place"
+            );
+            assert_eq!(first.outcomes[1].attempts, 1);
+            assert_eq!(
+                first.outcomes[2].fate,
+                Fate::Sent,
+                "never tried: it may move"
+            );
+            assert_eq!(region_of(&first.outcomes[2]), Some("us-west-2"));
+            assert_eq!(failover_of(&engine).requests(), 1);
+
+            // Their next delivery: the ledger holds both as unknown, so they wait for the
+            // primary (ON_UNKNOWN_OUTCOME=retry) instead of ringing from the other region.
+            let again = engine.run(&batch("p", 2), in_seconds(30)).await;
+            assert_eq!(failover_of(&engine).requests(), 1, "nothing more there");
+            for outcome in &again.outcomes {
+                assert_eq!(outcome.reason.as_ref().unwrap().code, "CircuitOpen");
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn with_failover_off_outcomes_and_the_report_name_no_region() {
+            let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings());
+            let report = engine.run(&batch("o", 2), in_seconds(30)).await;
+            assert!(report.outcomes.iter().all(|o| o.region.is_none()));
+            assert_eq!(report.regions, None);
+            assert_eq!(report.by_region(), None);
+        }
+    }
+
     mod with_a_ledger {
         use std::sync::Arc;
 
@@ -1230,7 +1582,7 @@ mod tests {
                 "the original call"
             );
             assert!(!again.is_reported(), "SQS deletes it");
-            assert_eq!(engine.sender.requests(), 1);
+            assert_eq!(engine.primary.sender.requests(), 1);
         }
 
         #[tokio::test(start_paused = true)]
@@ -1251,7 +1603,7 @@ mod tests {
                 Fate::Sent,
                 "not a duplicate of a call never placed"
             );
-            assert_eq!(engine.sender.requests(), 2);
+            assert_eq!(engine.primary.sender.requests(), 2);
         }
 
         #[tokio::test(start_paused = true)]
@@ -1290,7 +1642,7 @@ mod tests {
 
                 let next = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
                 assert_eq!(next.fate, fate, "{policy:?}");
-                assert_eq!(engine.sender.requests(), calls, "{policy:?}");
+                assert_eq!(engine.primary.sender.requests(), calls, "{policy:?}");
                 if policy == UnknownOutcome::DeadLetter {
                     assert_eq!(next.reason.unwrap().code, "OutcomeUnknown");
                 }
@@ -1331,7 +1683,7 @@ mod tests {
                 back_in > Duration::from_millis(4_500) && back_in <= Duration::from_secs(5),
                 "when the lease ends: {back_in:?}"
             );
-            assert_eq!(engine.sender.requests(), 0);
+            assert_eq!(engine.primary.sender.requests(), 0);
 
             // SystemTime does not move with tokio's paused clock: lapse the lease by hand.
             let mut lapsed = dead_holder.clone();
@@ -1341,7 +1693,11 @@ mod tests {
             let after = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
             assert_eq!(after.fate, Fate::Permanent);
             assert_eq!(after.reason.unwrap().code, "OutcomeUnknown");
-            assert_eq!(engine.sender.requests(), 0, "at most once: never called");
+            assert_eq!(
+                engine.primary.sender.requests(),
+                0,
+                "at most once: never called"
+            );
         }
 
         #[tokio::test(start_paused = true)]
@@ -1360,7 +1716,7 @@ mod tests {
             let reused = run_one(&engine, other).await;
             assert_eq!(reused.fate, Fate::Permanent);
             assert_eq!(reused.reason.unwrap().code, "IdempotencyKeyReused");
-            assert_eq!(engine.sender.requests(), 1);
+            assert_eq!(engine.primary.sender.requests(), 1);
         }
 
         #[tokio::test(start_paused = true)]
@@ -1375,7 +1731,7 @@ mod tests {
             let outcome = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
             assert_eq!(outcome.fate, Fate::Transient);
             assert_eq!(outcome.reason.unwrap().code, "LedgerUnavailable");
-            assert_eq!(engine.sender.requests(), 0);
+            assert_eq!(engine.primary.sender.requests(), 0);
         }
 
         #[tokio::test(start_paused = true)]
@@ -1396,7 +1752,7 @@ mod tests {
             let mut fates = [from_a.fate, from_b.fate];
             fates.sort_by_key(|fate| fate.as_str());
             assert_eq!(fates, [Fate::Deferred, Fate::Sent]);
-            assert_eq!(a.sender.requests() + b.sender.requests(), 1);
+            assert_eq!(a.primary.sender.requests() + b.primary.sender.requests(), 1);
         }
 
         #[tokio::test(start_paused = true)]
@@ -1447,7 +1803,7 @@ mod tests {
             sent("m", BODY, Duration::ZERO),
         ];
         let report = engine.run(&records, in_seconds(30)).await;
-        assert_eq!(engine.sender.requests(), 2);
+        assert_eq!(engine.primary.sender.requests(), 2);
         assert_eq!(report.outcomes[0].fate, Fate::Sent);
         assert_eq!(report.outcomes[2].fate, Fate::Sent);
         assert_eq!(

@@ -17,11 +17,18 @@ use crate::core::report::{Fate, Reason, RecordOutcome};
 /// holds that failure.
 pub(super) struct AttemptLoop {
     pub(super) outcome: RecordOutcome,
+    /// An earlier delivery's attempt may have placed the call (the ledger held its outcome
+    /// as unknown): this record never moves to the failover region, where a second call
+    /// could not be told from the first.
+    pub(super) maybe_placed_before: bool,
 }
 
 impl AttemptLoop {
     pub(super) fn new(outcome: RecordOutcome) -> Self {
-        Self { outcome }
+        Self {
+            outcome,
+            maybe_placed_before: false,
+        }
     }
 
     pub(super) fn failed(&mut self, failure: &SendFailure, disposition: Disposition) {
