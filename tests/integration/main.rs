@@ -9,6 +9,7 @@ mod chaos;
 mod clamps;
 mod emulator;
 mod events_dir;
+mod failover;
 mod fates;
 mod fifo;
 mod hostile;

@@ -190,6 +190,9 @@ pub struct ReceivedCall {
     /// When the request arrived: a call counts as placed from here, even if its caller goes
     /// away before the answer.
     pub received_at: SystemTime,
+    /// The Region the request was signed for (SigV4's credential scope): which Region's
+    /// client sent it.
+    pub signing_region: Option<String>,
 }
 
 /// The v2 members that change how a call is placed or billed, not what it says.
@@ -388,7 +391,10 @@ async fn send_voice_message(
         );
     }
     let call = match parse_request(&body) {
-        Ok(call) => call,
+        Ok(call) => ReceivedCall {
+            signing_region: signing_region(&headers),
+            ..call
+        },
         Err(problem) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &problem),
     };
     match answer(&shared, call, Api::V1).await {
@@ -431,7 +437,10 @@ async fn send_voice_message_v2(
         );
     }
     let call = match parse_request_v2(&body) {
-        Ok(call) => call,
+        Ok(call) => ReceivedCall {
+            signing_region: signing_region(&headers),
+            ..call
+        },
         Err(problem) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
@@ -591,6 +600,13 @@ fn signed_for_sms_voice(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The Region of SigV4's credential scope: `Credential=AKID/date/region/service/...`.
+fn signing_region(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    credential.split('/').nth(2).map(str::to_owned)
+}
+
 fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|err| format!("Request body is not JSON: {err}"))?;
@@ -626,6 +642,7 @@ fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
         v2_options: V2Options::default(),
         status: 0,
         received_at: SystemTime::now(),
+        signing_region: None,
     })
 }
 
@@ -670,6 +687,7 @@ fn parse_request_v2(body: &[u8]) -> Result<ReceivedCall, String> {
         },
         status: 0,
         received_at: SystemTime::now(),
+        signing_region: None,
     })
 }
 
@@ -775,6 +793,7 @@ mod tests {
             HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sms-voice/aws4_request, SignedHeaders=host, Signature=abc"),
         );
         assert!(signed_for_sms_voice(&headers));
+        assert_eq!(signing_region(&headers).as_deref(), Some("us-east-1"));
         headers.insert(
             "authorization",
             HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/sms/aws4_request, SignedHeaders=host, Signature=abc"),

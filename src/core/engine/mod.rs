@@ -305,6 +305,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             Ok(claimed) => claimed,
             Err(refused) => return refused,
         };
+        // An earlier delivery may have placed the call: unless this one settles it, the
+        // ledger keeps saying so (a released key would forget it, and let the next delivery
+        // call from the failover region).
+        let placed_before = attempt.maybe_placed_before;
         let (outcome, maybe_placed) = self
             .attempts(record, &message, expiry, cutoffs, attempt)
             .await;
@@ -314,6 +318,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             let release = ledger.finish(&claim, &Finish::Release);
             let _ = tokio::time::timeout_at(cutoffs.record_by, release).await;
         } else {
+            let maybe_placed = maybe_placed || placed_before;
             self.finish(ledger, &claim, &outcome, maybe_placed, cutoffs)
                 .await;
         }
@@ -1512,6 +1517,15 @@ mod tests {
             for outcome in &again.outcomes {
                 assert_eq!(outcome.reason.as_ref().unwrap().code, "CircuitOpen");
             }
+            // Held back, their entries still say unknown: a third delivery waits as well.
+            assert_eq!(ledger.entry("p0").unwrap().status, ledger::Status::Unknown);
+            let third = engine.run(&batch("p", 2), in_seconds(30)).await;
+            assert_eq!(
+                failover_of(&engine).requests(),
+                1,
+                "never through the other region"
+            );
+            assert!(third.outcomes.iter().all(|o| o.fate != Fate::Sent));
         }
 
         #[tokio::test(start_paused = true)]

@@ -1,0 +1,505 @@
+//! Failover to a second region, end to end: two voice fakes as two regions (the primary at
+//! `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`, the failover one at `FAILOVER_ENDPOINT_URL`), the
+//! bootstrap as two instances under Runtime API emulators, fed by pollers like the event
+//! source mapping, against moto's SQS (and DynamoDB for the ledger).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+use voice_fake::{Behaviour, FakeVoice, ReceivedCall, Script};
+
+use crate::support::fleet::Fleet;
+use crate::support::moto::{
+    create_ledger_table, queue_pair, read_all, reason_of, send_bodies, Moto, Queue,
+};
+use crate::support::process::one_invocation_with;
+use crate::support::{body, record};
+
+const INSTANCES: usize = 2;
+/// The function's timeout in these runs.
+const TIMEOUT: Duration = Duration::from_secs(10);
+const THRESHOLD: u32 = 5;
+/// The breaker's first open period, and its longest (the backoff's cap).
+const OPEN_FOR: Duration = Duration::from_secs(2);
+const MAX_OPEN: Duration = Duration::from_secs(4);
+/// One batch's time at these fakes on a busy 2-core machine: a generous bound, since a batch
+/// of 10 answered at once takes well under a second.
+const ONE_BATCH: Duration = Duration::from_secs(2);
+const PRIMARY: &str = "us-east-1";
+const SECONDARY: &str = "us-west-2";
+
+fn destination(n: usize) -> String {
+    format!("+1206700{n:04}")
+}
+
+/// The environment of every instance: the primary at `east`, the failover region at `west`.
+fn environment(
+    east: &FakeVoice,
+    west: &FakeVoice,
+    moto: &Moto,
+    dlq: &Queue,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut vars: Vec<(&'static str, String)> = vec![
+        ("AWS_REGION", PRIMARY.into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDFAILOVER".into()),
+        ("AWS_SECRET_ACCESS_KEY", "failover-secret".into()),
+        ("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", east.endpoint_url()),
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "failover".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
+        ("ORIGINATION_PHONE_NUMBER", "+12065550199".into()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.url.clone()),
+        ("MAX_RECEIVE_COUNT", "40".into()),
+        ("MAX_CONCURRENCY", "5".into()),
+        ("RETRY_BACKOFF_BASE_SECONDS", "1".into()),
+        ("RETRY_BACKOFF_MAX_SECONDS", MAX_OPEN.as_secs().to_string()),
+        ("CIRCUIT_BREAKER_THRESHOLD", THRESHOLD.to_string()),
+        (
+            "CIRCUIT_BREAKER_OPEN_SECONDS",
+            OPEN_FOR.as_secs().to_string(),
+        ),
+        ("FAILOVER_REGION", SECONDARY.into()),
+        ("FAILOVER_ORIGINATION_PHONE_NUMBER", "+12065550177".into()),
+        ("FAILOVER_ENDPOINT_URL", west.endpoint_url()),
+    ];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    vars
+}
+
+fn accepted_by_destination(calls: &[ReceivedCall]) -> HashMap<String, usize> {
+    let mut accepted = HashMap::new();
+    for call in calls.iter().filter(|c| c.accepted()) {
+        *accepted.entry(call.destination.clone()).or_default() += 1;
+    }
+    accepted
+}
+
+fn since(at: SystemTime, start: SystemTime) -> Duration {
+    at.duration_since(start).unwrap_or_default()
+}
+
+fn messages_with(lines: &[(Instant, Value)], message: &str) -> usize {
+    lines
+        .iter()
+        .filter(|(_, line)| line["fields"]["message"] == message)
+        .count()
+}
+
+/// (a) A 30 s outage of the primary during a stream of 100 messages: the failover region
+/// takes them, the primary costs its breakers' thresholds and probes, and the calls come
+/// back to the primary within its breaker's open period and one batch of its recovery.
+#[tokio::test]
+async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
+    const MESSAGES: usize = 100;
+    const EVERY: Duration = Duration::from_millis(330);
+    const OUTAGE_FROM: Duration = Duration::from_secs(1);
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    let (source, dlq) = queue_pair(&sqs, "failover-outage", 40, 30).await;
+    let east = FakeVoice::start(Script::default()).await.unwrap();
+    let west = FakeVoice::start(Script::default()).await.unwrap();
+    let fleet = Fleet::start(
+        INSTANCES,
+        &environment(&east, &west, &moto, &dlq, &[]),
+        TIMEOUT,
+    )
+    .await;
+
+    let done = AtomicBool::new(false);
+    let started = SystemTime::now();
+    let mut outage_started = started;
+    let mut recovered_at = started;
+    tokio::join!(
+        fleet.drain(&sqs, &source, &done, Duration::from_secs(120)),
+        async {
+            for n in 0..MESSAGES {
+                send_bodies(
+                    &sqs,
+                    &source,
+                    &[body(&destination(n), &format!("alert {n}"))],
+                )
+                .await;
+                tokio::time::sleep(EVERY).await;
+            }
+            done.store(true, Ordering::SeqCst);
+        },
+        async {
+            tokio::time::sleep(OUTAGE_FROM).await;
+            outage_started = SystemTime::now();
+            east.set_outage(true);
+            tokio::time::sleep(OUTAGE).await;
+            // Read before the switch: every call that arrived before this moment failed.
+            recovered_at = SystemTime::now();
+            east.set_outage(false);
+        }
+    );
+
+    let (east_calls, west_calls) = (east.calls(), west.calls());
+    let failing = east_calls
+        .iter()
+        .filter(|c| c.received_at >= outage_started && c.received_at < recovered_at)
+        .count();
+    let through_secondary = west_calls.iter().filter(|c| c.accepted()).count();
+    let moved_after = west_calls
+        .iter()
+        .filter(|c| c.accepted())
+        .map(|c| since(c.received_at, outage_started))
+        .min()
+        .unwrap_or_default();
+    let last_on_secondary = west_calls
+        .iter()
+        .map(|c| since(c.received_at, recovered_at))
+        .max()
+        .unwrap_or_default();
+    let back_after = east_calls
+        .iter()
+        .filter(|c| c.accepted() && c.received_at >= recovered_at)
+        .map(|c| since(c.received_at, recovered_at))
+        .min();
+    println!(
+        "outage of {OUTAGE:?} in a stream of {MESSAGES}: {failing} calls to the failing region, \
+         {through_secondary} messages through the secondary, moved {moved_after:?} after the \
+         outage began, back on the primary {back_after:?} after recovery, the last call to the \
+         secondary {last_on_secondary:?} after recovery"
+    );
+
+    // Each message sent exactly once, in one region or the other; none dead-lettered.
+    let mut all = east_calls.clone();
+    all.extend(west_calls.iter().cloned());
+    let accepted = accepted_by_destination(&all);
+    for n in 0..MESSAGES {
+        assert_eq!(
+            accepted.get(&destination(n)),
+            Some(&1),
+            "message {n} sent exactly once"
+        );
+    }
+    assert!(read_all(&sqs, &dlq).await.is_empty(), "none dead-lettered");
+    assert!(
+        through_secondary * 100 >= MESSAGES * 80,
+        "{through_secondary} of {MESSAGES} through the secondary"
+    );
+    // The primary costs each instance its threshold, then one probe per open period (the
+    // first OPEN_FOR, doubling to MAX_OPEN; retries in place of a failed probe included).
+    let probes = OUTAGE.as_secs().div_ceil(OPEN_FOR.as_secs()) as usize + 1;
+    let bound = INSTANCES * (THRESHOLD as usize + probes);
+    assert!(
+        failing <= bound,
+        "{failing} calls to the failing region (bound {bound})"
+    );
+    // Back on the primary within the open period then in force and one batch.
+    assert!(back_after.is_some(), "traffic came back to the primary");
+    assert!(
+        last_on_secondary <= MAX_OPEN + ONE_BATCH,
+        "calls to the secondary {last_on_secondary:?} after recovery"
+    );
+    // Calls from the failover region: its own number, signed for its region.
+    assert!(west_calls
+        .iter()
+        .all(|c| c.origination.as_deref() == Some("+12065550177")
+            && c.signing_region.as_deref() == Some(SECONDARY)));
+    assert!(east_calls
+        .iter()
+        .all(|c| c.signing_region.as_deref() == Some(PRIMARY)));
+    // Said once when traffic moves and once when it returns (per instance), and each sent
+    // record's line names its region.
+    let lines = fleet.settled_lines().await;
+    let moved = messages_with(
+        &lines,
+        "calls moved to the failover region: the primary region's voice service is failing on its side",
+    );
+    let returned = messages_with(
+        &lines,
+        "calls back on the primary region: its voice service answered again",
+    );
+    assert!((1..=INSTANCES).contains(&moved), "{moved} WARN lines");
+    assert!((1..=INSTANCES).contains(&returned), "{returned} INFO lines");
+    let sent_lines: Vec<&Value> = lines
+        .iter()
+        .map(|(_, line)| line)
+        .filter(|line| line["fields"]["message"] == "record sent")
+        .collect();
+    assert_eq!(sent_lines.len(), MESSAGES);
+    assert!(sent_lines.iter().all(
+        |line| [PRIMARY, SECONDARY].contains(&line["fields"]["region"].as_str().unwrap_or(""))
+    ));
+    let failed_over: u64 = lines
+        .iter()
+        .filter(|(_, line)| line["Region"] == SECONDARY)
+        .filter_map(|(_, line)| line["FailedOver"].as_u64())
+        .sum();
+    assert_eq!(
+        failed_over as usize,
+        west_calls.len(),
+        "FailedOver counts the records tried there"
+    );
+}
+
+/// (b) Both regions failing: records wait behind both breakers and expire as with one
+/// region; each region costs its thresholds and probes.
+#[tokio::test]
+async fn with_both_regions_failing_records_wait_and_expire_as_today() {
+    const MESSAGES: usize = 10;
+    const TTL: u64 = 8;
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    let (source, dlq) = queue_pair(&sqs, "failover-both", 40, 30).await;
+    let east = FakeVoice::start(Script::default()).await.unwrap();
+    let west = FakeVoice::start(Script::default()).await.unwrap();
+    east.set_outage(true);
+    west.set_outage(true);
+    let fleet = Fleet::start(
+        INSTANCES,
+        &environment(&east, &west, &moto, &dlq, &[]),
+        TIMEOUT,
+    )
+    .await;
+    let bodies: Vec<String> = (0..MESSAGES)
+        .map(|n| {
+            json!({
+                "DestinationPhoneNumber": destination(n),
+                "TimeToLive": TTL,
+                "Content": {"PlainTextMessage": {"Text": "worth a call for a few seconds"}}
+            })
+            .to_string()
+        })
+        .collect();
+    let ids = send_bodies(&sqs, &source, &bodies).await;
+    let done = AtomicBool::new(true);
+    fleet
+        .drain(&sqs, &source, &done, Duration::from_secs(60))
+        .await;
+
+    let (east_calls, west_calls) = (east.calls(), west.calls());
+    println!(
+        "both failing for {TTL} s: {} calls to the primary, {} to the secondary",
+        east_calls.len(),
+        west_calls.len()
+    );
+    assert!(east_calls.iter().chain(&west_calls).all(|c| !c.accepted()));
+    let probes = TTL.div_ceil(OPEN_FOR.as_secs()) as usize + 1;
+    let bound = INSTANCES * (THRESHOLD as usize + probes);
+    assert!(
+        east_calls.len() <= bound,
+        "{} calls to the primary",
+        east_calls.len()
+    );
+    assert!(
+        west_calls.len() <= bound,
+        "{} calls to the secondary",
+        west_calls.len()
+    );
+    assert!(
+        !west_calls.is_empty(),
+        "the secondary was tried once the primary's breaker opened"
+    );
+    let dead = read_all(&sqs, &dlq).await;
+    let mut dead_ids: Vec<String> = dead
+        .iter()
+        .map(|letter| {
+            let reason = reason_of(letter).expect("a DispatchError");
+            assert_eq!(reason["code"], "Expired", "{reason}");
+            reason["sourceMessageId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    dead_ids.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        dead_ids, expected,
+        "every message dead-lettered once, as expired"
+    );
+}
+
+/// (c) Primary attempts that time out may have placed their calls: with the ledger on, none
+/// of those records is ever sent through the secondary; records never tried move.
+#[tokio::test]
+async fn a_call_that_may_have_been_placed_never_goes_through_the_secondary() {
+    const MESSAGES: usize = 20;
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    let dynamodb = moto.dynamodb().await;
+    create_ledger_table(&dynamodb, "failover-ledger").await;
+    let (source, dlq) = queue_pair(&sqs, "failover-timeouts", 40, 30).await;
+    let east = FakeVoice::start(Script::default().with_latency(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let west = FakeVoice::start(Script::default()).await.unwrap();
+    let extra = [
+        ("SEND_ATTEMPT_TIMEOUT_MS", "300"),
+        ("IDEMPOTENCY_TABLE_NAME", "failover-ledger"),
+        ("ON_UNKNOWN_OUTCOME", "retry"),
+    ];
+    let fleet = Fleet::start(
+        INSTANCES,
+        &environment(&east, &west, &moto, &dlq, &extra),
+        TIMEOUT,
+    )
+    .await;
+    let bodies: Vec<String> = (0..MESSAGES)
+        .map(|n| body(&destination(n), &format!("code {n}")))
+        .collect();
+    let ids = send_bodies(&sqs, &source, &bodies).await;
+    let done = AtomicBool::new(true);
+    tokio::join!(
+        fleet.drain(&sqs, &source, &done, Duration::from_secs(90)),
+        async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            east.set_latency(Duration::ZERO);
+        }
+    );
+
+    let (east_calls, west_calls) = (east.calls(), west.calls());
+    let maybe_placed: Vec<&String> = east_calls.iter().map(|c| &c.destination).collect();
+    let crossed: Vec<&String> = west_calls
+        .iter()
+        .map(|c| &c.destination)
+        .filter(|d| maybe_placed.contains(d))
+        .collect();
+    println!(
+        "timeouts at the primary: {} calls there, {} through the secondary, {} crossed",
+        east_calls.len(),
+        west_calls.len(),
+        crossed.len()
+    );
+    if !crossed.is_empty() {
+        for (n, id) in ids.iter().enumerate() {
+            if !crossed.contains(&&destination(n)) {
+                continue;
+            }
+            for (_, line) in fleet
+                .settled_lines()
+                .await
+                .iter()
+                .filter(|(_, l)| l["fields"]["message_id"] == id.as_str())
+            {
+                println!("{n}: {}", line["fields"]);
+            }
+        }
+    }
+    assert!(crossed.is_empty(), "called in both regions: {crossed:?}");
+    assert!(!west_calls.is_empty(), "the records never tried moved");
+    let mut all = east_calls.clone();
+    all.extend(west_calls.iter().cloned());
+    let accepted = accepted_by_destination(&all);
+    for n in 0..MESSAGES {
+        assert!(
+            accepted.contains_key(&destination(n)),
+            "message {n} went out"
+        );
+    }
+    assert!(read_all(&sqs, &dlq).await.is_empty());
+}
+
+/// (d) Throttling is the primary's quota, not an outage: no call moves, the pacer slows.
+#[tokio::test]
+async fn throttling_at_the_primary_moves_nothing_and_is_paced_as_today() {
+    const MESSAGES: usize = 20;
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    let (source, dlq) = queue_pair(&sqs, "failover-throttled", 40, 30).await;
+    let east = FakeVoice::start(Script::default().with_quota_per_second(2))
+        .await
+        .unwrap();
+    let west = FakeVoice::start(Script::default()).await.unwrap();
+    let extra = [("SEND_RATE_LIMIT", "5/s")];
+    let fleet = Fleet::start(
+        INSTANCES,
+        &environment(&east, &west, &moto, &dlq, &extra),
+        TIMEOUT,
+    )
+    .await;
+    let bodies: Vec<String> = (0..MESSAGES)
+        .map(|n| body(&destination(n), &format!("burst {n}")))
+        .collect();
+    send_bodies(&sqs, &source, &bodies).await;
+    let done = AtomicBool::new(true);
+    let started = Instant::now();
+    fleet
+        .drain(&sqs, &source, &done, Duration::from_secs(90))
+        .await;
+    let east_calls = east.calls();
+    let throttled = east_calls.iter().filter(|c| c.status == 429).count();
+    println!(
+        "a 2/s quota at the primary: {} calls, {throttled} throttled, all sent in {:?}, {} to the secondary",
+        east_calls.len(),
+        started.elapsed(),
+        west.calls().len()
+    );
+    assert!(west.calls().is_empty(), "throttling never moves a call");
+    assert!(throttled > 0, "the quota was met");
+    let accepted = accepted_by_destination(&east_calls);
+    for n in 0..MESSAGES {
+        assert_eq!(
+            accepted.get(&destination(n)),
+            Some(&1),
+            "message {n} sent once"
+        );
+    }
+    assert!(read_all(&sqs, &dlq).await.is_empty());
+}
+
+/// (e) With failover off the lines and metrics are what they were: no region anywhere; with
+/// it on, the same invocation names the region.
+#[tokio::test]
+async fn with_failover_off_no_line_or_metric_names_a_region() {
+    let failing = "+12065550666";
+    let script = || {
+        Script::default().with(
+            failing,
+            Behaviour::fail(500, "InternalServiceErrorException"),
+        )
+    };
+    let records = || {
+        vec![
+            record("ok", Some(&body("+12065550142", "fine"))),
+            record("down", Some(&body(failing, "down"))),
+        ]
+    };
+    let off = one_invocation_with(script(), &[], records(), TIMEOUT).await;
+    let on = one_invocation_with(
+        script(),
+        &[
+            ("FAILOVER_REGION", SECONDARY),
+            ("FAILOVER_ORIGINATION_PHONE_NUMBER", "+12065550177"),
+            ("FAILOVER_ENDPOINT_URL", "{fake}"),
+        ],
+        records(),
+        TIMEOUT,
+    )
+    .await;
+    let names_region = |line: &Value| {
+        line["fields"].get("region").is_some()
+            || line.get("Region").is_some()
+            || line.to_string().contains("\"Region\"")
+    };
+    assert!(off
+        .lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "record not sent"));
+    assert!(
+        !off.lines.iter().any(names_region),
+        "failover off: no region"
+    );
+    let not_sent = on
+        .lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "record not sent")
+        .expect("the failing record's line");
+    assert_eq!(not_sent["fields"]["region"], PRIMARY);
+    assert!(on.lines.iter().any(|l| l["Region"] == SECONDARY));
+}

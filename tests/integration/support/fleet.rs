@@ -1,0 +1,142 @@
+//! Function instances as Lambda runs them: the bootstrap (the release build in CI) as one
+//! process per instance, each under its own Runtime API emulator, each fed by a poller that
+//! does what the event source mapping does (receive up to 10 with every attribute, invoke
+//! with the function's timeout, delete what the answer does not report). Their JSON lines
+//! are kept, each with when it was read.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::Message;
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+use voice_fake::runtime_api::RuntimeApi;
+
+use crate::support::esm::{delete, lambda_event, receive};
+use crate::support::moto::{messages_left, Queue};
+
+pub struct Fleet {
+    apis: Vec<RuntimeApi>,
+    _children: Vec<Child>,
+    /// Every JSON line the instances wrote, with when it was read.
+    lines: Arc<Mutex<Vec<(Instant, Value)>>>,
+    /// The function's timeout: each invocation's deadline.
+    timeout: Duration,
+}
+
+impl Fleet {
+    /// `instances` processes with `vars` as their whole environment (plus the Runtime API).
+    pub async fn start(instances: usize, vars: &[(&str, String)], timeout: Duration) -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut apis = Vec::new();
+        let mut children = Vec::new();
+        for _ in 0..instances {
+            let api = RuntimeApi::start().await.expect("a runtime API");
+            let mut child = Command::new(crate::emulator::bootstrap())
+                .env_clear()
+                .envs(vars.iter().map(|(name, value)| (*name, value.as_str())))
+                .env("AWS_LAMBDA_RUNTIME_API", api.address())
+                .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the bootstrap starts");
+            if let Some(stdout) = child.stdout.take() {
+                let lines = Arc::clone(&lines);
+                tokio::spawn(async move {
+                    let mut reader = tokio::io::BufReader::new(stdout).lines();
+                    while let Ok(Some(line)) = reader.next_line().await {
+                        if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                            lines.lock().unwrap().push((Instant::now(), value));
+                        }
+                    }
+                });
+            }
+            api.first_request(Duration::from_secs(30))
+                .await
+                .expect("init succeeds: the function asks for an event");
+            apis.push(api);
+            children.push(child);
+        }
+        Self {
+            apis,
+            _children: children,
+            lines,
+            timeout,
+        }
+    }
+
+    /// Every instance polls `queue` until `done` says the producer is done and the queue is
+    /// empty, or `limit` passes.
+    pub async fn drain(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        queue: &Queue,
+        done: &AtomicBool,
+        limit: Duration,
+    ) {
+        let until = Instant::now() + limit;
+        let pollers = self
+            .apis
+            .iter()
+            .map(|api| self.poll(api, sqs, queue, done, until));
+        futures::future::join_all(pollers).await;
+    }
+
+    async fn poll(
+        &self,
+        api: &RuntimeApi,
+        sqs: &aws_sdk_sqs::Client,
+        queue: &Queue,
+        done: &AtomicBool,
+        until: Instant,
+    ) {
+        while Instant::now() < until {
+            let messages: Vec<Message> = receive(sqs, queue).await;
+            if messages.is_empty() {
+                if done.load(Ordering::SeqCst) && messages_left(sqs, queue).await == (0, 0) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let event = lambda_event(&messages, &queue.arn).to_string();
+            // No answer (a timeout): nothing is deleted, everything comes back.
+            let Some((_, response)) = api.invoke_within(event, self.timeout).await else {
+                continue;
+            };
+            let failed: HashSet<String> =
+                crate::support::failures(&serde_json::from_str(&response).expect("a JSON answer"))
+                    .into_iter()
+                    .collect();
+            let done_messages: Vec<&Message> = messages
+                .iter()
+                .filter(|m| !m.message_id().is_some_and(|id| failed.contains(id)))
+                .collect();
+            delete(sqs, queue, &done_messages).await;
+        }
+    }
+
+    /// The JSON lines so far, with when each was read.
+    pub fn lines(&self) -> Vec<(Instant, Value)> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The JSON lines once no new one has come for a moment: the pipes are read apart from
+    /// the invocations, so the last lines may still be on their way when the queue is empty.
+    pub async fn settled_lines(&self) -> Vec<(Instant, Value)> {
+        loop {
+            let before = self.lines.lock().unwrap().len();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if self.lines.lock().unwrap().len() == before {
+                return self.lines();
+            }
+        }
+    }
+}
