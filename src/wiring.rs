@@ -10,7 +10,7 @@ use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
 use crate::adapters::tls::https_client;
 use crate::app::VoiceDispatch;
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, FailoverConfig};
 use std::sync::Arc;
 
 use crate::core::clock::{Clock, SystemClock};
@@ -116,25 +116,13 @@ fn v2_config(sdk: &SdkConfig) -> aws_sdk_pinpointsmsvoicev2::config::Builder {
 /// region's own endpoint: the primary's endpoint override never applies to it.
 pub fn failover(config: &Config, sdk: &SdkConfig) -> Option<(Voice, FailoverSettings)> {
     let failover = config.failover.as_ref()?;
-    let region = aws_config::Region::new(failover.region.clone());
-    let endpoint = failover.endpoint_url.clone();
     let voice = match config.voice_api {
-        Backend::V1 => {
-            let mut client = v1_config(sdk).region(region);
-            client.set_endpoint_url(endpoint);
-            let client = aws_sdk_pinpointsmsvoice::Client::from_conf(client.build());
-            Voice::V1(PinpointVoice::new(client))
-        }
-        Backend::V2 => {
-            let mut client = v2_config(sdk).region(region);
-            client.set_endpoint_url(endpoint);
-            let client = aws_sdk_pinpointsmsvoicev2::Client::from_conf(client.build());
-            Voice::V2(PinpointV2Voice::new(
-                client,
-                failover.identity.clone(),
-                config.max_price_per_minute.clone(),
-            ))
-        }
+        Backend::V1 => Voice::V1(PinpointVoice::new(failover_v1_client(sdk, failover))),
+        Backend::V2 => Voice::V2(PinpointV2Voice::new(
+            failover_v2_client(sdk, failover),
+            failover.identity.clone(),
+            config.max_price_per_minute.clone(),
+        )),
     };
     let settings = FailoverSettings {
         primary_region: sdk
@@ -158,6 +146,27 @@ pub fn voice(config: &Config, sdk: &SdkConfig) -> Voice {
             config.max_price_per_minute.clone(),
         )),
     }
+}
+
+/// The v1 client for the failover region: its region, and `FAILOVER_ENDPOINT_URL` or none
+/// (so the region's own), whatever override the primary's client took.
+fn failover_v1_client(
+    sdk: &SdkConfig,
+    failover: &FailoverConfig,
+) -> aws_sdk_pinpointsmsvoice::Client {
+    let mut client = v1_config(sdk).region(aws_config::Region::new(failover.region.clone()));
+    client.set_endpoint_url(failover.endpoint_url.clone());
+    aws_sdk_pinpointsmsvoice::Client::from_conf(client.build())
+}
+
+/// The v2 client for the failover region, likewise.
+fn failover_v2_client(
+    sdk: &SdkConfig,
+    failover: &FailoverConfig,
+) -> aws_sdk_pinpointsmsvoicev2::Client {
+    let mut client = v2_config(sdk).region(aws_config::Region::new(failover.region.clone()));
+    client.set_endpoint_url(failover.endpoint_url.clone());
+    aws_sdk_pinpointsmsvoicev2::Client::from_conf(client.build())
 }
 
 /// Builds the function with the clients given: for tests that point each service at its
@@ -269,6 +278,55 @@ pub fn local_endpoint(loader: ConfigLoader, endpoint_url: &str) -> ConfigLoader 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The primary's endpoint override, as `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE[_V2]` gives it.
+    #[derive(Debug)]
+    struct PrimaryOverride;
+
+    const PRIMARY_URL: &str = "http://127.0.0.1:4010";
+
+    impl aws_types::service_config::LoadServiceConfig for PrimaryOverride {
+        fn load_config(
+            &self,
+            key: aws_types::service_config::ServiceConfigKey<'_>,
+        ) -> Option<String> {
+            // The key names the setting and the service: v1's "Pinpoint SMS Voice", v2's
+            // "Pinpoint SMS Voice V2".
+            (key.env() == "AWS_ENDPOINT_URL" && key.service_id().starts_with("Pinpoint SMS Voice"))
+                .then(|| PRIMARY_URL.to_owned())
+        }
+    }
+
+    #[test]
+    fn the_failover_client_never_takes_the_primarys_endpoint_override() {
+        let sdk = SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .service_config(PrimaryOverride)
+            .build();
+        let mut failover = FailoverConfig {
+            region: "us-west-2".into(),
+            origination: None,
+            identity: None,
+            configuration_set: None,
+            send_rate: None,
+            endpoint_url: None,
+        };
+        // The check can fail: the primary's clients do take it.
+        let shown = |config: &dyn std::fmt::Debug| format!("{config:?}");
+        assert!(shown(voice_client(&sdk).config()).contains(PRIMARY_URL));
+        assert!(shown(voice_v2_client(&sdk).config()).contains(PRIMARY_URL));
+        let v1 = failover_v1_client(&sdk, &failover);
+        let v2 = failover_v2_client(&sdk, &failover);
+        assert!(!shown(v1.config()).contains(PRIMARY_URL));
+        assert!(!shown(v2.config()).contains(PRIMARY_URL));
+        assert_eq!(v1.config().region().map(|r| r.as_ref()), Some("us-west-2"));
+        assert_eq!(v2.config().region().map(|r| r.as_ref()), Some("us-west-2"));
+        // FAILOVER_ENDPOINT_URL, when set, is its endpoint.
+        failover.endpoint_url = Some("http://127.0.0.1:4011".into());
+        assert!(shown(failover_v1_client(&sdk, &failover).config()).contains("127.0.0.1:4011"));
+        assert!(shown(failover_v2_client(&sdk, &failover).config()).contains("127.0.0.1:4011"));
+    }
 
     #[test]
     fn only_empty_endpoint_overrides_are_removed() {

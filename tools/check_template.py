@@ -106,6 +106,9 @@ class Resolver:
                 return all(self.resolve(a) for a in arg)
             if key == "Fn::Or":
                 return any(self.resolve(a) for a in arg)
+            if key == "Fn::Contains":
+                items, value = arg
+                return str(self.resolve(value)) in [str(i) for i in self.resolve(items)]
             if key == "Condition":
                 return self.condition(arg)
         return {
@@ -126,6 +129,19 @@ def translate(template, parameters):
             continue
         resources[name] = resolver.resolve(resource)
     return resources
+
+
+def refused_by_rules(template, parameters):
+    """The template's Rules whose assertions a parameter set fails, as CloudFormation
+    evaluates them before creating anything."""
+    resolver = Resolver(template, parameters)
+    refused = []
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not resolver.resolve(rule["RuleCondition"]):
+            continue
+        if not all(resolver.resolve(a["Assert"]) for a in rule["Assertions"]):
+            refused.append(name)
+    return refused
 
 
 def as_list(value):
@@ -322,6 +338,14 @@ def check(template):
             narrowed_to(failover, expected),
             f"v2 failover, {name}: calls only from each Region's identity and set ({sorted(places(failover))})",
         )
+    unnarrowed_failover = translate(
+        template,
+        {**failover_v2, "OriginationIdentity": "pool-east", "FailoverOriginationIdentity": "pool-west"},
+    )
+    expect(
+        narrowed_to(unnarrowed_failover, {"*"}) and not told_narrowed(unnarrowed_failover),
+        "v2 failover with identity IDs: no ARN to name in either Region, so *",
+    )
     failover = translate(template, failover_v2)
     env = environment(failover)
     expect(
@@ -345,6 +369,31 @@ def check(template):
     expect(
         environment(v1_failover).get("FAILOVER_ORIGINATION_PHONE_NUMBER") == "+12065550177",
         "v1 failover: the function is told its number there",
+    )
+
+    failover_rule = "FailoverNeedsTheLedgerAndAnOrigination"
+    v1_failover_parameters = {"FailoverRegion": "us-west-2", "FailoverOriginationPhoneNumber": "+12065550177"}
+    for name, parameters, refused in [
+        ("v1 failover with its number", v1_failover_parameters, False),
+        ("v2 failover with its identity", failover_v2, False),
+        ("failover without the ledger", {**v1_failover_parameters, "IdempotencyLedger": "false"}, True),
+        ("v1 failover without a number there", {"FailoverRegion": "us-west-2"}, True),
+        (
+            "v2 failover with only a number there",
+            {"VoiceApi": "v2", **v1_failover_parameters},
+            True,
+        ),
+        ("failover off", {}, False),
+    ]:
+        expect(
+            (failover_rule in refused_by_rules(template, parameters)) == refused,
+            f"{name}: {'refused' if refused else 'accepted'} before anything is created",
+        )
+    unruled = copy.deepcopy(template)
+    del unruled["Rules"][failover_rule]
+    expect(
+        failover_rule not in refused_by_rules(unruled, {"FailoverRegion": "us-west-2"}),
+        "the rules check catches a template that lets failover go without its origination",
     )
 
     off = translate(template, {"IdempotencyLedger": "false"})

@@ -2,7 +2,7 @@
 //! set, everything the second region needs is checked at init, each error naming its
 //! variable.
 
-use super::{Backend, ConfigError, CONFIGURED_RESOURCES_ONLY};
+use super::{Backend, Config, ConfigError, CONFIGURED_RESOURCES_ONLY, IDEMPOTENCY_TABLE_NAME};
 use crate::core::contract::v2_limits;
 use crate::core::pacing::SendRate;
 use crate::core::phone::PhoneNumber;
@@ -70,7 +70,7 @@ pub(super) fn read_failover(
     }
     let (origination, identity) = origination(&get, backend, &region, configured_resources_only)?;
     let configuration_set = get(FAILOVER_CONFIGURATION_SET_NAME)
-        .map(|set| configuration_set(&set, backend))
+        .map(|set| configuration_set(&set, backend, &region))
         .transpose()?;
     let send_rate = match get(FAILOVER_SEND_RATE_LIMIT) {
         Some(rate) => Some(
@@ -100,6 +100,29 @@ pub(super) fn read_failover(
         send_rate,
         endpoint_url,
     }))
+}
+
+/// What the failover region needs of the rest of the configuration: the idempotency ledger
+/// (without it nothing remembers, from one delivery to the next, that a call may have been
+/// placed, and the next delivery could place it again from the other region), and an
+/// origination number of its own.
+pub(super) fn check_against_primary(
+    failover: &FailoverConfig,
+    config: &Config,
+) -> Result<(), ConfigError> {
+    if config.idempotency_table.is_none() {
+        return Err(invalid(
+            FAILOVER_REGION,
+            format!("needs the idempotency ledger ({IDEMPOTENCY_TABLE_NAME}): without it a call that may have been placed could be placed again from the other Region"),
+        ));
+    }
+    if failover.origination.is_some() && failover.origination == config.defaults.origination {
+        return Err(invalid(
+            FAILOVER_ORIGINATION_PHONE_NUMBER,
+            "is ORIGINATION_PHONE_NUMBER: a number belongs to one Region".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// The failover region's origination: a number under v1, an identity under v2 (the same
@@ -143,11 +166,13 @@ fn origination(
             if !v2_limits::is_origination_identity(&value) {
                 return Err(invalid(needed, v2_limits::IDENTITY_RULE.to_owned()));
             }
-            let in_region = value
-                .split(':')
-                .nth(3)
-                .is_some_and(|arn_region| value.starts_with("arn:") && arn_region == region);
-            if configured_resources_only && !in_region {
+            if value.starts_with("arn:") && !arn_in(&value, region) {
+                return Err(invalid(
+                    needed,
+                    format!("an ARN in {region}, the failover Region"),
+                ));
+            }
+            if configured_resources_only && !value.starts_with("arn:") {
                 return Err(invalid(
                     needed,
                     format!("with {CONFIGURED_RESOURCES_ONLY}=true, an ARN in {region}: the role may place calls from the named identities only"),
@@ -158,7 +183,18 @@ fn origination(
     }
 }
 
-fn configuration_set(set: &str, backend: Backend) -> Result<String, ConfigError> {
+/// Whether an ARN (`arn:<partition>:<service>:<region>:...`) names `region`.
+fn arn_in(arn: &str, region: &str) -> bool {
+    arn.split(':').nth(3) == Some(region)
+}
+
+fn configuration_set(set: &str, backend: Backend, region: &str) -> Result<String, ConfigError> {
+    if set.starts_with("arn:") && !arn_in(set, region) {
+        return Err(invalid(
+            FAILOVER_CONFIGURATION_SET_NAME,
+            format!("an ARN in {region}, the failover Region"),
+        ));
+    }
     if backend == Backend::V2 && !v2_limits::is_resource_name(set) {
         return Err(invalid(
             FAILOVER_CONFIGURATION_SET_NAME,
@@ -344,6 +380,54 @@ mod tests {
             let err = read_failover(&get(wrong), Backend::V2, true, None).unwrap_err();
             assert_eq!(err.variable, FAILOVER_ORIGINATION_IDENTITY, "{wrong}");
         }
+    }
+
+    #[test]
+    fn arns_name_the_failover_region() {
+        let get = |identity: &'static str, set: &'static str| {
+            move |name: &str| match name {
+                FAILOVER_REGION => Some("us-west-2".to_owned()),
+                FAILOVER_ORIGINATION_IDENTITY => Some(identity.to_owned()),
+                FAILOVER_CONFIGURATION_SET_NAME => Some(set.to_owned()),
+                _ => None,
+            }
+        };
+        let west = "arn:aws:sms-voice:us-west-2:123456789012:pool/pool-1";
+        let east = "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-1";
+        let west_set = "arn:aws:sms-voice:us-west-2:123456789012:configuration-set/s";
+        let east_set = "arn:aws:sms-voice:us-east-1:123456789012:configuration-set/s";
+        assert!(read_failover(&get(west, west_set), Backend::V2, false, None).is_ok());
+        let err = read_failover(&get(east, west_set), Backend::V2, false, None).unwrap_err();
+        assert_eq!(err.variable, FAILOVER_ORIGINATION_IDENTITY);
+        let err = read_failover(&get(west, east_set), Backend::V2, false, None).unwrap_err();
+        assert_eq!(err.variable, FAILOVER_CONFIGURATION_SET_NAME);
+    }
+
+    #[test]
+    fn failover_needs_the_ledger_and_a_number_of_its_own() {
+        let read = |vars: &[(&str, &str)]| {
+            Config::from_lookup(|name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let base = [
+            (FAILOVER_REGION, "us-west-2"),
+            (FAILOVER_ORIGINATION_PHONE_NUMBER, "+12065550177"),
+            ("ORIGINATION_PHONE_NUMBER", "+12065550199"),
+        ];
+        let err = read(&base).unwrap_err();
+        assert_eq!(err.variable, FAILOVER_REGION);
+        assert!(err.problem.contains(IDEMPOTENCY_TABLE_NAME), "{err}");
+        let mut with_ledger = base.to_vec();
+        with_ledger.push((IDEMPOTENCY_TABLE_NAME, "ledger"));
+        assert!(read(&with_ledger).unwrap().failover.is_some());
+        with_ledger[1].1 = "+12065550199";
+        assert_eq!(
+            read(&with_ledger).unwrap_err().variable,
+            FAILOVER_ORIGINATION_PHONE_NUMBER
+        );
     }
 
     #[test]

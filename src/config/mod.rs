@@ -169,6 +169,9 @@ impl Config {
     /// value counts as unset, as CloudFormation passes empty parameters through as "".
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let config = Self::read(lookup)?;
+        if let Some(failover) = &config.failover {
+            failover::check_against_primary(failover, &config)?;
+        }
         // An entry that lapsed while its message could still be delivered would let that
         // delivery call again.
         if config.idempotency_table.is_some() && config.idempotency_ttl < config.message_ttl {
@@ -189,13 +192,7 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| unresolved.keeps(name, value));
         let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
-        let send_rate = read_send_rate(&get)?;
-        let failover = failover::read_failover(
-            &get,
-            voice.backend,
-            voice.configured_resources_only,
-            send_rate,
-        )?;
+        let (send_rate, failover) = read_regions(&get, &voice)?;
         let base = Self::default();
         Ok(Self {
             warnings: [backoff_warning, voice.warning]
@@ -323,6 +320,22 @@ fn ignored_v2(get: &impl Fn(&str) -> Option<String>, backend: Backend) -> Option
             "{ORIGINATION_IDENTITY}, {MAX_PRICE_PER_MINUTE} and {CONFIGURED_RESOURCES_ONLY} are v2's: ignored under VOICE_API=v1"
         )
     })
+}
+
+/// The send rate per instance, and the failover region (with its own rate, by default the
+/// same).
+fn read_regions(
+    get: &impl Fn(&str) -> Option<String>,
+    voice: &VoiceSettings,
+) -> Result<(Option<SendRate>, Option<FailoverConfig>), ConfigError> {
+    let send_rate = read_send_rate(get)?;
+    let failover = failover::read_failover(
+        get,
+        voice.backend,
+        voice.configured_resources_only,
+        send_rate,
+    )?;
+    Ok((send_rate, failover))
 }
 
 /// Sends per second per instance (`N/s`, `N/min`); unset: unpaced.
@@ -875,6 +888,7 @@ mod tests {
                 } else if failover != "ORIGINATION_PHONE_NUMBER" {
                     context.push((failover::FAILOVER_ORIGINATION_PHONE_NUMBER, "+12065550178"));
                 }
+                context.push((IDEMPOTENCY_TABLE_NAME, "ledger"));
             }
             // Under SAM local, a stack's own logical ID is not configured.
             match variable.name {

@@ -221,73 +221,107 @@ impl CircuitBreaker {
         attempt.inner = None;
         let mut inner = lock(&self.inner);
         let healthy = matches!(failure, None | Some(Signal::Answered));
-        let blocked = failure == Some(Signal::Blocked);
-        let service = failure == Some(Signal::ServiceFailing);
-        let failing = service || blocked || failure == Some(Signal::Misconfigured);
-        let region = self.region.as_deref();
+        let failing = matches!(
+            failure,
+            Some(Signal::ServiceFailing | Signal::Blocked | Signal::Misconfigured)
+        );
         match inner.state {
-            State::HalfOpen { open_for, .. } if attempt.probe => {
-                if healthy {
-                    inner.state = CLOSED;
-                    tracing::info!(
-                        region,
-                        "circuit breaker closed: the voice service answered the probe"
-                    );
-                } else if failing {
-                    let open_for = (open_for * 2).min(self.settings.max_open);
-                    inner.state = State::Open {
-                        until: now + open_for,
-                        open_for,
-                        regional: service,
-                    };
-                    tracing::warn!(
-                        region,
-                        open_seconds = open_for.as_secs_f64(),
-                        "circuit breaker reopened: the probe failed on the service's side"
-                    );
-                } else {
-                    // Throttled, or never reached the service: no news. Probe again.
-                    if let State::HalfOpen { regional, .. } = inner.state {
-                        inner.state = State::HalfOpen {
-                            open_for,
-                            probing: false,
-                            regional,
-                        };
-                    }
-                }
+            State::HalfOpen {
+                open_for, regional, ..
+            } if attempt.probe => {
+                inner.state = self.after_probe(open_for, regional, healthy, failure, now);
             }
             State::Closed { failures, regional } if failing => {
-                // Blocked: every send would fail alike, no need to count to the threshold.
-                let failures = if blocked {
-                    self.settings.threshold
-                } else {
-                    failures + 1
-                };
-                let regional = regional && service;
-                if failures >= self.settings.threshold {
-                    let open_for = self.settings.open_for;
-                    inner.state = State::Open {
-                        until: now + open_for,
-                        open_for,
-                        regional,
-                    };
-                    inner.opened += 1;
-                    tracing::warn!(
-                        region,
-                        regional_outage = self.region.as_ref().map(|_| regional),
-                        consecutive_failures = failures,
-                        open_seconds = open_for.as_secs_f64(),
-                        "circuit breaker opened: the voice service is failing on its side"
-                    );
-                } else {
-                    inner.state = State::Closed { failures, regional };
-                }
+                let (state, opened) = self.after_failure(failures, regional, failure, now);
+                inner.state = state;
+                inner.opened += u64::from(opened);
             }
             State::Closed { .. } if healthy => inner.state = CLOSED,
             // Throttling and unsent requests leave the count alone; results of attempts
             // that started before the breaker opened do not move it.
             _ => {}
         }
+    }
+
+    /// What the probe's result makes of a half-open breaker: closed by an answer, open for
+    /// twice as long (up to the cap) by a failure, and no news otherwise (throttled, or
+    /// never reached the service): probe again.
+    fn after_probe(
+        &self,
+        open_for: Duration,
+        regional: bool,
+        healthy: bool,
+        failure: Option<Signal>,
+        now: Instant,
+    ) -> State {
+        let region = self.region.as_deref();
+        if healthy {
+            tracing::info!(
+                region,
+                "circuit breaker closed: the voice service answered the probe"
+            );
+            return CLOSED;
+        }
+        if failure == Some(Signal::Throttled) || failure == Some(Signal::NotReached) {
+            return State::HalfOpen {
+                open_for,
+                probing: false,
+                regional,
+            };
+        }
+        let open_for = (open_for * 2).min(self.settings.max_open);
+        tracing::warn!(
+            region,
+            open_seconds = open_for.as_secs_f64(),
+            "circuit breaker reopened: the probe failed on the service's side"
+        );
+        State::Open {
+            until: now + open_for,
+            open_for,
+            regional: failure == Some(Signal::ServiceFailing),
+        }
+    }
+
+    /// One more failure while closed: counted (a blocked account counts as the whole
+    /// threshold: every send would fail alike), and the breaker opens at the threshold.
+    /// Returns the new state and whether it opened.
+    fn after_failure(
+        &self,
+        failures: u32,
+        regional: bool,
+        failure: Option<Signal>,
+        now: Instant,
+    ) -> (State, bool) {
+        let failures = if failure == Some(Signal::Blocked) {
+            self.settings.threshold
+        } else {
+            failures + 1
+        };
+        let regional = regional && failure == Some(Signal::ServiceFailing);
+        if failures < self.settings.threshold {
+            return (State::Closed { failures, regional }, false);
+        }
+        let open_for = self.settings.open_for;
+        tracing::warn!(
+            region = self.region.as_deref(),
+            regional_outage = self.region.as_ref().map(|_| regional),
+            consecutive_failures = failures,
+            open_seconds = open_for.as_secs_f64(),
+            "circuit breaker opened: the voice service is failing on its side"
+        );
+        let open = State::Open {
+            until: now + open_for,
+            open_for,
+            regional,
+        };
+        (open, true)
+    }
+
+    /// Whether the breaker waits for its probe now (half-open, the probe not yet out).
+    pub fn awaits_probe(&self, now: Instant) -> bool {
+        let mut inner = lock(&self.inner);
+        Self::refresh(&mut inner, now);
+        matches!(inner.state, State::HalfOpen { probing: false, .. })
     }
 
     /// Whether the breaker is open (or half-open) now.

@@ -146,8 +146,8 @@ const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
 ];
 
-/// Error codes that mean "the service is failing on its side", or refusing this account:
-/// the circuit breaker counts them (and its alarm says so).
+/// Error codes that mean "the service is failing on its side": the circuit breaker counts
+/// them (and its alarm says so).
 const SERVICE_FAILURE_CODES: &[&str] =
     &["InternalServiceErrorException", "InternalServerException"];
 

@@ -158,9 +158,14 @@ impl<S> Failover<S> {
     }
 
     /// A call went out through `route`: one WARN when that moves traffic to the failover
-    /// region, one INFO when it comes back to the primary.
-    pub fn placed_through(&self, route: Route) {
+    /// region, one INFO when it comes back to the primary. `primary_open`: whether the
+    /// primary's breaker is open now; a failover call that finishes after the primary's
+    /// probe closed it moves nothing.
+    pub fn placed_through(&self, route: Route, primary_open: bool) {
         let to_failover = route == Route::Failover;
+        if to_failover && !primary_open {
+            return;
+        }
         if self.serving.swap(to_failover, Ordering::Relaxed) == to_failover {
             return;
         }

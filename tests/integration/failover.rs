@@ -28,6 +28,9 @@ const MAX_OPEN: Duration = Duration::from_secs(4);
 /// of 10 answered at once takes well under a second.
 const ONE_BATCH: Duration = Duration::from_secs(2);
 const PRIMARY: &str = "us-east-1";
+const LEDGER: &str = "failover-ledger";
+/// Sends in flight per instance: calls already out when a breaker opens.
+const MAX_CONCURRENCY: usize = 5;
 const SECONDARY: &str = "us-west-2";
 
 fn destination(n: usize) -> String {
@@ -56,7 +59,7 @@ fn environment(
         ("ORIGINATION_PHONE_NUMBER", "+12065550199".into()),
         ("DEAD_LETTER_QUEUE_URL", dlq.url.clone()),
         ("MAX_RECEIVE_COUNT", "40".into()),
-        ("MAX_CONCURRENCY", "5".into()),
+        ("MAX_CONCURRENCY", MAX_CONCURRENCY.to_string()),
         ("RETRY_BACKOFF_BASE_SECONDS", "1".into()),
         ("RETRY_BACKOFF_MAX_SECONDS", MAX_OPEN.as_secs().to_string()),
         ("CIRCUIT_BREAKER_THRESHOLD", THRESHOLD.to_string()),
@@ -64,6 +67,8 @@ fn environment(
             "CIRCUIT_BREAKER_OPEN_SECONDS",
             OPEN_FOR.as_secs().to_string(),
         ),
+        // Failover needs the idempotency ledger (init refuses it without).
+        ("IDEMPOTENCY_TABLE_NAME", LEDGER.into()),
         ("FAILOVER_REGION", SECONDARY.into()),
         ("FAILOVER_ORIGINATION_PHONE_NUMBER", "+12065550177".into()),
         ("FAILOVER_ENDPOINT_URL", west.endpoint_url()),
@@ -74,6 +79,26 @@ fn environment(
             .map(|(name, value)| (*name, (*value).to_owned())),
     );
     vars
+}
+
+/// moto with SQS queues and the ledger's table.
+async fn moto_with_ledger(name: &str) -> (Moto, aws_sdk_sqs::Client, Queue, Queue) {
+    let moto = Moto::start().await;
+    let sqs = moto.sqs().await;
+    create_ledger_table(&moto.dynamodb().await, LEDGER).await;
+    let (source, dlq) = queue_pair(&sqs, name, 40, 30).await;
+    (moto, sqs, source, dlq)
+}
+
+/// What the primary costs an instance during an outage of `outage`: its breaker's
+/// threshold, the sends already out when it opens, and one probe per open period (the first
+/// `OPEN_FOR`, then doubling to `MAX_OPEN`).
+fn primary_calls_bound(outage: Duration) -> usize {
+    let later = outage
+        .saturating_sub(OPEN_FOR)
+        .as_secs()
+        .div_ceil(MAX_OPEN.as_secs());
+    INSTANCES * (THRESHOLD as usize + (MAX_CONCURRENCY - 1) + 1 + later as usize)
 }
 
 fn accepted_by_destination(calls: &[ReceivedCall]) -> HashMap<String, usize> {
@@ -96,17 +121,18 @@ fn messages_with(lines: &[(Instant, Value)], message: &str) -> usize {
 }
 
 /// (a) A 30 s outage of the primary during a stream of 100 messages: the failover region
-/// takes them, the primary costs its breakers' thresholds and probes, and the calls come
-/// back to the primary within its breaker's open period and one batch of its recovery.
+/// takes them, the primary costs its breakers' thresholds and probes, and after recovery
+/// (a second stream keeps calls coming for 10 s) the calls are back on the primary within
+/// its breaker's longest open period and one batch.
 #[tokio::test]
 async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
     const MESSAGES: usize = 100;
+    const AFTER: usize = 20;
     const EVERY: Duration = Duration::from_millis(330);
+    const AFTER_EVERY: Duration = Duration::from_millis(500);
     const OUTAGE_FROM: Duration = Duration::from_secs(1);
     const OUTAGE: Duration = Duration::from_secs(30);
-    let moto = Moto::start().await;
-    let sqs = moto.sqs().await;
-    let (source, dlq) = queue_pair(&sqs, "failover-outage", 40, 30).await;
+    let (moto, sqs, source, dlq) = moto_with_ledger("failover-outage").await;
     let east = FakeVoice::start(Script::default()).await.unwrap();
     let west = FakeVoice::start(Script::default()).await.unwrap();
     let fleet = Fleet::start(
@@ -117,28 +143,36 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
     .await;
 
     let done = AtomicBool::new(false);
+    let t0 = tokio::time::Instant::now();
     let started = SystemTime::now();
     let mut outage_started = started;
     let mut recovered_at = started;
+    let send = |n: usize| {
+        let (sqs, source) = (&sqs, &source);
+        async move {
+            send_bodies(sqs, source, &[body(&destination(n), &format!("alert {n}"))]).await;
+        }
+    };
     tokio::join!(
-        fleet.drain(&sqs, &source, &done, Duration::from_secs(120)),
+        fleet.drain(&sqs, &source, &done, Duration::from_secs(150)),
         async {
+            // On absolute ticks, so a busy machine does not stretch the stream.
             for n in 0..MESSAGES {
-                send_bodies(
-                    &sqs,
-                    &source,
-                    &[body(&destination(n), &format!("alert {n}"))],
-                )
-                .await;
-                tokio::time::sleep(EVERY).await;
+                tokio::time::sleep_until(t0 + EVERY * n as u32).await;
+                send(n).await;
+            }
+            let after = t0 + OUTAGE_FROM + OUTAGE;
+            for k in 0..AFTER {
+                tokio::time::sleep_until(after + AFTER_EVERY * k as u32).await;
+                send(MESSAGES + k).await;
             }
             done.store(true, Ordering::SeqCst);
         },
         async {
-            tokio::time::sleep(OUTAGE_FROM).await;
+            tokio::time::sleep_until(t0 + OUTAGE_FROM).await;
             outage_started = SystemTime::now();
             east.set_outage(true);
-            tokio::time::sleep(OUTAGE).await;
+            tokio::time::sleep_until(t0 + OUTAGE_FROM + OUTAGE).await;
             // Read before the switch: every call that arrived before this moment failed.
             recovered_at = SystemTime::now();
             east.set_outage(false);
@@ -150,7 +184,11 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
         .iter()
         .filter(|c| c.received_at >= outage_started && c.received_at < recovered_at)
         .count();
-    let through_secondary = west_calls.iter().filter(|c| c.accepted()).count();
+    let stream: Vec<String> = (0..MESSAGES).map(destination).collect();
+    let through_secondary = west_calls
+        .iter()
+        .filter(|c| c.accepted() && stream.contains(&c.destination))
+        .count();
     let moved_after = west_calls
         .iter()
         .filter(|c| c.accepted())
@@ -167,18 +205,19 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
         .filter(|c| c.accepted() && c.received_at >= recovered_at)
         .map(|c| since(c.received_at, recovered_at))
         .min();
+    let bound = primary_calls_bound(OUTAGE);
     println!(
-        "outage of {OUTAGE:?} in a stream of {MESSAGES}: {failing} calls to the failing region, \
-         {through_secondary} messages through the secondary, moved {moved_after:?} after the \
-         outage began, back on the primary {back_after:?} after recovery, the last call to the \
-         secondary {last_on_secondary:?} after recovery"
+        "outage of {OUTAGE:?} in a stream of {MESSAGES}: {failing} calls to the failing region \
+         (bound {bound}), {through_secondary} messages through the secondary, moved \
+         {moved_after:?} after the outage began, back on the primary {back_after:?} after \
+         recovery, the last call to the secondary {last_on_secondary:?} after recovery"
     );
 
     // Each message sent exactly once, in one region or the other; none dead-lettered.
     let mut all = east_calls.clone();
     all.extend(west_calls.iter().cloned());
     let accepted = accepted_by_destination(&all);
-    for n in 0..MESSAGES {
+    for n in 0..MESSAGES + AFTER {
         assert_eq!(
             accepted.get(&destination(n)),
             Some(&1),
@@ -190,15 +229,12 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
         through_secondary * 100 >= MESSAGES * 80,
         "{through_secondary} of {MESSAGES} through the secondary"
     );
-    // The primary costs each instance its threshold, then one probe per open period (the
-    // first OPEN_FOR, doubling to MAX_OPEN; retries in place of a failed probe included).
-    let probes = OUTAGE.as_secs().div_ceil(OPEN_FOR.as_secs()) as usize + 1;
-    let bound = INSTANCES * (THRESHOLD as usize + probes);
     assert!(
         failing <= bound,
         "{failing} calls to the failing region (bound {bound})"
     );
-    // Back on the primary within the open period then in force and one batch.
+    // Back on the primary within the longest open period and one batch, while the second
+    // stream still runs 10 s past recovery.
     assert!(back_after.is_some(), "traffic came back to the primary");
     assert!(
         last_on_secondary <= MAX_OPEN + ONE_BATCH,
@@ -230,10 +266,10 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
         .map(|(_, line)| line)
         .filter(|line| line["fields"]["message"] == "record sent")
         .collect();
-    assert_eq!(sent_lines.len(), MESSAGES);
-    assert!(sent_lines.iter().all(
-        |line| [PRIMARY, SECONDARY].contains(&line["fields"]["region"].as_str().unwrap_or(""))
-    ));
+    assert_eq!(sent_lines.len(), MESSAGES + AFTER);
+    assert!(sent_lines.iter().all(|line| {
+        [PRIMARY, SECONDARY].contains(&line["fields"]["region"].as_str().unwrap_or(""))
+    }));
     let failed_over: u64 = lines
         .iter()
         .filter(|(_, line)| line["Region"] == SECONDARY)
@@ -252,9 +288,7 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
 async fn with_both_regions_failing_records_wait_and_expire_as_today() {
     const MESSAGES: usize = 10;
     const TTL: u64 = 8;
-    let moto = Moto::start().await;
-    let sqs = moto.sqs().await;
-    let (source, dlq) = queue_pair(&sqs, "failover-both", 40, 30).await;
+    let (moto, sqs, source, dlq) = moto_with_ledger("failover-both").await;
     let east = FakeVoice::start(Script::default()).await.unwrap();
     let west = FakeVoice::start(Script::default()).await.unwrap();
     east.set_outage(true);
@@ -288,8 +322,7 @@ async fn with_both_regions_failing_records_wait_and_expire_as_today() {
         west_calls.len()
     );
     assert!(east_calls.iter().chain(&west_calls).all(|c| !c.accepted()));
-    let probes = TTL.div_ceil(OPEN_FOR.as_secs()) as usize + 1;
-    let bound = INSTANCES * (THRESHOLD as usize + probes);
+    let bound = primary_calls_bound(Duration::from_secs(TTL));
     assert!(
         east_calls.len() <= bound,
         "{} calls to the primary",
@@ -330,18 +363,13 @@ async fn with_both_regions_failing_records_wait_and_expire_as_today() {
 #[tokio::test]
 async fn a_call_that_may_have_been_placed_never_goes_through_the_secondary() {
     const MESSAGES: usize = 20;
-    let moto = Moto::start().await;
-    let sqs = moto.sqs().await;
-    let dynamodb = moto.dynamodb().await;
-    create_ledger_table(&dynamodb, "failover-ledger").await;
-    let (source, dlq) = queue_pair(&sqs, "failover-timeouts", 40, 30).await;
+    let (moto, sqs, source, dlq) = moto_with_ledger("failover-timeouts").await;
     let east = FakeVoice::start(Script::default().with_latency(Duration::from_secs(2)))
         .await
         .unwrap();
     let west = FakeVoice::start(Script::default()).await.unwrap();
     let extra = [
         ("SEND_ATTEMPT_TIMEOUT_MS", "300"),
-        ("IDEMPOTENCY_TABLE_NAME", "failover-ledger"),
         ("ON_UNKNOWN_OUTCOME", "retry"),
     ];
     let fleet = Fleet::start(
@@ -409,9 +437,7 @@ async fn a_call_that_may_have_been_placed_never_goes_through_the_secondary() {
 #[tokio::test]
 async fn throttling_at_the_primary_moves_nothing_and_is_paced_as_today() {
     const MESSAGES: usize = 20;
-    let moto = Moto::start().await;
-    let sqs = moto.sqs().await;
-    let (source, dlq) = queue_pair(&sqs, "failover-throttled", 40, 30).await;
+    let (moto, sqs, source, dlq) = moto_with_ledger("failover-throttled").await;
     let east = FakeVoice::start(Script::default().with_quota_per_second(2))
         .await
         .unwrap();
@@ -464,37 +490,67 @@ async fn with_failover_off_no_line_or_metric_names_a_region() {
             Behaviour::fail(500, "InternalServiceErrorException"),
         )
     };
-    let records = || {
+    // Each run its own message ids: both share the ledger's table.
+    let records = |run: &str| {
         vec![
-            record("ok", Some(&body("+12065550142", "fine"))),
-            record("down", Some(&body(failing, "down"))),
+            record(&format!("ok-{run}"), Some(&body("+12065550142", "fine"))),
+            record(&format!("down-{run}"), Some(&body(failing, "down"))),
         ]
     };
-    let off = one_invocation_with(script(), &[], records(), TIMEOUT).await;
-    let on = one_invocation_with(
-        script(),
-        &[
-            ("FAILOVER_REGION", SECONDARY),
-            ("FAILOVER_ORIGINATION_PHONE_NUMBER", "+12065550177"),
-            ("FAILOVER_ENDPOINT_URL", "{fake}"),
-        ],
-        records(),
-        TIMEOUT,
-    )
-    .await;
-    let names_region = |line: &Value| {
-        line["fields"].get("region").is_some()
-            || line.get("Region").is_some()
-            || line.to_string().contains("\"Region\"")
-    };
+    let moto = Moto::start().await;
+    create_ledger_table(&moto.dynamodb().await, LEDGER).await;
+    let ledger = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
+        ("IDEMPOTENCY_TABLE_NAME", LEDGER),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+    ];
+    let off = one_invocation_with(script(), &ledger, records("off"), TIMEOUT).await;
+    let mut failover = ledger.to_vec();
+    failover.extend([
+        ("FAILOVER_REGION", SECONDARY),
+        ("FAILOVER_ORIGINATION_PHONE_NUMBER", "+12065550177"),
+        ("FAILOVER_ENDPOINT_URL", "{fake}"),
+    ]);
+    let on = one_invocation_with(script(), &failover, records("on"), TIMEOUT).await;
     assert!(off
         .lines
         .iter()
         .any(|l| l["fields"]["message"] == "record not sent"));
     assert!(
-        !off.lines.iter().any(names_region),
-        "failover off: no region"
+        !off.lines.iter().any(|l| l.to_string().contains("egion")),
+        "failover off: no region in any line or document"
     );
+    // The same lines with the same fields, but for the region's own, and the same metric
+    // documents before the regions' own.
+    let shape = |lines: &[Value]| -> Vec<(String, Vec<String>)> {
+        let mut shape: Vec<(String, Vec<String>)> = lines
+            .iter()
+            .filter(|l| l.get("_aws").is_none())
+            .map(|l| {
+                let mut fields: Vec<String> = l["fields"]
+                    .as_object()
+                    .map(|f| f.keys().cloned().collect())
+                    .unwrap_or_default();
+                fields.retain(|f| f != "region" && f != "failed_over" && f != "elapsed_ms");
+                (l["fields"]["message"].to_string(), fields)
+            })
+            .collect();
+        shape.sort();
+        shape
+    };
+    assert_eq!(shape(&on.lines), shape(&off.lines));
+    let dimensions = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.get("_aws"))
+            .map(|aws| aws["CloudWatchMetrics"][0]["Dimensions"].to_string())
+            .collect()
+    };
+    let (on_dimensions, off_dimensions) = (dimensions(&on.lines), dimensions(&off.lines));
+    assert_eq!(on_dimensions[..off_dimensions.len()], off_dimensions[..]);
+    assert!(on_dimensions[off_dimensions.len()..]
+        .iter()
+        .all(|d| d == r#"[["FunctionName","Region"]]"#));
     let not_sent = on
         .lines
         .iter()
@@ -502,4 +558,13 @@ async fn with_failover_off_no_line_or_metric_names_a_region() {
         .expect("the failing record's line");
     assert_eq!(not_sent["fields"]["region"], PRIMARY);
     assert!(on.lines.iter().any(|l| l["Region"] == SECONDARY));
+    let batch = |lines: &[Value]| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == "batch done")
+            .cloned()
+            .expect("the batch line")
+    };
+    assert!(batch(&off.lines)["fields"].get("failed_over").is_none());
+    assert_eq!(batch(&on.lines)["fields"]["failed_over"], 0);
 }

@@ -101,23 +101,12 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             };
             attempt.outcome.attempts += 1;
-            let region = self.region(route);
-            attempt.outcome.region = region.tag.clone();
+            attempt.outcome.region = self.region(route).tag.clone();
             let (failure, admitted) = match self.send(&tries, route, admitted).await {
                 Send::Abandoned => return (attempt.abandoned(), true),
                 Send::Answered(Err(failure), admitted) => (failure, admitted),
                 Send::Answered(Ok(call), admitted) => {
-                    region.breaker.observe(admitted, None, Instant::now());
-                    if let Some(pacer) = &region.pacer {
-                        pacer.succeeded();
-                    }
-                    if let Some(failover) = &self.failover {
-                        failover.placed_through(route);
-                    }
-                    attempt.outcome.fate = Fate::Sent;
-                    attempt.outcome.reason = None;
-                    attempt.outcome.voice_message_id = call.message_id;
-                    return (attempt.outcome, false);
+                    return (self.placed(route, admitted, call, attempt.outcome), false)
                 }
             };
             let recipient_limited =
@@ -131,6 +120,30 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Next::Done(outcome) => return (outcome, maybe_placed),
             }
         }
+    }
+
+    /// The call went out through `route`: that region's breaker and pacer are told, and the
+    /// record is sent.
+    fn placed(
+        &self,
+        route: Route,
+        admitted: breaker::Attempt,
+        call: SentCall,
+        mut outcome: RecordOutcome,
+    ) -> RecordOutcome {
+        let region = self.region(route);
+        region.breaker.observe(admitted, None, Instant::now());
+        if let Some(pacer) = &region.pacer {
+            pacer.succeeded();
+        }
+        if let Some(failover) = &self.failover {
+            let primary_open = self.primary.breaker.is_open(Instant::now());
+            failover.placed_through(route, primary_open);
+        }
+        outcome.fate = Fate::Sent;
+        outcome.reason = None;
+        outcome.voice_message_id = call.message_id;
+        outcome
     }
 
     /// Which region may take a call now: the primary while its breaker lets calls through;
@@ -164,8 +177,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if self.past_last_start(&cutoffs, now) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
-        let route = match self.route_now(tries.rerouted.is_some(), now) {
-            Ok(route) => route,
+        let (route, probe) = match self.choose(tries.rerouted.is_some(), now) {
+            Ok(chosen) => chosen,
             Err(open) => {
                 let retry_at = open.retry_at(now, fastrand::f64());
                 return Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)));
@@ -196,12 +209,53 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if self.past_last_start(&cutoffs, Instant::now()) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
-        match region.breaker.admit(Instant::now()) {
+        let admitted = match probe {
+            Some(probe) => Ok(probe),
+            None => region.breaker.admit(Instant::now()),
+        };
+        match admitted {
             Ok(admitted) => Gate::Go(route, admitted, permit, attempt),
+            // The primary's probe went to another record meanwhile: this one may still
+            // move (its primary permit is spent; the primary is failing anyway).
+            Err(_) if route == Route::Primary && self.may_move(tries) => Gate::Again(attempt),
             Err(open) => {
                 let retry_at = open.retry_at(Instant::now(), fastrand::f64());
                 Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)))
             }
+        }
+    }
+
+    /// Whether this record may move to the failover region now: failover is on, the record
+    /// may move, and the primary's breaker is open for a regional outage.
+    fn may_move(&self, tries: &Tries<'_>) -> bool {
+        tries.rerouted.is_some()
+            && self
+                .primary
+                .breaker
+                .check(Instant::now())
+                .is_err_and(|open| open.regional)
+    }
+
+    /// The route for the next attempt ([`Self::route_now`]); with failover on and the
+    /// primary awaiting its probe, the probe is taken here, before any pacer wait, so that
+    /// one record waits for the primary and the others go on to the failover region.
+    fn choose(
+        &self,
+        may_move: bool,
+        now: Instant,
+    ) -> Result<(Route, Option<breaker::Attempt>), breaker::Open> {
+        let route = self.route_now(may_move, now)?;
+        let probing = route == Route::Primary
+            && may_move
+            && self.failover.is_some()
+            && self.primary.breaker.awaits_probe(now);
+        if !probing {
+            return Ok((route, None));
+        }
+        match self.primary.breaker.admit(now) {
+            Ok(probe) => Ok((Route::Primary, Some(probe))),
+            // Taken by another record a moment ago: the primary is out of reach now.
+            Err(_) => self.route_now(may_move, now).map(|route| (route, None)),
         }
     }
 

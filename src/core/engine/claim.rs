@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::budget::Cutoffs;
 use super::outcomes::{epoch_ms, AttemptLoop};
 use super::BatchEngine;
-use crate::core::ledger::{self, Claim, Entry, Finish, Refusal, Status};
+use crate::core::ledger::{self, Claim, Entry, Finish, Refusal, Status, UnknownOutcome};
 use crate::core::ports::{ClaimAnswer, Ledger, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
@@ -35,7 +35,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 if standing.claim_id == claim.entry.claim_id
                     && standing.status == Status::InProgress =>
             {
-                return Ok((claim, AttemptLoop::new(outcome)));
+                // What that lost write replaced is not known: with failover on, it may have
+                // been an unknown outcome, so the record stays in the primary region.
+                let mut attempt = AttemptLoop::new(outcome);
+                attempt.maybe_placed_before = self.failover.is_some();
+                return Ok((claim, attempt));
             }
             Ok(Ok(ClaimAnswer::Claimed { replaced })) => {
                 let mut attempt = AttemptLoop::new(outcome);
@@ -96,10 +100,18 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     }
 
     /// A claim that failed or timed out may still have been written: released, best effort,
-    /// so that it does not stand as an unknown outcome once its lease runs out.
+    /// so that it does not stand as an unknown outcome once its lease runs out. With failover
+    /// on and `ON_UNKNOWN_OUTCOME=retry`, that write may have taken over an unknown outcome,
+    /// which a release would forget: it is written back as unknown instead (only the
+    /// caller's own claim is touched, so nothing happens if it was never written).
     async fn release_uncertain_claim(&self, ledger: &L, claim: &Claim, cutoffs: Cutoffs) {
-        let release = ledger.finish(claim, &Finish::Release);
-        let _ = tokio::time::timeout_at(cutoffs.record_by, release).await;
+        let last = if self.failover.is_some() && self.settings.on_unknown == UnknownOutcome::Retry {
+            Finish::Unknown
+        } else {
+            Finish::Release
+        };
+        let written = ledger.finish(claim, &last);
+        let _ = tokio::time::timeout_at(cutoffs.record_by, written).await;
     }
 
     /// Writes what became of a claimed record (the ledger's last write), retrying until the

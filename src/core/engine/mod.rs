@@ -305,10 +305,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             Ok(claimed) => claimed,
             Err(refused) => return refused,
         };
-        // An earlier delivery may have placed the call: unless this one settles it, the
-        // ledger keeps saying so (a released key would forget it, and let the next delivery
-        // call from the failover region).
-        let placed_before = attempt.maybe_placed_before;
+        // With failover on, an earlier delivery that may have placed the call keeps the key
+        // unknown until a delivery settles it: a released key would forget it, and the next
+        // delivery could call from the failover region.
+        let placed_before = attempt.maybe_placed_before && self.failover.is_some();
         let (outcome, maybe_placed) = self
             .attempts(record, &message, expiry, cutoffs, attempt)
             .await;
@@ -1390,6 +1390,59 @@ mod tests {
                     .as_deref(),
                 Some("+12065550199"),
                 "the primary's own number again"
+            );
+        }
+
+        /// Paced: the primary's next permit is a while off when its breaker turns half-open.
+        /// One record takes the probe and waits for that permit; the others go on to the
+        /// failover region at once, rather than queueing for primary permits they could
+        /// never use (the probe is out) and moving, or being turned away, only after.
+        #[tokio::test(start_paused = true)]
+        async fn paced_while_the_primary_awaits_its_probe_one_record_probes_and_the_rest_move() {
+            let open_for = Duration::from_secs(1);
+            let settings = EngineSettings {
+                max_concurrency: 4,
+                // One permit every 2 s: the next comes 1 s after the breaker turns half-open.
+                send_rate: SendRate::per_second(0.5),
+                breaker: BreakerSettings {
+                    threshold: 1,
+                    open_for,
+                    max_open: open_for * 4,
+                },
+                ..settings()
+            };
+            let failover = FailoverSettings {
+                send_rate: SendRate::per_second(10.0),
+                ..failover_settings()
+            };
+            let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings)
+                .with_failover(ScriptedVoice::new(accepted()), failover);
+            // One failure opens the primary's breaker (the permit spent), for 1 s.
+            engine.run(&batch("a", 1), in_seconds(30)).await;
+            tokio::time::advance(open_for).await;
+            let (primary_before, failover_before) = (
+                engine.primary.sender.requests(),
+                failover_of(&engine).requests(),
+            );
+            let started = Instant::now();
+            let report = engine.run(&batch("b", 4), in_seconds(30)).await;
+            assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
+            assert!(report
+                .outcomes
+                .iter()
+                .all(|o| region_of(o) == Some("us-west-2")));
+            assert_eq!(
+                engine.primary.sender.requests() - primary_before,
+                1,
+                "one probe, which failed and moved"
+            );
+            assert_eq!(failover_of(&engine).requests() - failover_before, 4);
+            // The probe's wait for its permit (1 s) and its move, not three more primary
+            // permits (2 s each).
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?} for 4 records",
+                started.elapsed()
             );
         }
 
