@@ -282,6 +282,59 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
     );
 }
 
+/// Under v2 the failover region places calls through its own v2 client (signed for its
+/// region) from `FAILOVER_ORIGINATION_IDENTITY`, with its configuration set.
+#[tokio::test]
+async fn under_v2_the_failover_region_calls_from_its_own_identity_and_set() {
+    const MESSAGES: usize = 10;
+    let (moto, sqs, source, dlq) = moto_with_ledger("failover-v2").await;
+    let east = FakeVoice::start(Script::default()).await.unwrap();
+    let west = FakeVoice::start(Script::default()).await.unwrap();
+    east.set_outage(true);
+    let mut vars = environment(&east, &west, &moto, &dlq, &[]);
+    vars.retain(|(name, _)| {
+        ![
+            "FAILOVER_ORIGINATION_PHONE_NUMBER",
+            "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE",
+        ]
+        .contains(name)
+    });
+    vars.extend([
+        ("VOICE_API", "v2".to_owned()),
+        (
+            "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2",
+            east.endpoint_url(),
+        ),
+        ("ORIGINATION_IDENTITY", "pool-east".to_owned()),
+        ("CONFIGURATION_SET_NAME", "alerts-east".to_owned()),
+        ("FAILOVER_ORIGINATION_IDENTITY", "pool-west".to_owned()),
+        ("FAILOVER_CONFIGURATION_SET_NAME", "alerts-west".to_owned()),
+    ]);
+    let fleet = Fleet::start(1, &vars, TIMEOUT).await;
+    let bodies: Vec<String> = (0..MESSAGES)
+        .map(|n| body(&destination(n), &format!("v2 {n}")))
+        .collect();
+    send_bodies(&sqs, &source, &bodies).await;
+    let done = AtomicBool::new(true);
+    fleet
+        .drain(&sqs, &source, &done, Duration::from_secs(60))
+        .await;
+    let west_calls = west.calls();
+    assert_eq!(
+        accepted_by_destination(&west_calls).len(),
+        MESSAGES,
+        "all through the secondary"
+    );
+    assert!(west_calls.iter().all(|c| c.api == "v2"
+        && c.origination.as_deref() == Some("pool-west")
+        && c.configuration_set.as_deref() == Some("alerts-west")
+        && c.signing_region.as_deref() == Some(SECONDARY)));
+    assert!(east.calls().iter().all(|c| c.api == "v2"
+        && c.origination.as_deref() == Some("pool-east")
+        && c.signing_region.as_deref() == Some(PRIMARY)));
+    assert!(east.calls().len() <= primary_calls_bound(Duration::ZERO) / INSTANCES);
+}
+
 /// (b) Both regions failing: records wait behind both breakers and expire as with one
 /// region; each region costs its thresholds and probes.
 #[tokio::test]
