@@ -384,6 +384,16 @@ def check(template):
             True,
         ),
         ("failover off", {}, False),
+        (
+            "v1 failover from the primary's own number",
+            {**v1_failover_parameters, "OriginationPhoneNumber": "+12065550177"},
+            True,
+        ),
+        (
+            "v2 failover from the primary's own identity",
+            {**failover_v2, "FailoverOriginationIdentity": identity},
+            True,
+        ),
     ]:
         expect(
             (failover_rule in refused_by_rules(template, parameters)) == refused,

@@ -122,6 +122,12 @@ pub(super) fn check_against_primary(
             "is ORIGINATION_PHONE_NUMBER: a number belongs to one Region".to_owned(),
         ));
     }
+    if failover.identity.is_some() && failover.identity == config.origination_identity {
+        return Err(invalid(
+            FAILOVER_ORIGINATION_IDENTITY,
+            "is ORIGINATION_IDENTITY: an origination identity belongs to one Region".to_owned(),
+        ));
+    }
     Ok(())
 }
 
@@ -427,6 +433,17 @@ mod tests {
         assert_eq!(
             read(&with_ledger).unwrap_err().variable,
             FAILOVER_ORIGINATION_PHONE_NUMBER
+        );
+        let v2_same = [
+            (FAILOVER_REGION, "us-west-2"),
+            (FAILOVER_ORIGINATION_IDENTITY, "pool-1"),
+            ("ORIGINATION_IDENTITY", "pool-1"),
+            ("VOICE_API", "v2"),
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+        ];
+        assert_eq!(
+            read(&v2_same).unwrap_err().variable,
+            FAILOVER_ORIGINATION_IDENTITY
         );
     }
 

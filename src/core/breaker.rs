@@ -229,7 +229,7 @@ impl CircuitBreaker {
             State::HalfOpen {
                 open_for, regional, ..
             } if attempt.probe => {
-                inner.state = self.after_probe(open_for, regional, healthy, failure, now);
+                inner.state = self.after_probe(open_for, regional, failure, now);
             }
             State::Closed { failures, regional } if failing => {
                 let (state, opened) = self.after_failure(failures, regional, failure, now);
@@ -250,35 +250,37 @@ impl CircuitBreaker {
         &self,
         open_for: Duration,
         regional: bool,
-        healthy: bool,
         failure: Option<Signal>,
         now: Instant,
     ) -> State {
         let region = self.region.as_deref();
-        if healthy {
-            tracing::info!(
-                region,
-                "circuit breaker closed: the voice service answered the probe"
-            );
-            return CLOSED;
-        }
-        if failure == Some(Signal::Throttled) || failure == Some(Signal::NotReached) {
-            return State::HalfOpen {
+        match failure {
+            None | Some(Signal::Answered) => {
+                tracing::info!(
+                    region,
+                    "circuit breaker closed: the voice service answered the probe"
+                );
+                CLOSED
+            }
+            // No news about the service: probe again.
+            Some(Signal::Throttled | Signal::NotReached) => State::HalfOpen {
                 open_for,
                 probing: false,
                 regional,
-            };
-        }
-        let open_for = (open_for * 2).min(self.settings.max_open);
-        tracing::warn!(
-            region,
-            open_seconds = open_for.as_secs_f64(),
-            "circuit breaker reopened: the probe failed on the service's side"
-        );
-        State::Open {
-            until: now + open_for,
-            open_for,
-            regional: failure == Some(Signal::ServiceFailing),
+            },
+            Some(Signal::ServiceFailing | Signal::Blocked | Signal::Misconfigured) => {
+                let open_for = (open_for * 2).min(self.settings.max_open);
+                tracing::warn!(
+                    region,
+                    open_seconds = open_for.as_secs_f64(),
+                    "circuit breaker reopened: the probe failed on the service's side"
+                );
+                State::Open {
+                    until: now + open_for,
+                    open_for,
+                    regional: failure == Some(Signal::ServiceFailing),
+                }
+            }
         }
     }
 
@@ -511,6 +513,15 @@ mod tests {
         let blocked = self::breaker();
         fail(&blocked, Signal::Blocked);
         assert!(!regional(&blocked), "an account blocked is no outage");
+        // A probe that says nothing about the service keeps what the breaker knew.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let probe = blocked.admit(Instant::now()).expect("the probe");
+        blocked.observe(probe, Some(Signal::NotReached), Instant::now());
+        let probe = blocked.admit(Instant::now()).expect("a new probe");
+        assert!(probe.is_probe());
+        assert!(!regional(&blocked), "still not an outage while it is out");
+        blocked.observe(probe, Some(Signal::Blocked), Instant::now());
+        assert!(!regional(&blocked), "reopened, still not an outage");
         // An answer starts a new streak.
         let healed = self::breaker();
         fail(&healed, Signal::Misconfigured);

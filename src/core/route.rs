@@ -161,13 +161,14 @@ impl<S> Failover<S> {
     /// region, one INFO when it comes back to the primary. `primary_open`: whether the
     /// primary's breaker is open now; a failover call that finishes after the primary's
     /// probe closed it moves nothing.
-    pub fn placed_through(&self, route: Route, primary_open: bool) {
+    /// Returns where the traffic moved, when it did.
+    pub fn placed_through(&self, route: Route, primary_open: bool) -> Option<Route> {
         let to_failover = route == Route::Failover;
         if to_failover && !primary_open {
-            return;
+            return None;
         }
         if self.serving.swap(to_failover, Ordering::Relaxed) == to_failover {
-            return;
+            return None;
         }
         let (primary_region, failover_region) =
             (&*self.settings.primary_region, &*self.settings.region);
@@ -184,6 +185,7 @@ impl<S> Failover<S> {
                 "calls back on the primary region: its voice service answered again"
             );
         }
+        Some(route)
     }
 }
 
@@ -240,6 +242,32 @@ mod tests {
         );
         let moved = rerouted(&v2, &settings()).expect("may fail over");
         assert_eq!(moved.v2.unwrap().origination_identity, None);
+    }
+
+    #[test]
+    fn traffic_moves_once_each_way_and_a_late_failover_call_moves_nothing() {
+        let failover = Failover::new((), settings(), BreakerSettings::default());
+        assert_eq!(
+            failover.placed_through(Route::Primary, false),
+            None,
+            "already there"
+        );
+        assert_eq!(
+            failover.placed_through(Route::Failover, true),
+            Some(Route::Failover)
+        );
+        assert_eq!(
+            failover.placed_through(Route::Failover, true),
+            None,
+            "said once"
+        );
+        assert_eq!(
+            failover.placed_through(Route::Primary, false),
+            Some(Route::Primary)
+        );
+        // A failover call that finishes after the primary's probe closed its breaker.
+        assert_eq!(failover.placed_through(Route::Failover, false), None);
+        assert_eq!(failover.placed_through(Route::Primary, false), None);
     }
 
     #[test]

@@ -233,11 +233,21 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
         failing <= bound,
         "{failing} calls to the failing region (bound {bound})"
     );
+    // Moved once the breaker opened: its threshold of failures, which the stream brings
+    // within that many messages (fewer, with retries in place), and one batch.
+    assert!(
+        moved_after <= EVERY * THRESHOLD + ONE_BATCH,
+        "moved {moved_after:?} after the outage began"
+    );
     // Back on the primary within the longest open period and one batch, while the second
     // stream still runs 10 s past recovery.
-    assert!(back_after.is_some(), "traffic came back to the primary");
+    let back_by = MAX_OPEN + ONE_BATCH;
     assert!(
-        last_on_secondary <= MAX_OPEN + ONE_BATCH,
+        back_after.is_some_and(|back| back <= back_by),
+        "back on the primary {back_after:?} after recovery"
+    );
+    assert!(
+        last_on_secondary <= back_by,
         "calls to the secondary {last_on_secondary:?} after recovery"
     );
     // Calls from the failover region: its own number, signed for its region.

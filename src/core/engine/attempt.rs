@@ -32,7 +32,8 @@ enum Gate {
     Go(Route, breaker::Attempt, Option<Permit>, AttemptLoop),
     /// Not now: the record's outcome says why.
     Stop(RecordOutcome),
-    /// No permit before the record's expiry: look again (the expiry check ends it).
+    /// Look again: no permit before the record's expiry (the expiry check ends it), or the
+    /// primary's probe went to another record while this one waited (it may move now).
     Again(AttemptLoop),
 }
 
@@ -138,7 +139,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         }
         if let Some(failover) = &self.failover {
             let primary_open = self.primary.breaker.is_open(Instant::now());
-            failover.placed_through(route, primary_open);
+            let _moved = failover.placed_through(route, primary_open);
         }
         outcome.fate = Fate::Sent;
         outcome.reason = None;
@@ -238,7 +239,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
 
     /// The route for the next attempt ([`Self::route_now`]); with failover on and the
     /// primary awaiting its probe, the probe is taken here, before any pacer wait, so that
-    /// one record waits for the primary and the others go on to the failover region.
+    /// one record waits for the primary and the others go on to the failover region (or,
+    /// those that must stay, are turned away at once).
     fn choose(
         &self,
         may_move: bool,
@@ -246,7 +248,6 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     ) -> Result<(Route, Option<breaker::Attempt>), breaker::Open> {
         let route = self.route_now(may_move, now)?;
         let probing = route == Route::Primary
-            && may_move
             && self.failover.is_some()
             && self.primary.breaker.awaits_probe(now);
         if !probing {

@@ -37,8 +37,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             {
                 // What that lost write replaced is not known: with failover on, it may have
                 // been an unknown outcome, so the record stays in the primary region.
+                // (Only `retry` lets a claim take an unknown outcome over.)
                 let mut attempt = AttemptLoop::new(outcome);
-                attempt.maybe_placed_before = self.failover.is_some();
+                attempt.maybe_placed_before =
+                    self.failover.is_some() && self.settings.on_unknown == UnknownOutcome::Retry;
                 return Ok((claim, attempt));
             }
             Ok(Ok(ClaimAnswer::Claimed { replaced })) => {

@@ -1418,6 +1418,7 @@ mod tests {
             let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings)
                 .with_failover(ScriptedVoice::new(accepted()), failover);
             // One failure opens the primary's breaker (the permit spent), for 1 s.
+            let first_permit = Instant::now();
             engine.run(&batch("a", 1), in_seconds(30)).await;
             tokio::time::advance(open_for).await;
             let (primary_before, failover_before) = (
@@ -1437,13 +1438,22 @@ mod tests {
                 "one probe, which failed and moved"
             );
             assert_eq!(failover_of(&engine).requests() - failover_before, 4);
-            // The probe's wait for its permit (1 s) and its move, not three more primary
-            // permits (2 s each).
+            // The probe waited for the primary's next permit, a period after the one spent
+            // first; the others moved at once, at the failover region's pace, before that
+            // permit; and nobody waited for a primary permit after it.
+            let period = Duration::from_secs(2);
+            let done = first_permit.elapsed();
+            assert!(done >= period && done < period * 2, "{done:?}");
+            let moved_at: Vec<Duration> = failover_of(&engine).started.lock().unwrap()
+                [failover_before..failover_before + 3]
+                .iter()
+                .map(|at| *at - first_permit)
+                .collect();
             assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "{:?} for 4 records",
-                started.elapsed()
+                moved_at.iter().all(|at| *at < period),
+                "before the probe's permit: {moved_at:?}"
             );
+            assert!(started.elapsed() < period, "{:?}", started.elapsed());
         }
 
         #[tokio::test(start_paused = true)]
