@@ -38,13 +38,23 @@ impl<S> Region<S> {
         breaker: BreakerSettings,
         tag: Option<RegionTag>,
     ) -> Self {
-        let name = tag.as_ref().map(|tag| Arc::clone(&tag.name));
-        Self {
+        let region = Self {
             sender,
             pacer: send_rate.map(Pacer::new),
-            breaker: CircuitBreaker::new(breaker).for_region(name),
-            tag,
+            breaker: CircuitBreaker::new(breaker),
+            tag: None,
+        };
+        match tag {
+            Some(tag) => region.tagged(tag),
+            None => region,
         }
+    }
+
+    /// The same region named by `tag` in outcomes and in its breaker's lines.
+    pub fn tagged(mut self, tag: RegionTag) -> Self {
+        self.breaker = self.breaker.for_region(Some(Arc::clone(&tag.name)));
+        self.tag = Some(tag);
+        self
     }
 }
 

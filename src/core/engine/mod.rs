@@ -138,15 +138,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// service is failing on its side, through `sender` (a client for that region), with
     /// its own pacer and breaker. Lines, dead letters and metrics then name the region.
     pub fn with_failover(mut self, sender: S, failover: FailoverSettings) -> Self {
-        let Region {
-            sender: primary, ..
-        } = self.primary;
-        self.primary = Region::new(
-            primary,
-            self.settings.send_rate,
-            self.settings.breaker,
-            Some(failover.primary_tag()),
-        );
+        self.primary = self.primary.tagged(failover.primary_tag());
         self.failover = Some(Failover::new(sender, failover, self.settings.breaker));
         self
     }
@@ -170,8 +162,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     pub fn regions(&self) -> Option<Regions> {
         let failover = self.failover.as_ref()?;
         Some(Regions {
-            primary: failover.settings.primary_tag(),
-            failover: failover.settings.failover_tag(),
+            primary: self.primary.tag.clone()?,
+            failover: failover.region.tag.clone()?,
         })
     }
 
