@@ -5,23 +5,23 @@
 //! `IdempotencyKey`, a key reused for another message, a busy process SIGKILLed every couple
 //! of seconds and restarted, and a visibility timeout shorter than a batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, SendMessageBatchRequestEntry};
-use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, ReceivedCall, Script};
 
 use crate::support::body;
-use crate::support::esm::{delete, lambda_event, receive};
+use crate::support::esm::{delete_unreported, lambda_event, receive};
 use crate::support::moto::{
     create_ledger_table, messages_left, queue_pair, read_all, reason_of, send_entries, Moto, Queue,
 };
+use crate::support::process::bootstrap_under;
 
 const PROCESSES: usize = 3;
 /// Each call takes this long at the fake, so kills land on calls in flight.
@@ -115,15 +115,10 @@ struct Slot {
 
 async fn incarnate(environment: &Environment, name: String) -> (Arc<RuntimeApi>, Child, String) {
     let api = Arc::new(RuntimeApi::start().await.expect("a runtime API"));
-    let child = Command::new(crate::emulator::bootstrap())
-        .env_clear()
-        .envs(environment.vars.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+    let child = bootstrap_under(&api, &environment.vars)
         .env("CONFIGURATION_SET_NAME", &name)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("the bootstrap starts");
     api.first_request(Duration::from_secs(30))
@@ -165,18 +160,7 @@ async fn poll(
         if lose {
             continue;
         }
-        let failed: HashSet<String> = serde_json::from_str::<Value>(&response)
-            .ok()
-            .and_then(|v| v["batchItemFailures"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-            .collect();
-        let done_messages: Vec<&Message> = messages
-            .iter()
-            .filter(|m| !m.message_id().is_some_and(|id| failed.contains(id)))
-            .collect();
-        delete(sqs, queue, &done_messages).await;
+        delete_unreported(sqs, queue, &messages, &response).await;
     }
 }
 

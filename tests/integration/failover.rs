@@ -82,6 +82,20 @@ fn environment(
     vars
 }
 
+/// One message to each of the first `n` destinations, saying `word` and its number; their
+/// message ids, in order.
+async fn send_to_destinations(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &Queue,
+    n: usize,
+    word: &str,
+) -> Vec<String> {
+    let bodies: Vec<String> = (0..n)
+        .map(|n| body(&destination(n), &format!("{word} {n}")))
+        .collect();
+    send_bodies(sqs, queue, &bodies).await
+}
+
 /// moto with SQS queues and the ledger's table.
 async fn moto_with_ledger(name: &str) -> (Moto, aws_sdk_sqs::Client, Queue, Queue) {
     let moto = Moto::start().await;
@@ -322,10 +336,7 @@ async fn under_v2_the_failover_region_calls_from_its_own_identity_and_set() {
         ("FAILOVER_CONFIGURATION_SET_NAME", "alerts-west".to_owned()),
     ]);
     let fleet = Fleet::start(1, &vars, TIMEOUT).await;
-    let bodies: Vec<String> = (0..MESSAGES)
-        .map(|n| body(&destination(n), &format!("v2 {n}")))
-        .collect();
-    send_bodies(&sqs, &source, &bodies).await;
+    send_to_destinations(&sqs, &source, MESSAGES, "v2").await;
     let done = AtomicBool::new(true);
     fleet
         .drain(&sqs, &source, &done, Duration::from_secs(60))
@@ -442,10 +453,7 @@ async fn a_call_that_may_have_been_placed_never_goes_through_the_secondary() {
         TIMEOUT,
     )
     .await;
-    let bodies: Vec<String> = (0..MESSAGES)
-        .map(|n| body(&destination(n), &format!("code {n}")))
-        .collect();
-    let ids = send_bodies(&sqs, &source, &bodies).await;
+    let ids = send_to_destinations(&sqs, &source, MESSAGES, "code").await;
     let done = AtomicBool::new(true);
     tokio::join!(
         fleet.drain(&sqs, &source, &done, Duration::from_secs(90)),
@@ -513,10 +521,7 @@ async fn throttling_at_the_primary_moves_nothing_and_is_paced_as_today() {
         TIMEOUT,
     )
     .await;
-    let bodies: Vec<String> = (0..MESSAGES)
-        .map(|n| body(&destination(n), &format!("burst {n}")))
-        .collect();
-    send_bodies(&sqs, &source, &bodies).await;
+    send_to_destinations(&sqs, &source, MESSAGES, "burst").await;
     let done = AtomicBool::new(true);
     let started = Instant::now();
     fleet

@@ -103,34 +103,22 @@ impl<'a> EventSourceMapping<'a> {
         messages.len()
     }
 
-    /// Polls until the queue holds nothing, visible, in flight or delayed, on two looks
-    /// 300 ms apart with an empty receive between them. One look is not enough with moto: it
-    /// computes the visible count and then the in-flight count, each against the clock of
-    /// its own moment (`moto/sqs/models.py`: `visible` is `now > visible_at`), so a message
-    /// whose visibility timeout ends between the two is in neither, and the queue reads
-    /// empty once. The second look, 300 ms later, counts it as visible.
+    /// Polls until the queue holds nothing, visible, in flight or delayed ([`EmptyLooks`]).
     pub async fn drain(&mut self, limit: Duration) {
         let started = Instant::now();
-        let mut empty_looks = 0;
+        let mut looks = EmptyLooks::default();
         loop {
             assert!(
                 started.elapsed() < limit,
                 "the queue did not drain within {limit:?}"
             );
             if self.poll_once().await > 0 {
-                empty_looks = 0;
+                looks.reset();
                 continue;
             }
-            if messages_left(self.sqs, self.queue).await == (0, 0) {
-                empty_looks += 1;
-                if empty_looks == 2 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
+            if looks.drained(self.sqs, self.queue).await {
+                return;
             }
-            empty_looks = 0;
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -140,6 +128,59 @@ impl<'a> EventSourceMapping<'a> {
             .filter(|delivery| delivery.message_id == message_id)
             .collect()
     }
+}
+
+/// Whether a queue is drained: it holds nothing, visible, in flight or delayed, on two looks
+/// 300 ms apart with an empty receive between them. One look is not enough with moto: it
+/// computes the visible count and then the in-flight count, each against the clock of its
+/// own moment (`moto/sqs/models.py`: `visible` is `now > visible_at`), so a message whose
+/// visibility timeout ends between the two is in neither, and the queue reads empty once.
+/// The second look, 300 ms later, counts it as visible.
+#[derive(Debug, Default)]
+pub struct EmptyLooks(u32);
+
+impl EmptyLooks {
+    /// After an empty receive: looks at the queue. `true` on the second empty look in a
+    /// row; otherwise waits before the next receive (300 ms after an empty look, 100 ms
+    /// after one that found messages left).
+    pub async fn drained(&mut self, sqs: &aws_sdk_sqs::Client, queue: &Queue) -> bool {
+        if messages_left(sqs, queue).await == (0, 0) {
+            self.0 += 1;
+            if self.0 == 2 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        } else {
+            self.0 = 0;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// A receive found messages: the looks start again.
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// Deletes the messages the function's answer (a partial batch response, as JSON) does not
+/// report, as the event source mapping does.
+pub async fn delete_unreported(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &Queue,
+    messages: &[Message],
+    response: &str,
+) {
+    let response: Value = serde_json::from_str(response).expect("a JSON answer");
+    let failed = crate::support::failures(&response);
+    let done: Vec<&Message> = messages
+        .iter()
+        .filter(|m| {
+            !m.message_id()
+                .is_some_and(|id| failed.iter().any(|f| f == id))
+        })
+        .collect();
+    delete(sqs, queue, &done).await;
 }
 
 /// An SQS record in the shape Lambda gives it to a function.

@@ -4,7 +4,6 @@
 //! with the function's timeout, delete what the answer does not report). Their JSON lines
 //! are kept, each with when it was read.
 
-use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,11 +12,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::Message;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use voice_fake::runtime_api::RuntimeApi;
 
-use crate::support::esm::{delete, lambda_event, receive};
-use crate::support::moto::{messages_left, Queue};
+use crate::support::esm::{delete_unreported, lambda_event, receive, EmptyLooks};
+use crate::support::moto::Queue;
+use crate::support::process::bootstrap_under;
 
 pub struct Fleet {
     apis: Vec<RuntimeApi>,
@@ -36,15 +36,10 @@ impl Fleet {
         let mut children = Vec::new();
         for _ in 0..instances {
             let api = RuntimeApi::start().await.expect("a runtime API");
-            let mut child = Command::new(crate::emulator::bootstrap())
-                .env_clear()
-                .envs(vars.iter().map(|(name, value)| (*name, value.as_str())))
-                .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            let mut child = bootstrap_under(&api, vars)
                 .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-                .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
-                .kill_on_drop(true)
                 .spawn()
                 .expect("the bootstrap starts");
             if let Some(stdout) = child.stdout.take() {
@@ -97,29 +92,23 @@ impl Fleet {
         done: &AtomicBool,
         until: Instant,
     ) {
+        let mut looks = EmptyLooks::default();
         while Instant::now() < until {
             let messages: Vec<Message> = receive(sqs, queue).await;
             if messages.is_empty() {
-                if done.load(Ordering::SeqCst) && messages_left(sqs, queue).await == (0, 0) {
+                if !done.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                } else if looks.drained(sqs, queue).await {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+            looks.reset();
             let event = lambda_event(&messages, &queue.arn).to_string();
             // No answer (a timeout): nothing is deleted, everything comes back.
-            let Some((_, response)) = api.invoke_within(event, self.timeout).await else {
-                continue;
-            };
-            let failed: HashSet<String> =
-                crate::support::failures(&serde_json::from_str(&response).expect("a JSON answer"))
-                    .into_iter()
-                    .collect();
-            let done_messages: Vec<&Message> = messages
-                .iter()
-                .filter(|m| !m.message_id().is_some_and(|id| failed.contains(id)))
-                .collect();
-            delete(sqs, queue, &done_messages).await;
+            if let Some((_, response)) = api.invoke_within(event, self.timeout).await {
+                delete_unreported(sqs, queue, &messages, &response).await;
+            }
         }
     }
 

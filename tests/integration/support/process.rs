@@ -11,6 +11,19 @@ use tokio::process::Command;
 use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, Script};
 
+/// The bootstrap under `api`, with `vars` as its whole environment besides: no stdin, killed
+/// with its handle. The caller chooses what becomes of its output.
+pub fn bootstrap_under(api: &RuntimeApi, vars: &[(&str, String)]) -> Command {
+    let mut command = Command::new(crate::emulator::bootstrap());
+    command
+        .env_clear()
+        .envs(vars.iter().map(|(name, value)| (*name, value.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
 /// What one invocation of the bootstrap came to.
 pub struct Invocation {
     pub answer: Value,
