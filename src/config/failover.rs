@@ -2,8 +2,9 @@
 //! set, everything the second region needs is checked at init, each error naming its
 //! variable.
 
-use super::{Backend, Config, ConfigError, CONFIGURED_RESOURCES_ONLY, IDEMPOTENCY_TABLE_NAME};
-use crate::core::contract::v2_limits;
+use super::{
+    invalid, Backend, Config, ConfigError, CONFIGURED_RESOURCES_ONLY, IDEMPOTENCY_TABLE_NAME,
+};
 use crate::core::pacing::SendRate;
 use crate::core::phone::PhoneNumber;
 
@@ -169,9 +170,7 @@ fn origination(
             .map(|number| (Some(number), None))
             .map_err(|err| invalid(needed, err.to_string())),
         Backend::V2 => {
-            if !v2_limits::is_origination_identity(&value) {
-                return Err(invalid(needed, v2_limits::IDENTITY_RULE.to_owned()));
-            }
+            let value = super::origination_identity(needed, &value)?;
             if value.starts_with("arn:") && !arn_in(&value, region) {
                 return Err(invalid(
                     needed,
@@ -194,6 +193,7 @@ fn arn_in(arn: &str, region: &str) -> bool {
     arn.split(':').nth(3) == Some(region)
 }
 
+/// The failover region's set: as the primary's is checked, and an ARN of its own region.
 fn configuration_set(set: &str, backend: Backend, region: &str) -> Result<String, ConfigError> {
     if set.starts_with("arn:") && !arn_in(set, region) {
         return Err(invalid(
@@ -201,13 +201,7 @@ fn configuration_set(set: &str, backend: Backend, region: &str) -> Result<String
             format!("an ARN in {region}, the failover Region"),
         ));
     }
-    if backend == Backend::V2 && !v2_limits::is_resource_name(set) {
-        return Err(invalid(
-            FAILOVER_CONFIGURATION_SET_NAME,
-            format!("under VOICE_API=v2, {}", v2_limits::RESOURCE_NAME_RULE),
-        ));
-    }
-    Ok(set.to_owned())
+    super::configuration_set(FAILOVER_CONFIGURATION_SET_NAME, set, backend)
 }
 
 /// A Region name: `us-west-2`, `eu-central-1`, `us-gov-west-1`, `ap-southeast-4`.
@@ -219,10 +213,6 @@ fn is_region(name: &str) -> bool {
         && parts[..parts.len() - 1].iter().all(lower)
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
-}
-
-fn invalid(variable: &'static str, problem: String) -> ConfigError {
-    ConfigError { variable, problem }
 }
 
 #[cfg(test)]

@@ -274,10 +274,10 @@ fn read_voice(get: &impl Fn(&str) -> Option<String>) -> Result<VoiceSettings, Co
         })
         .transpose()?;
     let identity = v2_only(ORIGINATION_IDENTITY)
-        .map(|identity| origination_identity(identity.trim()))
+        .map(|identity| origination_identity(ORIGINATION_IDENTITY, identity.trim()))
         .transpose()?;
     let configuration_set = get(CONFIGURATION_SET_NAME)
-        .map(|name| configuration_set(name.trim(), backend))
+        .map(|name| configuration_set(CONFIGURATION_SET_NAME, name.trim(), backend))
         .transpose()?;
     let configured_resources_only = one_of(
         CONFIGURED_RESOURCES_ONLY,
@@ -428,24 +428,28 @@ fn invalid(variable: &'static str, problem: String) -> ConfigError {
     ConfigError { variable, problem }
 }
 
-/// v2's `OriginationIdentity`, within its pattern.
-fn origination_identity(identity: &str) -> Result<String, ConfigError> {
+/// v2's `OriginationIdentity` (given in `variable`), within its pattern.
+fn origination_identity(variable: &'static str, identity: &str) -> Result<String, ConfigError> {
     if crate::core::contract::v2_limits::is_origination_identity(identity) {
         Ok(identity.to_owned())
     } else {
         Err(ConfigError {
-            variable: ORIGINATION_IDENTITY,
+            variable,
             problem: crate::core::contract::v2_limits::IDENTITY_RULE.to_owned(),
         })
     }
 }
 
-/// The configuration set: under v2 its name or ARN within v2's pattern; v1's names are its
-/// own.
-fn configuration_set(set: &str, backend: Backend) -> Result<String, ConfigError> {
+/// A configuration set (given in `variable`): under v2 its name or ARN within v2's pattern;
+/// v1's names are its own.
+fn configuration_set(
+    variable: &'static str,
+    set: &str,
+    backend: Backend,
+) -> Result<String, ConfigError> {
     if backend == Backend::V2 && !crate::core::contract::v2_limits::is_resource_name(set) {
         return Err(ConfigError {
-            variable: CONFIGURATION_SET_NAME,
+            variable,
             problem: format!(
                 "under VOICE_API=v2, {} ({} characters given)",
                 crate::core::contract::v2_limits::RESOURCE_NAME_RULE,
