@@ -10,7 +10,7 @@ use aws_sdk_pinpointsmsvoice::Client;
 use std::time::Duration;
 
 use crate::adapters::sdk_error::root_cause;
-use crate::core::classify::SendFailure;
+use crate::core::classify::{SendFailure, ServiceCode};
 use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
 
@@ -141,7 +141,7 @@ where
                 resource_type,
             } = details(error);
             SendFailure::Service {
-                code: error.code().map(str::to_owned),
+                code: error.code().map(ServiceCode::from),
                 status: Some(status),
                 message: error.message().map_or_else(
                     || format!("HTTP {status} with no error message"),

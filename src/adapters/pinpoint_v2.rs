@@ -47,7 +47,11 @@ impl PinpointV2Voice {
             .v2
             .as_ref()
             .and_then(|v2| v2.origination_identity.clone())
-            .or_else(|| number.clone().filter(|_| message.origination_from_body))
+            .or_else(|| {
+                number
+                    .clone()
+                    .filter(|_| message.origination_source.named_by_body())
+            })
             .or_else(|| self.origination_identity.clone())
             .or(number)
             .ok_or_else(|| {

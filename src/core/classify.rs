@@ -8,13 +8,15 @@
 //! out, so trying again at once cannot ring anyone twice. The README's fates table is these
 //! functions; the tests below pin every row of it.
 
+use crate::core::code::Code;
+
 /// What went wrong with one `SendVoiceMessage` call, after the SDK's own retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendFailure {
     /// The service answered with an error response.
     Service {
         /// The modelled error code (`BadRequestException`, ...), if the response had one.
-        code: Option<String>,
+        code: Option<ServiceCode>,
         status: Option<u16>,
         message: String,
         /// The error's `Reason` (End User Messaging v2 says why it refused:
@@ -49,26 +51,81 @@ pub enum Disposition {
     GiveUp,
 }
 
-/// Error codes that mean "this request itself is wrong": retrying cannot help. v1's, then
-/// v2's (a destination opted out, unverified or blocked is a `ConflictException`).
-const PERMANENT_CODES: &[&str] = &[
-    "BadRequestException",
-    "NotFoundException",
-    "ValidationException",
-    "ConflictException",
-    "ResourceNotFoundException",
+/// The voice service's error codes that decide something here, v1's and v2's; any other
+/// code is kept as the service said it. Read from the answer at the adapter edge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServiceCode {
+    // The request itself is wrong: retrying cannot help. (v2 says a destination opted out,
+    // unverified or blocked with a `ConflictException`.)
+    BadRequest,
+    NotFound,
+    Validation,
+    Conflict,
+    ResourceNotFound,
+    /// v2's quota error: per destination for the daily call limit, account-wide otherwise
+    /// (a spend limit reached: every send would fail).
+    ServiceQuotaExceeded,
+    // "You are sending too fast": the pacer slows down. (v2 answers throttling with HTTP
+    // 400: the code decides, never the status.)
+    TooManyRequests,
+    LimitExceeded,
+    Throttling,
+    // The service failing on its side: the circuit breaker counts them.
+    InternalServiceError,
+    InternalServer,
+    /// The role may not place the call, or the account is refused (v2 `ACCOUNT_DISABLED`,
+    /// `INSUFFICIENT_ACCOUNT_REPUTATION`): every call fails alike until someone fixes it.
+    AccessDenied,
+    /// A code not named here (a new one, say): transient, so it never loses a message.
+    Other(String),
+}
+
+/// Each named code and the service's word for it.
+const SERVICE_CODES: [(ServiceCode, &str); 12] = [
+    (ServiceCode::BadRequest, "BadRequestException"),
+    (ServiceCode::NotFound, "NotFoundException"),
+    (ServiceCode::Validation, "ValidationException"),
+    (ServiceCode::Conflict, "ConflictException"),
+    (ServiceCode::ResourceNotFound, "ResourceNotFoundException"),
+    (
+        ServiceCode::ServiceQuotaExceeded,
+        "ServiceQuotaExceededException",
+    ),
+    (ServiceCode::TooManyRequests, "TooManyRequestsException"),
+    (ServiceCode::LimitExceeded, "LimitExceededException"),
+    (ServiceCode::Throttling, "ThrottlingException"),
+    (
+        ServiceCode::InternalServiceError,
+        "InternalServiceErrorException",
+    ),
+    (ServiceCode::InternalServer, "InternalServerException"),
+    (ServiceCode::AccessDenied, "AccessDeniedException"),
 ];
 
-/// v2's quota error: per destination for the daily call limit, account-wide otherwise (a
-/// spend limit reached: every send would fail).
-const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
+impl From<&str> for ServiceCode {
+    fn from(wire: &str) -> Self {
+        SERVICE_CODES
+            .iter()
+            .find(|(_, word)| *word == wire)
+            .map_or_else(|| Self::Other(wire.to_owned()), |(code, _)| code.clone())
+    }
+}
 
-/// The `Reason` of a v2 quota error that concerns one destination: it resets daily.
+impl ServiceCode {
+    /// The code as the service says it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(code) => code,
+            named => SERVICE_CODES
+                .iter()
+                .find(|(code, _)| code == named)
+                .map_or("", |(_, word)| word),
+        }
+    }
+}
+
+/// v2's quota-error `Reason` for one destination's daily call limit: it resets daily.
 pub const DAILY_DESTINATION_CALL_LIMIT: &str = "DAILY_DESTINATION_CALL_LIMIT";
-
-/// For `SendVoiceMessage`, v1's `NotFoundException` almost always means the configuration
-/// set does not exist (v1 does not say which resource).
-const NOT_FOUND: &str = "NotFoundException";
 
 /// Whose a resource of a send was: the function's configuration (`Configured`) or the
 /// message's own (`Message`).
@@ -105,9 +162,6 @@ impl Origins {
     };
 }
 
-/// v2's name for a resource that does not exist; its `ResourceType` says which.
-const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
-
 /// A resource of the function's own that the service says does not exist: v1's
 /// `NotFoundException` with the function's set; v2's `ResourceNotFoundException` for the
 /// function's set (`configuration-set`) or origination (`pool`, `phone-number`,
@@ -124,48 +178,17 @@ fn missing_configured_resource(failure: &SendFailure, origins: Origins) -> bool 
         return false;
     };
     let configured = |origin: Origin| origin == Origin::Configured;
-    if code == NOT_FOUND {
-        return configured(origins.set);
-    }
-    if code != RESOURCE_NOT_FOUND {
-        return false;
-    }
-    match resource_type.as_deref() {
-        Some("configuration-set") => configured(origins.set),
-        Some("pool" | "phone-number" | "sender-id") => configured(origins.identity),
-        Some(_) => false,
-        None => configured(origins.set) || configured(origins.identity),
+    match code {
+        ServiceCode::NotFound => configured(origins.set),
+        ServiceCode::ResourceNotFound => match resource_type.as_deref() {
+            Some("configuration-set") => configured(origins.set),
+            Some("pool" | "phone-number" | "sender-id") => configured(origins.identity),
+            Some(_) => false,
+            None => configured(origins.set) || configured(origins.identity),
+        },
+        _ => false,
     }
 }
-
-/// Error codes that mean "you are sending too fast": the pacer slows down. (v2 answers
-/// throttling with HTTP 400: the code decides, never the status.)
-const THROTTLING_CODES: &[&str] = &[
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "ThrottlingException",
-];
-
-/// Error codes that mean "the service is failing on its side": the circuit breaker counts
-/// them (and its alarm says so).
-const SERVICE_FAILURE_CODES: &[&str] =
-    &["InternalServiceErrorException", "InternalServerException"];
-
-/// The role may not place the call, or the account is refused (v2 `ACCOUNT_DISABLED`,
-/// `INSUFFICIENT_ACCOUNT_REPUTATION`): every call fails alike until someone fixes it.
-const ACCESS_DENIED: &str = "AccessDeniedException";
-
-/// Error codes that mean "not now". Listed for the record: any code not named in
-/// [`PERMANENT_CODES`] is transient, so an unknown or new code never loses a message.
-const TRANSIENT_CODES: &[&str] = &[
-    "InternalServiceErrorException",
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "ThrottlingException",
-    "InternalServerException",
-    "AccessDeniedException",
-    "ServiceQuotaExceededException",
-];
 
 pub fn classify(failure: &SendFailure, origins: Origins) -> Disposition {
     if missing_configured_resource(failure, origins) {
@@ -173,12 +196,18 @@ pub fn classify(failure: &SendFailure, origins: Origins) -> Disposition {
     }
     match failure {
         SendFailure::Service {
-            code: Some(code), ..
-        } if PERMANENT_CODES.contains(&code.as_str()) => Disposition::GiveUp,
-        SendFailure::Service {
-            code: Some(code), ..
-        } if TRANSIENT_CODES.contains(&code.as_str()) => Disposition::Redeliver,
-        // An unknown code, or none (a bare 5xx from a proxy): retry, and let redrive decide.
+            code:
+                Some(
+                    ServiceCode::BadRequest
+                    | ServiceCode::NotFound
+                    | ServiceCode::Validation
+                    | ServiceCode::Conflict
+                    | ServiceCode::ResourceNotFound,
+                ),
+            ..
+        } => Disposition::GiveUp,
+        // Any other code (throttling, the service failing, access denied, a quota, one
+        // unknown or new), or none (a bare 5xx from a proxy): retry, and let redrive decide.
         SendFailure::Service { .. } => Disposition::Redeliver,
         SendFailure::Timeout(_) | SendFailure::Connection(_) | SendFailure::NotConnected(_) => {
             Disposition::Redeliver
@@ -219,10 +248,10 @@ pub fn retry_at(
 ) -> Option<std::time::SystemTime> {
     match failure {
         SendFailure::Service {
-            code: Some(code),
+            code: Some(ServiceCode::ServiceQuotaExceeded),
             reason: Some(reason),
             ..
-        } if code == QUOTA_EXCEEDED && reason == DAILY_DESTINATION_CALL_LIMIT => {
+        } if reason == DAILY_DESTINATION_CALL_LIMIT => {
             const DAY: u64 = 86_400;
             let since_epoch = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
             Some(
@@ -240,10 +269,10 @@ pub fn signal(failure: &SendFailure, origins: Origins) -> Signal {
     }
     match failure {
         SendFailure::Service {
-            code: Some(code),
+            code: Some(ServiceCode::ServiceQuotaExceeded),
             reason,
             ..
-        } if code == QUOTA_EXCEEDED => {
+        } => {
             if reason.as_deref() == Some(DAILY_DESTINATION_CALL_LIMIT) {
                 // One person's limit: the service and the account are fine.
                 Signal::Answered
@@ -252,14 +281,22 @@ pub fn signal(failure: &SendFailure, origins: Origins) -> Signal {
             }
         }
         SendFailure::Service {
-            code: Some(code), ..
-        } if THROTTLING_CODES.contains(&code.as_str()) => Signal::Throttled,
+            code:
+                Some(
+                    ServiceCode::TooManyRequests
+                    | ServiceCode::LimitExceeded
+                    | ServiceCode::Throttling,
+                ),
+            ..
+        } => Signal::Throttled,
         SendFailure::Service {
-            code: Some(code), ..
-        } if SERVICE_FAILURE_CODES.contains(&code.as_str()) => Signal::ServiceFailing,
+            code: Some(ServiceCode::InternalServiceError | ServiceCode::InternalServer),
+            ..
+        } => Signal::ServiceFailing,
         SendFailure::Service {
-            code: Some(code), ..
-        } if code == ACCESS_DENIED => Signal::Misconfigured,
+            code: Some(ServiceCode::AccessDenied),
+            ..
+        } => Signal::Misconfigured,
         SendFailure::Service { status, .. } | SendFailure::UnreadableResponse { status, .. } => {
             if status.is_some_and(|status| status >= 500) {
                 Signal::ServiceFailing
@@ -298,22 +335,22 @@ pub fn placed_nothing(failure: &SendFailure) -> bool {
 
 impl SendFailure {
     /// The stable code that logs, metrics and dead-letter reasons carry.
-    pub fn code(&self) -> String {
+    pub fn code(&self) -> Code {
         match self {
             Self::Service {
                 code: Some(code), ..
-            } => code.clone(),
+            } => Code::Service(code.clone()),
             Self::Service {
                 code: None,
                 status: Some(status),
                 ..
-            } => format!("Http{status}"),
-            Self::Service { .. } => "UnknownServiceError".to_owned(),
-            Self::Timeout(_) => "Timeout".to_owned(),
-            Self::Connection(_) => "ConnectionError".to_owned(),
-            Self::NotConnected(_) => "ConnectError".to_owned(),
-            Self::InvalidRequest(_) => "InvalidRequest".to_owned(),
-            Self::UnreadableResponse { .. } => "UnreadableResponse".to_owned(),
+            } => Code::Http(*status),
+            Self::Service { .. } => Code::UnknownServiceError,
+            Self::Timeout(_) => Code::Timeout,
+            Self::Connection(_) => Code::ConnectionError,
+            Self::NotConnected(_) => Code::ConnectError,
+            Self::InvalidRequest(_) => Code::InvalidRequest,
+            Self::UnreadableResponse { .. } => Code::UnreadableResponse,
         }
     }
 
@@ -342,7 +379,7 @@ mod tests {
 
     fn service(code: Option<&str>, status: u16) -> SendFailure {
         SendFailure::Service {
-            code: code.map(str::to_owned),
+            code: code.map(ServiceCode::from),
             status: Some(status),
             message: "m".to_owned(),
             reason: None,
@@ -410,7 +447,7 @@ mod tests {
     fn a_v2_resource_not_found_is_a_deploy_error_only_for_the_functions_own_resource() {
         use Disposition::{GiveUp, Redeliver};
         let missing = |resource_type: Option<&str>| SendFailure::Service {
-            code: Some("ResourceNotFoundException".to_owned()),
+            code: Some(ServiceCode::ResourceNotFound),
             status: Some(400),
             message: "m".to_owned(),
             reason: None,
@@ -461,7 +498,7 @@ mod tests {
 
     fn v2(code: &str, reason: Option<&str>) -> SendFailure {
         SendFailure::Service {
-            code: Some(code.to_owned()),
+            code: Some(ServiceCode::from(code)),
             status: Some(400),
             message: "m".to_owned(),
             reason: reason.map(str::to_owned),
@@ -575,7 +612,8 @@ mod tests {
         for status in [500, 502, 503, 504] {
             let failure = service(None, status);
             assert_eq!(classify(&failure, Origins::MESSAGE), Disposition::Redeliver);
-            assert_eq!(failure.code(), format!("Http{status}"));
+            assert_eq!(failure.code(), Code::Http(status));
+            assert_eq!(failure.code().word(), format!("Http{status}"));
         }
     }
 
@@ -694,12 +732,12 @@ mod tests {
     fn codes_name_the_failure() {
         assert_eq!(
             service(Some("BadRequestException"), 400).code(),
-            "BadRequestException"
+            Code::Service(ServiceCode::from("BadRequestException"))
         );
-        assert_eq!(SendFailure::Timeout("t".into()).code(), "Timeout");
+        assert_eq!(SendFailure::Timeout("t".into()).code(), Code::Timeout);
         assert_eq!(
             SendFailure::Connection("c".into()).code(),
-            "ConnectionError"
+            Code::ConnectionError
         );
     }
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::core::code::Code;
 use crate::core::record::Attribute;
 use crate::core::record::Record;
 use crate::core::report::RecordOutcome;
@@ -93,9 +94,11 @@ pub fn dead_letter<'a>(
         let (code, text) = outcome
             .reason
             .as_ref()
-            .map_or(("Unknown", ""), |r| (r.code.as_str(), r.message.as_str()));
+            .map_or((Code::Unknown.word(), ""), |r| {
+                (r.code.word(), r.message.as_str())
+            });
         let error = DispatchError {
-            code,
+            code: &code,
             message: text,
             source_message_id: &outcome.message_id,
             source_queue_arn: message.queue_arn,
@@ -128,6 +131,7 @@ mod tests {
     use super::*;
     use crate::core::record::Attribute;
     use crate::core::report::{Fate, Reason};
+    use crate::core::classify::ServiceCode;
     #[test]
     fn a_body_near_the_size_limit_goes_without_the_reason_rather_than_be_refused() {
         let small = message(ARN_FOR_SIZE, Some("x"), 0);
@@ -145,7 +149,7 @@ mod tests {
     fn outcome() -> RecordOutcome {
         RecordOutcome {
             reason: Some(Reason {
-                code: "BadRequestException".to_owned(),
+                code: Code::Service(ServiceCode::BadRequest),
                 message: "invalid origination".to_owned(),
             }),
             receive_count: Some(1),

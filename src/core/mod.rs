@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod classify;
 pub mod clock;
+pub mod code;
 pub mod contract;
 pub mod dead_letter;
 pub mod defaults;

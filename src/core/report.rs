@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::core::code::Code;
 use crate::core::route::RegionTag;
 
 use tokio::time::Instant;
@@ -97,10 +98,16 @@ pub const FATES: [FateInfo; 7] = [
 impl Fate {
     /// Everything this fate is called.
     pub fn info(self) -> &'static FateInfo {
-        FATES
-            .iter()
-            .find(|info| info.fate == self)
-            .unwrap_or(&FATES[0])
+        let index = match self {
+            Fate::Sent => 0,
+            Fate::Duplicate => 1,
+            Fate::Transient => 2,
+            Fate::Permanent => 3,
+            Fate::Expired => 4,
+            Fate::Deferred => 5,
+            Fate::Abandoned => 6,
+        };
+        &FATES[index]
     }
 
     /// Its word in log lines, the `Fate` dimension and `DispatchError`.
@@ -128,16 +135,11 @@ pub fn fates_table() -> String {
     table
 }
 
-/// The code of a record deferred because no send could start in its invocation: the
-/// configuration leaves no time (it is said at ERROR). Backed off like a transient failure,
-/// not released at once, since the next invocation will be as short.
-pub const INVOCATION_TOO_SHORT: &str = "InvocationTooShort";
-
 /// Why a record was not sent: a stable code and a message safe to log (no text, no
 /// unmasked phone numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason {
-    pub code: String,
+    pub code: Code,
     pub message: String,
 }
 
@@ -322,6 +324,24 @@ impl BatchReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_fate_is_told_by_its_own_row_of_the_fates_table() {
+        let fates = [
+            Fate::Sent,
+            Fate::Transient,
+            Fate::Permanent,
+            Fate::Deferred,
+            Fate::Expired,
+            Fate::Abandoned,
+            Fate::Duplicate,
+        ];
+        for fate in fates {
+            assert_eq!(fate.info().fate, fate);
+        }
+        let words: std::collections::HashSet<&str> = FATES.iter().map(|i| i.word).collect();
+        assert_eq!(words.len(), fates.len());
+    }
 
     #[test]
     fn each_region_counts_the_records_last_tried_there() {

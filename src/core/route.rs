@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::core::breaker::{BreakerSettings, CircuitBreaker};
-use crate::core::contract::VoiceMessage;
+use crate::core::classify::Origin;
+use crate::core::contract::{OriginationSource, VoiceMessage};
 use crate::core::pacing::{Pacer, SendRate};
 use crate::core::phone::PhoneNumber;
 
@@ -112,10 +113,10 @@ pub enum Pinned {
 
 /// Whether `message` must stay in the primary region, and why.
 pub fn pinned(message: &VoiceMessage) -> Option<Pinned> {
-    if !message.origination_is_default {
+    if message.origination_source.origin() == Origin::Message {
         return Some(Pinned::OwnOrigination);
     }
-    if message.configuration_set.is_some() && !message.configuration_set_is_default {
+    if message.configuration_set.is_some() && message.configuration_set_origin == Origin::Message {
         return Some(Pinned::OwnConfigurationSet);
     }
     if message
@@ -136,7 +137,7 @@ pub fn rerouted(message: &VoiceMessage, failover: &FailoverSettings) -> Option<V
     }
     let mut moved = message.clone();
     moved.origination = failover.origination.clone();
-    moved.origination_from_body = false;
+    moved.origination_source = OriginationSource::Default;
     moved.configuration_set = failover.configuration_set.clone();
     if let Some(v2) = moved.v2.as_mut() {
         // The body named the function's own identity: the failover sender uses its own.

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::clock::{Clock, SystemClock};
+use crate::core::code::Code;
 use crate::core::dead_letter::dead_letter;
 use crate::core::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
 use crate::core::record::Record;
@@ -53,9 +54,14 @@ impl Redelivery {
                 let floor = (backoff.ceiling(receive_count) / 2).max(1);
                 backoff.delay(receive_count, draw).max(floor)
             }),
+            // No send could start in its invocation: the configuration leaves no time (it is
+            // said at ERROR). Backed off like a transient failure, not released at once, since
+            // the next invocation will be as short.
             Fate::Deferred
-                if outcome.reason.as_ref().map(|r| r.code.as_str())
-                    == Some(crate::core::report::INVOCATION_TOO_SHORT) =>
+                if outcome
+                    .reason
+                    .as_ref()
+                    .is_some_and(|r| r.code == Code::InvocationTooShort) =>
             {
                 self.backoff
                     .map(|backoff| backoff.delay(receive_count, draw))
@@ -199,7 +205,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
                     if letter.reason.is_none() {
                         tracing::warn!(
                             message_id = %outcome.message_id,
-                            error_code = outcome.reason.as_ref().map(|r| r.code.as_str()),
+                            error_code = outcome.reason.as_ref().map(|r| r.code.word()).as_deref(),
                             reason = outcome.reason.as_ref().map(|r| r.message.as_str()),
                             "dead letter carries no DispatchError attribute: the original uses all 10 attributes"
                         );
@@ -314,12 +320,12 @@ fn on_last_receive(outcome: &RecordOutcome, limit: u32) -> RecordOutcome {
     let (code, why) = outcome
         .reason
         .as_ref()
-        .map_or(("Unknown", "no reason given"), |r| {
-            (r.code.as_str(), r.message.as_str())
+        .map_or((Code::Unknown, "no reason given"), |r| {
+            (r.code.clone(), r.message.as_str())
         });
     RecordOutcome {
         reason: Some(Reason {
-            code: code.to_owned(),
+            code,
             message: format!(
                 "{why}; receive {} of the queue's MAX_RECEIVE_COUNT={limit} ({}): dead-lettered by the function so the reason is kept",
                 outcome.receive_count.unwrap_or(limit),
@@ -407,7 +413,7 @@ mod tests {
             .enumerate()
             .map(|(n, (fate, _))| RecordOutcome {
                 reason: Some(Reason {
-                    code: "X".into(),
+                    code: Code::Timeout,
                     message: "x".into(),
                 }),
                 receive_count: Some(3),
@@ -473,7 +479,7 @@ mod tests {
         let now = Instant::now();
         let mut too_short = failed(Fate::Deferred, 3);
         too_short.reason = Some(Reason {
-            code: crate::core::report::INVOCATION_TOO_SHORT.into(),
+            code: Code::InvocationTooShort,
             message: "not started".into(),
         });
         assert_eq!(policy.delay(&too_short, now, 0.999), Some(40));
@@ -550,7 +556,7 @@ mod tests {
         // Receive 3 of 3: redrive would move them next, without a reason.
         let (mut report, messages) = batch(&fates);
         report.outcomes[0].reason = Some(Reason {
-            code: "DeadlineReached".into(),
+            code: Code::DeadlineReached,
             message: "not started: too close to the invocation deadline".into(),
         });
         let settlement = Settlement::new(

@@ -10,7 +10,8 @@ use crate::core::report::{BatchReport, Fate, RecordOutcome};
 /// dead-lettering or delaying it, is in the batch line and, when it fails, in a line of its
 /// own).
 pub fn record_done(outcome: &RecordOutcome) {
-    let error_code = outcome.reason.as_ref().map(|r| r.code.as_str());
+    let error_code = outcome.reason.as_ref().map(|r| r.code.word());
+    let error_code = error_code.as_deref();
     let reason = outcome.reason.as_ref().map(|r| r.message.as_str());
     let latency_ms = (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0;
     // Only with failover on: without it the line is what it always was.

@@ -7,6 +7,7 @@
 //! and one document per fate and error code with the number of records left unsent with it
 //! (`Unsent`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -127,14 +128,14 @@ impl MetricsContext {
 
     /// One document per fate and error code: how many records went unsent with it.
     fn unsent_by_code(&self, report: &BatchReport, timestamp_ms: u64) -> Vec<Value> {
-        let mut by_code: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut by_code: BTreeMap<(&str, Cow<str>), usize> = BTreeMap::new();
         for outcome in &report.outcomes {
             if matches!(outcome.fate, Fate::Sent | Fate::Duplicate) {
                 continue;
             }
             if let Some(reason) = &outcome.reason {
                 *by_code
-                    .entry((outcome.fate.as_str(), reason.code.as_str()))
+                    .entry((outcome.fate.as_str(), reason.code.word()))
                     .or_default() += 1;
             }
         }
@@ -196,11 +197,12 @@ mod tests {
 
     use super::*;
     use crate::core::report::{Reason, RecordOutcome};
+    use crate::core::code::Code;
 
     fn outcome(fate: Fate, code: Option<&str>, sent_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {
             reason: code.map(|code| Reason {
-                code: code.into(),
+                code: Code::from_word(code),
                 message: "m".into(),
             }),
             destination: sent_ms.map(|_| "+1206*****42".into()),

@@ -23,15 +23,23 @@ async fn a_sample_event_as_stored_is_long_past_its_time_to_live_and_never_sent()
     let harness = Harness::start(Script::default()).await;
     let event: SqsEvent = serde_json::from_str(&read("single-message.json")).expect("an SQS event");
     let report = harness.run(&event).await;
-    assert_eq!(fates(&report), [(Fate::Expired, Some("Expired"))]);
+    assert_eq!(fates(&report), words(&[(Fate::Expired, Some("Expired"))]));
     assert_eq!(harness.fake.request_count(), 0);
 }
 
-fn fates(report: &voice_dispatch::core::report::BatchReport) -> Vec<(Fate, Option<&str>)> {
+fn fates(report: &voice_dispatch::core::report::BatchReport) -> Vec<(Fate, Option<String>)> {
     report
         .outcomes
         .iter()
-        .map(|o| (o.fate, o.reason.as_ref().map(|r| r.code.as_str())))
+        .map(|o| (o.fate, o.reason.as_ref().map(|r| r.code.to_string())))
+        .collect()
+}
+
+/// Fates and the words of their codes, as [`fates`] reads them.
+fn words(expected: &[(Fate, Option<&str>)]) -> Vec<(Fate, Option<String>)> {
+    expected
+        .iter()
+        .map(|(fate, code)| (*fate, code.map(str::to_owned)))
         .collect()
 }
 
@@ -87,7 +95,7 @@ fn every_event_file_is_shaped_as_lambda_delivers_sqs_records() {
 #[tokio::test]
 async fn single_message_is_sent_with_every_member() {
     let (harness, _, report) = run_file("single-message.json").await;
-    assert_eq!(fates(&report), [(Fate::Sent, None)]);
+    assert_eq!(fates(&report), words(&[(Fate::Sent, None)]));
     let calls = harness.fake.calls();
     assert_eq!(calls[0].caller_id.as_deref(), Some("+12065550199"));
     assert_eq!(calls[0].configuration_set.as_deref(), Some("alerts"));
@@ -99,7 +107,7 @@ async fn mixed_batch_gives_one_record_per_row_of_the_fates_table() {
     use Fate::*;
     assert_eq!(
         fates(&report),
-        [
+        words(&[
             (Sent, None),
             (Sent, None),
             (Transient, Some("InternalServiceErrorException")),
@@ -114,7 +122,7 @@ async fn mixed_batch_gives_one_record_per_row_of_the_fates_table() {
             (Permanent, Some("MalformedJson")),
             (Permanent, Some("SchemaViolation")),
             (Permanent, Some("InvalidField")),
-        ]
+        ])
     );
     let expected: Vec<String> = event.records[2..]
         .iter()

@@ -66,7 +66,7 @@ async fn hostile_bodies_fail_alone_with_a_structured_reason_and_no_call() {
         let outcome = outcome(&report, id);
         assert_eq!(outcome.fate, Fate::Permanent, "{id}");
         let reason = outcome.reason.as_ref().expect("a reason");
-        assert_eq!(reason.code, *code, "{id}: {}", reason.message);
+        assert_eq!(reason.code.word(), *code, "{id}: {}", reason.message);
         assert!(!reason.message.is_empty(), "{id}");
         assert!(reason.message.len() < 500, "{id}: the reason stays short");
         assert!(

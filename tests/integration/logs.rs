@@ -181,7 +181,7 @@ async fn reasons_are_sentences_and_numbers_are_rounded_to_what_they_mean() {
         .await;
         let refused = crate::fates::to_a_closed_port("http").await;
         assert_eq!(
-            refused.outcomes[0].reason.as_ref().unwrap().code,
+            refused.outcomes[0].reason.as_ref().unwrap().code.word(),
             "ConnectError"
         );
         lines.extend(captured.lines());

@@ -16,6 +16,8 @@ pub mod v2_limits;
 
 pub use errors::MAX_REASON_CHARS;
 
+use crate::core::classify::{Origin, Origins};
+use crate::core::code::Code;
 use crate::core::phone::PhoneNumber;
 
 /// Longest `Text` the service takes for plain text and call instructions, in characters.
@@ -60,16 +62,14 @@ pub struct VoiceMessage {
     /// Always there for a v1-shaped body (the body's or the default); a v2-shaped body may
     /// name an `OriginationIdentity` instead (in `v2`).
     pub origination: Option<PhoneNumber>,
-    /// Whether the body named `origination` itself (it then wins over every default).
-    pub origination_from_body: bool,
-    /// Whether the call's origination is the function's own (`ORIGINATION_IDENTITY` or
-    /// `ORIGINATION_PHONE_NUMBER`), taken by default or named again by the body.
-    pub origination_is_default: bool,
+    /// Whose origination the call uses: the function's by default, the function's named
+    /// again by the body, or the body's own.
+    pub origination_source: OriginationSource,
     pub caller_id: Option<PhoneNumber>,
     pub configuration_set: Option<String>,
-    /// Whether `configuration_set` is the function's own (`CONFIGURATION_SET_NAME`), taken
-    /// as the default or named by the body.
-    pub configuration_set_is_default: bool,
+    /// Whose `configuration_set` is: the function's own (`CONFIGURATION_SET_NAME`), taken as
+    /// the default or named by the body, or the body's own (or none).
+    pub configuration_set_origin: Origin,
     pub content: VoiceContent,
     /// How long the request stays worth placing, when the body says (`TimeToLive`, seconds);
     /// otherwise `MESSAGE_TTL_SECONDS` applies.
@@ -82,6 +82,52 @@ pub struct VoiceMessage {
     /// When the call stops being worth placing (sent time + time to live), set by the engine:
     /// v2 is told the time left, so a redelivered call is never placed late by the service.
     pub expires_at: Option<tokio::time::Instant>,
+}
+
+/// Whose origination a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginationSource {
+    /// The function's own (`ORIGINATION_IDENTITY` or `ORIGINATION_PHONE_NUMBER`): the body
+    /// named none.
+    Default,
+    /// The function's own, named again by the body (it then wins over every default).
+    NamedDefault,
+    /// One the body named that is not the function's.
+    Body,
+}
+
+impl OriginationSource {
+    /// What the body said: `named` is its origination, if it named one.
+    pub fn of(named: Option<&str>, is_functions: impl FnOnce(&str) -> bool) -> Self {
+        match named {
+            None => Self::Default,
+            Some(named) if is_functions(named) => Self::NamedDefault,
+            Some(_) => Self::Body,
+        }
+    }
+
+    /// Whether the body named an origination (it then wins over every default).
+    pub fn named_by_body(self) -> bool {
+        self != Self::Default
+    }
+
+    /// Whose the origination is, as a "does not exist" answer is read.
+    pub fn origin(self) -> Origin {
+        match self {
+            Self::Default | Self::NamedDefault => Origin::Configured,
+            Self::Body => Origin::Message,
+        }
+    }
+}
+
+impl VoiceMessage {
+    /// Whose set and origination the call uses.
+    pub fn origins(&self) -> Origins {
+        Origins {
+            set: self.configuration_set_origin,
+            identity: self.origination_source.origin(),
+        }
+    }
 }
 
 /// What a v2-shaped body adds to the call, validated against the API's limits.
@@ -153,14 +199,14 @@ pub enum InvalidMessage {
 
 impl InvalidMessage {
     /// The stable code logs, metrics and dead-letter reasons carry.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::MissingBody => "MissingBody",
-            Self::MalformedJson(_) => "MalformedJson",
-            Self::SchemaViolation(_) => "SchemaViolation",
-            Self::InvalidField { .. } => "InvalidField",
-            Self::UnsupportedContent(_) => "UnsupportedContent",
-            Self::NotPermitted(_) => "NotPermitted",
+            Self::MissingBody => Code::MissingBody,
+            Self::MalformedJson(_) => Code::MalformedJson,
+            Self::SchemaViolation(_) => Code::SchemaViolation,
+            Self::InvalidField { .. } => Code::InvalidField,
+            Self::UnsupportedContent(_) => Code::UnsupportedContent,
+            Self::NotPermitted(_) => Code::NotPermitted,
         }
     }
 }
@@ -287,7 +333,7 @@ mod tests {
             );
             let err = parse(&body).unwrap_err();
             let reason = err.to_string();
-            assert_eq!(err.code(), "SchemaViolation");
+            assert_eq!(err.code(), Code::SchemaViolation);
             assert!(
                 !reason.contains("2065550177") && !reason.contains("line 9"),
                 "{reason}"
@@ -348,19 +394,21 @@ mod tests {
             VoiceMessage::from_body(Some(bare), &no_number)
                 .unwrap_err()
                 .code(),
-            "InvalidField"
+            Code::InvalidField
         );
         let with_identity = MessageDefaults {
             v2_identity: Some("pool-1".to_owned()),
             ..no_number
         };
         let message = VoiceMessage::from_body(Some(bare), &with_identity).unwrap();
-        assert!(message.origination.is_none() && !message.origination_from_body);
+        assert!(message.origination.is_none());
+        assert_eq!(message.origination_source, OriginationSource::Default);
         let own = r#"{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "+12065550111", "Content": {"SSMLMessage": {"Text": "x"}}}"#;
-        assert!(
+        assert_eq!(
             VoiceMessage::from_body(Some(own), &with_identity)
                 .unwrap()
-                .origination_from_body
+                .origination_source,
+            OriginationSource::Body
         );
     }
 
@@ -391,11 +439,11 @@ mod tests {
         };
         let plain = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi"}"#;
         let v1_mode = code(plain, &defaults());
-        assert_eq!(v1_mode.code(), "SchemaViolation");
+        assert_eq!(v1_mode.code(), Code::SchemaViolation);
         assert!(v1_mode.to_string().contains("VOICE_API=v2"), "{v1_mode}");
         let both = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi",
             "Content": {"SSMLMessage": {"Text": "x"}}}"#;
-        assert_eq!(code(both, &v2).code(), "SchemaViolation");
+        assert_eq!(code(both, &v2).code(), Code::SchemaViolation);
         for (body, field) in [
             (
                 r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "MessageBodyTextType": "HTML"}"#,
@@ -472,7 +520,7 @@ mod tests {
         );
         assert_eq!(
             code(&text, &v2).code(),
-            "InvalidField",
+            Code::InvalidField,
             "TEXT at most 3,000"
         );
         let ssml = format!(
@@ -485,12 +533,12 @@ mod tests {
         );
         let unknown =
             r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Priority": 1}"#;
-        assert_eq!(code(unknown, &v2).code(), "SchemaViolation");
+        assert_eq!(code(unknown, &v2).code(), Code::SchemaViolation);
         // A wrong type names the v2 member it is in.
         let typed =
             r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "DryRun": "yes"}"#;
         let err = code(typed, &v2);
-        assert_eq!(err.code(), "SchemaViolation");
+        assert_eq!(err.code(), Code::SchemaViolation);
         assert!(err.to_string().contains("`DryRun`"), "{err}");
     }
 
@@ -529,14 +577,17 @@ mod tests {
             )
             .unwrap()
         };
-        assert!(v2(r#", "ConfigurationSetName": "default-set""#).configuration_set_is_default);
-        assert!(
-            v2(&format!(r#", "ConfigurationSetName": "{set_arn}""#)).configuration_set_is_default
-        );
-        assert!(!v2(r#", "ConfigurationSetName": "other-set""#).configuration_set_is_default);
-        assert!(v2("").origination_is_default);
-        assert!(v2(r#", "OriginationIdentity": "pool-1""#).origination_is_default);
-        assert!(!v2(r#", "OriginationIdentity": "pool-2""#).origination_is_default);
+        let set = |members: &str| v2(members).configuration_set_origin;
+        assert_eq!(set(r#", "ConfigurationSetName": "default-set""#), Origin::Configured);
+        let by_its_arn = format!(r#", "ConfigurationSetName": "{set_arn}""#);
+        assert_eq!(set(&by_its_arn), Origin::Configured);
+        assert_eq!(set(r#", "ConfigurationSetName": "other-set""#), Origin::Message);
+        let source = |members: &str| v2(members).origination_source;
+        assert_eq!(source(""), OriginationSource::Default);
+        let named_again = r#", "OriginationIdentity": "pool-1""#;
+        assert_eq!(source(named_again), OriginationSource::NamedDefault);
+        let its_own = r#", "OriginationIdentity": "pool-2""#;
+        assert_eq!(source(its_own), OriginationSource::Body);
         // A v1-shaped body naming ORIGINATION_PHONE_NUMBER names the function's own number.
         let v1 = |origination: &str| {
             parse(&format!(
@@ -544,8 +595,9 @@ mod tests {
             ))
             .unwrap()
         };
-        assert!(v1("+12065550100").origination_is_default);
-        assert!(!v1("+12065550111").origination_is_default);
+        let source = |origination: &str| v1(origination).origination_source;
+        assert_eq!(source("+12065550100"), OriginationSource::NamedDefault);
+        assert_eq!(source("+12065550111"), OriginationSource::Body);
     }
 
     #[test]
@@ -558,7 +610,7 @@ mod tests {
         };
         let refused = |body: &str| {
             let err = VoiceMessage::from_body(Some(body), &pinned).unwrap_err();
-            assert_eq!(err.code(), "NotPermitted", "{body}: {err}");
+            assert_eq!(err.code(), Code::NotPermitted, "{body}: {err}");
             assert!(
                 err.to_string().contains("CONFIGURED_RESOURCES_ONLY"),
                 "{err}"
@@ -659,7 +711,7 @@ mod tests {
         };
         assert!(VoiceMessage::from_body(Some(&voiced("Matthew")), &v2).is_ok());
         let err = VoiceMessage::from_body(Some(&voiced("Marvin")), &v2).unwrap_err();
-        assert_eq!(err.code(), "InvalidField");
+        assert_eq!(err.code(), Code::InvalidField);
         assert!(
             VoiceMessage::from_body(Some(&voiced("Marvin")), &defaults()).is_ok(),
             "v1: free"
@@ -669,7 +721,7 @@ mod tests {
             VoiceMessage::from_body(Some(instructions), &v2)
                 .unwrap_err()
                 .code(),
-            "UnsupportedContent"
+            Code::UnsupportedContent
         );
         assert!(VoiceMessage::from_body(Some(instructions), &defaults()).is_ok());
     }
@@ -677,14 +729,15 @@ mod tests {
     #[test]
     fn the_functions_set_is_recognised_taken_or_named() {
         let taken = parse(r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": {"Text": "x"}}}"#).unwrap();
-        assert!(taken.configuration_set_is_default);
+        assert_eq!(taken.configuration_set_origin, Origin::Configured);
         let named = parse(r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "default-set", "Content": {"SSMLMessage": {"Text": "x"}}}"#).unwrap();
-        assert!(
-            named.configuration_set_is_default,
+        assert_eq!(
+            named.configuration_set_origin,
+            Origin::Configured,
             "the same name is the same set"
         );
         let own = parse(r#"{"DestinationPhoneNumber": "+12065550142", "ConfigurationSetName": "its-own", "Content": {"SSMLMessage": {"Text": "x"}}}"#).unwrap();
-        assert!(!own.configuration_set_is_default);
+        assert_eq!(own.configuration_set_origin, Origin::Message);
     }
 
     #[test]
@@ -706,7 +759,7 @@ mod tests {
             &MessageDefaults::default(),
         )
         .unwrap_err();
-        assert_eq!(err.code(), "InvalidField");
+        assert_eq!(err.code(), Code::InvalidField);
         assert!(
             err.to_string().starts_with("OriginationPhoneNumber:"),
             "{err}"
@@ -740,13 +793,13 @@ mod tests {
         assert_eq!(parse(FULL).unwrap().time_to_live, None);
         for bad in ["4", "259201", "0", "99999999999"] {
             let err = with_ttl(bad).unwrap_err();
-            assert_eq!(err.code(), "InvalidField", "{bad}");
+            assert_eq!(err.code(), Code::InvalidField, "{bad}");
             assert!(err.to_string().starts_with("TimeToLive:"), "{err}");
         }
         for wrong_type in ["-5", "60.5", "\"60\""] {
             assert_eq!(
                 with_ttl(wrong_type).unwrap_err().code(),
-                "SchemaViolation",
+                Code::SchemaViolation,
                 "{wrong_type}"
             );
         }
@@ -767,7 +820,7 @@ mod tests {
             "{} trailing",
         ] {
             let err = parse(body).unwrap_err();
-            assert_eq!(err.code(), "MalformedJson", "{body:?}: {err}");
+            assert_eq!(err.code(), Code::MalformedJson, "{body:?}: {err}");
         }
     }
 
@@ -778,7 +831,7 @@ mod tests {
                 "Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#,
         )
         .unwrap_err();
-        assert_eq!(err.code(), "SchemaViolation");
+        assert_eq!(err.code(), Code::SchemaViolation);
         let reason = err.to_string();
         assert!(!reason.contains("ConfigurationSetNme"), "{reason}");
         assert!(reason.contains("line 1 column 64"), "{reason}");
@@ -792,7 +845,7 @@ mod tests {
                 "Content": {"SSMLMessage": {"Text": "<speak>x</speak>", "Voice": "Joanna"}}}"#,
         )
         .unwrap_err();
-        assert_eq!(err.code(), "SchemaViolation");
+        assert_eq!(err.code(), Code::SchemaViolation);
         assert!(err.to_string().contains("Voice"), "{err}");
     }
 
@@ -807,7 +860,7 @@ mod tests {
                 format!(r#"{{"DestinationPhoneNumber": "+12065550142", "Content": {content}}}"#);
             let err = parse(&body).unwrap_err();
             assert!(
-                matches!(err.code(), "SchemaViolation" | "MalformedJson"),
+                matches!(err.code(), Code::SchemaViolation | Code::MalformedJson),
                 "{content}: {err}"
             );
         }
@@ -821,7 +874,7 @@ mod tests {
             r#"{"DestinationPhoneNumber": "+12065550142", "Content": [{"SSMLMessage": {"Text": "Hi"}}]}"#,
         ] {
             let err = parse(body).unwrap_err();
-            assert_eq!(err.code(), "SchemaViolation", "{body}: {err}");
+            assert_eq!(err.code(), Code::SchemaViolation, "{body}: {err}");
             assert!(err.to_string().contains("expected a JSON object"), "{err}");
         }
     }
@@ -830,7 +883,7 @@ mod tests {
     fn destination_is_required_and_must_be_e164() {
         let missing =
             parse(r#"{"Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#).unwrap_err();
-        assert_eq!(missing.code(), "SchemaViolation");
+        assert_eq!(missing.code(), Code::SchemaViolation);
         assert!(
             missing.to_string().contains("DestinationPhoneNumber"),
             "{missing}"
@@ -840,7 +893,7 @@ mod tests {
             r#"{"DestinationPhoneNumber": "2065550142", "Content": {"CallInstructionsMessage": {"Text": "Hi"}}}"#,
         )
         .unwrap_err();
-        assert_eq!(bad.code(), "InvalidField");
+        assert_eq!(bad.code(), Code::InvalidField);
         assert!(
             bad.to_string().starts_with("DestinationPhoneNumber:"),
             "{bad}"
@@ -905,7 +958,7 @@ mod tests {
             r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"SSMLMessage": "your code is 493817"}}"#,
         )
         .unwrap_err();
-        assert_eq!(err.code(), "SchemaViolation");
+        assert_eq!(err.code(), Code::SchemaViolation);
         assert!(!err.to_string().contains("493817"), "{err}");
         assert!(err.to_string().contains("Content.SSMLMessage"), "{err}");
 

@@ -4,8 +4,18 @@
 
 use super::v2_limits;
 use super::{Backend, InvalidMessage, MessageDefaults, SpokenText};
+use crate::core::classify::Origin;
 use crate::core::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::phone::PhoneNumber;
+
+/// Whose the set a body names (or leaves out) is: the function's, or the body's own (or none).
+pub(super) fn set_origin(named: Option<&str>, defaults: &MessageDefaults) -> Origin {
+    if is_functions_set(named, defaults) {
+        Origin::Configured
+    } else {
+        Origin::Message
+    }
+}
 
 /// Whether the set a body names (or leaves out) is the function's `CONFIGURATION_SET_NAME`,
 /// named again by name or by ARN.

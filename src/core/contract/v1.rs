@@ -5,14 +5,14 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 
 use super::rules::{
-    is_functions_origination, is_functions_set, known_voice, phone_field, text_field, time_to_live,
+    is_functions_origination, known_voice, phone_field, set_origin, text_field, time_to_live,
     v2_set_name, within_the_grant,
 };
 use crate::core::phone::PhoneNumber;
 
 use super::{
-    object, Backend, InvalidMessage, MessageDefaults, Speech, VoiceContent, VoiceMessage,
-    MAX_PLAIN_TEXT_CHARS, MAX_SSML_CHARS,
+    object, Backend, InvalidMessage, MessageDefaults, OriginationSource, Speech, VoiceContent,
+    VoiceMessage, MAX_PLAIN_TEXT_CHARS, MAX_SSML_CHARS,
 };
 
 #[derive(Deserialize)]
@@ -94,11 +94,11 @@ pub(super) fn validate(
     Ok(VoiceMessage {
         destination,
         origination,
-        origination_from_body: named_origination.is_some(),
-        origination_is_default: named_origination
-            .is_none_or(|named| is_functions_origination(named, defaults)),
+        origination_source: OriginationSource::of(named_origination, |named| {
+            is_functions_origination(named, defaults)
+        }),
         caller_id,
-        configuration_set_is_default: is_functions_set(named_set, defaults),
+        configuration_set_origin: set_origin(named_set, defaults),
         configuration_set,
         content: content(body.content, defaults)?,
         time_to_live: time_to_live(body.time_to_live)?,

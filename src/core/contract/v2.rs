@@ -5,13 +5,13 @@ use serde::Deserialize;
 
 use super::errors::{contract_path, describe_json_error};
 use super::rules::{
-    is_functions_origination, is_functions_set, known_voice, phone_field, text_field, time_to_live,
+    is_functions_origination, known_voice, phone_field, set_origin, text_field, time_to_live,
     v2_set_name, within_the_grant,
 };
 use super::v2_limits;
 use super::{
-    InvalidMessage, MessageDefaults, Speech, V2Members, VoiceContent, VoiceMessage,
-    MAX_PLAIN_TEXT_CHARS, MAX_SSML_CHARS,
+    InvalidMessage, MessageDefaults, OriginationSource, Speech, V2Members, VoiceContent,
+    VoiceMessage, MAX_PLAIN_TEXT_CHARS, MAX_SSML_CHARS,
 };
 
 /// The v2 API's `SendVoiceMessage` members, as a body may give them.
@@ -60,21 +60,19 @@ pub(super) fn validate(
     let time_to_live = time_to_live(body.time_to_live)?;
     let context = context(body.context.unwrap_or_default())?;
     let named_set = body.configuration_set_name.as_deref();
-    let configuration_set_is_default = is_functions_set(named_set, defaults);
-    let origination_is_default = body
-        .origination_identity
-        .as_deref()
-        .is_none_or(|named| is_functions_origination(named, defaults));
+    let configuration_set_origin = set_origin(named_set, defaults);
+    let origination_source = OriginationSource::of(body.origination_identity.as_deref(), |named| {
+        is_functions_origination(named, defaults)
+    });
     Ok(VoiceMessage {
         destination,
         origination: defaults.origination.clone(),
-        origination_from_body: false,
-        origination_is_default,
+        origination_source,
         caller_id: None,
         configuration_set: body
             .configuration_set_name
             .or_else(|| defaults.configuration_set.clone()),
-        configuration_set_is_default,
+        configuration_set_origin,
         content,
         time_to_live,
         correlation: Vec::new(),

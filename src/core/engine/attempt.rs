@@ -12,7 +12,7 @@ use super::outcomes::{circuit_open, deadline_reached, rate_limited, AttemptLoop}
 use super::BatchEngine;
 use crate::core::breaker;
 use crate::core::classify::{
-    self, classify, placed_nothing, signal, Disposition, Origin, Origins, SendFailure, Signal,
+    self, classify, placed_nothing, signal, Disposition, SendFailure, Signal,
 };
 use crate::core::contract::VoiceMessage;
 use crate::core::expiry::Expiry;
@@ -305,7 +305,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         admitted: breaker::Attempt,
         permit: Option<Permit>,
     ) -> bool {
-        let health = signal(failure, origins(tries.message));
+        let health = signal(failure, tries.message.origins());
         let now = Instant::now();
         let region = self.region(route);
         region.breaker.observe(admitted, Some(health), now);
@@ -332,7 +332,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         recipient_limited: bool,
         mut attempt: AttemptLoop,
     ) -> Next {
-        let disposition = classify(failure, origins(tries.message));
+        let disposition = classify(failure, tries.message.origins());
         // A named moment to try again (v2's daily limit for one destination): not before.
         let wall = self.clock.wall();
         let named = classify::retry_at(failure, wall)
@@ -377,20 +377,5 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
             .min(base.saturating_mul(RETRY_CAP_FACTOR));
         ceiling.mul_f64(draw.clamp(0.0, 1.0))
-    }
-}
-
-/// Whose set and origination the call used: the function's own, or what the message named.
-fn origins(message: &VoiceMessage) -> Origins {
-    let of = |configured: bool| {
-        if configured {
-            Origin::Configured
-        } else {
-            Origin::Message
-        }
-    };
-    Origins {
-        set: of(message.configuration_set_is_default),
-        identity: of(message.origination_is_default),
     }
 }

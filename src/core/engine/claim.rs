@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::budget::Cutoffs;
 use super::outcomes::{epoch_ms, AttemptLoop};
 use super::BatchEngine;
+use crate::core::code::Code;
 use crate::core::ledger::{self, Claim, Entry, Finish, Refusal, Status, UnknownOutcome};
 use crate::core::ports::{ClaimAnswer, Ledger, VoiceSender};
 use crate::core::record::Record;
@@ -73,7 +74,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         Err(with_reason(
             outcome,
             Fate::Transient,
-            "LedgerUnavailable",
+            Code::LedgerUnavailable,
             &error,
         ))
     }
@@ -179,29 +180,29 @@ fn refused(mut outcome: RecordOutcome, refusal: &Refusal, claim: &Claim) -> Reco
             with_reason(
                 outcome,
                 Fate::Deferred,
-                "InProgressElsewhere",
+                Code::InProgressElsewhere,
                 "another invocation is sending this key; back when its lease ends",
             )
         }
         Refusal::KeyReused => with_reason(
             outcome,
             Fate::Permanent,
-            "IdempotencyKeyReused",
+            Code::IdempotencyKeyReused,
             "its idempotency key was already used for a different message",
         ),
         Refusal::OutcomeUnknown => with_reason(
             outcome,
             Fate::Permanent,
-            "OutcomeUnknown",
+            Code::OutcomeUnknown,
             "an earlier attempt may have placed the call; ON_UNKNOWN_OUTCOME=dead-letter calls at most once",
         ),
     }
 }
 
-fn with_reason(mut outcome: RecordOutcome, fate: Fate, code: &str, message: &str) -> RecordOutcome {
+fn with_reason(mut outcome: RecordOutcome, fate: Fate, code: Code, message: &str) -> RecordOutcome {
     outcome.fate = fate;
     outcome.reason = Some(Reason {
-        code: code.to_owned(),
+        code,
         message: scrub_phone_numbers(message),
     });
     outcome

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 use super::budget::Cutoffs;
 use super::outcomes::{deadline_reached, deferred, too_short};
 use super::BatchEngine;
+use crate::core::code::Code;
 use crate::core::ports::{Ledger, VoiceSender};
 use crate::core::record::Record;
 use crate::core::report::{Fate, RecordOutcome};
@@ -27,7 +28,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             let outcome = if let Some(blocker) = blocked_by {
                 deferred(
                     record,
-                    "EarlierRecordInGroupFailed",
+                    Code::EarlierRecordInGroupFailed,
                     &format!("record {blocker} of the same message group was not sent"),
                 )
             } else if cutoffs.none_can_start {

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::core::breaker::BreakerSettings;
 use crate::core::clock::{Clock, SystemClock};
+use crate::core::code::Code;
 use crate::core::contract::{MessageDefaults, VoiceMessage};
 use crate::core::expiry::Expiry;
 use crate::core::ledger::{Finish, UnknownOutcome};
@@ -219,7 +220,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .map(|(outcome, record)| {
                     outcome.unwrap_or_else(|| {
                         let outcome =
-                            deferred(record, "Unprocessed", "the engine produced no outcome");
+                            deferred(record, Code::Unprocessed, "the engine produced no outcome");
                         self.tell(&outcome);
                         outcome
                     })
@@ -249,7 +250,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-text panic payload".to_owned());
                 let reason = Reason {
-                    code: "Panic".to_owned(),
+                    code: Code::Panic,
                     message: scrub_phone_numbers(&detail),
                 };
                 unsent(record, Fate::Transient, reason)
@@ -326,7 +327,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let mut message =
             VoiceMessage::from_body(record.body, &self.settings.defaults).map_err(|invalid| {
                 let reason = Reason {
-                    code: invalid.code().to_owned(),
+                    code: invalid.code(),
                     message: invalid.to_string(),
                 };
                 Box::new(unsent(record, Fate::Permanent, reason))
@@ -385,6 +386,7 @@ mod tests {
     use super::budget::Cutoffs;
     use super::lanes::lanes;
     use super::*;
+    use crate::core::classify::ServiceCode;
     use std::sync::Arc;
 
     use super::outcomes::epoch_ms;
@@ -598,7 +600,7 @@ mod tests {
         let fates: Vec<Fate> = report.outcomes.iter().map(|o| o.fate).collect();
         assert_eq!(fates, [Fate::Expired, Fate::Sent, Fate::Expired]);
         let reason = report.outcomes[0].reason.as_ref().unwrap();
-        assert_eq!(reason.code, "Expired");
+        assert_eq!(reason.code, Code::Expired);
         assert!(
             reason.message.contains("time to live of 60 s"),
             "{reason:?}"
@@ -725,7 +727,7 @@ mod tests {
             "not retried in place: it resets with the day"
         );
         let reason = outcome.reason.as_ref().unwrap();
-        assert_eq!(reason.code, "ServiceQuotaExceededException");
+        assert_eq!(reason.code, Code::Service(ServiceCode::from("ServiceQuotaExceededException")));
         assert!(
             reason
                 .message
@@ -752,7 +754,7 @@ mod tests {
         assert_eq!(outcome.attempts, 1);
         assert_eq!(outcome.retry_at, None);
         let reason = outcome.reason.as_ref().unwrap();
-        assert_eq!(reason.code, "Expired");
+        assert_eq!(reason.code, Code::Expired);
         assert!(
             reason
                 .message
@@ -841,7 +843,7 @@ mod tests {
         assert_eq!(engine.primary.sender.requests(), 1);
         assert_eq!(
             outcome.reason.as_ref().unwrap().code,
-            "InternalServiceErrorException"
+            Code::Service(ServiceCode::from("InternalServiceErrorException"))
         );
     }
 
@@ -906,7 +908,7 @@ mod tests {
             "nothing sent while open"
         );
         for deferred in &report.outcomes[2..] {
-            assert_eq!(deferred.reason.as_ref().unwrap().code, "CircuitOpen");
+            assert_eq!(deferred.reason.as_ref().unwrap().code, Code::CircuitOpen);
             // Opened at 20 ms (two 10 ms attempts); open 20 s, jitter up to 5 s.
             let after = deferred.retry_at.unwrap() - start;
             assert!(
@@ -965,7 +967,7 @@ mod tests {
         assert_eq!(fates[3..], [Fate::Deferred; 3]);
         let mut slots = Vec::new();
         for outcome in &report.outcomes[3..] {
-            assert_eq!(outcome.reason.as_ref().unwrap().code, "RateLimited");
+            assert_eq!(outcome.reason.as_ref().unwrap().code, Code::RateLimited);
             assert_eq!(outcome.attempts, 0, "never attempted");
             slots.push((outcome.retry_at.unwrap() - start).as_millis());
         }
@@ -1214,7 +1216,8 @@ mod tests {
                     prop_assert!(sent_count(&report) >= 1, "{case:?}: {report:?}");
                     prop_assert!(took <= moments(&case).abandon + TICK, "{case:?}: {took:?}");
                     for outcome in &report.outcomes {
-                        let code = outcome.reason.as_ref().map(|r| r.code.as_str());
+                        let code = outcome.reason.as_ref().map(|r| r.code.word());
+                        let code = code.as_deref();
                         prop_assert!(
                             outcome.fate == Fate::Sent
                                 || (outcome.fate == Fate::Deferred
@@ -1522,7 +1525,7 @@ mod tests {
             let circuit_open = report
                 .outcomes
                 .iter()
-                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == "CircuitOpen"))
+                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == Code::CircuitOpen))
                 .count();
             assert!(
                 circuit_open >= 3,
@@ -1531,7 +1534,7 @@ mod tests {
             assert!(report
                 .outcomes
                 .iter()
-                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == "CircuitOpen"))
+                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == Code::CircuitOpen))
                 .all(|o| o.retry_at.is_some()));
             assert_eq!(engine.primary.sender.requests(), 2);
             assert_eq!(
@@ -1570,7 +1573,7 @@ mod tests {
             let again = engine.run(&batch("p", 2), in_seconds(30)).await;
             assert_eq!(failover_of(&engine).requests(), 1, "nothing more there");
             for outcome in &again.outcomes {
-                assert_eq!(outcome.reason.as_ref().unwrap().code, "CircuitOpen");
+                assert_eq!(outcome.reason.as_ref().unwrap().code, Code::CircuitOpen);
             }
             // Held back, their entries still say unknown: a third delivery waits as well.
             assert_eq!(ledger.entry("p0").unwrap().status, ledger::Status::Unknown);
@@ -1713,7 +1716,7 @@ mod tests {
                 assert_eq!(next.fate, fate, "{policy:?}");
                 assert_eq!(engine.primary.sender.requests(), calls, "{policy:?}");
                 if policy == UnknownOutcome::DeadLetter {
-                    assert_eq!(next.reason.unwrap().code, "OutcomeUnknown");
+                    assert_eq!(next.reason.unwrap().code, Code::OutcomeUnknown);
                 }
             }
         }
@@ -1746,7 +1749,7 @@ mod tests {
             );
             let held = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
             assert_eq!(held.fate, Fate::Deferred);
-            assert_eq!(held.reason.as_ref().unwrap().code, "InProgressElsewhere");
+            assert_eq!(held.reason.as_ref().unwrap().code, Code::InProgressElsewhere);
             let back_in = held.retry_at.unwrap() - Instant::now();
             assert!(
                 back_in > Duration::from_millis(4_500) && back_in <= Duration::from_secs(5),
@@ -1761,7 +1764,7 @@ mod tests {
             let _ = ledger.claim(&lapsed).await;
             let after = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
             assert_eq!(after.fate, Fate::Permanent);
-            assert_eq!(after.reason.unwrap().code, "OutcomeUnknown");
+            assert_eq!(after.reason.unwrap().code, Code::OutcomeUnknown);
             assert_eq!(
                 engine.primary.sender.requests(),
                 0,
@@ -1784,7 +1787,7 @@ mod tests {
             assert_eq!(run_one(&engine, first).await.fate, Fate::Sent);
             let reused = run_one(&engine, other).await;
             assert_eq!(reused.fate, Fate::Permanent);
-            assert_eq!(reused.reason.unwrap().code, "IdempotencyKeyReused");
+            assert_eq!(reused.reason.unwrap().code, Code::IdempotencyKeyReused);
             assert_eq!(engine.primary.sender.requests(), 1);
         }
 
@@ -1799,7 +1802,7 @@ mod tests {
             );
             let outcome = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
             assert_eq!(outcome.fate, Fate::Transient);
-            assert_eq!(outcome.reason.unwrap().code, "LedgerUnavailable");
+            assert_eq!(outcome.reason.unwrap().code, Code::LedgerUnavailable);
             assert_eq!(engine.primary.sender.requests(), 0);
         }
 

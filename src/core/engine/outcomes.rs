@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use crate::core::breaker::Open;
 use crate::core::classify::{Disposition, SendFailure};
+use crate::core::code::Code;
 use crate::core::expiry::Expiry;
 use crate::core::pacing::Pacer;
 use crate::core::record::Record;
@@ -66,7 +67,7 @@ impl AttemptLoop {
         }
         self.outcome.fate = Fate::Expired;
         self.outcome.reason = Some(Reason {
-            code: "Expired".to_owned(),
+            code: Code::Expired,
             message,
         });
         self.outcome
@@ -81,7 +82,7 @@ impl AttemptLoop {
         because: Option<&str>,
     ) -> RecordOutcome {
         let now = Instant::now();
-        let code = self.outcome.reason.as_ref().map(|last| last.code.as_str());
+        let code = self.outcome.reason.as_ref().map(|last| &last.code);
         let refused = match (code, because) {
             (Some(code), Some(because)) => format!(" with {code} ({because})"),
             (Some(code), None) => format!(" with {code}"),
@@ -96,7 +97,7 @@ impl AttemptLoop {
         self.outcome.fate = Fate::Expired;
         self.outcome.retry_at = None;
         self.outcome.reason = Some(Reason {
-            code: "Expired".to_owned(),
+            code: Code::Expired,
             message,
         });
         self.outcome
@@ -105,7 +106,7 @@ impl AttemptLoop {
     pub(super) fn abandoned(mut self) -> RecordOutcome {
         self.outcome.fate = Fate::Abandoned;
         self.outcome.reason = Some(Reason {
-            code: "Abandoned".to_owned(),
+            code: Code::Abandoned,
             message:
                 "abandoned in flight at the invocation deadline; the call may have been placed"
                     .to_owned(),
@@ -117,7 +118,7 @@ impl AttemptLoop {
 pub(super) fn deadline_reached(record: &Record<'_>) -> RecordOutcome {
     deferred(
         record,
-        "DeadlineReached",
+        Code::DeadlineReached,
         "not started: too close to the invocation deadline",
     )
 }
@@ -125,7 +126,7 @@ pub(super) fn deadline_reached(record: &Record<'_>) -> RecordOutcome {
 pub(super) fn too_short(record: &Record<'_>) -> RecordOutcome {
     deferred(
         record,
-        crate::core::report::INVOCATION_TOO_SHORT,
+        Code::InvocationTooShort,
         "not started: the invocation is too short for any send (DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS); see the ERROR line",
     )
 }
@@ -133,7 +134,7 @@ pub(super) fn too_short(record: &Record<'_>) -> RecordOutcome {
 pub(super) fn circuit_open(record: &Record<'_>, open: Open) -> RecordOutcome {
     deferred(
         record,
-        "CircuitOpen",
+        Code::CircuitOpen,
         &format!(
             "not sent: the voice service is failing and the circuit breaker is open for another {} s",
             open.remaining.as_secs()
@@ -144,7 +145,7 @@ pub(super) fn circuit_open(record: &Record<'_>, open: Open) -> RecordOutcome {
 pub(super) fn rate_limited(record: &Record<'_>, pacer: &Pacer, slot: Instant) -> RecordOutcome {
     deferred(
         record,
-        "RateLimited",
+        Code::RateLimited,
         &format!(
             "not sent: no send permit before the send cutoff or the record's expiry at the current pace of {} (limit {}); next free slot in {} s",
             pacer.rate(),
@@ -188,12 +189,12 @@ pub(super) fn unsent(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordO
     }
 }
 
-pub(super) fn deferred(record: &Record<'_>, code: &str, message: &str) -> RecordOutcome {
+pub(super) fn deferred(record: &Record<'_>, code: Code, message: &str) -> RecordOutcome {
     unsent(
         record,
         Fate::Deferred,
         Reason {
-            code: code.to_owned(),
+            code,
             message: message.to_owned(),
         },
     )
