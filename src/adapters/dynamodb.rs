@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::core::ledger::{Claim, Entry, Finish, Status, UnknownOutcome};
-use crate::core::ports::{ClaimAnswer, Ledger};
+use crate::core::ports::{ClaimAnswer, Ledger, PortError};
 
 const ID: &str = "id";
 const STATUS: &str = "status";
@@ -54,7 +54,7 @@ impl DynamoLedger {
 
     /// A claim with the whole of `may_claim` as its condition, which returns what it
     /// replaced: taking over an unknown outcome, or anything a group could not finish.
-    async fn claim_alone(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
+    async fn claim_alone(&self, claim: &Claim) -> Result<ClaimAnswer, PortError> {
         // `may_claim`: free, void by its stored expiration, or (retry policy) the same
         // message whose outcome is unknown: marked so, or a claim whose lease ran out.
         let mut condition = format!("attribute_not_exists({ID}) OR #expiration < :now_s");
@@ -91,7 +91,11 @@ impl DynamoLedger {
             Err(SdkError::ServiceError(service)) => match service.err() {
                 PutItemError::ConditionalCheckFailedException(refused) => refused
                     .item()
-                    .ok_or_else(|| "a refused claim came back without the standing item".to_owned())
+                    .ok_or_else(|| {
+                        PortError::Invalid(
+                            "a refused claim came back without the standing item".to_owned(),
+                        )
+                    })
                     .and_then(entry)
                     .map(ClaimAnswer::Refused),
                 _ => Err(failed("PutItem", &SdkError::ServiceError(service))),
@@ -102,17 +106,17 @@ impl DynamoLedger {
 
     /// Creates the ledger's table as `template.yaml` declares it (key `id`, String; on
     /// demand), for local endpoints: the tests and the benchmark.
-    pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError> {
         let attribute = AttributeDefinition::builder()
             .attribute_name(ID)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| PortError::Invalid(err.to_string()))?;
         let key = KeySchemaElement::builder()
             .attribute_name(ID)
             .key_type(KeyType::Hash)
             .build()
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| PortError::Invalid(err.to_string()))?;
         client
             .create_table()
             .table_name(table)
@@ -149,7 +153,7 @@ fn item(key: &str, entry: &Entry) -> HashMap<String, AttributeValue> {
     item
 }
 
-fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
+fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, PortError> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let number = |name: &str| {
         item.get(name)
@@ -159,7 +163,7 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
     let status = text(STATUS)
         .as_deref()
         .and_then(Status::parse)
-        .ok_or("ledger item without a valid status")?;
+        .ok_or_else(|| PortError::Invalid("ledger item without a valid status".to_owned()))?;
     Ok(Entry {
         status,
         body_hash: text(BODY_HASH).unwrap_or_default(),
@@ -176,7 +180,7 @@ fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, String> {
 fn finished_unless_taken_over<T, E>(
     answer: Result<T, SdkError<E>>,
     what: &str,
-) -> Result<(), String>
+) -> Result<(), PortError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -194,19 +198,22 @@ where
 fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
     what: &str,
     err: &SdkError<E>,
-) -> String {
-    crate::adapters::sdk_error::sentence(&format!("DynamoDB {what}"), err)
+) -> PortError {
+    PortError::Call(crate::adapters::sdk_error::sentence(
+        &format!("DynamoDB {what}"),
+        err,
+    ))
 }
 
 impl Ledger for DynamoLedger {
-    async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
+    async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, PortError> {
         match self.groups.claim(claim).await {
             Grouped::Answered(answer) => Ok(answer),
             Grouped::Alone => self.claim_alone(claim).await,
         }
     }
 
-    async fn finish(&self, claim: &Claim, last: &Finish) -> Result<(), String> {
+    async fn finish(&self, claim: &Claim, last: &Finish) -> Result<(), PortError> {
         let key = HashMap::from([(ID.to_owned(), s(&claim.key))]);
         let mine = s(&claim.entry.claim_id);
         match last {
@@ -235,7 +242,7 @@ impl Ledger for DynamoLedger {
 
 /// Deletes `claim` if it still stands as written, in progress: a claim that certainly placed
 /// nothing, or one nobody is left to use.
-async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), String> {
+async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), PortError> {
     finished_unless_taken_over(
         client
             .delete_item()

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::core::ledger::{may_claim, Claim, Entry, Finish, Status};
-use crate::core::ports::{ClaimAnswer, Ledger};
+use crate::core::ports::{ClaimAnswer, Ledger, PortError};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
@@ -30,9 +30,9 @@ impl MemoryLedger {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn check_up(&self) -> Result<(), String> {
+    fn check_up(&self) -> Result<(), PortError> {
         if self.down.load(Ordering::SeqCst) {
-            Err("ledger unavailable".to_owned())
+            Err(PortError::Call("ledger unavailable".to_owned()))
         } else {
             Ok(())
         }
@@ -40,7 +40,7 @@ impl MemoryLedger {
 }
 
 impl Ledger for MemoryLedger {
-    async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, String> {
+    async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, PortError> {
         self.check_up()?;
         let mut entries = self.entries();
         if let Some(standing) = entries
@@ -53,7 +53,7 @@ impl Ledger for MemoryLedger {
         Ok(ClaimAnswer::Claimed { replaced })
     }
 
-    async fn finish(&self, claim: &Claim, last: &Finish) -> Result<(), String> {
+    async fn finish(&self, claim: &Claim, last: &Finish) -> Result<(), PortError> {
         self.check_up()?;
         let mut entries = self.entries();
         let own = entries.get(&claim.key).is_some_and(|entry| {

@@ -14,7 +14,9 @@ use aws_sdk_sqs::Client;
 use futures::StreamExt;
 
 use crate::core::dead_letter::REASON_ATTRIBUTE;
-use crate::core::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
+use crate::core::ports::{
+    DeadLetter, DeadLetterQueue, PortError, RedeliveryDelay, VisibilityDelay,
+};
 use crate::core::record::Attribute;
 
 /// SQS batch calls take at most 10 entries.
@@ -22,8 +24,6 @@ const MAX_BATCH_ENTRIES: usize = 10;
 /// A `SendMessageBatch` call carries at most this many bytes of bodies and attributes in
 /// all: SQS's message size limit, 1 MiB since August 2025 (it was 256 KiB).
 const MAX_BATCH_BYTES: usize = crate::core::dead_letter::MAX_MESSAGE_BYTES;
-/// The answer of an entry until its call has answered.
-const NOT_SENT: &str = "not sent";
 /// Batch calls in flight at once while settling one invocation.
 const CALLS_IN_FLIGHT: usize = 8;
 
@@ -39,7 +39,7 @@ impl SqsDeadLetterQueue {
         Self { client, queue_url }
     }
 
-    async fn send_chunk(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
+    async fn send_chunk(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), PortError>> {
         let (mut results, entries) = build_entries(letters, entry);
         if entries.is_empty() {
             return results;
@@ -57,16 +57,17 @@ impl SqsDeadLetterQueue {
                 output.successful().iter().map(|ok| ok.id()),
                 output.failed(),
             ),
-            Err(error) => {
-                record_call_error(&mut results, &sentence("SQS SendMessageBatch", &error))
-            }
+            Err(error) => record_call_error(
+                &mut results,
+                &PortError::Call(sentence("SQS SendMessageBatch", &error)),
+            ),
         }
         results
     }
 }
 
 impl DeadLetterQueue for SqsDeadLetterQueue {
-    async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), PortError>> {
         // Futures built in a loop, not in a closure: a closure over borrowed letters trips
         // the compiler's higher-ranked `Send` check for this async trait method.
         let mut calls = Vec::new();
@@ -98,7 +99,7 @@ fn chunks<'l, 'a>(letters: &'l [DeadLetter<'a>]) -> Vec<&'l [DeadLetter<'a>]> {
     chunks
 }
 
-fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchRequestEntry, String> {
+fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchRequestEntry, PortError> {
     let mut attributes = HashMap::with_capacity(letter.attributes.len() + 1);
     for (name, value) in &letter.attributes {
         attributes.insert((*name).to_owned(), attribute_value(value)?);
@@ -108,7 +109,7 @@ fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchReques
             .data_type("String")
             .string_value(reason)
             .build()
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| PortError::Invalid(err.to_string()))?;
         attributes.insert(REASON_ATTRIBUTE.to_owned(), value);
     }
     SendMessageBatchRequestEntry::builder()
@@ -118,17 +119,17 @@ fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchReques
         .set_message_group_id(letter.fifo.map(|ids| ids.group_id.to_owned()))
         .set_message_deduplication_id(letter.fifo.map(|ids| ids.deduplication_id.to_owned()))
         .build()
-        .map_err(|err| err.to_string())
+        .map_err(|err| PortError::Invalid(err.to_string()))
 }
 
 /// The producer's attribute, back into the API's form.
-fn attribute_value(value: &Attribute<'_>) -> Result<MessageAttributeValue, String> {
+fn attribute_value(value: &Attribute<'_>) -> Result<MessageAttributeValue, PortError> {
     MessageAttributeValue::builder()
         .set_data_type(value.data_type.map(str::to_owned))
         .set_string_value(value.string_value.map(str::to_owned))
         .set_binary_value(value.binary_value.map(|b| Blob::new(b.to_vec())))
         .build()
-        .map_err(|err| err.to_string())
+        .map_err(|err| PortError::Invalid(err.to_string()))
 }
 
 /// The records of one source queue, whose visibility this changes.
@@ -149,13 +150,15 @@ impl SqsRedelivery {
 
     /// The queue URL for an ARN (`arn:aws:sqs:region:account:name`), from `GetQueueUrl` with
     /// the name and owner account, so it works against any endpoint.
-    async fn queue_url(&self, queue_arn: &str) -> Result<String, String> {
+    async fn queue_url(&self, queue_arn: &str) -> Result<String, PortError> {
         if let Some(url) = self.cached_url(queue_arn) {
             return Ok(url);
         }
         let mut parts = queue_arn.rsplitn(3, ':');
         let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
-            return Err(format!("not an SQS queue ARN: {queue_arn}"));
+            return Err(PortError::Invalid(format!(
+                "not an SQS queue ARN: {queue_arn}"
+            )));
         };
         let output = self
             .client
@@ -164,10 +167,10 @@ impl SqsRedelivery {
             .queue_owner_aws_account_id(account)
             .send()
             .await
-            .map_err(|err| sentence("SQS GetQueueUrl", &err))?;
+            .map_err(|err| PortError::Call(sentence("SQS GetQueueUrl", &err)))?;
         let url = output
             .queue_url()
-            .ok_or_else(|| format!("GetQueueUrl gave no URL for {queue_arn}"))?
+            .ok_or_else(|| PortError::Invalid(format!("GetQueueUrl gave no URL for {queue_arn}")))?
             .to_owned();
         if let Ok(mut cache) = self.queue_urls.lock() {
             cache.insert(queue_arn.to_owned(), url.clone());
@@ -183,14 +186,14 @@ impl SqsRedelivery {
         &self,
         queue_url: &str,
         delays: &[VisibilityDelay<'_>],
-    ) -> Vec<Result<(), String>> {
+    ) -> Vec<Result<(), PortError>> {
         let (mut results, entries) = build_entries(delays, |index, delay| {
             ChangeMessageVisibilityBatchRequestEntry::builder()
                 .id(entry_id(index))
                 .receipt_handle(delay.receipt_handle)
                 .visibility_timeout(i32::try_from(delay.seconds).unwrap_or(i32::MAX))
                 .build()
-                .map_err(|err| err.to_string())
+                .map_err(|err| PortError::Invalid(err.to_string()))
         });
         if entries.is_empty() {
             return results;
@@ -210,7 +213,7 @@ impl SqsRedelivery {
             ),
             Err(error) => record_call_error(
                 &mut results,
-                &sentence("SQS ChangeMessageVisibilityBatch", &error),
+                &PortError::Call(sentence("SQS ChangeMessageVisibilityBatch", &error)),
             ),
         }
         results
@@ -222,7 +225,7 @@ impl RedeliveryDelay for SqsRedelivery {
         &self,
         queue_arn: &str,
         delays: &[VisibilityDelay<'_>],
-    ) -> Vec<Result<(), String>> {
+    ) -> Vec<Result<(), PortError>> {
         let queue_url = match self.queue_url(queue_arn).await {
             Ok(url) => url,
             Err(error) => return vec![Err(error); delays.len()],
@@ -236,11 +239,11 @@ impl RedeliveryDelay for SqsRedelivery {
 }
 
 /// Runs batch calls, a few at a time, and joins their per-entry answers in order.
-async fn in_order<F>(calls: Vec<F>) -> Vec<Result<(), String>>
+async fn in_order<F>(calls: Vec<F>) -> Vec<Result<(), PortError>>
 where
-    F: std::future::Future<Output = Vec<Result<(), String>>>,
+    F: std::future::Future<Output = Vec<Result<(), PortError>>>,
 {
-    let answers: Vec<Vec<Result<(), String>>> = futures::stream::iter(calls)
+    let answers: Vec<Vec<Result<(), PortError>>> = futures::stream::iter(calls)
         .buffered(CALLS_IN_FLIGHT)
         .collect()
         .await;
@@ -252,13 +255,13 @@ fn entry_id(index: usize) -> String {
     index.to_string()
 }
 
-/// Builds the entries of one batch call. Returns a result per item, `NOT_SENT` until the
+/// Builds the entries of one batch call. Returns a result per item, `NotSent` until the
 /// call answers, or the reason its entry could not be built; and the entries that could.
 fn build_entries<I, E>(
     items: &[I],
-    build: impl Fn(usize, &I) -> Result<E, String>,
-) -> (Vec<Result<(), String>>, Vec<E>) {
-    let mut results = vec![Err(NOT_SENT.to_owned()); items.len()];
+    build: impl Fn(usize, &I) -> Result<E, PortError>,
+) -> (Vec<Result<(), PortError>>, Vec<E>) {
+    let mut results = vec![Err(PortError::NotSent); items.len()];
     let mut entries = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         match build(index, item) {
@@ -271,14 +274,14 @@ fn build_entries<I, E>(
 
 /// Reads a batch call's answer into the per-entry results (entry ids are positions).
 fn record_answer<'o>(
-    results: &mut [Result<(), String>],
+    results: &mut [Result<(), PortError>],
     successful: impl Iterator<Item = &'o str>,
     failed: &[BatchResultErrorEntry],
 ) {
     fn slot<'r>(
-        results: &'r mut [Result<(), String>],
+        results: &'r mut [Result<(), PortError>],
         id: &str,
-    ) -> Option<&'r mut Result<(), String>> {
+    ) -> Option<&'r mut Result<(), PortError>> {
         id.parse::<usize>()
             .ok()
             .and_then(|index| results.get_mut(index))
@@ -290,18 +293,20 @@ fn record_answer<'o>(
     }
     for entry in failed {
         if let Some(result) = slot(results, entry.id()) {
-            let message = entry.message().unwrap_or("no message");
-            *result = Err(format!("{}: {message}", entry.code()));
+            *result = Err(PortError::Entry {
+                code: entry.code().to_owned(),
+                message: entry.message().unwrap_or("no message").to_owned(),
+            });
         }
     }
 }
 
 /// A batch call that failed as a whole fails every entry that was sent with it; entries
 /// that could not even be built keep their own reason.
-fn record_call_error(results: &mut [Result<(), String>], error: &str) {
+fn record_call_error(results: &mut [Result<(), PortError>], error: &PortError) {
     for result in results.iter_mut() {
-        if matches!(result, Err(reason) if reason == NOT_SENT) {
-            *result = Err(error.to_owned());
+        if matches!(result, Err(PortError::NotSent)) {
+            *result = Err(error.clone());
         }
     }
 }
@@ -346,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_batch_answer_is_read_per_entry() {
-        let mut results = vec![Err(NOT_SENT.to_owned()); 3];
+        let mut results = vec![Err(PortError::NotSent); 3];
         let failed = BatchResultErrorEntry::builder()
             .id("1")
             .code("InvalidParameterValue")
@@ -355,19 +360,19 @@ mod tests {
             .unwrap();
         record_answer(&mut results, ["0", "2"].into_iter(), &[failed]);
         assert_eq!(results[0], Ok(()));
-        assert_eq!(
-            results[1],
-            Err("InvalidParameterValue: no message".to_owned())
-        );
+        let refused = results[1].clone().unwrap_err();
+        assert_eq!(refused.to_string(), "InvalidParameterValue: no message");
         assert_eq!(results[2], Ok(()));
     }
 
     #[test]
     fn a_failed_call_fails_what_it_sent_and_keeps_earlier_reasons() {
-        let mut results = vec![Err(NOT_SENT.to_owned()), Err("bad attribute".to_owned())];
-        record_call_error(&mut results, "connection reset");
-        assert_eq!(results[0], Err("connection reset".to_owned()));
-        assert_eq!(results[1], Err("bad attribute".to_owned()));
+        let bad_attribute = PortError::Invalid("bad attribute".to_owned());
+        let mut results = vec![Err(PortError::NotSent), Err(bad_attribute.clone())];
+        let reset = PortError::Call("connection reset".to_owned());
+        record_call_error(&mut results, &reset);
+        assert_eq!(results[0], Err(reset));
+        assert_eq!(results[1], Err(bad_attribute));
     }
 
     #[test]

@@ -131,10 +131,10 @@ impl Code {
         {
             return Self::Http(status);
         }
-        CODES
-            .iter()
-            .find(|(_, own)| *own == word)
-            .map_or_else(|| Self::Service(ServiceCode::from(word)), |(code, _)| code.clone())
+        CODES.iter().find(|(_, own)| *own == word).map_or_else(
+            || Self::Service(ServiceCode::from(word)),
+            |(code, _)| code.clone(),
+        )
     }
 }
 
@@ -181,6 +181,9 @@ mod tests {
         assert_eq!(Code::from_word("TooManyRequestsException"), throttled);
         assert_eq!(Code::from_word("Http504"), Code::Http(504));
         let new = Code::from_word("SomeCodeAddedNextYear");
-        assert_eq!(new, Code::Service(ServiceCode::Other("SomeCodeAddedNextYear".into())));
+        assert_eq!(
+            new,
+            Code::Service(ServiceCode::Other("SomeCodeAddedNextYear".into()))
+        );
     }
 }

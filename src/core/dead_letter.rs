@@ -129,9 +129,9 @@ pub fn dead_letter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::classify::ServiceCode;
     use crate::core::record::Attribute;
     use crate::core::report::{Fate, Reason};
-    use crate::core::classify::ServiceCode;
     #[test]
     fn a_body_near_the_size_limit_goes_without_the_reason_rather_than_be_refused() {
         let small = message(ARN_FOR_SIZE, Some("x"), 0);

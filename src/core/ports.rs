@@ -9,6 +9,31 @@ pub use crate::core::dead_letter::{DeadLetter, FifoIds};
 use crate::core::ledger::{Claim, Entry, Finish};
 use crate::core::report::RecordOutcome;
 
+/// Why a queue or the ledger did not do what the core asked, said as a sentence an operator
+/// reads (never a phone number or a message's text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The call failed as a whole: no answer in time, no connection, or an error answer (the
+    /// SDK's error said as a sentence).
+    #[error("{0}")]
+    Call(String),
+    /// The service refused this one entry of a batch call, with its code.
+    #[error("{code}: {message}")]
+    Entry { code: String, message: String },
+    /// The request could not be built, or the answer not read as written.
+    #[error("{0}")]
+    Invalid(String),
+    /// Its batch call never answered for it.
+    #[error("not sent")]
+    NotSent,
+    /// The caller stopped waiting: its deadline came first.
+    #[error("no answer before the deadline")]
+    NoAnswer,
+    /// There is no ledger to ask.
+    #[error("no idempotency ledger is configured")]
+    NoLedger,
+}
+
 /// Where the engine tells each record's outcome as soon as it is known: the per-record log
 /// line, written by the observing side.
 pub type OutcomeLine = fn(&RecordOutcome);
@@ -38,7 +63,7 @@ pub trait DeadLetterQueue: Send + Sync {
     fn send(
         &self,
         letters: &[DeadLetter<'_>],
-    ) -> impl Future<Output = Vec<Result<(), String>>> + Send;
+    ) -> impl Future<Output = Vec<Result<(), PortError>>> + Send;
 }
 
 /// Delays the next delivery of received records.
@@ -49,7 +74,7 @@ pub trait RedeliveryDelay: Send + Sync {
         &self,
         queue_arn: &str,
         delays: &[VisibilityDelay<'_>],
-    ) -> impl Future<Output = Vec<Result<(), String>>> + Send;
+    ) -> impl Future<Output = Vec<Result<(), PortError>>> + Send;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +87,7 @@ pub struct VisibilityDelay<'a> {
 pub trait Ledger: Send + Sync {
     /// Takes `claim.key` for `claim.entry` if [`crate::core::ledger::may_claim`] allows it, in one
     /// atomic step; otherwise answers the entry in the way.
-    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, String>> + Send;
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, PortError>> + Send;
 
     /// Records what became of `claim`. `Sent` is written whoever holds the key now (the call
     /// went out) and takes the key over; `Unknown` and `Release` touch only the caller's own
@@ -71,7 +96,7 @@ pub trait Ledger: Send + Sync {
         &self,
         claim: &Claim,
         last: &Finish,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,18 +112,18 @@ pub enum ClaimAnswer {
 pub struct NoLedger;
 
 impl Ledger for NoLedger {
-    async fn claim(&self, _claim: &Claim) -> Result<ClaimAnswer, String> {
-        Err("no idempotency ledger is configured".to_owned())
+    async fn claim(&self, _claim: &Claim) -> Result<ClaimAnswer, PortError> {
+        Err(PortError::NoLedger)
     }
 
-    async fn finish(&self, _claim: &Claim, _last: &Finish) -> Result<(), String> {
-        Err("no idempotency ledger is configured".to_owned())
+    async fn finish(&self, _claim: &Claim, _last: &Finish) -> Result<(), PortError> {
+        Err(PortError::NoLedger)
     }
 }
 
 /// A ledger shared by several engines (instances, in tests) is still a ledger.
 impl<T: Ledger> Ledger for std::sync::Arc<T> {
-    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, String>> + Send {
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimAnswer, PortError>> + Send {
         self.as_ref().claim(claim)
     }
 
@@ -106,7 +131,7 @@ impl<T: Ledger> Ledger for std::sync::Arc<T> {
         &self,
         claim: &Claim,
         last: &Finish,
-    ) -> impl Future<Output = Result<(), String>> + Send {
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
         self.as_ref().finish(claim, last)
     }
 }

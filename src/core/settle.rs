@@ -345,6 +345,7 @@ fn whole_seconds(wait: std::time::Duration) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use crate::core::ports::PortError;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -364,7 +365,7 @@ mod tests {
     }
 
     impl DeadLetterQueue for MemoryDlq {
-        async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), String>> {
+        async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), PortError>> {
             if self.hang {
                 std::future::pending::<()>().await;
             }
@@ -372,7 +373,10 @@ mod tests {
                 .iter()
                 .map(|letter| {
                     if letter.body == "refuse" {
-                        Err("refused".to_owned())
+                        Err(PortError::Entry {
+                            code: "Refused".to_owned(),
+                            message: "refused".to_owned(),
+                        })
                     } else {
                         self.bodies.lock().unwrap().push(letter.body.to_owned());
                         self.reasons.lock().unwrap().push(letter.reason.clone());
@@ -393,7 +397,7 @@ mod tests {
             &self,
             arn: &str,
             delays: &[VisibilityDelay<'_>],
-        ) -> Vec<Result<(), String>> {
+        ) -> Vec<Result<(), PortError>> {
             let mut set = self.set.lock().unwrap();
             delays
                 .iter()

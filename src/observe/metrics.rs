@@ -196,8 +196,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::core::report::{Reason, RecordOutcome};
     use crate::core::code::Code;
+    use crate::core::report::{Reason, RecordOutcome};
 
     fn outcome(fate: Fate, code: Option<&str>, sent_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {

@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::Client;
 use tokio::sync::oneshot;
 
 use crate::core::ledger::{may_claim, Claim, Entry, Status};
-use crate::core::ports::ClaimAnswer;
+use crate::core::ports::{ClaimAnswer, PortError};
 
 use super::{entry, failed, item, release, ID};
 
@@ -48,7 +48,7 @@ enum Write {
     },
     Sent {
         item: HashMap<String, AttributeValue>,
-        written: oneshot::Sender<Result<(), String>>,
+        written: oneshot::Sender<Result<(), PortError>>,
     },
 }
 
@@ -68,7 +68,7 @@ impl Queued {
         }
     }
 
-    fn action(&self, table: &str) -> Result<TransactWriteItem, String> {
+    fn action(&self, table: &str) -> Result<TransactWriteItem, PortError> {
         let put = match &self.write {
             // A free key only: whatever else `may_claim` allows replaces an item, and only a
             // single write says what it replaced.
@@ -85,7 +85,7 @@ impl Queued {
         };
         put.build()
             .map(|put| TransactWriteItem::builder().put(put).build())
-            .map_err(|err| err.to_string())
+            .map_err(|err| PortError::Invalid(err.to_string()))
     }
 }
 
@@ -134,7 +134,7 @@ impl Groups {
         self: &Arc<Self>,
         claim: &Claim,
         voice_message_id: Option<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PortError> {
         // The truth whoever holds the key now: the call went out. Written whole and as this
         // claim's, so no other holder's later release or "unknown" can undo it, and an item
         // deleted meanwhile comes back.
@@ -151,9 +151,11 @@ impl Groups {
                 written,
             },
         });
-        answered
-            .await
-            .unwrap_or_else(|_| Err("the ledger's group writer stopped".to_owned()))
+        answered.await.unwrap_or_else(|_| {
+            Err(PortError::Call(
+                "the ledger's group writer stopped".to_owned(),
+            ))
+        })
     }
 
     fn enqueue(self: &Arc<Self>, queued: Queued) {
@@ -216,7 +218,7 @@ impl Groups {
                 turn.ended = true;
                 return;
             }
-            let actions: Result<Vec<TransactWriteItem>, String> = group
+            let actions: Result<Vec<TransactWriteItem>, PortError> = group
                 .iter()
                 .map(|queued| queued.action(&self.table))
                 .collect();
@@ -310,9 +312,9 @@ impl Groups {
                     let _ = answer.send(grouped);
                 }
                 Write::Sent { written, .. } => {
-                    let _ = written.send(Err(format!(
+                    let _ = written.send(Err(PortError::Call(format!(
                         "DynamoDB TransactWriteItems cancelled the SENT write: {code}"
-                    )));
+                    ))));
                 }
             }
         }
@@ -324,7 +326,7 @@ impl Groups {
 /// is tried alone; a `SENT` learns the result. Returns the claims written for a waiter that
 /// is gone (its cutoff passed while the group was in flight): nobody will send or finish
 /// them, so they must be released, or the next delivery would find an unknown outcome.
-fn answer_all(group: Vec<Queued>, result: &Result<(), String>) -> Vec<Claim> {
+fn answer_all(group: Vec<Queued>, result: &Result<(), PortError>) -> Vec<Claim> {
     let mut orphans = Vec::new();
     for queued in group {
         let result = result.clone();
@@ -466,7 +468,10 @@ mod tests {
             "a conflict: alone"
         );
         let throttled = d_answer.await.unwrap().unwrap_err();
-        assert!(throttled.contains("ThrottlingError"), "{throttled}");
+        assert!(
+            throttled.to_string().contains("ThrottlingError"),
+            "{throttled}"
+        );
         assert!(matches!(
             e_answer.await.unwrap(),
             Grouped::Answered(ClaimAnswer::Refused(Entry { ref claim_id, .. })) if claim_id == "mine"
@@ -499,7 +504,7 @@ mod tests {
         let (c, c_answer) = queued_claim("c", "c-c");
         drop(c_answer);
         assert!(
-            answer_all(vec![c], &Err("refused".into())).is_empty(),
+            answer_all(vec![c], &Err(PortError::Call("refused".into()))).is_empty(),
             "nothing written, nothing to release"
         );
     }

@@ -578,10 +578,16 @@ mod tests {
             .unwrap()
         };
         let set = |members: &str| v2(members).configuration_set_origin;
-        assert_eq!(set(r#", "ConfigurationSetName": "default-set""#), Origin::Configured);
+        assert_eq!(
+            set(r#", "ConfigurationSetName": "default-set""#),
+            Origin::Configured
+        );
         let by_its_arn = format!(r#", "ConfigurationSetName": "{set_arn}""#);
         assert_eq!(set(&by_its_arn), Origin::Configured);
-        assert_eq!(set(r#", "ConfigurationSetName": "other-set""#), Origin::Message);
+        assert_eq!(
+            set(r#", "ConfigurationSetName": "other-set""#),
+            Origin::Message
+        );
         let source = |members: &str| v2(members).origination_source;
         assert_eq!(source(""), OriginationSource::Default);
         let named_again = r#", "OriginationIdentity": "pool-1""#;

@@ -10,7 +10,7 @@ use super::outcomes::{epoch_ms, AttemptLoop};
 use super::BatchEngine;
 use crate::core::code::Code;
 use crate::core::ledger::{self, Claim, Entry, Finish, Refusal, Status, UnknownOutcome};
-use crate::core::ports::{ClaimAnswer, Ledger, VoiceSender};
+use crate::core::ports::{ClaimAnswer, Ledger, PortError, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
 use crate::core::report::{Fate, Reason, RecordOutcome};
@@ -143,7 +143,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             let error = match written {
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => error,
-                Err(_elapsed) => "no answer before the deadline".to_owned(),
+                Err(_elapsed) => PortError::NoAnswer,
             };
             let retry = Duration::from_millis(50u64 << tries.min(5));
             if Instant::now() + retry >= cutoffs.record_by {
@@ -154,11 +154,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let fate = outcome.fate.as_str();
         match last {
             Finish::Sent { .. } => tracing::error!(
-                message_id = %outcome.message_id, fate, tries, error = %scrub_phone_numbers(&error),
+                message_id = %outcome.message_id, fate, tries, error = %scrub_phone_numbers(&error.to_string()),
                 "the call was placed but the ledger could not record it: a redelivery would call again"
             ),
             _ => tracing::warn!(
-                message_id = %outcome.message_id, fate, error = %scrub_phone_numbers(&error),
+                message_id = %outcome.message_id, fate, error = %scrub_phone_numbers(&error.to_string()),
                 "the ledger could not record the outcome; the claim lapses with its lease"
             ),
         }

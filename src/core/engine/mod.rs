@@ -727,7 +727,10 @@ mod tests {
             "not retried in place: it resets with the day"
         );
         let reason = outcome.reason.as_ref().unwrap();
-        assert_eq!(reason.code, Code::Service(ServiceCode::from("ServiceQuotaExceededException")));
+        assert_eq!(
+            reason.code,
+            Code::Service(ServiceCode::from("ServiceQuotaExceededException"))
+        );
         assert!(
             reason
                 .message
@@ -1525,7 +1528,11 @@ mod tests {
             let circuit_open = report
                 .outcomes
                 .iter()
-                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == Code::CircuitOpen))
+                .filter(|o| {
+                    o.reason
+                        .as_ref()
+                        .is_some_and(|r| r.code == Code::CircuitOpen)
+                })
                 .count();
             assert!(
                 circuit_open >= 3,
@@ -1534,7 +1541,10 @@ mod tests {
             assert!(report
                 .outcomes
                 .iter()
-                .filter(|o| o.reason.as_ref().is_some_and(|r| r.code == Code::CircuitOpen))
+                .filter(|o| o
+                    .reason
+                    .as_ref()
+                    .is_some_and(|r| r.code == Code::CircuitOpen))
                 .all(|o| o.retry_at.is_some()));
             assert_eq!(engine.primary.sender.requests(), 2);
             assert_eq!(
@@ -1749,7 +1759,10 @@ mod tests {
             );
             let held = run_one(&engine, sent("m", BODY, Duration::ZERO)).await;
             assert_eq!(held.fate, Fate::Deferred);
-            assert_eq!(held.reason.as_ref().unwrap().code, Code::InProgressElsewhere);
+            assert_eq!(
+                held.reason.as_ref().unwrap().code,
+                Code::InProgressElsewhere
+            );
             let back_in = held.retry_at.unwrap() - Instant::now();
             assert!(
                 back_in > Duration::from_millis(4_500) && back_in <= Duration::from_secs(5),

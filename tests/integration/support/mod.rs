@@ -165,7 +165,10 @@ pub fn fate(report: &BatchReport, id: &str) -> Fate {
 }
 
 pub fn error_code(report: &BatchReport, id: &str) -> Option<String> {
-    outcome(report, id).reason.as_ref().map(|r| r.code.to_string())
+    outcome(report, id)
+        .reason
+        .as_ref()
+        .map(|r| r.code.to_string())
 }
 
 /// The message ids of the partial batch response, as SQS would read them.
