@@ -11,6 +11,7 @@ pub mod code;
 pub mod contract;
 pub mod dead_letter;
 pub mod defaults;
+pub mod draws;
 pub mod engine;
 pub mod expiry;
 pub mod ledger;

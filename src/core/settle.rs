@@ -15,6 +15,7 @@ use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::dead_letter::dead_letter;
+use crate::core::draws::Draws;
 use crate::core::ports::{DeadLetter, DeadLetterQueue, RedeliveryDelay, VisibilityDelay};
 use crate::core::record::Record;
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
@@ -23,6 +24,8 @@ pub struct Settlement<D, R> {
     dead_letters: Option<D>,
     redelivery: Option<(R, Redelivery)>,
     clock: Arc<dyn Clock>,
+    /// The backoff's jitter.
+    draws: Draws,
 }
 
 /// Each message id of a batch and the indexes it appears at.
@@ -100,7 +103,14 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             dead_letters,
             redelivery,
             clock: Arc::new(SystemClock),
+            draws: Draws::new(),
         }
+    }
+
+    /// The same settlement drawing its jitter from `draws` (a seeded source, in tests).
+    pub fn with_draws(mut self, draws: Draws) -> Self {
+        self.draws = draws;
+        self
     }
 
     /// The same settlement reading the wall clock from `clock`.
@@ -239,7 +249,7 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
             if !wanted(outcome) {
                 continue;
             }
-            let Some(seconds) = policy.delay(outcome, now, fastrand::f64()) else {
+            let Some(seconds) = policy.delay(outcome, now, self.draws.unit()) else {
                 continue;
             };
             let seconds = seconds.min(message.visibility_left(wall_now, MAX_VISIBILITY_SECONDS));

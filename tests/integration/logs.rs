@@ -281,3 +281,46 @@ async fn at_every_log_level_metrics_and_warnings_pass_lambdas_filter() {
         );
     }
 }
+
+/// What an engine says once (a reserve cut to half a short invocation) it says once in its
+/// own life: a second engine in the same process says it again, and neither depends on
+/// which test ran first.
+#[tokio::test(start_paused = true)]
+async fn two_engines_in_one_process_each_say_the_reserve_cut_once() {
+    use voice_dispatch::core::engine::{BatchEngine, EngineSettings};
+    use voice_dispatch::core::ports::SentCall;
+
+    struct Never;
+    impl voice_dispatch::core::ports::VoiceSender for Never {
+        async fn send(
+            &self,
+            _message: &voice_dispatch::core::contract::VoiceMessage,
+            _attempt_timeout: Duration,
+        ) -> Result<SentCall, voice_dispatch::core::classify::SendFailure> {
+            std::future::pending().await
+        }
+    }
+    let captured = Captured::default();
+    let settings = LogSettings {
+        level: Some("WARN".into()),
+        json: true,
+    };
+    let _guard = tracing::subscriber::set_default(logging::subscriber(&settings, captured.clone()));
+    let safety = EngineSettings::default().deadline_safety;
+    // The reserve is cut when it would take more than half the time left.
+    let short = || tokio::time::Instant::now() + safety;
+    let said = |captured: &Captured| {
+        captured
+            .lines()
+            .iter()
+            .filter(|line| line.contains("DEADLINE_SAFETY_MS leaves no time to send"))
+            .count()
+    };
+    let first = BatchEngine::new(Never, EngineSettings::default());
+    assert_eq!(first.reserve(short()), safety / 2);
+    assert_eq!(first.reserve(short()), safety / 2);
+    assert_eq!(said(&captured), 1, "once for the first engine");
+    let second = BatchEngine::new(Never, EngineSettings::default());
+    assert_eq!(second.reserve(short()), safety / 2);
+    assert_eq!(said(&captured), 2, "once more for the second");
+}

@@ -181,7 +181,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let (route, probe) = match self.choose(tries.rerouted.is_some(), now) {
             Ok(chosen) => chosen,
             Err(open) => {
-                let retry_at = open.retry_at(now, fastrand::f64());
+                let retry_at = open.retry_at(now, self.draws.unit());
                 return Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)));
             }
         };
@@ -220,7 +220,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             // move (its primary permit is spent; the primary is failing anyway).
             Err(_) if route == Route::Primary && self.may_move(tries) => Gate::Again(attempt),
             Err(open) => {
-                let retry_at = open.retry_at(Instant::now(), fastrand::f64());
+                let retry_at = open.retry_at(Instant::now(), self.draws.unit());
                 Gate::Stop(attempt.not_now(circuit_open(record, open), Some(retry_at)))
             }
         }
@@ -360,7 +360,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if !retry_in_place {
             return Next::Done(attempt.outcome);
         }
-        let wait = self.retry_wait(attempt.outcome.attempts, fastrand::f64());
+        let wait = self.retry_wait(attempt.outcome.attempts, self.draws.unit());
         let bound = tries.expiry.map_or(tries.cutoffs.last_start, |e| {
             e.at().min(tries.cutoffs.last_start)
         });

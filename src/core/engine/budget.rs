@@ -123,6 +123,22 @@ impl Telling {
     }
 }
 
+/// What an engine says once in its life, however many invocations hit it: the reserve cut
+/// to half the invocation, an invocation too short for one attempt, one too short for any.
+#[derive(Debug, Default)]
+pub(super) struct SaidOnce {
+    reserve_cut: AtomicBool,
+    budget_short: AtomicBool,
+    none_can_start: AtomicBool,
+}
+
+impl SaidOnce {
+    /// Whether `flag` is said now for the first time.
+    fn first(flag: &AtomicBool) -> bool {
+        !flag.swap(true, Ordering::Relaxed)
+    }
+}
+
 impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// Whether no send may start at `now`: past the last start, or so close to it that the
     /// records still to be told need the time left.
@@ -140,17 +156,16 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// The reserve kept before `deadline`: `deadline_safety`, but never more than half the
     /// time left, so a reserve set at or above the function's timeout (the template cannot
     /// compare the two) still leaves time to send instead of deferring every record until the
-    /// DLQ takes it. Said once per process, as a WARN line; and so is an invocation too short
+    /// DLQ takes it. Said once per engine, as a WARN line; and so is an invocation too short
     /// for the configured attempt timeout (an ERROR when no send can start at all).
     pub fn reserve(&self, deadline: Instant) -> Duration {
-        static SAID: AtomicBool = AtomicBool::new(false);
         let now = Instant::now();
         let left = deadline.saturating_duration_since(now);
         let safety = self.settings.deadline_safety;
         let reserve = if safety <= left / 2 {
             safety
         } else {
-            if !SAID.swap(true, Ordering::Relaxed) {
+            if SaidOnce::first(&self.said.reserve_cut) {
                 tracing::warn!(
                     deadline_safety_ms = safety.as_millis() as u64,
                     invocation_ms = left.as_millis() as u64,
@@ -163,11 +178,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         reserve
     }
 
-    /// Once per process: a WARN when the time this invocation leaves for sending (deadline −
+    /// Once per engine: a WARN when the time this invocation leaves for sending (deadline −
     /// now − reserve) is shorter than one attempt's timeout, an ERROR when no send can start.
     fn say_budget(&self, deadline: Instant, reserve: Duration, now: Instant) {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        static ERRED: AtomicBool = AtomicBool::new(false);
         let attempt = self.settings.attempt_timeout;
         let budget = deadline
             .saturating_duration_since(now)
@@ -180,7 +193,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             )
         };
         if cutoffs.none_can_start {
-            if !ERRED.swap(true, Ordering::Relaxed) {
+            if SaidOnce::first(&self.said.none_can_start) {
                 let (invocation_ms, budget_ms) = fields(budget);
                 // The attempt timeout whose floor would fit before the abandon point.
                 let to_abandon = cutoffs.abandon.saturating_duration_since(now);
@@ -195,7 +208,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     "no call can start: the invocation is too short for DEADLINE_SAFETY_MS and SEND_ATTEMPT_TIMEOUT_MS; raise the function's timeout, or lower SEND_ATTEMPT_TIMEOUT_MS below fitting_attempt_timeout_ms (at least 100)"
                 );
             }
-        } else if budget < attempt && !WARNED.swap(true, Ordering::Relaxed) {
+        } else if budget < attempt && SaidOnce::first(&self.said.budget_short) {
             let (invocation_ms, budget_ms) = fields(budget);
             tracing::warn!(
                 invocation_ms,

@@ -92,7 +92,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             entry: Entry {
                 status: Status::InProgress,
                 body_hash: ledger::body_hash(record.body.unwrap_or_default()),
-                claim_id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                claim_id: self.draws.claim_id(),
                 lease_until_ms: now_ms.saturating_add(lease_ms),
                 expiration: (now_ms / 1_000).saturating_add(self.settings.ledger_ttl.as_secs()),
                 voice_message_id: None,

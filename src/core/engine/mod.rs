@@ -31,6 +31,7 @@ use crate::core::breaker::BreakerSettings;
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::contract::{MessageDefaults, VoiceMessage};
+use crate::core::draws::Draws;
 use crate::core::expiry::Expiry;
 use crate::core::ledger::{Finish, UnknownOutcome};
 use crate::core::pacing::{Pacer, SendRate};
@@ -98,7 +99,11 @@ pub struct BatchEngine<S, L = NoLedger> {
     tell: OutcomeLine,
     /// What telling costs, against the time left to start sends.
     telling: budget::Telling,
+    /// What this engine has said once (the reserve cut, a too-short invocation).
+    said: budget::SaidOnce,
     clock: Arc<dyn Clock>,
+    /// Jitter and claim ids.
+    draws: Draws,
 }
 
 impl<S: VoiceSender> BatchEngine<S> {
@@ -110,7 +115,9 @@ impl<S: VoiceSender> BatchEngine<S> {
             ledger: None,
             tell: |_| {},
             telling: budget::Telling::default(),
+            said: budget::SaidOnce::default(),
             clock: Arc::new(SystemClock),
+            draws: Draws::new(),
         }
     }
 
@@ -123,7 +130,9 @@ impl<S: VoiceSender> BatchEngine<S> {
             ledger,
             tell: self.tell,
             telling: self.telling,
+            said: self.said,
             clock: self.clock,
+            draws: self.draws,
         }
     }
 }
@@ -147,6 +156,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// The same engine reading the wall clock from `clock`.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same engine drawing its jitter and claim ids from `draws` (a seeded source, in
+    /// tests).
+    pub fn with_draws(mut self, draws: Draws) -> Self {
+        self.draws = draws;
         self
     }
 
@@ -830,14 +846,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_retry_whose_wait_would_pass_the_expiry_is_not_started() {
-        fastrand::seed(8);
         let mut settings = settings();
         settings.message_ttl = Duration::from_secs(10);
         // Waits before a retry are drawn from 0..=1 h: with 0.5 s left, the seeded draw
         // lands past the expiry.
         settings.retry_base = Duration::from_secs(3_600);
         settings.max_attempts = 10;
-        let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings);
+        let engine = BatchEngine::new(ScriptedVoice::new(internal_error()), settings)
+            .with_draws(Draws::seeded(8));
         let record = sent("m", BODY, Duration::from_millis(9_500));
         let report = engine.run(&[record], in_seconds(600)).await;
         let outcome = &report.outcomes[0];
@@ -939,7 +955,9 @@ mod tests {
             ledger: None::<NoLedger>,
             tell: |_| {},
             telling: budget::Telling::default(),
+            said: budget::SaidOnce::default(),
             clock: engine.clock.clone(),
+            draws: Draws::seeded(1),
         };
         let report = engine.run(&records[..2], in_seconds(30)).await;
         assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
