@@ -8,15 +8,16 @@ use crate::adapters::dynamodb::DynamoLedger;
 use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
-use crate::adapters::tls::https_client;
+use crate::adapters::tls::{https_client, TlsRoots};
 use crate::app::VoiceDispatch;
-use crate::config::{Backend, Config, FailoverConfig};
+use crate::config::{Backend, Config, FailoverConfig, MetricsSettings, Roots};
 use std::sync::Arc;
 
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::engine::{BatchEngine, EngineSettings};
 use crate::core::route::FailoverSettings;
 use crate::core::settle::{Redelivery, Settlement};
+use crate::observe::metrics::MetricsContext;
 
 /// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling, DynamoDB for
 /// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
@@ -51,7 +52,7 @@ pub const AWS_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// comes from the standard sources, as in any SDK program.
 pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client(config.tls_roots))
+        .http_client(https_client(tls_roots(config.tls_roots)))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(AWS_CALL_TIMEOUT)
@@ -219,8 +220,26 @@ pub fn voice_dispatch_with_voices(
             .with_ledger(ledger),
         settlement(config, sqs).with_clock(Arc::clone(&clock)),
     )
-    .with_metrics(config.metrics.clone())
+    .with_metrics(config.metrics.as_ref().map(metrics_context))
     .with_clock(clock)
+}
+
+/// The roots HTTPS trusts, as configured.
+pub fn tls_roots(roots: Roots) -> TlsRoots {
+    match roots {
+        Roots::Amazon => TlsRoots::Amazon,
+        Roots::System => TlsRoots::System,
+    }
+}
+
+/// The metrics writer's context, as configured: its documents carry the function's own log
+/// level, so Lambda's filter passes them at every level.
+pub fn metrics_context(settings: &MetricsSettings) -> MetricsContext {
+    MetricsContext {
+        namespace: settings.namespace.clone(),
+        function_name: settings.function_name.clone(),
+        level: MetricsContext::level_for(settings.log_level.as_deref()),
+    }
 }
 
 /// The engine's settings, as configured (the messages' defaults complete for the backend).

@@ -8,7 +8,6 @@ pub mod variables;
 
 pub use failover::FailoverConfig;
 
-pub use crate::adapters::tls::TlsRoots;
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
 pub use crate::core::contract::Backend;
@@ -18,7 +17,6 @@ use crate::core::expiry::{MAX_CONFIGURED_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::ledger::UnknownOutcome;
 use crate::core::pacing::SendRate;
 use crate::core::phone::PhoneNumber;
-use crate::observe::metrics::MetricsContext;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -55,9 +53,9 @@ pub struct Config {
     pub on_unknown_outcome: UnknownOutcome,
     /// CloudWatch EMF metrics, written when running as a Lambda function
     /// (`AWS_LAMBDA_FUNCTION_NAME` is set).
-    pub metrics: Option<MetricsContext>,
-    /// Which root certificates HTTPS trusts.
-    pub tls_roots: TlsRoots,
+    pub metrics: Option<MetricsSettings>,
+    /// Which root certificates HTTPS trusts (`TLS_ROOTS`).
+    pub tls_roots: Roots,
     /// Values adjusted to ones that work, each said once as a WARN line at init.
     pub warnings: Vec<String>,
     /// Which voice API places the calls (`VOICE_API`).
@@ -131,7 +129,7 @@ impl Default for Config {
             idempotency_ttl: DEFAULTS.idempotency_ttl,
             on_unknown_outcome: UnknownOutcome::default(),
             metrics: None,
-            tls_roots: TlsRoots::Amazon,
+            tls_roots: Roots::Amazon,
             warnings: Vec::new(),
             voice_api: Backend::V1,
             origination_identity: None,
@@ -385,12 +383,34 @@ impl Unresolved {
     }
 }
 
+/// Which root certificates HTTPS trusts (`TLS_ROOTS`); `wiring` builds the client with them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Roots {
+    /// The Amazon Trust Services roots built into the function.
+    #[default]
+    Amazon,
+    /// The system's store, for endpoints behind a TLS proxy with a private CA.
+    System,
+}
+
+/// What EMF metrics need to know, read when running as a Lambda function; `wiring` turns it
+/// into the metrics writer's context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// `METRICS_NAMESPACE`.
+    pub namespace: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
+    pub function_name: String,
+    /// `AWS_LAMBDA_LOG_LEVEL`, as Lambda set it.
+    pub log_level: Option<String>,
+}
+
 /// Which root certificates HTTPS trusts.
-fn read_tls_roots(get: &impl Fn(&str) -> Option<String>) -> Result<TlsRoots, ConfigError> {
+fn read_tls_roots(get: &impl Fn(&str) -> Option<String>) -> Result<Roots, ConfigError> {
     one_of(
         TLS_ROOTS,
         get(TLS_ROOTS),
-        &[("amazon", TlsRoots::Amazon), ("system", TlsRoots::System)],
+        &[("amazon", Roots::Amazon), ("system", Roots::System)],
     )
 }
 
@@ -416,11 +436,11 @@ fn read_on_unknown(get: &impl Fn(&str) -> Option<String>) -> Result<UnknownOutco
 }
 
 /// CloudWatch EMF metrics, written when running as a Lambda function.
-fn read_metrics(get: &impl Fn(&str) -> Option<String>) -> Option<MetricsContext> {
-    get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsContext {
+fn read_metrics(get: &impl Fn(&str) -> Option<String>) -> Option<MetricsSettings> {
+    get(AWS_LAMBDA_FUNCTION_NAME).map(|function_name| MetricsSettings {
         namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| DEFAULTS.metrics_namespace.to_owned()),
         function_name,
-        level: MetricsContext::level_for(get(AWS_LAMBDA_LOG_LEVEL).as_deref()),
+        log_level: get(AWS_LAMBDA_LOG_LEVEL),
     })
 }
 
@@ -653,10 +673,10 @@ mod tests {
 
     #[test]
     fn tls_roots_are_amazon_unless_system_is_asked_for() {
-        assert_eq!(config(&[]).unwrap().tls_roots, TlsRoots::Amazon);
+        assert_eq!(config(&[]).unwrap().tls_roots, Roots::Amazon);
         assert_eq!(
             config(&[(TLS_ROOTS, "System")]).unwrap().tls_roots,
-            TlsRoots::System
+            Roots::System
         );
         assert_eq!(config_err(&[(TLS_ROOTS, "none")]).variable, TLS_ROOTS);
     }

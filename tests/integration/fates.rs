@@ -323,10 +323,10 @@ async fn an_invalid_body_is_permanent_and_makes_no_call() {
 async fn an_https_endpoint_is_reached_through_the_built_in_roots_without_a_panic() {
     // The function's client trusts the built-in Amazon roots unless told otherwise...
     let (_, trusted) = voice_dispatch::adapters::tls::https_client_with(
-        test_config().tls_roots,
+        voice_dispatch::wiring::tls_roots(test_config().tls_roots),
         voice_dispatch::adapters::tls::AMAZON_TRUST_SERVICES_ROOTS,
     );
-    assert_eq!(trusted, voice_dispatch::config::TlsRoots::Amazon);
+    assert_eq!(trusted, voice_dispatch::adapters::tls::TlsRoots::Amazon);
     // ...and its TLS connector is built from them at the first connection: the refused
     // connection is an ordinary transient failure, not a panic over the bundle.
     let report = to_a_closed_port("https").await;
@@ -335,7 +335,7 @@ async fn an_https_endpoint_is_reached_through_the_built_in_roots_without_a_panic
 
 #[tokio::test]
 async fn a_bundle_that_does_not_load_falls_back_to_the_system_roots_and_sends_still_run() {
-    use voice_dispatch::config::TlsRoots;
+    use voice_dispatch::adapters::tls::TlsRoots;
     let garbled =
         b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
     let (http, trusted) =

@@ -14,6 +14,7 @@ mod fates;
 mod fifo;
 mod hostile;
 mod isolation;
+mod layers;
 mod ledger;
 mod logs;
 mod outage;

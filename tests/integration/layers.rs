@@ -1,0 +1,48 @@
+//! The layout's arrows, read from the source: the core reaches none of the outer rooms, and
+//! configuration is plain values, reaching neither adapters nor observe.
+
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(sources(&path));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The places under `room` whose code (tests left out) names one of `rooms`.
+fn arrows(room: &str, rooms: &[&str]) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(room);
+    let mut found = Vec::new();
+    for file in sources(&dir) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            for target in rooms {
+                if line.contains(&format!("crate::{target}")) {
+                    found.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_core_reaches_no_adapter_observer_configuration_or_entry_point() {
+    let found = arrows("core", &["adapters", "observe", "config", "app", "wiring"]);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn configuration_takes_no_adapter_or_observer_type() {
+    let found = arrows("config", &["adapters", "observe", "app", "wiring"]);
+    assert!(found.is_empty(), "{found:#?}");
+}
