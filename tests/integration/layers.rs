@@ -27,7 +27,12 @@ fn arrows(room: &str, rooms: &[&str]) -> Vec<String> {
         for (number, line) in code.lines().enumerate() {
             for target in rooms {
                 if line.contains(&format!("crate::{target}")) {
-                    found.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+                    found.push(format!(
+                        "{}:{}: {}",
+                        file.display(),
+                        number + 1,
+                        line.trim()
+                    ));
                 }
             }
         }

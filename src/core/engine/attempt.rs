@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::budget::{start_floor, Cutoffs};
 use super::outcomes::{circuit_open, deadline_reached, rate_limited, AttemptLoop};
+use super::progress::Progress;
 use super::BatchEngine;
 use crate::core::breaker;
 use crate::core::classify::{
@@ -62,6 +63,8 @@ struct Tries<'a> {
     /// When this record was last throttled, to tell the account's quota from the
     /// recipient's.
     throttled_at: Option<Instant>,
+    /// Where a send's start is marked, for a panic to read.
+    progress: &'a Progress,
 }
 
 impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
@@ -75,6 +78,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         expiry: Option<Expiry>,
         cutoffs: Cutoffs,
         mut attempt: AttemptLoop,
+        progress: &Progress,
     ) -> (RecordOutcome, bool) {
         let rerouted = self
             .failover
@@ -88,6 +92,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             expiry,
             cutoffs,
             throttled_at: None,
+            progress,
         };
         loop {
             let (route, admitted, permit) = match self.gate(&tries, attempt).await {
@@ -271,8 +276,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             Route::Failover => tries.rerouted.as_ref().unwrap_or(tries.message),
             Route::Primary => tries.message,
         };
-        let sent =
-            tokio::time::timeout_at(cutoffs.abandon, region.sender.send(message, limit)).await;
+        let call = region.sender.send(message, limit);
+        // From here on a panic may come after the request went out.
+        tries.progress.send_starts();
+        let sent = tokio::time::timeout_at(cutoffs.abandon, call).await;
         // An attempt whose limit was the abandon point and ran out is abandoned there,
         // whichever timer told first. Dropping `admitted` frees the breaker's probe slot, if
         // this was the probe.

@@ -19,6 +19,7 @@ mod budget;
 mod claim;
 mod lanes;
 mod outcomes;
+mod progress;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use crate::core::route::{self, Failover, FailoverSettings, Region, Route};
 use budget::Cutoffs;
 pub use budget::{start_floor, START_FLOOR};
 use outcomes::{deferred, unsent, AttemptLoop};
+use progress::Progress;
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -250,11 +252,14 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         }
     }
 
-    /// A panic anywhere in this record's processing becomes this record's transient
-    /// failure; the rest of the batch goes on.
+    /// A panic anywhere in this record's processing becomes this record's failure; the rest
+    /// of the batch goes on. Before its send started, nothing was placed: transient, and
+    /// its claim released. After, the call may have been placed: abandoned, and its claim
+    /// recorded unknown, as for any abandoned call.
     async fn process_isolated(&self, record: &Record<'_>, cutoffs: Cutoffs) -> RecordOutcome {
         let started = Instant::now();
-        let outcome = match AssertUnwindSafe(self.process(record, cutoffs))
+        let progress = Progress::default();
+        let outcome = match AssertUnwindSafe(self.process(record, cutoffs, &progress))
             .catch_unwind()
             .await
         {
@@ -265,11 +270,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-text panic payload".to_owned());
-                let reason = Reason {
-                    code: Code::Panic,
-                    message: scrub_phone_numbers(&detail),
-                };
-                unsent(record, Fate::Transient, reason)
+                self.after_panic(record, cutoffs, progress, &detail).await
             }
         };
         RecordOutcome {
@@ -278,9 +279,43 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         }
     }
 
+    /// The outcome of a record whose processing panicked, and the ledger's last write for
+    /// the claim it held.
+    async fn after_panic(
+        &self,
+        record: &Record<'_>,
+        cutoffs: Cutoffs,
+        progress: Progress,
+        detail: &str,
+    ) -> RecordOutcome {
+        let maybe_placed = progress.send_started();
+        let (fate, message) = if maybe_placed {
+            let message = format!("{detail}; the send had started: the call may have been placed");
+            (Fate::Abandoned, message)
+        } else {
+            (Fate::Transient, detail.to_owned())
+        };
+        let reason = Reason {
+            code: Code::Panic,
+            message: scrub_phone_numbers(&message),
+        };
+        let outcome = unsent(record, fate, reason);
+        if let (Some(ledger), Some((claim, placed_before))) = (&self.ledger, progress.claim()) {
+            let maybe_placed = maybe_placed || placed_before;
+            self.finish(ledger, &claim, &outcome, maybe_placed, cutoffs)
+                .await;
+        }
+        outcome
+    }
+
     /// One record: its body read, then sent (the ledger claimed first when there is one),
     /// unless it is already past its time to live.
-    async fn process(&self, record: &Record<'_>, cutoffs: Cutoffs) -> RecordOutcome {
+    async fn process(
+        &self,
+        record: &Record<'_>,
+        cutoffs: Cutoffs,
+        progress: &Progress,
+    ) -> RecordOutcome {
         let (message, expiry, attempt) = match self.prepare(record) {
             Ok(prepared) => prepared,
             Err(refused) => return *refused,
@@ -290,7 +325,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             return match expired {
                 Some(expiry) => attempt.expired(&expiry),
                 None => {
-                    let run = self.attempts(record, &message, expiry, cutoffs, attempt);
+                    let run = self.attempts(record, &message, expiry, cutoffs, attempt, progress);
                     run.await.0
                 }
             };
@@ -306,7 +341,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             .is_err()
         {
             return self
-                .attempts(record, &message, expiry, cutoffs, attempt)
+                .attempts(record, &message, expiry, cutoffs, attempt, progress)
                 .await
                 .0;
         }
@@ -318,8 +353,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         // unknown until a delivery settles it: a released key would forget it, and the next
         // delivery could call from the failover region.
         let placed_before = attempt.maybe_placed_before && self.failover.is_some();
+        progress.hold(&claim, placed_before);
         let (outcome, maybe_placed) = self
-            .attempts(record, &message, expiry, cutoffs, attempt)
+            .attempts(record, &message, expiry, cutoffs, attempt, progress)
             .await;
         let dry_run = message.v2.as_ref().and_then(|v2| v2.dry_run) == Some(true);
         if dry_run && outcome.fate == Fate::Sent {
