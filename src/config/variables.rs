@@ -86,7 +86,7 @@ pub const VARIABLES: &[Variable] = &[
     own("CIRCUIT_BREAKER_THRESHOLD", "5", Parameter("CircuitBreakerThreshold", "5"),
         "consecutive service-side failures that open the breaker, 1–1000", "7"),
     own("CIRCUIT_BREAKER_OPEN_SECONDS", "30", Parameter("CircuitBreakerOpenSeconds", "30"),
-        "first open period, 1–43200; doubles while probes fail, up to the backoff's cap", "60"),
+        "first open period, 1–43200; doubles while probes fail, up to the backoff's cap; with failover on, the primary's stays at it while its calls go to the failover Region", "60"),
     own("FAILOVER_REGION", "none (off)", Parameter("FailoverRegion", ""),
         "a second Region that takes the calls while the primary's voice service is failing on its side, and hands them back when it answers ([docs/failover.md](docs/failover.md)); not `AWS_REGION`", "us-west-2"),
     own("FAILOVER_ORIGINATION_PHONE_NUMBER", "none", Parameter("FailoverOriginationPhoneNumber", ""),

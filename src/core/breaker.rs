@@ -6,6 +6,11 @@
 //! service answers closes the breaker; a probe that fails opens it again for twice as long,
 //! up to `max_open`. Throttling neither counts nor resets: the pacer handles it.
 //!
+//! The primary region's breaker with failover on keeps a regional opening at `open_for`:
+//! while the failover region carries the calls nothing waits on the primary's probe, and a
+//! probe costs one call, so the primary is tried again every period and takes the calls
+//! back soon after it recovers. Openings that never move calls still double.
+//!
 //! An open breaker says whether the failures that opened it were the service's alone (a
 //! regional outage: calls may go to the failover region meanwhile) or the function's own
 //! setup refused (a missing configured resource, access denied) or the account blocked,
@@ -85,6 +90,9 @@ pub struct CircuitBreaker {
     inner: Arc<Mutex<Inner>>,
     /// The region whose service it watches, in its lines when failover is on.
     region: Option<Arc<str>>,
+    /// A regional opening is not lengthened by failed probes (the primary's breaker with
+    /// failover on: its calls go elsewhere meanwhile).
+    steady_while_regional: bool,
 }
 
 struct Inner {
@@ -152,7 +160,15 @@ impl CircuitBreaker {
                 opened: 0,
             })),
             region: None,
+            steady_while_regional: false,
         }
+    }
+
+    /// The same breaker keeping a regional opening at `open_for` however many probes fail
+    /// (the primary region's, with failover on); other openings double as before.
+    pub fn steady_while_regional(mut self) -> Self {
+        self.steady_while_regional = true;
+        self
     }
 
     /// The same breaker naming `region` in its lines (failover on).
@@ -269,7 +285,12 @@ impl CircuitBreaker {
                 regional,
             },
             Some(Signal::ServiceFailing | Signal::Blocked | Signal::Misconfigured) => {
-                let open_for = (open_for * 2).min(self.settings.max_open);
+                let regional = failure == Some(Signal::ServiceFailing);
+                let open_for = if regional && self.steady_while_regional {
+                    self.settings.open_for
+                } else {
+                    (open_for * 2).min(self.settings.max_open)
+                };
                 tracing::warn!(
                     region,
                     open_seconds = open_for.as_secs_f64(),
@@ -278,7 +299,7 @@ impl CircuitBreaker {
                 State::Open {
                     until: now + open_for,
                     open_for,
-                    regional: failure == Some(Signal::ServiceFailing),
+                    regional,
                 }
             }
         }
@@ -454,6 +475,75 @@ mod tests {
         }
         assert_eq!(open_times, [4, 5, 5]);
         assert_eq!(breaker.times_opened(), 1, "reopening is not a new opening");
+    }
+
+    /// The primary's breaker with failover on, at the template's defaults.
+    fn steady_at_the_defaults() -> CircuitBreaker {
+        CircuitBreaker::new(BreakerSettings::default()).steady_while_regional()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_failover_an_hour_long_outage_is_probed_every_open_period_and_handed_back_within_one(
+    ) {
+        let settings = BreakerSettings::default();
+        let breaker = steady_at_the_defaults();
+        for _ in 0..settings.threshold {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        let outage = Duration::from_secs(3_600);
+        let started = Instant::now();
+        let mut probes = 0u32;
+        while started.elapsed() < outage {
+            let open = breaker.check(Instant::now()).unwrap_err();
+            assert_eq!(open.open_for, settings.open_for, "never lengthened");
+            assert!(open.regional, "calls keep moving");
+            tokio::time::advance(open.remaining).await;
+            fail(&breaker, Signal::ServiceFailing);
+            probes += 1;
+        }
+        let period = settings.open_for.as_secs() as u32;
+        assert_eq!(probes, 3_600 / period, "one probe a period");
+        // The service is back: the next probe, at most one open period away, closes it.
+        let back = Instant::now();
+        tokio::time::advance(open_remaining(&breaker)).await;
+        let probe = breaker.admit(Instant::now()).expect("the probe");
+        breaker.observe(probe, None, Instant::now());
+        assert!(!breaker.is_open(Instant::now()));
+        assert!(back.elapsed() <= settings.open_for);
+        // Without failover, the same outage leaves it open for the cap.
+        let doubling = CircuitBreaker::new(settings);
+        for _ in 0..settings.threshold {
+            fail(&doubling, Signal::ServiceFailing);
+        }
+        let started = Instant::now();
+        while started.elapsed() < outage {
+            tokio::time::advance(open_remaining(&doubling)).await;
+            fail(&doubling, Signal::ServiceFailing);
+        }
+        assert_eq!(open_remaining(&doubling), settings.max_open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_failover_openings_that_never_move_calls_still_double() {
+        for signal in [Signal::Blocked, Signal::Misconfigured] {
+            let settings = BreakerSettings::default();
+            let breaker = steady_at_the_defaults();
+            fail(&breaker, Signal::Blocked);
+            tokio::time::advance(open_remaining(&breaker)).await;
+            fail(&breaker, signal);
+            let open = breaker.check(Instant::now()).unwrap_err();
+            assert_eq!(open.open_for, settings.open_for * 2, "{signal:?}");
+            assert!(!open.regional, "{signal:?}");
+        }
+        // A regional opening whose probe meets the function's own setup refused doubles too.
+        let breaker = steady_at_the_defaults();
+        for _ in 0..BreakerSettings::default().threshold {
+            fail(&breaker, Signal::ServiceFailing);
+        }
+        tokio::time::advance(open_remaining(&breaker)).await;
+        fail(&breaker, Signal::Misconfigured);
+        let open = breaker.check(Instant::now()).unwrap_err();
+        assert_eq!(open.open_for, BreakerSettings::default().open_for * 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -21,9 +21,13 @@ const INSTANCES: usize = 2;
 /// The function's timeout in these runs.
 const TIMEOUT: Duration = Duration::from_secs(10);
 const THRESHOLD: u32 = 5;
-/// The breaker's first open period, and its longest (the backoff's cap).
+/// The breaker's open period: with failover on, the primary's stays at it while its
+/// probes fail; the failover region's doubles up to the longest (the backoff's cap), which
+/// these runs shorten but for the outage run, at the template's default.
 const OPEN_FOR: Duration = Duration::from_secs(2);
 const MAX_OPEN: Duration = Duration::from_secs(4);
+/// The template's default for `RETRY_BACKOFF_MAX_SECONDS`, the breaker's longest pause.
+const DEFAULT_MAX_OPEN: Duration = Duration::from_secs(900);
 /// One batch's time here on a busy 2-core machine, generously: the poller's next receive
 /// (after the outage a message comes every 0.5 s, so each of two instances gets one about
 /// every second), the ledger's claim and last write at moto, and the call.
@@ -106,13 +110,19 @@ async fn moto_with_ledger(name: &str) -> (Moto, aws_sdk_sqs::Client, Queue, Queu
 }
 
 /// What the primary costs an instance during an outage of `outage`: its breaker's
-/// threshold, the sends already out when it opens, and one probe per open period (the first
-/// `OPEN_FOR`, then doubling to `MAX_OPEN`).
+/// threshold, the sends already out when it opens, and one probe per open period (with
+/// failover on, every `OPEN_FOR`, however long the outage). A bound for the failover
+/// region too, whose open periods double from `OPEN_FOR`.
 fn primary_calls_bound(outage: Duration) -> usize {
+    primary_calls_bound_at(outage, OPEN_FOR)
+}
+
+/// [`primary_calls_bound`] for a breaker whose open period is `open_for`.
+fn primary_calls_bound_at(outage: Duration, open_for: Duration) -> usize {
     let later = outage
-        .saturating_sub(OPEN_FOR)
+        .saturating_sub(open_for)
         .as_secs()
-        .div_ceil(MAX_OPEN.as_secs());
+        .div_ceil(open_for.as_secs());
     INSTANCES * (THRESHOLD as usize + (MAX_CONCURRENCY - 1) + 1 + later as usize)
 }
 
@@ -135,33 +145,85 @@ fn messages_with(lines: &[(Instant, Value)], message: &str) -> usize {
         .count()
 }
 
-/// (a) A 30 s outage of the primary during a stream of 100 messages: the failover region
-/// takes them, the primary costs its breakers' thresholds and probes, and after recovery
-/// (a second stream keeps calls coming for 10 s) the calls are back on the primary within
-/// its breaker's longest open period and one batch.
-#[tokio::test]
-async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
-    const MESSAGES: usize = 100;
-    const AFTER: usize = 20;
-    const EVERY: Duration = Duration::from_millis(330);
-    const AFTER_EVERY: Duration = Duration::from_millis(500);
-    const OUTAGE_FROM: Duration = Duration::from_secs(1);
-    const OUTAGE: Duration = Duration::from_secs(30);
+/// The outage run: a stream of messages, the primary failing for a while, then a second
+/// stream after recovery.
+const MESSAGES: usize = 100;
+const AFTER: usize = 20;
+const EVERY: Duration = Duration::from_millis(330);
+const AFTER_EVERY: Duration = Duration::from_millis(500);
+const OUTAGE_FROM: Duration = Duration::from_secs(1);
+const OUTAGE: Duration = Duration::from_secs(30);
+/// The primary's open period in the outage run. Doubling from it, failed probes would come
+/// 3, 9, 21 and 45 s after the breaker opened: the 30 s outage ends well before the fourth,
+/// so a doubling breaker would keep the calls away about 15 s after recovery.
+const OUTAGE_OPEN_FOR: Duration = Duration::from_secs(3);
+
+/// What the outage run saw: each region's calls, and when the outage began and ended.
+struct OutageRun {
+    east: Vec<ReceivedCall>,
+    west: Vec<ReceivedCall>,
+    outage_started: SystemTime,
+    recovered_at: SystemTime,
+    lines: Vec<(Instant, Value)>,
+}
+
+impl OutageRun {
+    /// Calls to the primary while it was failing.
+    fn failing(&self) -> usize {
+        let during = |c: &&ReceivedCall| {
+            c.received_at >= self.outage_started && c.received_at < self.recovered_at
+        };
+        self.east.iter().filter(during).count()
+    }
+
+    /// How long after the outage began the first call went through the secondary.
+    fn moved_after(&self) -> Duration {
+        let accepted = self.west.iter().filter(|c| c.accepted());
+        let after = accepted.map(|c| since(c.received_at, self.outage_started));
+        after.min().unwrap_or_default()
+    }
+
+    /// How long after recovery the primary took its first call again.
+    fn back_after(&self) -> Option<Duration> {
+        let since_recovery = |c: &ReceivedCall| since(c.received_at, self.recovered_at);
+        let back = self
+            .east
+            .iter()
+            .filter(|c| c.accepted() && c.received_at >= self.recovered_at);
+        back.map(since_recovery).min()
+    }
+
+    /// How long after recovery the secondary took its last call.
+    fn last_on_secondary(&self) -> Duration {
+        let after = self
+            .west
+            .iter()
+            .map(|c| since(c.received_at, self.recovered_at));
+        after.max().unwrap_or_default()
+    }
+}
+
+/// Phase 1: the streams and the outage, run against a fleet at the template's default cap
+/// (`RETRY_BACKOFF_MAX_SECONDS` left unset: 900 s), the breaker's open period
+/// `OUTAGE_OPEN_FOR`.
+/// moto is handed back with its queues: it stops when dropped.
+async fn run_outage() -> (OutageRun, Moto, aws_sdk_sqs::Client, Queue) {
     let (moto, sqs, source, dlq) = moto_with_ledger("failover-outage").await;
     let east = FakeVoice::start(Script::default()).await.unwrap();
     let west = FakeVoice::start(Script::default()).await.unwrap();
-    let fleet = Fleet::start(
-        INSTANCES,
-        &environment(&east, &west, &moto, &dlq, &[]),
-        TIMEOUT,
-    )
-    .await;
-
+    let mut vars = environment(&east, &west, &moto, &dlq, &[]);
+    vars.retain(|(name, _)| {
+        !["RETRY_BACKOFF_MAX_SECONDS", "CIRCUIT_BREAKER_OPEN_SECONDS"].contains(name)
+    });
+    vars.push((
+        "CIRCUIT_BREAKER_OPEN_SECONDS",
+        OUTAGE_OPEN_FOR.as_secs().to_string(),
+    ));
+    let fleet = Fleet::start(INSTANCES, &vars, TIMEOUT).await;
     let done = AtomicBool::new(false);
     let t0 = tokio::time::Instant::now();
     let started = SystemTime::now();
-    let mut outage_started = started;
-    let mut recovered_at = started;
+    let (mut outage_started, mut recovered_at) = (started, started);
     let send = |n: usize| {
         let (sqs, source) = (&sqs, &source);
         async move {
@@ -193,44 +255,21 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
             east.set_outage(false);
         }
     );
+    let run = OutageRun {
+        east: east.calls(),
+        west: west.calls(),
+        outage_started,
+        recovered_at,
+        lines: fleet.settled_lines().await,
+    };
+    (run, moto, sqs, dlq)
+}
 
-    let (east_calls, west_calls) = (east.calls(), west.calls());
-    let failing = east_calls
-        .iter()
-        .filter(|c| c.received_at >= outage_started && c.received_at < recovered_at)
-        .count();
-    let stream: Vec<String> = (0..MESSAGES).map(destination).collect();
-    let through_secondary = west_calls
-        .iter()
-        .filter(|c| c.accepted() && stream.contains(&c.destination))
-        .count();
-    let moved_after = west_calls
-        .iter()
-        .filter(|c| c.accepted())
-        .map(|c| since(c.received_at, outage_started))
-        .min()
-        .unwrap_or_default();
-    let last_on_secondary = west_calls
-        .iter()
-        .map(|c| since(c.received_at, recovered_at))
-        .max()
-        .unwrap_or_default();
-    let back_after = east_calls
-        .iter()
-        .filter(|c| c.accepted() && c.received_at >= recovered_at)
-        .map(|c| since(c.received_at, recovered_at))
-        .min();
-    let bound = primary_calls_bound(OUTAGE);
-    println!(
-        "outage of {OUTAGE:?} in a stream of {MESSAGES}: {failing} calls to the failing region \
-         (bound {bound}), {through_secondary} messages through the secondary, moved \
-         {moved_after:?} after the outage began, back on the primary {back_after:?} after \
-         recovery, the last call to the secondary {last_on_secondary:?} after recovery"
-    );
-
-    // Each message sent exactly once, in one region or the other; none dead-lettered.
-    let mut all = east_calls.clone();
-    all.extend(west_calls.iter().cloned());
+/// Phase 2: each message sent exactly once, in one region or the other; none
+/// dead-lettered; most of the stream through the secondary.
+async fn each_message_was_sent_once(run: &OutageRun, sqs: &aws_sdk_sqs::Client, dlq: &Queue) {
+    let mut all = run.east.clone();
+    all.extend(run.west.iter().cloned());
     let accepted = accepted_by_destination(&all);
     for n in 0..MESSAGES + AFTER {
         assert_eq!(
@@ -239,10 +278,26 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
             "message {n} sent exactly once"
         );
     }
-    assert!(read_all(&sqs, &dlq).await.is_empty(), "none dead-lettered");
+    assert!(read_all(sqs, dlq).await.is_empty(), "none dead-lettered");
+    let stream: Vec<String> = (0..MESSAGES).map(destination).collect();
+    let through_secondary = run
+        .west
+        .iter()
+        .filter(|c| c.accepted() && stream.contains(&c.destination))
+        .count();
     assert!(
         through_secondary * 100 >= MESSAGES * 80,
         "{through_secondary} of {MESSAGES} through the secondary"
+    );
+}
+
+/// Phase 3: what the primary cost while failing, how soon the calls moved, and how soon
+/// they came back: within the base open period, its jitter (a quarter of it) and one batch,
+/// although the cap is 900 s and the outage lasted many open periods.
+fn moved_soon_and_handed_back_within_the_base_open_period(run: &OutageRun) {
+    let (failing, bound) = (
+        run.failing(),
+        primary_calls_bound_at(OUTAGE, OUTAGE_OPEN_FOR),
     );
     assert!(
         failing <= bound,
@@ -250,38 +305,48 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
     );
     // Moved once the breaker opened: its threshold of failures, which the stream brings
     // within that many messages (fewer, with retries in place), and one batch.
+    let moved_after = run.moved_after();
     assert!(
         moved_after <= EVERY * THRESHOLD + ONE_BATCH,
         "moved {moved_after:?} after the outage began"
     );
-    // Back on the primary within the longest open period and one batch, while the second
-    // stream still runs 10 s past recovery.
-    let back_by = MAX_OPEN + ONE_BATCH;
+    let back_by = OUTAGE_OPEN_FOR + OUTAGE_OPEN_FOR / 4 + ONE_BATCH;
+    let back_after = run.back_after();
     assert!(
         back_after.is_some_and(|back| back <= back_by),
-        "back on the primary {back_after:?} after recovery"
+        "back on the primary {back_after:?} after recovery (bound {back_by:?})"
     );
+    let last_on_secondary = run.last_on_secondary();
     assert!(
         last_on_secondary <= back_by,
         "calls to the secondary {last_on_secondary:?} after recovery"
     );
-    // Calls from the failover region: its own number, signed for its region.
-    assert!(west_calls
+    assert!(
+        back_by < DEFAULT_MAX_OPEN,
+        "doubling would have kept them away"
+    );
+}
+
+/// Phase 4: calls from the failover region carry its own number, signed for its region;
+/// the move and the return are said once per instance; each sent record's line names its
+/// region, and `FailedOver` counts the records tried there.
+fn regions_are_named_and_said(run: &OutageRun) {
+    assert!(run
+        .west
         .iter()
         .all(|c| c.origination.as_deref() == Some("+12065550177")
             && c.signing_region.as_deref() == Some(SECONDARY)));
-    assert!(east_calls
+    assert!(run
+        .east
         .iter()
         .all(|c| c.signing_region.as_deref() == Some(PRIMARY)));
-    // Said once when traffic moves and once when it returns (per instance), and each sent
-    // record's line names its region.
-    let lines = fleet.settled_lines().await;
+    let lines = &run.lines;
     let moved = messages_with(
-        &lines,
+        lines,
         "calls moved to the failover region: the primary region's voice service is failing on its side",
     );
     let returned = messages_with(
-        &lines,
+        lines,
         "calls back on the primary region: its voice service answered again",
     );
     assert!((1..=INSTANCES).contains(&moved), "{moved} WARN lines");
@@ -302,9 +367,39 @@ async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
         .sum();
     assert_eq!(
         failed_over as usize,
-        west_calls.len(),
+        run.west.len(),
         "FailedOver counts the records tried there"
     );
+}
+
+/// (a) A 30 s outage of the primary during a stream of 100 messages, at the template's
+/// default cap: the failover region takes them, the primary costs its breakers' thresholds
+/// and one probe per open period, and after recovery (a second stream keeps calls coming
+/// for 10 s) the calls are back on the primary within the base open period, its jitter and
+/// one batch.
+#[tokio::test]
+async fn a_primary_outage_is_carried_by_the_failover_region_and_handed_back() {
+    let (run, _moto, sqs, dlq) = run_outage().await;
+    let stream: Vec<String> = (0..MESSAGES).map(destination).collect();
+    let through_secondary = run
+        .west
+        .iter()
+        .filter(|c| c.accepted() && stream.contains(&c.destination));
+    println!(
+        "outage of {OUTAGE:?} in a stream of {MESSAGES} at a {DEFAULT_MAX_OPEN:?} cap: {} calls \
+         to the failing region (bound {}), {} through the secondary, moved {:?} after the \
+         outage began, back on the primary {:?} after recovery, the last call to the \
+         secondary {:?} after recovery",
+        run.failing(),
+        primary_calls_bound_at(OUTAGE, OUTAGE_OPEN_FOR),
+        through_secondary.count(),
+        run.moved_after(),
+        run.back_after(),
+        run.last_on_secondary()
+    );
+    each_message_was_sent_once(&run, &sqs, &dlq).await;
+    moved_soon_and_handed_back_within_the_base_open_period(&run);
+    regions_are_named_and_said(&run);
 }
 
 /// Under v2 the failover region places calls through its own v2 client (signed for its

@@ -150,7 +150,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// service is failing on its side, through `sender` (a client for that region), with
     /// its own pacer and breaker. Lines, dead letters and metrics then name the region.
     pub fn with_failover(mut self, sender: S, failover: FailoverSettings) -> Self {
-        self.primary = self.primary.tagged(failover.primary_tag());
+        // While the failover region carries the calls nothing waits on the primary's probe:
+        // the primary is probed every open period, not ever more rarely.
+        let primary = self.primary.tagged(failover.primary_tag());
+        self.primary = Region {
+            breaker: primary.breaker.steady_while_regional(),
+            ..primary
+        };
         self.failover = Some(Failover::new(sender, failover, self.settings.breaker));
         self
     }
