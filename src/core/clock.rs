@@ -12,6 +12,12 @@ use tokio::time::Instant;
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Wall-clock time.
     fn wall(&self) -> SystemTime;
+
+    /// Monotonic time, for what the engine measures of its own work (what telling an
+    /// outcome costs): tokio's clock, unless a test says what that work took.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// The system's wall clock: what the deployed function runs on.

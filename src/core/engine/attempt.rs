@@ -180,7 +180,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if let Some(expiry) = expiry.filter(|e| e.is_past(now)) {
             return Gate::Stop(attempt.expired(&expiry));
         }
-        if self.past_last_start(&cutoffs, now) {
+        if self.past_last_start(&cutoffs) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
         let (route, probe) = match self.choose(tries.rerouted.is_some(), now) {
@@ -212,7 +212,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if let Some(expiry) = expiry.filter(|e| e.is_past(Instant::now())) {
             return Gate::Stop(attempt.expired(&expiry));
         }
-        if self.past_last_start(&cutoffs, Instant::now()) {
+        if self.past_last_start(&cutoffs) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
         let admitted = match probe {

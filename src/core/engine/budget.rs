@@ -140,17 +140,19 @@ impl SaidOnce {
 }
 
 impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
-    /// Whether no send may start at `now`: past the last start, or so close to it that the
-    /// records still to be told need the time left.
-    pub(super) fn past_last_start(&self, cutoffs: &Cutoffs, now: Instant) -> bool {
-        now + self.telling.time_to_tell_rest() >= cutoffs.last_start
+    /// Whether no send may start now: past the last start, or so close to it that the
+    /// records still to be told need the time left. Now is the engine's clock's: tokio's,
+    /// or in a test tokio's plus what telling has cost.
+    pub(super) fn past_last_start(&self, cutoffs: &Cutoffs) -> bool {
+        self.clock.now() + self.telling.time_to_tell_rest() >= cutoffs.last_start
     }
 
     /// Tells `outcome` (its line) and counts what that took.
     pub(super) fn tell(&self, outcome: &crate::core::report::RecordOutcome) {
-        let started = Instant::now();
+        let started = self.clock.now();
         (self.tell)(outcome);
-        self.telling.told(started.elapsed());
+        self.telling
+            .told(self.clock.now().saturating_duration_since(started));
     }
 
     /// The reserve kept before `deadline`: `deadline_safety`, but never more than half the

@@ -33,7 +33,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 )
             } else if cutoffs.none_can_start {
                 too_short(record)
-            } else if self.past_last_start(&cutoffs, Instant::now()) {
+            } else if self.past_last_start(&cutoffs) {
                 deadline_reached(record)
             } else {
                 self.process_isolated(record, cutoffs).await

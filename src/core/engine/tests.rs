@@ -244,51 +244,83 @@ async fn a_reserve_at_or_above_the_invocation_time_still_leaves_time_to_send() {
     assert_eq!(fits.reserve(in_seconds(3)), Duration::from_millis(500));
 }
 
-/// Real time, on one thread: each record's line takes 1 ms, as thousands of lines do at
-/// a small CPU share. Sending until the last start (3.5 s) would leave about 2,700
-/// records to tell after it, 2.7 s of lines past a 5 s deadline; the engine stops
-/// starting sends while the records left can still be told, and answers in time.
-#[tokio::test]
+/// Outcomes told by [`costly_line`] so far: what lines have cost, at [`LINE_COST`] each.
+static LINES_TOLD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// What one line costs, as thousands of lines do at a small CPU share.
+const LINE_COST: Duration = Duration::from_millis(1);
+
+fn costly_line(_: &RecordOutcome) {
+    LINES_TOLD.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// tokio's paused clock, plus what the lines told so far cost: the time the engine measures
+/// its telling by.
+#[derive(Debug)]
+struct LinesCost;
+
+impl Clock for LinesCost {
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + LINE_COST * LINES_TOLD.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// 3,000 records, 10 in flight, 100 ms calls, a 5 s invocation with a 1 s reserve (the last
+/// start at 3.5 s), and every line costing 1 ms. Sending until the last start would start
+/// 350 and leave 2,650 lines (2.65 s) to tell after it, past the deadline. Instead, on the
+/// engine's clock (calls, then lines, one after the other on one thread):
+/// - four waves of 10 start before 32 lines are told and their cost is trusted (each wave
+///   starts once the one before is told: with 0, 10, 20 and 30 told), and end at 0.4 s;
+/// - then no send starts while `now + 1.5 × 1 ms × (3,000 − told)` reaches 3.5 s, that is
+///   while `0.4 s + told × 1 ms + 1.5 ms × (3,000 − told) ≥ 3.5 s`: told ≤ 2,800. Records
+///   are deferred (and told) 10 at a time, so at 2,810 told one more wave of 10 starts;
+/// - after it (0.1 s), `0.5 s + 2.82 s + 1.5 × 0.18 s` is past the last start: the rest are
+///   deferred.
+///
+/// Exactly 50 sent, and the answer at 0.5 s of calls + 3 s of lines = 3.5 s, 1.5 s early.
+#[tokio::test(start_paused = true)]
 async fn a_batch_stops_starting_sends_while_there_is_time_to_tell_every_record_left() {
     const RECORDS: usize = 3_000;
+    const IN_FLIGHT: usize = 10;
     let mut voice = ScriptedVoice::new(accepted());
     voice.latency = Duration::from_millis(100);
     let settings = EngineSettings {
-        max_concurrency: 10,
+        max_concurrency: IN_FLIGHT,
         deadline_safety: Duration::from_secs(1),
         attempt_timeout: Duration::from_secs(5),
         ..settings()
     };
     let engine = BatchEngine::new(voice, settings)
-        .with_outcome_line(|_| std::thread::sleep(Duration::from_millis(1)));
+        .with_outcome_line(costly_line)
+        .with_clock(Arc::new(LinesCost));
     let ids: Vec<String> = (0..RECORDS).map(|n| format!("m{n}")).collect();
     let records: Vec<Record<'static>> = ids
         .iter()
         .map(|id| sent(id, BODY, Duration::ZERO))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(5);
     let report = engine.run(&records, deadline).await;
-    let answered = Instant::now();
+    let lines = LINE_COST * LINES_TOLD.load(std::sync::atomic::Ordering::SeqCst);
+    let answered = Instant::now() + lines;
+    assert_eq!(report.outcomes.len(), RECORDS);
+    assert_eq!(lines, LINE_COST * RECORDS as u32, "one line per record");
     let sent = report.counts().sent;
-    println!(
-        "{sent} sent, answered {:?} before the deadline",
-        deadline.saturating_duration_since(answered)
+    assert_eq!(
+        sent,
+        5 * IN_FLIGHT,
+        "four waves before the cost is trusted, one at the end"
     );
+    assert_eq!(report.counts().deferred, RECORDS - sent);
     assert!(
         answered < deadline,
         "answered {:?} late",
         answered - deadline
     );
-    assert_eq!(report.outcomes.len(), RECORDS);
-    assert!(sent >= 32, "sends started until the cost was known: {sent}");
-    assert_eq!(
-        report
-            .outcomes
-            .iter()
-            .filter(|o| o.fate == Fate::Deferred)
-            .count(),
-        RECORDS - sent
-    );
+    assert_eq!(answered - start, Duration::from_millis(500) + lines);
 }
 
 /// v2's refusal for a destination at its daily call limit.
