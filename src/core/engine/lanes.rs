@@ -1,8 +1,6 @@
 //! Lanes: the records of a standard queue side by side, each FIFO message group in order,
 //! and a message id seen twice in one batch sent once.
 
-use tokio::time::Instant;
-
 use super::budget::Cutoffs;
 use super::outcomes::{deadline_reached, deferred, too_short};
 use super::BatchEngine;
