@@ -50,39 +50,159 @@ pub enum Code {
     Http(u16),
 }
 
-/// The function's own codes and their words: everything but [`Code::Service`] and
-/// [`Code::Http`], which take the service's words.
-pub const CODES: [(Code, &str); 26] = [
-    (Code::MissingBody, "MissingBody"),
-    (Code::MalformedJson, "MalformedJson"),
-    (Code::SchemaViolation, "SchemaViolation"),
-    (Code::InvalidField, "InvalidField"),
-    (Code::UnsupportedContent, "UnsupportedContent"),
-    (Code::NotPermitted, "NotPermitted"),
-    (Code::Expired, "Expired"),
-    (Code::DeadlineReached, "DeadlineReached"),
-    (Code::InvocationTooShort, "InvocationTooShort"),
-    (Code::Abandoned, "Abandoned"),
-    (Code::CircuitOpen, "CircuitOpen"),
-    (Code::RateLimited, "RateLimited"),
-    (
+/// One of the function's own codes: its word and what it means.
+#[derive(Debug, Clone)]
+pub struct CodeInfo {
+    pub code: Code,
+    pub word: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn own(code: Code, word: &'static str, meaning: &'static str) -> CodeInfo {
+    CodeInfo {
+        code,
+        word,
+        meaning,
+    }
+}
+
+/// The function's own codes, their words and meanings: everything but [`Code::Service`] and
+/// [`Code::Http`], which take the service's words. `docs/fates.md` holds [`codes_table`].
+pub const CODES: [CodeInfo; 26] = [
+    own(Code::MissingBody, "MissingBody", "the record has no body"),
+    own(Code::MalformedJson, "MalformedJson", "the body is not JSON"),
+    own(
+        Code::SchemaViolation,
+        "SchemaViolation",
+        "the body does not match the message schema",
+    ),
+    own(
+        Code::InvalidField,
+        "InvalidField",
+        "a member's value breaks its rule",
+    ),
+    own(
+        Code::UnsupportedContent,
+        "UnsupportedContent",
+        "content the chosen API cannot place",
+    ),
+    own(
+        Code::NotPermitted,
+        "NotPermitted",
+        "a resource `CONFIGURED_RESOURCES_ONLY` does not permit",
+    ),
+    own(
+        Code::Expired,
+        "Expired",
+        "past its time to live, or refused until after it",
+    ),
+    own(
+        Code::DeadlineReached,
+        "DeadlineReached",
+        "not started: the send cutoff has passed",
+    ),
+    own(
+        Code::InvocationTooShort,
+        "InvocationTooShort",
+        "not started: the invocation is too short for any send",
+    ),
+    own(
+        Code::Abandoned,
+        "Abandoned",
+        "in flight at the invocation deadline: may have been placed",
+    ),
+    own(
+        Code::CircuitOpen,
+        "CircuitOpen",
+        "not sent: the circuit breaker is open",
+    ),
+    own(
+        Code::RateLimited,
+        "RateLimited",
+        "not sent: no pacer permit in time",
+    ),
+    own(
         Code::EarlierRecordInGroupFailed,
         "EarlierRecordInGroupFailed",
+        "not sent: an earlier record of its FIFO group was not",
     ),
-    (Code::Unprocessed, "Unprocessed"),
-    (Code::InProgressElsewhere, "InProgressElsewhere"),
-    (Code::IdempotencyKeyReused, "IdempotencyKeyReused"),
-    (Code::OutcomeUnknown, "OutcomeUnknown"),
-    (Code::LedgerUnavailable, "LedgerUnavailable"),
-    (Code::Panic, "Panic"),
-    (Code::Unknown, "Unknown"),
-    (Code::Timeout, "Timeout"),
-    (Code::ConnectionError, "ConnectionError"),
-    (Code::ConnectError, "ConnectError"),
-    (Code::InvalidRequest, "InvalidRequest"),
-    (Code::UnreadableResponse, "UnreadableResponse"),
-    (Code::UnknownServiceError, "UnknownServiceError"),
+    own(
+        Code::Unprocessed,
+        "Unprocessed",
+        "the engine produced no outcome for it",
+    ),
+    own(
+        Code::InProgressElsewhere,
+        "InProgressElsewhere",
+        "another invocation holds its key",
+    ),
+    own(
+        Code::IdempotencyKeyReused,
+        "IdempotencyKeyReused",
+        "its key was used for a different message",
+    ),
+    own(
+        Code::OutcomeUnknown,
+        "OutcomeUnknown",
+        "an earlier attempt may have placed it (at most once)",
+    ),
+    own(
+        Code::LedgerUnavailable,
+        "LedgerUnavailable",
+        "the ledger could not be written before the send",
+    ),
+    own(
+        Code::Panic,
+        "Panic",
+        "a bug, caught: transient before its send started, abandoned after",
+    ),
+    own(
+        Code::Unknown,
+        "Unknown",
+        "a dead letter whose outcome carried no reason",
+    ),
+    own(
+        Code::Timeout,
+        "Timeout",
+        "no answer within the attempt's time",
+    ),
+    own(
+        Code::ConnectionError,
+        "ConnectionError",
+        "the connection broke after the request may have gone out",
+    ),
+    own(
+        Code::ConnectError,
+        "ConnectError",
+        "no connection was made: nothing was written",
+    ),
+    own(
+        Code::InvalidRequest,
+        "InvalidRequest",
+        "the request could not be built",
+    ),
+    own(
+        Code::UnreadableResponse,
+        "UnreadableResponse",
+        "an answer that could not be read",
+    ),
+    own(
+        Code::UnknownServiceError,
+        "UnknownServiceError",
+        "an error answer with neither code nor status",
+    ),
 ];
+
+/// The codes table of `docs/fates.md`.
+pub fn codes_table() -> String {
+    let mut table = String::from("| code | what it means |\n|---|---|\n");
+    for info in &CODES {
+        table.push_str(&format!("| `{}` | {} |\n", info.word, info.meaning));
+    }
+    table.push_str("| the service's own code (`BadRequestException`, `ThrottlingException`, ...) | the voice service's error answer, as it named it |\n");
+    table.push_str("| `Http` and the status (`Http502`) | an error answer with no code |\n");
+    table
+}
 
 impl Code {
     /// The code's word: the function's own, the service's code as it said it, or `Http`
@@ -131,9 +251,9 @@ impl Code {
         {
             return Self::Http(status);
         }
-        CODES.iter().find(|(_, own)| *own == word).map_or_else(
+        CODES.iter().find(|info| info.word == word).map_or_else(
             || Self::Service(ServiceCode::from(word)),
-            |(code, _)| code.clone(),
+            |info| info.code.clone(),
         )
     }
 }
@@ -150,11 +270,11 @@ mod tests {
 
     #[test]
     fn every_code_of_the_functions_own_writes_the_word_it_always_has() {
-        for (code, word) in CODES {
+        for CodeInfo { code, word, .. } in CODES {
             assert_eq!(code.word(), word);
             assert_eq!(code.to_string(), word);
         }
-        let words: std::collections::HashSet<&str> = CODES.iter().map(|(_, word)| *word).collect();
+        let words: std::collections::HashSet<&str> = CODES.iter().map(|info| info.word).collect();
         assert_eq!(words.len(), CODES.len(), "two codes share a word");
     }
 
@@ -173,8 +293,18 @@ mod tests {
     }
 
     #[test]
+    fn the_fates_documents_codes_table_is_this_table() {
+        let fates = include_str!("../../docs/fates.md");
+        assert!(
+            fates.contains(&codes_table()),
+            "docs/fates.md's codes table should read:\n{}",
+            codes_table()
+        );
+    }
+
+    #[test]
     fn a_word_read_back_is_the_code_that_wrote_it() {
-        for (code, word) in CODES {
+        for CodeInfo { code, word, .. } in CODES {
             assert_eq!(Code::from_word(word), code);
         }
         let throttled = Code::Service(ServiceCode::TooManyRequests);
