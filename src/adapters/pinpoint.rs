@@ -10,7 +10,7 @@ use aws_sdk_pinpointsmsvoice::Client;
 use std::time::Duration;
 
 use crate::adapters::sdk_error::root_cause;
-use crate::core::classify::{SendFailure, ServiceCode};
+use crate::core::classify::{ResourceType, SendFailure, ServiceCode, ServiceReason};
 use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
 
@@ -116,9 +116,9 @@ fn describe(err: SdkError<SendVoiceMessageError>) -> SendFailure {
 #[derive(Debug, Default)]
 pub(crate) struct ErrorDetails {
     /// Its `Reason`.
-    pub reason: Option<String>,
+    pub reason: Option<ServiceReason>,
     /// Which kind of resource does not exist (`ResourceNotFoundException`).
-    pub resource_type: Option<String>,
+    pub resource_type: Option<ResourceType>,
 }
 
 /// Describes an SDK error of either API in the core's terms, with `details` reading what

@@ -9,7 +9,7 @@ use aws_sdk_pinpointsmsvoicev2::types::{VoiceId, VoiceMessageBodyTextType};
 use aws_sdk_pinpointsmsvoicev2::Client;
 
 use crate::adapters::pinpoint::{describe_sdk_error, ErrorDetails};
-use crate::core::classify::SendFailure;
+use crate::core::classify::{ResourceType, SendFailure, ServiceReason};
 use crate::core::contract::v2_limits;
 use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
@@ -171,12 +171,12 @@ fn details(error: &SendVoiceMessageError) -> ErrorDetails {
     };
     let resource_type = match error {
         SendVoiceMessageError::ResourceNotFoundException(e) => {
-            e.resource_type().map(|t| t.as_str().to_owned())
+            e.resource_type().map(|t| ResourceType::from(t.as_str()))
         }
         _ => None,
     };
     ErrorDetails {
-        reason: reason.map(str::to_owned),
+        reason: reason.map(ServiceReason::from),
         resource_type,
     }
 }

@@ -21,10 +21,10 @@ pub enum SendFailure {
         message: String,
         /// The error's `Reason` (End User Messaging v2 says why it refused:
         /// `DAILY_DESTINATION_CALL_LIMIT`, ...); v1 has none.
-        reason: Option<String>,
+        reason: Option<ServiceReason>,
         /// v2's `ResourceNotFoundException` says which kind of resource does not exist
         /// (`configuration-set`, `pool`, `phone-number`, ...).
-        resource_type: Option<String>,
+        resource_type: Option<ResourceType>,
     },
     /// No answer in time: an attempt or the whole operation timed out.
     Timeout(String),
@@ -124,8 +124,68 @@ impl ServiceCode {
     }
 }
 
-/// v2's quota-error `Reason` for one destination's daily call limit: it resets daily.
-pub const DAILY_DESTINATION_CALL_LIMIT: &str = "DAILY_DESTINATION_CALL_LIMIT";
+/// Why v2 refused, when it said (its error's `Reason`), as far as anything here depends on
+/// it; any other reason is kept as the service said it, for the record's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceReason {
+    /// `DAILY_DESTINATION_CALL_LIMIT`: one destination's daily call limit, which resets at
+    /// 00:00 UTC.
+    DailyDestinationCallLimit,
+    Other(String),
+}
+
+impl From<&str> for ServiceReason {
+    fn from(wire: &str) -> Self {
+        match wire {
+            "DAILY_DESTINATION_CALL_LIMIT" => Self::DailyDestinationCallLimit,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl ServiceReason {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::DailyDestinationCallLimit => "DAILY_DESTINATION_CALL_LIMIT",
+            Self::Other(reason) => reason,
+        }
+    }
+}
+
+/// The kind of resource v2's `ResourceNotFoundException` says does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceType {
+    ConfigurationSet,
+    Pool,
+    PhoneNumber,
+    SenderId,
+    /// Any other kind (a protect configuration, say), as the service named it.
+    Other(String),
+}
+
+impl From<&str> for ResourceType {
+    fn from(wire: &str) -> Self {
+        match wire {
+            "configuration-set" => Self::ConfigurationSet,
+            "pool" => Self::Pool,
+            "phone-number" => Self::PhoneNumber,
+            "sender-id" => Self::SenderId,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl ResourceType {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ConfigurationSet => "configuration-set",
+            Self::Pool => "pool",
+            Self::PhoneNumber => "phone-number",
+            Self::SenderId => "sender-id",
+            Self::Other(kind) => kind,
+        }
+    }
+}
 
 /// Whose a resource of a send was: the function's configuration (`Configured`) or the
 /// message's own (`Message`).
@@ -180,10 +240,12 @@ fn missing_configured_resource(failure: &SendFailure, origins: Origins) -> bool 
     let configured = |origin: Origin| origin == Origin::Configured;
     match code {
         ServiceCode::NotFound => configured(origins.set),
-        ServiceCode::ResourceNotFound => match resource_type.as_deref() {
-            Some("configuration-set") => configured(origins.set),
-            Some("pool" | "phone-number" | "sender-id") => configured(origins.identity),
-            Some(_) => false,
+        ServiceCode::ResourceNotFound => match resource_type {
+            Some(ResourceType::ConfigurationSet) => configured(origins.set),
+            Some(ResourceType::Pool | ResourceType::PhoneNumber | ResourceType::SenderId) => {
+                configured(origins.identity)
+            }
+            Some(ResourceType::Other(_)) => false,
             None => configured(origins.set) || configured(origins.identity),
         },
         _ => false,
@@ -249,9 +311,9 @@ pub fn retry_at(
     match failure {
         SendFailure::Service {
             code: Some(ServiceCode::ServiceQuotaExceeded),
-            reason: Some(reason),
+            reason: Some(ServiceReason::DailyDestinationCallLimit),
             ..
-        } if reason == DAILY_DESTINATION_CALL_LIMIT => {
+        } => {
             const DAY: u64 = 86_400;
             let since_epoch = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
             Some(
@@ -273,7 +335,7 @@ pub fn signal(failure: &SendFailure, origins: Origins) -> Signal {
             reason,
             ..
         } => {
-            if reason.as_deref() == Some(DAILY_DESTINATION_CALL_LIMIT) {
+            if reason == &Some(ServiceReason::DailyDestinationCallLimit) {
                 // One person's limit: the service and the account are fine.
                 Signal::Answered
             } else {
@@ -357,7 +419,7 @@ impl SendFailure {
     /// The service's `Reason`, when it gave one (v2).
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Service { reason, .. } => reason.as_deref(),
+            Self::Service { reason, .. } => reason.as_ref().map(ServiceReason::as_str),
             _ => None,
         }
     }
@@ -451,7 +513,7 @@ mod tests {
             status: Some(400),
             message: "m".to_owned(),
             reason: None,
-            resource_type: resource_type.map(str::to_owned),
+            resource_type: resource_type.map(ResourceType::from),
         };
         let configured_identity = Origins {
             set: Origin::Message,
@@ -501,7 +563,7 @@ mod tests {
             code: Some(ServiceCode::from(code)),
             status: Some(400),
             message: "m".to_owned(),
-            reason: reason.map(str::to_owned),
+            reason: reason.map(ServiceReason::from),
             resource_type: None,
         }
     }

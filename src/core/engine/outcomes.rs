@@ -172,7 +172,7 @@ pub(super) fn reason_of(failure: &SendFailure) -> Reason {
         ..
     } = failure
     {
-        message.push_str(&format!(" (ResourceType: {resource_type})"));
+        message.push_str(&format!(" (ResourceType: {})", resource_type.as_str()));
     }
     Reason {
         code: failure.code(),

@@ -329,7 +329,7 @@ fn daily_limited() -> Result<SentCall, SendFailure> {
         code: Some("ServiceQuotaExceededException".into()),
         status: Some(400),
         message: "limit".into(),
-        reason: Some("DAILY_DESTINATION_CALL_LIMIT".into()),
+        reason: Some(crate::core::classify::ServiceReason::DailyDestinationCallLimit),
         resource_type: None,
     })
 }
