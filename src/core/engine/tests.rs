@@ -572,8 +572,16 @@ async fn an_open_breaker_defers_the_rest_with_its_remaining_time() {
         }
     );
 
-    // The breaker outlives the invocation; after its open time one probe closes it.
     tokio::time::advance(Duration::from_secs(20)).await;
+    after_its_open_time_one_probe_closes_it(engine, &records[..2]).await;
+}
+
+/// The breaker outlives the invocation: the same instance, its service answering again, is
+/// past the open time.
+async fn after_its_open_time_one_probe_closes_it(
+    engine: BatchEngine<ScriptedVoice>,
+    records: &[Record<'_>],
+) {
     let engine = BatchEngine {
         primary: Region {
             sender: ScriptedVoice::new(accepted()),
@@ -588,7 +596,7 @@ async fn an_open_breaker_defers_the_rest_with_its_remaining_time() {
         clock: engine.clock.clone(),
         draws: Draws::seeded(1),
     };
-    let report = engine.run(&records[..2], in_seconds(30)).await;
+    let report = engine.run(records, in_seconds(30)).await;
     assert!(report.outcomes.iter().all(|o| o.fate == Fate::Sent));
     assert_eq!(
         report.circuit,
