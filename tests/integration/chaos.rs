@@ -2,8 +2,13 @@
 //! own Lambda Runtime API emulator, fed by pollers that do what the event source mapping
 //! does, against moto (SQS and DynamoDB) and the voice fake, which counts a call when it
 //! arrives. Faults: a third of the answers lost, producer duplicates sharing an
-//! `IdempotencyKey`, a key reused for another message, a busy process SIGKILLed every couple
-//! of seconds and restarted, and a visibility timeout shorter than a batch.
+//! `IdempotencyKey`, a key reused for another message, a process SIGKILLed with calls in
+//! flight and restarted (at points of progress the test chooses), and a visibility timeout
+//! shorter than a batch.
+//!
+//! What a kill can leave unrecorded is known exactly: the pollers note which records they
+//! handed to which process and when, and the calls a killed process placed for the records of
+//! the invocation it died in are the calls in flight at that kill.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -12,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, SendMessageBatchRequestEntry};
+use serde_json::Value;
 use tokio::process::Child;
 use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, ReceivedCall, Script};
@@ -33,12 +39,16 @@ const VISIBILITY_TIMEOUT: u32 = 1;
 /// Shorter than the default 5 s attempt timeout plus the 1 s reserve.
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(5);
 const LOST_ANSWERS: f64 = 0.3;
-const KILL_EVERY: Duration = Duration::from_secs(2);
-/// Each run kills at least this many busy processes...
-const MIN_KILLS: usize = 3;
-/// ...and at most this many. Unbounded, the killer ends up killing every invocation that
-/// holds the last few records, and with `retry` each of those is placed again at every kill.
-const MAX_KILLS: usize = 8;
+/// The kills the test decides: when the fake has taken this many calls, a process whose
+/// running invocation has a call at the fake still unanswered is killed (a seeded choice
+/// among them). Every run reaches each point: all messages but the few a kill or a reused
+/// key may cost are called at least once (97 destinations, and the at-most-once run
+/// requires three quarters of its 102 messages called), so no kill depends on how fast the
+/// machine drains the queue. A few, not one every so often: with `retry`, every kill may
+/// place its calls in flight again.
+const KILL_AT_CALLS: [usize; 5] = [10, 22, 34, 46, 58];
+/// How often the killer looks at the fake while it waits for its next kill.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +118,52 @@ struct Slot {
     /// The process's name: its calls carry it as their configuration set, so the fake can
     /// tell which process placed each call.
     incarnation: tokio::sync::RwLock<(Arc<RuntimeApi>, Child, String)>,
-    busy: AtomicBool,
+    /// The invocation the process is running, while its poller waits for the answer.
+    running: Mutex<Option<Invocation>>,
     /// Bumped on every kill: a poller waiting on the dead process gives up at once.
     kills: tokio::sync::watch::Sender<u64>,
+}
+
+impl Slot {
+    fn running(&self) -> Option<Invocation> {
+        self.running.lock().unwrap().clone()
+    }
+}
+
+/// One event handed to a process: which process, the destinations of its records, when.
+#[derive(Debug, Clone)]
+struct Invocation {
+    process: String,
+    destinations: Vec<String>,
+    handed_at: SystemTime,
+}
+
+impl Invocation {
+    /// Whether `call` is one this invocation placed: by its process, for one of its records,
+    /// since it was handed over.
+    fn placed(&self, call: &ReceivedCall) -> bool {
+        call.configuration_set.as_deref() == Some(self.process.as_str())
+            && call.received_at >= self.handed_at
+            && self.destinations.contains(&call.destination)
+    }
+
+    /// Whether one of the calls it placed is still waiting for the fake's answer.
+    fn waits_for_the_fake(&self, calls: &[ReceivedCall]) -> bool {
+        calls
+            .iter()
+            .any(|call| self.placed(call) && call.status == 0)
+    }
+}
+
+/// A process the test killed: the invocation it died in.
+#[derive(Debug)]
+struct Kill {
+    invocation: Invocation,
+}
+
+fn destination_of(message: &Message) -> Option<String> {
+    let body: Value = serde_json::from_str(message.body()?).ok()?;
+    Some(body["DestinationPhoneNumber"].as_str()?.to_owned())
 }
 
 async fn incarnate(environment: &Environment, name: String) -> (Arc<RuntimeApi>, Child, String) {
@@ -144,14 +197,23 @@ async fn poll(
             continue;
         }
         let event = lambda_event(&messages, &queue.arn).to_string();
-        let api = slot.incarnation.read().await.0.clone();
-        kills.borrow_and_update();
-        slot.busy.store(true, Ordering::SeqCst);
+        // Under the incarnation's lock, which the killer takes to kill: a kill either comes
+        // before this (and the event goes to the new process) or sees what it hands over.
+        let api = {
+            let incarnation = slot.incarnation.read().await;
+            kills.borrow_and_update();
+            *slot.running.lock().unwrap() = Some(Invocation {
+                process: incarnation.2.clone(),
+                destinations: messages.iter().filter_map(destination_of).collect(),
+                handed_at: SystemTime::now(),
+            });
+            incarnation.0.clone()
+        };
         let answer = tokio::select! {
             answer = api.invoke_within(event, INVOCATION_TIMEOUT) => answer,
             _ = kills.changed() => None,
         };
-        slot.busy.store(false, Ordering::SeqCst);
+        *slot.running.lock().unwrap() = None;
         // No answer (killed, timed out): nothing is deleted, everything comes back.
         let Some((_, response)) = answer else {
             continue;
@@ -166,10 +228,99 @@ async fn poll(
 
 struct Outcome {
     calls: Vec<ReceivedCall>,
-    /// When each killed process died, by name.
-    kills: Vec<(SystemTime, String)>,
+    kills: Vec<Kill>,
     dead: Vec<Message>,
     ids: Vec<String>,
+}
+
+/// Kills, at each of [`KILL_AT_CALLS`], a process with a call in flight in its running
+/// invocation, and starts another in its place; stops early only if the run is `done`.
+async fn kill_with_calls_in_flight(
+    slots: &[Arc<Slot>],
+    environment: &Environment,
+    fake: &FakeVoice,
+    seed: u64,
+    done: &AtomicBool,
+    kills: &Mutex<Vec<Kill>>,
+) {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+    for (generation, at_calls) in (1..).zip(KILL_AT_CALLS) {
+        loop {
+            if done.load(Ordering::SeqCst) {
+                return;
+            }
+            let calls = fake.calls();
+            let waiting: Vec<usize> = (0..slots.len())
+                .filter(|&n| {
+                    slots[n]
+                        .running()
+                        .is_some_and(|invocation| invocation.waits_for_the_fake(&calls))
+                })
+                .collect();
+            if calls.len() >= at_calls && !waiting.is_empty() {
+                let n = waiting[rng.usize(..waiting.len())];
+                if kill(&slots[n], n, generation, environment, fake, kills).await {
+                    break;
+                }
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    }
+}
+
+/// Kills slot `n`'s process if its running invocation still waits for the fake (it may have
+/// been answered since the killer looked), and starts its successor; whether it did.
+async fn kill(
+    slot: &Slot,
+    n: usize,
+    generation: usize,
+    environment: &Environment,
+    fake: &FakeVoice,
+    kills: &Mutex<Vec<Kill>>,
+) -> bool {
+    let mut incarnation = slot.incarnation.write().await;
+    let Some(invocation) = slot
+        .running()
+        .filter(|invocation| invocation.process == incarnation.2)
+        .filter(|invocation| invocation.waits_for_the_fake(&fake.calls()))
+    else {
+        return false;
+    };
+    let _ = incarnation.1.start_kill();
+    let _ = incarnation.1.wait().await;
+    kills.lock().unwrap().push(Kill { invocation });
+    slot.kills.send_modify(|k| *k += 1);
+    *incarnation = incarnate(environment, format!("process-{n}-{generation}")).await;
+    true
+}
+
+/// Waits until no call at the fake waits for its answer but those of killed processes, which
+/// never get one: every call placed is counted.
+async fn calls_settled(fake: &FakeVoice, kills: &[Kill]) -> Vec<ReceivedCall> {
+    let killed = |call: &ReceivedCall| {
+        kills
+            .iter()
+            .any(|kill| call.configuration_set.as_deref() == Some(kill.invocation.process.as_str()))
+    };
+    let started = Instant::now();
+    loop {
+        let calls = fake.calls();
+        let waiting: Vec<&ReceivedCall> = calls
+            .iter()
+            .filter(|call| call.status == 0 && !killed(call))
+            .collect();
+        if waiting.is_empty() {
+            return calls;
+        }
+        // Only a process whose poller stopped waiting at the invocation's timeout may still
+        // have calls out, and it starts none after its deadline.
+        assert!(
+            started.elapsed() < INVOCATION_TIMEOUT + CALL_LATENCY,
+            "calls still unanswered {:?} after the run: {waiting:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
 }
 
 async fn run(ledger: Ledger, seed: u64) -> Outcome {
@@ -215,7 +366,7 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
             incarnation: tokio::sync::RwLock::new(
                 incarnate(&environment, format!("process-{n}-0")).await,
             ),
-            busy: AtomicBool::new(false),
+            running: Mutex::new(None),
             kills: tokio::sync::watch::channel(0).0,
         }));
     }
@@ -231,36 +382,7 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
             .iter()
             .map(|slot| poll(slot, &sqs, &source, &lost, &done)),
     );
-    let killer = async {
-        let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
-        let mut generation = 0;
-        tokio::time::sleep(KILL_EVERY).await;
-        while !done.load(Ordering::SeqCst) && generation < MAX_KILLS {
-            let busy: Vec<(usize, &Arc<Slot>)> = slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.busy.load(Ordering::SeqCst))
-                .collect();
-            if busy.is_empty() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            let (n, slot) = busy[rng.usize(..busy.len())];
-            {
-                let mut incarnation = slot.incarnation.write().await;
-                let _ = incarnation.1.start_kill();
-                let _ = incarnation.1.wait().await;
-                kills
-                    .lock()
-                    .unwrap()
-                    .push((SystemTime::now(), incarnation.2.clone()));
-                slot.kills.send_modify(|k| *k += 1);
-                generation += 1;
-                *incarnation = incarnate(&environment, format!("process-{n}-{generation}")).await;
-            }
-            tokio::time::sleep(KILL_EVERY).await;
-        }
-    };
+    let killer = kill_with_calls_in_flight(&slots, &environment, &fake, seed, &done, &kills);
     let watcher = async {
         let mut empty_looks = 0;
         while empty_looks < 3 {
@@ -277,13 +399,14 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
         }
         done.store(true, Ordering::SeqCst);
     };
+    // The queue drained, every poller has its last answer (or its process was killed).
     tokio::join!(pollers, killer, watcher);
-    // Calls still in flight at the end are counted too.
-    tokio::time::sleep(CALL_LATENCY * 2).await;
+    let kills = kills.into_inner().unwrap();
+    let calls = calls_settled(&fake, &kills).await;
     let dead = read_all(&sqs, &dlq).await;
     Outcome {
-        calls: fake.calls(),
-        kills: kills.into_inner().unwrap(),
+        calls,
+        kills,
         dead,
         ids,
     }
@@ -312,17 +435,36 @@ impl Outcome {
         doubles
     }
 
-    /// Whether a call was in flight (placed, not yet recorded) when the process that made it
-    /// was killed: the one moment the ledger cannot cover. The window is the call's latency
-    /// plus a second for the ledger's write.
+    /// Whether a call was in flight (placed, its invocation not answered) when the process
+    /// that made it was killed: the one moment the ledger cannot cover, since the call may
+    /// have been placed and not yet recorded.
     fn in_flight_at_a_kill(&self, call: &ReceivedCall) -> bool {
-        let window = CALL_LATENCY + Duration::from_secs(1);
-        self.kills.iter().any(|(killed_at, process)| {
-            call.configuration_set.as_deref() == Some(process.as_str())
-                && killed_at
-                    .duration_since(call.received_at)
-                    .is_ok_and(|since| since <= window)
-        })
+        self.kills.iter().any(|kill| kill.invocation.placed(call))
+    }
+
+    /// The calls the killed invocation had placed when `kill` ended it.
+    fn in_flight_at(&self, kill: &Kill) -> Vec<&ReceivedCall> {
+        self.calls
+            .iter()
+            .filter(|call| kill.invocation.placed(call))
+            .collect()
+    }
+
+    /// Every kill the test decided was made, each of an invocation with calls in flight.
+    /// (How many kills a run makes depends on nothing else.)
+    fn assert_every_kill_hit_calls_in_flight(&self) {
+        assert_eq!(
+            self.kills.len(),
+            KILL_AT_CALLS.len(),
+            "the queue drained before the kills at {KILL_AT_CALLS:?} calls: {:?}",
+            self.kills
+        );
+        for kill in &self.kills {
+            assert!(
+                !self.in_flight_at(kill).is_empty(),
+                "{kill:?} killed no call in flight"
+            );
+        }
     }
 
     fn dead_letter_codes(&self) -> HashMap<String, String> {
@@ -340,9 +482,14 @@ impl Outcome {
 }
 
 fn report(ledger: Ledger, outcome: &Outcome) {
+    let in_flight: Vec<usize> = outcome
+        .kills
+        .iter()
+        .map(|kill| outcome.in_flight_at(kill).len())
+        .collect();
     println!(
-        "chaos with the ledger {ledger:?}: {} calls for {} messages, {} kills, {} destinations \
-         called more than once, {} dead letters",
+        "chaos with the ledger {ledger:?}: {} calls for {} messages, {} kills (calls in flight \
+         at each: {in_flight:?}), {} destinations called more than once, {} dead letters",
         outcome.calls.len(),
         outcome.ids.len(),
         outcome.kills.len(),
@@ -356,11 +503,7 @@ async fn with_the_ledger_and_retry_every_message_is_called_once_but_for_calls_in
 {
     let outcome = run(Ledger::Retry, 11).await;
     report(Ledger::Retry, &outcome);
-    assert!(
-        outcome.kills.len() >= MIN_KILLS,
-        "{} kills",
-        outcome.kills.len()
-    );
+    outcome.assert_every_kill_hit_calls_in_flight();
     let plan = plan();
     let codes = outcome.dead_letter_codes();
     let mut explained = 0;
@@ -405,11 +548,7 @@ async fn with_the_ledger_and_retry_every_message_is_called_once_but_for_calls_in
 async fn with_the_ledger_at_most_once_nobody_is_called_twice_and_nothing_is_lost() {
     let outcome = run(Ledger::DeadLetter, 12).await;
     report(Ledger::DeadLetter, &outcome);
-    assert!(
-        outcome.kills.len() >= MIN_KILLS,
-        "{} kills",
-        outcome.kills.len()
-    );
+    outcome.assert_every_kill_hit_calls_in_flight();
     assert!(
         outcome.doubles().is_empty(),
         "called twice: {:?}",
@@ -446,6 +585,7 @@ async fn with_the_ledger_at_most_once_nobody_is_called_twice_and_nothing_is_lost
 async fn without_the_ledger_the_same_faults_ring_people_twice() {
     let outcome = run(Ledger::Off, 13).await;
     report(Ledger::Off, &outcome);
+    outcome.assert_every_kill_hit_calls_in_flight();
     let plan = plan();
     for (n, planned) in plan.iter().enumerate() {
         assert!(

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_sqs::types::Message;
 use serde_json::json;
 use voice_dispatch::config::Config;
 use voice_dispatch::core::backoff::Backoff;
@@ -15,7 +16,7 @@ use voice_dispatch::core::report::Fate;
 use voice_fake::{FakeVoice, ReceivedCall, Script};
 
 use crate::redrive::function;
-use crate::support::esm::EventSourceMapping;
+use crate::support::esm::{Delivery, EventSourceMapping};
 use crate::support::moto::{queue_pair, read_all, reason_of, send_bodies, Moto};
 use crate::support::*;
 
@@ -55,12 +56,15 @@ fn print_deliveries(id: &str, instances: &[&EventSourceMapping<'_>]) {
     }
 }
 
+const OUTAGE: Duration = Duration::from_secs(30);
+/// Messages worth a call for an hour (`MESSAGE_TTL_SECONDS`)...
+const NORMAL: usize = 100;
+/// ...and messages worth one for `SHORT_TTL` seconds only, less than the outage.
+const SHORT_LIVED: usize = 10;
+const SHORT_TTL: u32 = 10;
+
 #[tokio::test]
 async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
-    const OUTAGE: Duration = Duration::from_secs(30);
-    const NORMAL: usize = 100;
-    const SHORT_LIVED: usize = 10;
-    const SHORT_TTL: u32 = 10;
     let moto = Moto::start().await;
     let sqs = moto.sqs().await;
     let (source, dlq) = queue_pair(&sqs, "outage", MAX_RECEIVE_COUNT, 30).await;
@@ -77,17 +81,43 @@ async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
     let instance_a = function(&fake, &moto, &config).await;
     let instance_b = function(&fake, &moto, &config).await;
 
+    fake.set_outage(true);
+    let ids = send_bodies(&sqs, &source, &outage_bodies()).await;
+    let mut esm_a = EventSourceMapping::new(&sqs, &source, &instance_a);
+    let mut esm_b = EventSourceMapping::new(&sqs, &source, &instance_b);
+    let recovered_at = drain_through_the_outage(&fake, &mut esm_a, &mut esm_b).await;
+
+    let run = RiddenOut {
+        calls: fake.calls(),
+        recovered_at,
+        ids,
+        instances: [&esm_a, &esm_b],
+    };
+    run.the_failing_service_is_asked_at_most_one_and_a_half_times_a_message();
+    run.every_message_within_its_time_to_live_is_sent_once_soon_after_recovery();
+    run.no_short_lived_message_is_called_after_its_expiry_nor_sent();
+    let dead = read_all(&sqs, &dlq).await;
+    run.only_the_short_lived_ones_are_dead_lettered_as_expired_each_once(&dead);
+}
+
+/// The normal messages, then the short-lived ones.
+fn outage_bodies() -> Vec<String> {
     let mut bodies: Vec<String> = (0..NORMAL)
         .map(|n| body(&destination(n), &format!("alert {n}")))
         .collect();
     bodies.extend(
         (NORMAL..NORMAL + SHORT_LIVED).map(|n| short_lived_body(&destination(n), SHORT_TTL)),
     );
-    fake.set_outage(true);
-    let ids = send_bodies(&sqs, &source, &bodies).await;
+    bodies
+}
 
-    let mut esm_a = EventSourceMapping::new(&sqs, &source, &instance_a);
-    let mut esm_b = EventSourceMapping::new(&sqs, &source, &instance_b);
+/// Both instances drain the queue while the outage lasts [`OUTAGE`] and after it ends;
+/// returns when it ended.
+async fn drain_through_the_outage(
+    fake: &FakeVoice,
+    esm_a: &mut EventSourceMapping<'_>,
+    esm_b: &mut EventSourceMapping<'_>,
+) -> SystemTime {
     let mut recovered_at = SystemTime::now();
     tokio::join!(
         esm_a.drain(Duration::from_secs(150)),
@@ -99,90 +129,119 @@ async fn an_outage_is_ridden_out_and_every_message_goes_out_once_after_it() {
             fake.set_outage(false);
         }
     );
+    recovered_at
+}
 
-    let calls = fake.calls();
-    let messages = NORMAL + SHORT_LIVED;
-    let during_outage = calls
-        .iter()
-        .filter(|c| c.received_at < recovered_at)
-        .count();
-    let after = |call: &ReceivedCall| {
+/// What the outage scenario came to.
+struct RiddenOut<'a> {
+    calls: Vec<ReceivedCall>,
+    recovered_at: SystemTime,
+    /// The SQS message ids, in the order of [`outage_bodies`].
+    ids: Vec<String>,
+    instances: [&'a EventSourceMapping<'a>; 2],
+}
+
+impl RiddenOut<'_> {
+    fn since_recovery(&self, call: &ReceivedCall) -> Duration {
         call.received_at
-            .duration_since(recovered_at)
+            .duration_since(self.recovered_at)
             .unwrap_or_default()
-    };
-    let last_sent = calls
-        .iter()
-        .filter(|c| c.accepted())
-        .map(after)
-        .max()
-        .unwrap_or_default();
-    let most_receives = esm_a
-        .deliveries
-        .iter()
-        .chain(&esm_b.deliveries)
-        .map(|d| d.receive_count)
-        .max()
-        .unwrap_or(0);
-    println!(
-        "outage of {OUTAGE:?}: {during_outage} calls to the failing service for {messages} messages \
-         ({:.2} a message); the last message went out {last_sent:?} after recovery; \
-         at most {most_receives} receives of one message",
-        during_outage as f64 / messages as f64
-    );
-    assert!(
-        during_outage as f64 <= 1.5 * messages as f64,
-        "{during_outage} calls during the outage for {messages} messages"
-    );
+    }
 
-    // Every message within its time to live is sent exactly once, after recovery, soon.
-    for (n, id) in ids.iter().enumerate().take(NORMAL) {
-        let sent = accepted(&calls, &destination(n));
-        if sent.len() != 1 {
-            print_deliveries(id, &[&esm_a, &esm_b]);
-        }
-        assert_eq!(sent.len(), 1, "message {n} sent exactly once");
-        let since = after(sent[0]);
+    fn deliveries(&self) -> impl Iterator<Item = &Delivery> {
+        self.instances.iter().flat_map(|esm| &esm.deliveries)
+    }
+
+    fn the_failing_service_is_asked_at_most_one_and_a_half_times_a_message(&self) {
+        let messages = NORMAL + SHORT_LIVED;
+        let during_outage = self
+            .calls
+            .iter()
+            .filter(|c| c.received_at < self.recovered_at)
+            .count();
+        let last_sent = self
+            .calls
+            .iter()
+            .filter(|c| c.accepted())
+            .map(|c| self.since_recovery(c))
+            .max()
+            .unwrap_or_default();
+        let most_receives = self
+            .deliveries()
+            .map(|d| d.receive_count)
+            .max()
+            .unwrap_or(0);
+        println!(
+            "outage of {OUTAGE:?}: {during_outage} calls to the failing service for {messages} messages \
+             ({:.2} a message); the last message went out {last_sent:?} after recovery; \
+             at most {most_receives} receives of one message",
+            during_outage as f64 / messages as f64
+        );
         assert!(
-            sent[0].received_at >= recovered_at && since <= Duration::from_secs(30),
-            "message {n} sent {since:?} after recovery"
+            during_outage as f64 <= 1.5 * messages as f64,
+            "{during_outage} calls during the outage for {messages} messages"
         );
     }
 
-    // The short-lived ones are dead-lettered as expired, and none was called after expiry.
-    let sent_timestamps: HashMap<&str, u64> = esm_a
-        .deliveries
-        .iter()
-        .chain(&esm_b.deliveries)
-        .filter_map(|d| Some((d.message_id.as_str(), d.sent_timestamp_ms?)))
-        .collect();
-    for (n, id) in ids.iter().enumerate().skip(NORMAL) {
-        let sent_ms = sent_timestamps[id.as_str()];
-        let expiry = SystemTime::UNIX_EPOCH
-            + Duration::from_millis(sent_ms)
-            + Duration::from_secs(u64::from(SHORT_TTL));
-        for call in calls.iter().filter(|c| c.destination == destination(n)) {
+    /// Every message within its time to live is sent exactly once, after recovery, soon.
+    fn every_message_within_its_time_to_live_is_sent_once_soon_after_recovery(&self) {
+        for (n, id) in self.ids.iter().enumerate().take(NORMAL) {
+            let sent = accepted(&self.calls, &destination(n));
+            if sent.len() != 1 {
+                print_deliveries(id, &self.instances);
+            }
+            assert_eq!(sent.len(), 1, "message {n} sent exactly once");
+            let since = self.since_recovery(sent[0]);
             assert!(
-                call.received_at < expiry,
-                "message {n} called {:?} after its expiry",
-                call.received_at.duration_since(expiry).unwrap_or_default()
+                sent[0].received_at >= self.recovered_at && since <= Duration::from_secs(30),
+                "message {n} sent {since:?} after recovery"
             );
         }
-        assert!(accepted(&calls, &destination(n)).is_empty(), "message {n}");
     }
-    let dead = read_all(&sqs, &dlq).await;
-    let mut dead_ids: Vec<String> = dead
-        .iter()
-        .map(|letter| {
-            let reason = reason_of(letter).expect("a DispatchError");
-            assert_eq!(reason["code"], "Expired");
-            reason["sourceMessageId"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    dead_ids.sort();
-    let mut short_ids: Vec<String> = ids[NORMAL..].to_vec();
-    short_ids.sort();
-    assert_eq!(dead_ids, short_ids, "only the short-lived ones, each once");
+
+    /// No short-lived message is called after its expiry, nor sent at all.
+    fn no_short_lived_message_is_called_after_its_expiry_nor_sent(&self) {
+        let sent_timestamps: HashMap<&str, u64> = self
+            .deliveries()
+            .filter_map(|d| Some((d.message_id.as_str(), d.sent_timestamp_ms?)))
+            .collect();
+        for (n, id) in self.ids.iter().enumerate().skip(NORMAL) {
+            let sent_ms = sent_timestamps[id.as_str()];
+            let expiry = SystemTime::UNIX_EPOCH
+                + Duration::from_millis(sent_ms)
+                + Duration::from_secs(u64::from(SHORT_TTL));
+            for call in self
+                .calls
+                .iter()
+                .filter(|c| c.destination == destination(n))
+            {
+                assert!(
+                    call.received_at < expiry,
+                    "message {n} called {:?} after its expiry",
+                    call.received_at.duration_since(expiry).unwrap_or_default()
+                );
+            }
+            assert!(
+                accepted(&self.calls, &destination(n)).is_empty(),
+                "message {n}"
+            );
+        }
+    }
+
+    fn only_the_short_lived_ones_are_dead_lettered_as_expired_each_once(&self, dead: &[Message]) {
+        let mut dead_ids: Vec<String> = dead
+            .iter()
+            .map(|letter| {
+                let reason = reason_of(letter).expect("a DispatchError");
+                assert_eq!(reason["code"], "Expired");
+                reason["sourceMessageId"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        dead_ids.sort();
+        let mut short_ids: Vec<String> = self.ids[NORMAL..].to_vec();
+        short_ids.sort();
+        assert_eq!(dead_ids, short_ids, "only the short-lived ones, each once");
+    }
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::{
 use voice_dispatch::config::Config;
 use voice_dispatch::core::backoff::Backoff;
 use voice_dispatch::wiring::{self, Dispatch};
-use voice_fake::{Behaviour, FakeVoice, Script};
+use voice_fake::{Behaviour, FakeVoice, ReceivedCall, Script};
 
 use crate::support::esm::EventSourceMapping;
 use crate::support::moto::{
@@ -157,8 +157,62 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
     let sqs = moto.sqs().await;
     let (source, dlq) = queue_pair(&sqs, "calls", 3, 1).await;
     let (fifo_source, fifo_dlq) = queue_pair(&sqs, "calls.fifo", 3, 1).await;
+    let standard = standard_plan();
+    let fifo = fifo_plan();
+    let total = standard.len() + fifo.len();
+    assert!(total >= 200, "{total} messages");
 
-    // The standard queue: 210 messages of every kind.
+    let fake = FakeVoice::start(script_for(&[&standard, &fifo]))
+        .await
+        .unwrap();
+    let mut config = one_request_per_delivery(test_config());
+    config.dead_letter_queue_url = Some(dlq.url.clone());
+    // Backoff on (short), which also releases deferred records at once. Needed here for
+    // moto, not for SQS: moto frees a FIFO group only while scanning past its expired
+    // in-flight messages, and when a group's failed head and the records deferred behind it
+    // expire together it can deliver the later ones first. Released deferred records are
+    // freed while the head is still in flight, so the head comes back first, as on SQS.
+    config.backoff = Some(Backoff::new(1, 1));
+    let dispatch = function(&fake, &moto, &config).await;
+    config.dead_letter_queue_url = Some(fifo_dlq.url.clone());
+    let fifo_dispatch = function(&fake, &moto, &config).await;
+
+    let standard_ids = send_all(&sqs, &source, &standard).await;
+    let fifo_ids = send_all(&sqs, &fifo_source, &fifo).await;
+    let mut esm = EventSourceMapping::new(&sqs, &source, &dispatch);
+    let mut fifo_esm = EventSourceMapping::new(&sqs, &fifo_source, &fifo_dispatch);
+    both_queues_drain(&mut esm, &mut fifo_esm).await;
+
+    let dead = read_all(&sqs, &dlq).await;
+    let fifo_dead = read_all(&sqs, &fifo_dlq).await;
+    let calls = fake.calls();
+    let dead_by_source =
+        dead_letters_by_source(dead.iter().chain(&fifo_dead), &standard, &standard_ids);
+    let queues = [
+        (&standard, &standard_ids, &esm, &source.arn),
+        (&fifo, &fifo_ids, &fifo_esm, &fifo_source.arn),
+    ];
+    for (plan, ids, esm, source_arn) in queues {
+        for (planned, id) in plan.iter().zip(ids) {
+            let observed = Observed::of(planned, id, source_arn, esm, &dead_by_source, &calls);
+            if planned.kind.is_sent() {
+                observed.was_sent_exactly_once();
+            } else if planned.kind.is_permanent() {
+                observed.was_forwarded_at_once_with_its_reason();
+            } else {
+                observed.was_moved_by_sqs_after_three_receives();
+            }
+        }
+    }
+    nothing_else_is_dead_lettered(&standard, &fifo, dead.len() + fifo_dead.len());
+    no_call_is_placed_twice_nor_for_a_dead_letter(&standard, &fifo, &calls);
+    each_fifo_group_is_called_in_order_the_failed_one_holding_back_the_rest(&calls);
+    a_fifo_dead_letter_keeps_its_group_and_deduplicates_on_its_source(&fifo_dead);
+}
+
+/// The standard queue: 210 messages of every kind. Attributes travel to the DLQ unchanged;
+/// a message already using all 10 gets no reason.
+fn standard_plan() -> Vec<Planned> {
     let mut standard = Vec::new();
     for (kind, count) in [
         (Kind::Success, 100),
@@ -174,7 +228,6 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
             standard.push(planned(kind, n, &format!("standard message {n}")));
         }
     }
-    // Attributes travel to the DLQ unchanged; a message already using all 10 gets no reason.
     for message in standard
         .iter_mut()
         .filter(|m| m.kind == Kind::BadRequest)
@@ -199,9 +252,12 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
     standard[full_house].attributes = (0..10)
         .map(|n| (format!("attr{n}"), string_attribute(&n.to_string())))
         .collect();
+    standard
+}
 
-    // The FIFO queue: 5 groups of 6, one with a transient failure in the middle, one with a
-    // bad request in the middle.
+/// The FIFO queue: 5 groups of 6, one with a transient failure in the middle, one with a
+/// bad request in the middle.
+fn fifo_plan() -> Vec<Planned> {
     let mut fifo = Vec::new();
     for group in 0..5 {
         for position in 1..=6 {
@@ -216,80 +272,71 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
             fifo.push(message);
         }
     }
-    let total = standard.len() + fifo.len();
-    assert!(total >= 200, "{total} messages");
+    fifo
+}
 
-    let fake = FakeVoice::start(script_for(&[&standard, &fifo]))
-        .await
-        .unwrap();
-    let mut config = one_request_per_delivery(test_config());
-    config.dead_letter_queue_url = Some(dlq.url.clone());
-    // Backoff on (short), which also releases deferred records at once. Needed here for
-    // moto, not for SQS: moto frees a FIFO group only while scanning past its expired
-    // in-flight messages, and when a group's failed head and the records deferred behind it
-    // expire together it can deliver the later ones first. Released deferred records are
-    // freed while the head is still in flight, so the head comes back first, as on SQS.
-    config.backoff = Some(Backoff::new(1, 1));
-    let dispatch = function(&fake, &moto, &config).await;
-    config.dead_letter_queue_url = Some(fifo_dlq.url.clone());
-    let fifo_dispatch = function(&fake, &moto, &config).await;
-
-    let standard_ids = send_all(&sqs, &source, &standard).await;
-    let fifo_ids = send_all(&sqs, &fifo_source, &fifo).await;
-
-    let mut esm = EventSourceMapping::new(&sqs, &source, &dispatch);
-    let mut fifo_esm = EventSourceMapping::new(&sqs, &fifo_source, &fifo_dispatch);
+async fn both_queues_drain(
+    esm: &mut EventSourceMapping<'_>,
+    fifo_esm: &mut EventSourceMapping<'_>,
+) {
     tokio::join!(
         esm.drain(Duration::from_secs(90)),
         fifo_esm.drain(Duration::from_secs(90))
     );
     assert_eq!(
-        messages_left(&sqs, &source).await,
+        messages_left(esm.sqs, esm.queue).await,
         (0, 0),
         "nothing left in flight"
     );
-    assert_eq!(messages_left(&sqs, &fifo_source).await, (0, 0));
+    assert_eq!(messages_left(fifo_esm.sqs, fifo_esm.queue).await, (0, 0));
+}
 
-    let dead = read_all(&sqs, &dlq).await;
-    let fifo_dead = read_all(&sqs, &fifo_dlq).await;
-    let calls = fake.calls();
-    let accepted_to = |destination: &str| {
-        calls
-            .iter()
-            .filter(|c| c.destination == destination && c.accepted())
-            .count()
-    };
-
-    // Each dead letter is either a forwarded permanent failure (its reason names the source
-    // message) or a message the redrive policy moved (same message id). Count both ways.
+/// Each dead letter is either a forwarded permanent failure (its reason names the source
+/// message) or a message the redrive policy moved (same message id). Count both ways.
+fn dead_letters_by_source<'a>(
+    dead: impl Iterator<Item = &'a Message>,
+    standard: &[Planned],
+    standard_ids: &[String],
+) -> HashMap<String, Vec<&'a Message>> {
     let mut dead_by_source: HashMap<String, Vec<&Message>> = HashMap::new();
-    for message in dead.iter().chain(&fifo_dead) {
+    for message in dead {
         let source_id = reason_of(message)
             .and_then(|reason| reason["sourceMessageId"].as_str().map(str::to_owned))
             .or_else(|| {
                 // Redriven, or forwarded without a reason (all 10 attributes taken).
                 let original = standard
                     .iter()
-                    .zip(&standard_ids)
+                    .zip(standard_ids)
                     .find(|(planned, _)| Some(planned.body.as_str()) == message.body());
                 original.map(|(_, id)| id.clone())
             })
             .expect("every dead letter traces back to a source message");
         dead_by_source.entry(source_id).or_default().push(message);
     }
+    dead_by_source
+}
 
-    let mut tally: BTreeMap<Kind, usize> = BTreeMap::new();
-    for (planned, id, esm, source_arn) in standard
-        .iter()
-        .zip(&standard_ids)
-        .map(|(p, id)| (p, id, &esm, &source.arn))
-        .chain(
-            fifo.iter()
-                .zip(&fifo_ids)
-                .map(|(p, id)| (p, id, &fifo_esm, &fifo_source.arn)),
-        )
-    {
-        *tally.entry(planned.kind).or_default() += 1;
+/// What became of one planned message: its deliveries, its dead letters, its calls.
+struct Observed<'a> {
+    planned: &'a Planned,
+    id: &'a str,
+    source_arn: &'a str,
+    receives: usize,
+    letters: &'a [&'a Message],
+    accepted: usize,
+    what: String,
+}
+
+impl<'a> Observed<'a> {
+    /// Also checks that SQS's `ApproximateReceiveCount` matches the deliveries seen.
+    fn of(
+        planned: &'a Planned,
+        id: &'a str,
+        source_arn: &'a str,
+        esm: &EventSourceMapping<'_>,
+        dead_by_source: &'a HashMap<String, Vec<&'a Message>>,
+        calls: &[ReceivedCall],
+    ) -> Self {
         let receive_counts: Vec<u32> = esm
             .receives_of(id)
             .iter()
@@ -301,92 +348,127 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
             (1..=receives as u32).collect::<Vec<_>>(),
             "{id}: SQS's ApproximateReceiveCount matches the deliveries seen"
         );
-        let letters = dead_by_source.get(id).map(Vec::len).unwrap_or(0);
-        let accepted = accepted_to(&planned.destination);
-        let what = format!("{:?} {id}", planned.kind);
-        if planned.kind.is_sent() {
-            assert_eq!(accepted, 1, "{what}: sent exactly once");
-            assert_eq!(letters, 0, "{what}: not also dead-lettered");
-            match (planned.kind, &planned.group) {
-                (Kind::Success, None) => assert_eq!(receives, 1, "{what}"),
-                // Held back behind a failed record of its group: received again, unsent.
-                (Kind::Success, Some(_)) => assert!((1..=3).contains(&receives), "{what}"),
-                _ => assert_eq!(receives, 3, "{what}: fails twice, sent on the third"),
-            }
-        } else if planned.kind.is_permanent() {
-            assert_eq!(accepted, 0, "{what}");
-            assert_eq!(receives, 1, "{what}: dead-lettered after one receive");
-            assert_eq!(letters, 1, "{what}: in the DLQ once");
-            let letter = dead_by_source[id][0];
+        Self {
+            planned,
+            id,
+            source_arn,
+            receives,
+            letters: dead_by_source.get(id).map_or(&[], Vec::as_slice),
+            accepted: calls
+                .iter()
+                .filter(|c| c.destination == planned.destination && c.accepted())
+                .count(),
+            what: format!("{:?} {id}", planned.kind),
+        }
+    }
+
+    fn was_sent_exactly_once(&self) {
+        let what = &self.what;
+        assert_eq!(self.accepted, 1, "{what}: sent exactly once");
+        assert_eq!(self.letters.len(), 0, "{what}: not also dead-lettered");
+        let receives = self.receives;
+        match (self.planned.kind, &self.planned.group) {
+            (Kind::Success, None) => assert_eq!(receives, 1, "{what}"),
+            // Held back behind a failed record of its group: received again, unsent.
+            (Kind::Success, Some(_)) => assert!((1..=3).contains(&receives), "{what}"),
+            _ => assert_eq!(receives, 3, "{what}: fails twice, sent on the third"),
+        }
+    }
+
+    fn was_forwarded_at_once_with_its_reason(&self) {
+        let (what, planned, id) = (&self.what, self.planned, self.id);
+        assert_eq!(self.accepted, 0, "{what}");
+        assert_eq!(self.receives, 1, "{what}: dead-lettered after one receive");
+        assert_eq!(self.letters.len(), 1, "{what}: in the DLQ once");
+        let letter = self.letters[0];
+        assert_eq!(
+            letter.body(),
+            Some(planned.body.as_str()),
+            "{what}: byte-identical body"
+        );
+        let attributes = letter.message_attributes().cloned().unwrap_or_default();
+        for (name, value) in &planned.attributes {
             assert_eq!(
-                letter.body(),
-                Some(planned.body.as_str()),
-                "{what}: byte-identical body"
-            );
-            let attributes = letter.message_attributes().cloned().unwrap_or_default();
-            for (name, value) in &planned.attributes {
-                assert_eq!(
-                    attributes.get(name),
-                    Some(value),
-                    "{what}: attribute {name} kept"
-                );
-            }
-            match reason_of(letter) {
-                Some(reason) => {
-                    assert_eq!(reason["sourceMessageId"], id.as_str());
-                    assert_eq!(reason["sourceQueueArn"], source_arn.as_str());
-                    assert_eq!(reason["receiveCount"], 1);
-                    let code = if planned.kind == Kind::BadRequest {
-                        "BadRequestException"
-                    } else {
-                        "MalformedJson"
-                    };
-                    assert_eq!(reason["code"], code, "{what}");
-                    assert!(reason["time"].as_str().is_some_and(|t| t.ends_with('Z')));
-                }
-                None => assert_eq!(
-                    planned.attributes.len(),
-                    10,
-                    "{what}: only a full message lacks the reason"
-                ),
-            }
-        } else {
-            assert_eq!(accepted, 0, "{what}");
-            assert_eq!(
-                receives, 3,
-                "{what}: dead-lettered by redrive after exactly 3 receives"
-            );
-            assert_eq!(letters, 1, "{what}: in the DLQ once");
-            let letter = dead_by_source[id][0];
-            assert_eq!(
-                letter.message_id(),
-                Some(id.as_str()),
-                "{what}: moved by SQS itself"
-            );
-            assert!(
-                reason_of(letter).is_none(),
-                "{what}: no forward by the function"
+                attributes.get(name),
+                Some(value),
+                "{what}: attribute {name} kept"
             );
         }
+        match reason_of(letter) {
+            Some(reason) => {
+                assert_eq!(reason["sourceMessageId"], id);
+                assert_eq!(reason["sourceQueueArn"], self.source_arn);
+                assert_eq!(reason["receiveCount"], 1);
+                let code = if planned.kind == Kind::BadRequest {
+                    "BadRequestException"
+                } else {
+                    "MalformedJson"
+                };
+                assert_eq!(reason["code"], code, "{what}");
+                assert!(reason["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+            }
+            None => assert_eq!(
+                planned.attributes.len(),
+                10,
+                "{what}: only a full message lacks the reason"
+            ),
+        }
+    }
+
+    fn was_moved_by_sqs_after_three_receives(&self) {
+        let what = &self.what;
+        assert_eq!(self.accepted, 0, "{what}");
+        assert_eq!(
+            self.receives, 3,
+            "{what}: dead-lettered by redrive after exactly 3 receives"
+        );
+        assert_eq!(self.letters.len(), 1, "{what}: in the DLQ once");
+        let letter = self.letters[0];
+        assert_eq!(
+            letter.message_id(),
+            Some(self.id),
+            "{what}: moved by SQS itself"
+        );
+        assert!(
+            reason_of(letter).is_none(),
+            "{what}: no forward by the function"
+        );
+    }
+}
+
+/// Only the permanent failures and the persistent ones are in the DLQs.
+fn nothing_else_is_dead_lettered(standard: &[Planned], fifo: &[Planned], dead_letters: usize) {
+    let mut tally: BTreeMap<Kind, usize> = BTreeMap::new();
+    for planned in standard.iter().chain(fifo) {
+        *tally.entry(planned.kind).or_default() += 1;
     }
     let permanent = tally[&Kind::BadRequest] + tally[&Kind::Malformed];
     let persistent = tally[&Kind::PersistentInternalError] + tally[&Kind::PersistentThrottling];
     assert_eq!(
-        dead.len() + fifo_dead.len(),
+        dead_letters,
         permanent + persistent,
         "nothing else in the DLQs"
     );
+}
+
+fn no_call_is_placed_twice_nor_for_a_dead_letter(
+    standard: &[Planned],
+    fifo: &[Planned],
+    calls: &[ReceivedCall],
+) {
     assert_eq!(
         calls.iter().filter(|c| c.accepted()).count(),
         standard
             .iter()
-            .chain(&fifo)
+            .chain(fifo)
             .filter(|p| p.kind.is_sent())
             .count(),
         "no call placed twice, none placed for a dead letter"
     );
+}
 
-    // FIFO: per group, the calls were placed in order, the failed one holding back the rest.
+/// FIFO: per group, the calls were placed in order, the failed one holding back the rest.
+fn each_fifo_group_is_called_in_order_the_failed_one_holding_back_the_rest(calls: &[ReceivedCall]) {
     for group in 0..5 {
         let prefix = format!("g{group}-");
         let texts: Vec<String> = calls
@@ -400,7 +482,10 @@ async fn every_message_is_sent_once_or_dead_lettered_with_exact_bookkeeping() {
             .collect();
         assert_eq!(texts, expected, "group g{group}");
     }
-    // FIFO dead letters keep their group, deduplicated on the source message id.
+}
+
+/// FIFO dead letters keep their group, deduplicated on the source message id.
+fn a_fifo_dead_letter_keeps_its_group_and_deduplicates_on_its_source(fifo_dead: &[Message]) {
     assert_eq!(fifo_dead.len(), 1);
     let letter = &fifo_dead[0];
     assert_eq!(

@@ -5,7 +5,7 @@
 
 use voice_dispatch::config::{Backend, Config};
 use voice_dispatch::core::pacing::SendRate;
-use voice_dispatch::core::report::Fate;
+use voice_dispatch::core::report::{BatchReport, Fate};
 use voice_fake::{Behaviour, Script};
 
 use crate::support::to_utc_midnight;
@@ -140,22 +140,36 @@ async fn origination_identity_overrides_the_number() {
     );
 }
 
-#[tokio::test]
-async fn every_v2_error_gets_its_fate_through_the_real_client() {
-    let rows: [(&str, Behaviour, Fate, Option<&str>); 8] = [
-        (
+/// One v2 error the fake answers, and what it must come to.
+struct ErrorRow {
+    destination: &'static str,
+    behaviour: Behaviour,
+    fate: Fate,
+    /// The error's `Reason`, which the record's reason must carry.
+    reason: Option<&'static str>,
+}
+
+fn v2_error_rows() -> [ErrorRow; 8] {
+    let row = |destination, behaviour, fate, reason| ErrorRow {
+        destination,
+        behaviour,
+        fate,
+        reason,
+    };
+    [
+        row(
             "+12065550171",
             Behaviour::fail(400, "ThrottlingException"),
             Fate::Transient,
             None,
         ),
-        (
+        row(
             "+12065550172",
             Behaviour::fail(500, "InternalServerException"),
             Fate::Transient,
             None,
         ),
-        (
+        row(
             "+12065550173",
             Behaviour::fail_because(
                 400,
@@ -165,7 +179,7 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
             Fate::Transient,
             Some("DAILY_DESTINATION_CALL_LIMIT"),
         ),
-        (
+        row(
             "+12065550174",
             Behaviour::fail_because(
                 400,
@@ -175,19 +189,19 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
             Fate::Transient,
             Some("MONTHLY_SPEND_LIMIT_REACHED_FOR_VOICE"),
         ),
-        (
+        row(
             "+12065550175",
             Behaviour::fail_because(400, "AccessDeniedException", "ACCOUNT_DISABLED"),
             Fate::Transient,
             Some("ACCOUNT_DISABLED"),
         ),
-        (
+        row(
             "+12065550176",
             Behaviour::fail_because(400, "ValidationException", "INVALID_PARAMETER"),
             Fate::Permanent,
             Some("INVALID_PARAMETER"),
         ),
-        (
+        row(
             "+12065550177",
             Behaviour::fail_because(
                 400,
@@ -199,48 +213,76 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
         ),
         // With the function's own configuration set (the tests' default "alerts"): the v2
         // deploy error, transient; a set the message names itself is permanent (below).
-        (
+        row(
             "+12065550178",
             Behaviour::missing("configuration-set"),
             Fate::Transient,
             None,
         ),
-    ];
-    for (destination, behaviour, expected, reason) in rows {
-        // One harness per row: the spend limit opens the breaker for what follows. A breaker
-        // that opens at the first failure it counts, and a pace to watch.
+    ]
+}
+
+impl ErrorRow {
+    /// The error code the fake answers with.
+    fn code(&self) -> &str {
+        let Behaviour::Fail {
+            code: Some(code), ..
+        } = &self.behaviour
+        else {
+            unreachable!("every row fails with a code")
+        };
+        code
+    }
+
+    fn is_daily_limit(&self) -> bool {
+        self.code() == "ServiceQuotaExceededException"
+            && self.reason == Some("DAILY_DESTINATION_CALL_LIMIT")
+    }
+
+    /// One record to the row's destination, through a harness of its own: the spend limit
+    /// opens the breaker for what follows. A breaker that opens at the first failure it
+    /// counts, and a pace to watch.
+    async fn run_alone(&self) -> (Harness, BatchReport) {
         let mut config = v2_config();
         config.breaker.threshold = 1;
         config.send_rate = SendRate::per_second(10.0);
         // Longer than a day: the daily limit's reset always comes within it (waits).
         config.message_ttl = std::time::Duration::from_secs(2 * 86_400);
         let harness = Harness::with_config(
-            Script::default().with(destination, behaviour.clone()),
+            Script::default().with(self.destination, self.behaviour.clone()),
             config,
         )
         .await;
         let report = harness
-            .run(&event(vec![record("m", Some(&body(destination, "words")))]))
+            .run(&event(vec![record(
+                "m",
+                Some(&body(self.destination, "words")),
+            )]))
             .await;
-        let outcome = outcome(&report, "m");
-        assert_eq!(outcome.fate, expected, "{behaviour:?}");
-        let Behaviour::Fail {
-            code: Some(code), ..
-        } = &behaviour
-        else {
-            unreachable!()
-        };
-        let said = outcome.reason.as_ref().unwrap();
-        assert_eq!(said.code.word(), *code);
-        if let Some(reason) = reason {
+        (harness, report)
+    }
+
+    fn gets_its_fate_with_the_code_and_the_reason(&self, report: &BatchReport) {
+        let outcome = outcome(report, "m");
+        assert_eq!(outcome.fate, self.fate, "{:?}", self.behaviour);
+        assert_eq!(
+            error_code(report, "m").as_deref(),
+            Some(self.code()),
+            "{:?}",
+            self.behaviour
+        );
+        if let Some(reason) = self.reason {
+            let said = outcome.reason.as_ref().map(|r| r.message.as_str());
             assert!(
-                said.message.contains(&format!("Reason: {reason}")),
+                said.is_some_and(|message| message.contains(&format!("Reason: {reason}"))),
                 "the Reason is carried: {said:?}"
             );
         }
-        // Who hears of it: the pacer slows for throttling only; the breaker counts the
-        // service failing, the account refused, the configured set missing and the spend
-        // limit; one destination's limit and a refused request say nothing of the service.
+    }
+
+    /// The pacer slows for throttling only.
+    fn slows_the_pace_only_if_throttled(&self, harness: &Harness) {
+        let code = self.code();
         let pace = harness
             .dispatch
             .engine()
@@ -249,32 +291,50 @@ async fn every_v2_error_gets_its_fate_through_the_real_client() {
             .unwrap();
         let slowed = code == "ThrottlingException";
         assert_eq!(pace < 10.0, slowed, "{code}: pace {pace}/s");
+    }
+
+    /// The breaker counts the service failing, the account refused, the configured set
+    /// missing and the spend limit; one destination's limit and a refused request say
+    /// nothing of the service.
+    fn opens_the_breaker_only_if_it_says_the_service_fails(&self, report: &BatchReport) {
+        let (code, reason) = (self.code(), self.reason);
         let counted = matches!(
-            code.as_str(),
+            code,
             "InternalServerException" | "AccessDeniedException" | "ResourceNotFoundException"
-        ) || (code == "ServiceQuotaExceededException"
-            && reason != Some("DAILY_DESTINATION_CALL_LIMIT"));
+        ) || (code == "ServiceQuotaExceededException" && !self.is_daily_limit());
         assert_eq!(
             report.circuit.opened,
             u64::from(counted),
             "{code} {reason:?}: breaker"
         );
-        match code.as_str() {
-            "ServiceQuotaExceededException" if reason == Some("DAILY_DESTINATION_CALL_LIMIT") => {
-                assert_eq!(
-                    outcome.attempts, 1,
-                    "waits for the next day, not retried now"
-                );
-                assert!(outcome.retry_at.is_some());
-            }
-            "ServiceQuotaExceededException" => {
-                assert_eq!(
-                    report.circuit.opened, 1,
-                    "every send would fail: breaker opens"
-                );
-            }
-            _ => {}
+    }
+
+    /// The daily limit waits for the next day; the account's quotas open the breaker.
+    fn a_quota_waits_for_its_reset_or_opens_the_breaker(&self, report: &BatchReport) {
+        if self.is_daily_limit() {
+            let outcome = outcome(report, "m");
+            assert_eq!(
+                outcome.attempts, 1,
+                "waits for the next day, not retried now"
+            );
+            assert!(outcome.retry_at.is_some());
+        } else if self.code() == "ServiceQuotaExceededException" {
+            assert_eq!(
+                report.circuit.opened, 1,
+                "every send would fail: breaker opens"
+            );
         }
+    }
+}
+
+#[tokio::test]
+async fn every_v2_error_gets_its_fate_through_the_real_client() {
+    for row in v2_error_rows() {
+        let (harness, report) = row.run_alone().await;
+        row.gets_its_fate_with_the_code_and_the_reason(&report);
+        row.slows_the_pace_only_if_throttled(&harness);
+        row.opens_the_breaker_only_if_it_says_the_service_fails(&report);
+        row.a_quota_waits_for_its_reset_or_opens_the_breaker(&report);
     }
 }
 
