@@ -27,12 +27,14 @@ impl PinpointVoice {
 }
 
 impl VoiceSender for PinpointVoice {
-    async fn send(
+    /// The request is built before the future is handed back: a panic while building it
+    /// placed nothing (the engine counts the send as started once it holds the future).
+    fn send(
         &self,
         message: &VoiceMessage,
         attempt_timeout: Duration,
-    ) -> Result<SentCall, SendFailure> {
-        let sent = self
+    ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
+        let request = self
             .client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
@@ -41,14 +43,15 @@ impl VoiceSender for PinpointVoice {
             )
             .set_caller_id(message.caller_id.as_ref().map(|id| id.as_str().to_owned()))
             .set_configuration_set_name(message.configuration_set.clone())
-            .content(content(&message.content))
-            .send();
-        within_attempt_timeout(attempt_timeout, sent)
-            .await?
-            .map(|output| SentCall {
-                message_id: output.message_id,
-            })
-            .map_err(describe)
+            .content(content(&message.content));
+        async move {
+            within_attempt_timeout(attempt_timeout, request.send())
+                .await?
+                .map(|output| SentCall {
+                    message_id: output.message_id,
+                })
+                .map_err(describe)
+        }
     }
 }
 

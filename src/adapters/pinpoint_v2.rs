@@ -4,9 +4,11 @@
 //! `MessageBody` with `MessageBodyTextType` `SSML` or `TEXT`, the voice as the v2 enum, and
 //! the time to live passed on so the service enforces it too.
 
+use aws_sdk_pinpointsmsvoicev2::operation::send_voice_message::builders::SendVoiceMessageFluentBuilder;
 use aws_sdk_pinpointsmsvoicev2::operation::send_voice_message::SendVoiceMessageError;
 use aws_sdk_pinpointsmsvoicev2::types::{VoiceId, VoiceMessageBodyTextType};
 use aws_sdk_pinpointsmsvoicev2::Client;
+use futures::future::Either;
 
 use crate::adapters::pinpoint::{describe_sdk_error, ErrorDetails};
 use crate::core::classify::{ResourceType, SendFailure, ServiceReason};
@@ -64,11 +66,31 @@ impl PinpointV2Voice {
 }
 
 impl VoiceSender for PinpointV2Voice {
-    async fn send(
+    /// The request is built before the future is handed back: a panic while building it
+    /// placed nothing (the engine counts the send as started once it holds the future).
+    fn send(
         &self,
         message: &VoiceMessage,
         attempt_timeout: std::time::Duration,
-    ) -> Result<SentCall, SendFailure> {
+    ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
+        let request = self.request(message);
+        async move {
+            crate::adapters::pinpoint::within_attempt_timeout(attempt_timeout, request?.send())
+                .await?
+                .map(|output| SentCall {
+                    message_id: output.message_id,
+                })
+                .map_err(|err| describe_sdk_error(err, details))
+        }
+    }
+}
+
+impl PinpointV2Voice {
+    /// The `SendVoiceMessage` request for `message`, or why it cannot be made.
+    fn request(
+        &self,
+        message: &VoiceMessage,
+    ) -> Result<SendVoiceMessageFluentBuilder, SendFailure> {
         let (speech, text_type) = match &message.content {
             VoiceContent::Ssml(speech) => (speech, VoiceMessageBodyTextType::Ssml),
             VoiceContent::PlainText(speech) => (speech, VoiceMessageBodyTextType::Text),
@@ -80,7 +102,7 @@ impl VoiceSender for PinpointV2Voice {
         };
         let origination = self.origination(message)?;
         let v2 = message.v2.clone().unwrap_or_default();
-        let sent = self
+        let request = self
             .client
             .send_voice_message()
             .destination_phone_number(message.destination.as_str())
@@ -103,14 +125,8 @@ impl VoiceSender for PinpointV2Voice {
             .set_protect_configuration_id(v2.protect_configuration_id.clone())
             .set_message_feedback_enabled(v2.message_feedback_enabled)
             .set_time_to_live(time_left(message))
-            .set_context(context(message))
-            .send();
-        crate::adapters::pinpoint::within_attempt_timeout(attempt_timeout, sent)
-            .await?
-            .map(|output| SentCall {
-                message_id: output.message_id,
-            })
-            .map_err(|err| describe_sdk_error(err, details))
+            .set_context(context(message));
+        Ok(request)
     }
 }
 
@@ -190,14 +206,14 @@ pub enum Voice {
 }
 
 impl VoiceSender for Voice {
-    async fn send(
+    fn send(
         &self,
         message: &VoiceMessage,
         attempt_timeout: std::time::Duration,
-    ) -> Result<SentCall, SendFailure> {
+    ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
         match self {
-            Voice::V1(voice) => voice.send(message, attempt_timeout).await,
-            Voice::V2(voice) => voice.send(message, attempt_timeout).await,
+            Voice::V1(voice) => Either::Left(voice.send(message, attempt_timeout)),
+            Voice::V2(voice) => Either::Right(voice.send(message, attempt_timeout)),
         }
     }
 }

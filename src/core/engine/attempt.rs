@@ -108,6 +108,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             };
             attempt.outcome.attempts += 1;
             attempt.outcome.region = self.region(route).tag.clone();
+            tries
+                .progress
+                .attempted(attempt.outcome.attempts, attempt.outcome.region.as_ref());
             let (failure, admitted) = match self.send(&tries, route, admitted).await {
                 Send::Abandoned => return (attempt.abandoned(), true),
                 Send::Answered(Err(failure), admitted) => (failure, admitted),
@@ -118,6 +121,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             let recipient_limited =
                 self.observe_failure(&mut tries, route, &failure, admitted, permit);
             let maybe_placed = !placed_nothing(&failure);
+            if !maybe_placed {
+                tries.progress.nothing_placed();
+            }
             match self.after_failure(&tries, &failure, recipient_limited, attempt) {
                 Next::RetryAfter(wait, waiting) => {
                     attempt = waiting;

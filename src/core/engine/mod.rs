@@ -294,7 +294,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         progress: Progress,
         detail: &str,
     ) -> RecordOutcome {
-        let maybe_placed = progress.send_started();
+        let left = progress.left();
+        let maybe_placed = left.maybe_placed;
         let (fate, message) = if maybe_placed {
             let message = format!("{detail}; the send had started: the call may have been placed");
             (Fate::Abandoned, message)
@@ -305,8 +306,15 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             code: Code::Panic,
             message: scrub_phone_numbers(&message),
         };
-        let outcome = unsent(record, fate, reason);
-        if let (Some(ledger), Some((claim, placed_before))) = (&self.ledger, progress.claim()) {
+        let outcome = RecordOutcome {
+            fate,
+            reason: Some(reason),
+            ..left.so_far.unwrap_or_else(|| RecordOutcome {
+                receive_count: record.receive_count,
+                ..RecordOutcome::new(record.message_id, fate)
+            })
+        };
+        if let (Some(ledger), Some((claim, placed_before))) = (&self.ledger, left.claim) {
             let maybe_placed = maybe_placed || placed_before;
             self.finish(ledger, &claim, &outcome, maybe_placed, cutoffs)
                 .await;
@@ -326,6 +334,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             Ok(prepared) => prepared,
             Err(refused) => return *refused,
         };
+        progress.prepared(&attempt.outcome);
         let expired = expiry.filter(|e| e.is_past(Instant::now()));
         let Some(ledger) = &self.ledger else {
             return match expired {
@@ -338,7 +347,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         };
         if let Some(expiry) = expired {
             return self
-                .expired_with_ledger(ledger, record, cutoffs, attempt, &expiry)
+                .expired_with_ledger(ledger, record, cutoffs, attempt, &expiry, progress)
                 .await;
         }
         // Nothing to claim while no region would take the call.
@@ -424,11 +433,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         cutoffs: Cutoffs,
         attempt: AttemptLoop,
         expiry: &Expiry,
+        progress: &Progress,
     ) -> RecordOutcome {
         match self.claim(ledger, record, cutoffs, attempt).await {
             Err(refused) if refused.fate == Fate::Duplicate => refused,
             Err(refused) => AttemptLoop::new(refused).expired(expiry),
             Ok((claim, attempt)) => {
+                progress.hold(&claim, false);
                 self.finish(ledger, &claim, &attempt.outcome, false, cutoffs)
                     .await;
                 attempt.expired(expiry)

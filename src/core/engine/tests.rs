@@ -1623,3 +1623,117 @@ fn lambdas_default_three_seconds_with_the_default_settings_leave_time_to_start()
         (defaults.attempt_timeout, false)
     );
 }
+
+/// A panic in a record's processing, before and after its send started, with the ledger.
+mod panics {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::adapters::memory_ledger::MemoryLedger;
+
+    /// Where a planted bug fires.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Bug {
+        /// While building the `n`th request (1-based), before handing back its future.
+        Building(usize),
+        /// After the service's answer to the first request came back.
+        AfterAnswer,
+    }
+
+    /// A scripted voice with a planted bug.
+    struct Buggy {
+        voice: ScriptedVoice,
+        bug: Bug,
+        built: AtomicUsize,
+    }
+
+    impl VoiceSender for Buggy {
+        fn send(
+            &self,
+            message: &VoiceMessage,
+            attempt_timeout: Duration,
+        ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
+            let n = self.built.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.bug == Bug::Building(n) {
+                panic!("bug while building request {n}");
+            }
+            let answer = self.voice.send(message, attempt_timeout);
+            let after = self.bug == Bug::AfterAnswer;
+            async move {
+                let answer = answer.await;
+                if after {
+                    panic!("bug after the answer");
+                }
+                answer
+            }
+        }
+    }
+
+    async fn run(
+        voice: ScriptedVoice,
+        bug: Bug,
+        ledger: &Arc<MemoryLedger>,
+    ) -> (RecordOutcome, usize) {
+        let buggy = Buggy {
+            voice,
+            bug,
+            built: AtomicUsize::new(0),
+        };
+        let engine = BatchEngine::new(buggy, settings()).with_ledger(Some(ledger.clone()));
+        let report = engine
+            .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        let requests = engine.primary.sender.voice.requests();
+        (report.outcomes[0].clone(), requests)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_while_the_first_request_is_built_is_transient_and_releases_the_claim() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let (outcome, requests) =
+            run(ScriptedVoice::new(accepted()), Bug::Building(1), &ledger).await;
+        assert_eq!(outcome.fate, Fate::Transient, "{outcome:?}");
+        assert_eq!(outcome.reason.as_ref().unwrap().code, Code::Panic);
+        assert_eq!(requests, 0);
+        assert_eq!(
+            ledger.entry("m"),
+            None,
+            "released: the next delivery may call"
+        );
+        assert!(
+            outcome.destination.is_some(),
+            "the line names the masked destination"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_after_a_send_that_placed_nothing_is_still_before_the_send() {
+        // Throttled (certainly placed nothing), retried in place, and the retry's request
+        // panics while it is built: nothing was ever placed.
+        let ledger = Arc::new(MemoryLedger::default());
+        let voice = ScriptedVoice::new(accepted()).first(vec![throttled()]);
+        let (outcome, requests) = run(voice, Bug::Building(2), &ledger).await;
+        assert_eq!(requests, 1);
+        assert_eq!(outcome.fate, Fate::Transient, "{outcome:?}");
+        assert_eq!(ledger.entry("m"), None, "released, not unknown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_after_the_answer_is_abandoned_and_recorded_unknown() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let (outcome, requests) =
+            run(ScriptedVoice::new(accepted()), Bug::AfterAnswer, &ledger).await;
+        assert_eq!(requests, 1);
+        assert_eq!(outcome.fate, Fate::Abandoned, "{outcome:?}");
+        assert_eq!(outcome.reason.as_ref().unwrap().code, Code::Panic);
+        assert_eq!(outcome.attempts, 1, "the call counts as an attempt");
+        assert!(outcome.destination.is_some());
+        assert!(
+            outcome.expires_at.is_some(),
+            "its expiry spreads its last receives"
+        );
+        let entry = ledger.entry("m").expect("recorded");
+        assert_eq!(entry.status, ledger::Status::Unknown);
+    }
+}
