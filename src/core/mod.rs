@@ -22,4 +22,5 @@ pub mod record;
 pub mod redact;
 pub mod report;
 pub mod route;
+pub mod service;
 pub mod settle;
