@@ -13,8 +13,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Wall-clock time.
     fn wall(&self) -> SystemTime;
 
-    /// Monotonic time, for what the engine measures of its own work (what telling an
-    /// outcome costs): tokio's clock, unless a test says what that work took.
+    /// Monotonic time, as the engine reads it to measure its own work (what telling an
+    /// outcome costs) and to decide whether a send may still start: tokio's clock, unless a
+    /// test adds what that work took. (Timers, cutoffs and expiry read tokio's clock.)
     fn now(&self) -> Instant {
         Instant::now()
     }

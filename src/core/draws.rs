@@ -9,7 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 pub struct Draws(Mutex<fastrand::Rng>);
 
 impl Draws {
-    /// A source seeded from the system's entropy: what the deployed function uses.
+    /// A source seeded once from fastrand's generator for this thread (itself seeded from the
+    /// system's entropy): what the deployed function uses.
     pub fn new() -> Self {
         Self(Mutex::new(fastrand::Rng::new()))
     }

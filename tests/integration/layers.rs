@@ -40,6 +40,17 @@ fn arrows(room: &str, rooms: &[&str]) -> Vec<String> {
                 }
             }
         }
+        // Grouped imports: `use crate::{adapters::..., ...};`, over several lines.
+        for (at, _) in code.match_indices("crate::{") {
+            let group = &code[at..];
+            let group = &group[..group.find("};").unwrap_or(group.len())];
+            for target in rooms {
+                let named = [format!("{{{target}::"), format!(" {target}::")];
+                if named.iter().any(|name| group.contains(name.as_str())) {
+                    found.push(format!("{}: {}", file.display(), group.trim()));
+                }
+            }
+        }
     }
     found
 }

@@ -504,8 +504,9 @@ fn a_fifo_dead_letter_keeps_its_group_and_deduplicates_on_its_source(fifo_dead: 
 
 #[tokio::test]
 async fn with_backoff_the_gap_between_deliveries_grows() {
-    // The jitter draws come from this thread's generator: seeded, the means compared below
-    // are the same every run.
+    // The settlement's jitter source is seeded, once, when it is built, from this thread's
+    // generator (`Draws::new`): seeded here first, the means compared below are the same
+    // every run.
     fastrand::seed(0x0bac_c0ff);
     let moto = Moto::start().await;
     let sqs = moto.sqs().await;

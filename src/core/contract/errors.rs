@@ -1,5 +1,6 @@
 //! Why a body was refused, said without quoting it: member names only from the contract,
-//! no values, no phone numbers, at most 300 characters.
+//! no values, no phone numbers; what the JSON parser said cut to 300 characters (before the
+//! error's prefix of up to 44 is added).
 
 use super::v1::StrictBody;
 use super::InvalidMessage;
@@ -52,7 +53,9 @@ pub(super) const CONTRACT_MEMBERS: [&str; 20] = [
     "MessageFeedbackEnabled",
 ];
 
-/// The longest rejection reason, in characters: it travels in the dead letter's
+/// The most of what the JSON parser said that a rejection reason keeps, in characters (and
+/// `…` when cut); the error's prefix (`the body is not valid JSON: `, 28, or `the body does
+/// not match the message schema: `, 44) comes on top. It travels in the dead letter's
 /// `DispatchError` attribute and in a log line.
 pub const MAX_REASON_CHARS: usize = 300;
 

@@ -982,6 +982,51 @@ mod failover {
             .collect()
     }
 
+    /// Opens `breaker` for the service failing on its side, lets a probe fail the same way,
+    /// and says how long it is open now.
+    async fn open_period_after_a_failed_probe(
+        breaker: &crate::core::breaker::CircuitBreaker,
+    ) -> Duration {
+        let fail = || {
+            let now = Instant::now();
+            let attempt = breaker.admit(now).expect("admitted");
+            breaker.observe(
+                attempt,
+                Some(crate::core::classify::Signal::ServiceFailing),
+                now,
+            );
+        };
+        fail();
+        fail();
+        let open = breaker.check(Instant::now()).unwrap_err();
+        tokio::time::advance(open.remaining).await;
+        fail();
+        breaker.check(Instant::now()).unwrap_err().open_for
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_failover_the_primary_is_probed_every_period_and_the_failover_region_still_doubles(
+    ) {
+        let engine = two_regions(
+            ScriptedVoice::new(accepted()),
+            ScriptedVoice::new(accepted()),
+        );
+        let primary = open_period_after_a_failed_probe(&engine.primary.breaker).await;
+        assert_eq!(primary, OPEN_FOR, "its calls go elsewhere meanwhile");
+        let failover = &engine.failover.as_ref().unwrap().region.breaker;
+        assert_eq!(
+            open_period_after_a_failed_probe(failover).await,
+            OPEN_FOR * 2,
+            "nothing carries its calls"
+        );
+        // Without failover the primary doubles as it always did.
+        let alone = BatchEngine::new(ScriptedVoice::new(accepted()), engine.settings.clone());
+        assert_eq!(
+            open_period_after_a_failed_probe(&alone.primary.breaker).await,
+            OPEN_FOR * 2
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_outage_moves_calls_to_the_failover_region_and_a_good_probe_brings_them_back() {
         let primary =
