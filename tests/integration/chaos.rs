@@ -6,9 +6,11 @@
 //! flight and restarted (at points of progress the test chooses), and a visibility timeout
 //! shorter than a batch.
 //!
-//! What a kill can leave unrecorded is known exactly: the pollers note which records they
-//! handed to which process and when, and the calls a killed process placed for the records of
-//! the invocation it died in are the calls in flight at that kill.
+//! What a kill can leave unrecorded is known exactly: the pollers note which records (and
+//! their ledger keys) they handed to which process and when; the calls a killed process
+//! placed for the records of the invocation it died in, whose ledger item does not say
+//! `SENT` when the test reads the table right after the kill, are the calls in flight at
+//! that kill (without the ledger, every call that invocation placed).
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -30,6 +32,7 @@ use crate::support::moto::{
 use crate::support::process::bootstrap_under;
 
 const PROCESSES: usize = 3;
+const LEDGER_TABLE: &str = "chaos-ledger";
 /// Each call takes this long at the fake, so kills land on calls in flight.
 const CALL_LATENCY: Duration = Duration::from_millis(400);
 /// Two sends in flight per invocation: a batch of 10 takes about 2 s...
@@ -107,9 +110,11 @@ async fn send_plan(sqs: &aws_sdk_sqs::Client, queue: &Queue, plan: &[Planned]) -
     send_entries(sqs, queue, entries).await
 }
 
-/// Where a function process finds everything, as Lambda would set its environment.
+/// Where a function process finds everything, as Lambda would set its environment; and the
+/// ledger's table, when the run keeps one, for the test to read at each kill.
 struct Environment {
     vars: Vec<(&'static str, String)>,
+    ledger: Option<aws_sdk_dynamodb::Client>,
 }
 
 /// One function process and the Runtime API it pulls from. A killed process is replaced by
@@ -130,11 +135,13 @@ impl Slot {
     }
 }
 
-/// One event handed to a process: which process, the destinations of its records, when.
+/// One event handed to a process: which process, the destinations of its records (with
+/// each record's ledger key), when.
 #[derive(Debug, Clone)]
 struct Invocation {
     process: String,
     destinations: Vec<String>,
+    keys: Vec<(String, String)>,
     handed_at: SystemTime,
 }
 
@@ -155,10 +162,62 @@ impl Invocation {
     }
 }
 
-/// A process the test killed: the invocation it died in.
+/// A process the test killed: the invocation it died in, and (with the ledger) the
+/// destinations whose ledger item did not say `SENT` right after the kill: the records whose
+/// call the ledger had not recorded, the only ones a later delivery may call again.
 #[derive(Debug)]
 struct Kill {
     invocation: Invocation,
+    unrecorded: Option<Vec<String>>,
+}
+
+impl Kill {
+    /// Whether `call` was in flight at this kill: placed by the invocation it ended and, with
+    /// the ledger, not recorded as sent.
+    fn hit(&self, call: &ReceivedCall) -> bool {
+        self.invocation.placed(call)
+            && self
+                .unrecorded
+                .as_ref()
+                .is_none_or(|unrecorded| unrecorded.contains(&call.destination))
+    }
+}
+
+/// A record's ledger key: its producer's `IdempotencyKey`, or its message id.
+fn ledger_key(message: &Message) -> Option<String> {
+    let key = message
+        .message_attributes()
+        .and_then(|attributes| attributes.get("IdempotencyKey"))
+        .and_then(|value| value.string_value())
+        .or(message.message_id())?;
+    Some(voice_dispatch::core::ledger::stored_key(key))
+}
+
+/// The destinations of `invocation` whose ledger item does not say `SENT`.
+async fn unrecorded(dynamodb: &aws_sdk_dynamodb::Client, invocation: &Invocation) -> Vec<String> {
+    let sent = voice_dispatch::core::ledger::Status::Sent.as_str();
+    let mut unrecorded = Vec::new();
+    for (destination, key) in &invocation.keys {
+        let item = dynamodb
+            .get_item()
+            .table_name(LEDGER_TABLE)
+            .key(
+                "id",
+                aws_sdk_dynamodb::types::AttributeValue::S(key.clone()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the ledger answers");
+        let status = item
+            .item()
+            .and_then(|item| item.get("status"))
+            .and_then(|status| status.as_s().ok());
+        if status.is_some_and(|status| status != sent) {
+            unrecorded.push(destination.clone());
+        }
+    }
+    unrecorded
 }
 
 fn destination_of(message: &Message) -> Option<String> {
@@ -205,6 +264,10 @@ async fn poll(
             *slot.running.lock().unwrap() = Some(Invocation {
                 process: incarnation.2.clone(),
                 destinations: messages.iter().filter_map(destination_of).collect(),
+                keys: messages
+                    .iter()
+                    .filter_map(|message| Some((destination_of(message)?, ledger_key(message)?)))
+                    .collect(),
                 handed_at: SystemTime::now(),
             });
             incarnation.0.clone()
@@ -288,7 +351,15 @@ async fn kill(
     };
     let _ = incarnation.1.start_kill();
     let _ = incarnation.1.wait().await;
-    kills.lock().unwrap().push(Kill { invocation });
+    // Read right after the process is gone: nothing of its own can change the ledger now.
+    let unrecorded = match &environment.ledger {
+        Some(dynamodb) => Some(unrecorded(dynamodb, &invocation).await),
+        None => None,
+    };
+    kills.lock().unwrap().push(Kill {
+        invocation,
+        unrecorded,
+    });
     slot.kills.send_modify(|k| *k += 1);
     *incarnation = incarnate(environment, format!("process-{n}-{generation}")).await;
     true
@@ -327,7 +398,7 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
     let moto = Moto::start().await;
     let sqs = moto.sqs().await;
     let dynamodb = moto.dynamodb().await;
-    create_ledger_table(&dynamodb, "chaos-ledger").await;
+    create_ledger_table(&dynamodb, LEDGER_TABLE).await;
     let (source, dlq) = queue_pair(&sqs, "chaos", 1_000, VISIBILITY_TIMEOUT).await;
     let fake = FakeVoice::start(Script::default().with_latency(CALL_LATENCY))
         .await
@@ -352,14 +423,17 @@ async fn run(ledger: Ledger, seed: u64) -> Outcome {
         ("RETRY_BACKOFF_MAX_SECONDS", "2".to_owned()),
     ];
     match ledger {
-        Ledger::Retry => vars.push(("IDEMPOTENCY_TABLE_NAME", "chaos-ledger".to_owned())),
+        Ledger::Retry => vars.push(("IDEMPOTENCY_TABLE_NAME", LEDGER_TABLE.to_owned())),
         Ledger::DeadLetter => {
-            vars.push(("IDEMPOTENCY_TABLE_NAME", "chaos-ledger".to_owned()));
+            vars.push(("IDEMPOTENCY_TABLE_NAME", LEDGER_TABLE.to_owned()));
             vars.push(("ON_UNKNOWN_OUTCOME", "dead-letter".to_owned()));
         }
         Ledger::Off => {}
     }
-    let environment = Environment { vars };
+    let environment = Environment {
+        vars,
+        ledger: (ledger != Ledger::Off).then_some(dynamodb),
+    };
     let mut slots = Vec::new();
     for n in 0..PROCESSES {
         slots.push(Arc::new(Slot {
@@ -439,15 +513,13 @@ impl Outcome {
     /// that made it was killed: the one moment the ledger cannot cover, since the call may
     /// have been placed and not yet recorded.
     fn in_flight_at_a_kill(&self, call: &ReceivedCall) -> bool {
-        self.kills.iter().any(|kill| kill.invocation.placed(call))
+        self.kills.iter().any(|kill| kill.hit(call))
     }
 
-    /// The calls the killed invocation had placed when `kill` ended it.
+    /// The calls the killed invocation had placed when `kill` ended it (with the ledger:
+    /// and had not recorded as sent).
     fn in_flight_at(&self, kill: &Kill) -> Vec<&ReceivedCall> {
-        self.calls
-            .iter()
-            .filter(|call| kill.invocation.placed(call))
-            .collect()
+        self.calls.iter().filter(|call| kill.hit(call)).collect()
     }
 
     /// Every kill the test decided was made, each of an invocation with calls in flight.
