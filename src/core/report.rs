@@ -326,24 +326,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_fate_is_told_by_its_own_row_of_the_fates_table() {
-        let fates = [
-            Fate::Sent,
-            Fate::Transient,
-            Fate::Permanent,
-            Fate::Deferred,
-            Fate::Expired,
-            Fate::Abandoned,
-            Fate::Duplicate,
-        ];
-        for fate in fates {
-            assert_eq!(fate.info().fate, fate);
-        }
-        let words: std::collections::HashSet<&str> = FATES.iter().map(|i| i.word).collect();
-        assert_eq!(words.len(), fates.len());
-    }
-
-    #[test]
     fn each_region_counts_the_records_last_tried_there() {
         let tag = |name: &str, failover| RegionTag {
             name: name.into(),

@@ -106,11 +106,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     continue;
                 }
             };
-            attempt.outcome.attempts += 1;
-            attempt.outcome.region = self.region(route).tag.clone();
-            tries
-                .progress
-                .attempted(attempt.outcome.attempts, attempt.outcome.region.as_ref());
+            attempt.counted(self.region(route).tag.as_ref(), tries.progress);
             let (failure, admitted) = match self.send(&tries, route, admitted).await {
                 Send::Abandoned => return (attempt.abandoned(), true),
                 Send::Answered(Err(failure), admitted) => (failure, admitted),
@@ -121,9 +117,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             let recipient_limited =
                 self.observe_failure(&mut tries, route, &failure, admitted, permit);
             let maybe_placed = !placed_nothing(&failure);
-            if !maybe_placed {
-                tries.progress.nothing_placed();
-            }
+            tries.progress.answered(maybe_placed);
             match self.after_failure(&tries, &failure, recipient_limited, attempt) {
                 Next::RetryAfter(wait, waiting) => {
                     attempt = waiting;

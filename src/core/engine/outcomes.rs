@@ -13,6 +13,9 @@ use crate::core::pacing::Pacer;
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
 use crate::core::report::{Fate, Reason, RecordOutcome};
+use crate::core::route::RegionTag;
+
+use super::progress::Progress;
 
 /// One record's way through its attempts: the outcome so far, which after a failed attempt
 /// holds that failure.
@@ -30,6 +33,13 @@ impl AttemptLoop {
             outcome,
             maybe_placed_before: false,
         }
+    }
+
+    /// One more attempt goes out, through `region`; `progress` keeps count for a panic.
+    pub(super) fn counted(&mut self, region: Option<&RegionTag>, progress: &Progress) {
+        self.outcome.attempts += 1;
+        self.outcome.region = region.cloned();
+        progress.attempted(self.outcome.attempts, region);
     }
 
     pub(super) fn failed(&mut self, failure: &SendFailure, disposition: Disposition) {

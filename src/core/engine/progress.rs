@@ -51,9 +51,10 @@ impl Progress {
         self.maybe_placed.store(true, Ordering::Relaxed);
     }
 
-    /// The send's answer says it certainly placed nothing (the next attempt starts afresh).
-    pub(super) fn nothing_placed(&self) {
-        self.maybe_placed.store(false, Ordering::Relaxed);
+    /// The send's answer came: `maybe_placed` false when it certainly placed nothing (the
+    /// next attempt starts afresh).
+    pub(super) fn answered(&self, maybe_placed: bool) {
+        self.maybe_placed.store(maybe_placed, Ordering::Relaxed);
     }
 
     /// The record holds `claim`; `placed_before`: an earlier delivery may have placed it.
