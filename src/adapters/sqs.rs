@@ -100,9 +100,18 @@ fn chunks<'l, 'a>(letters: &'l [DeadLetter<'a>]) -> Vec<&'l [DeadLetter<'a>]> {
 }
 
 fn entry(index: usize, letter: &DeadLetter<'_>) -> Result<SendMessageBatchRequestEntry, PortError> {
-    let mut attributes = HashMap::with_capacity(letter.attributes.len() + 1);
+    let mut attributes =
+        HashMap::with_capacity(letter.attributes.len() + letter.identity.len() + 1);
     for (name, value) in &letter.attributes {
         attributes.insert((*name).to_owned(), attribute_value(value)?);
+    }
+    for identity in &letter.identity {
+        let value = MessageAttributeValue::builder()
+            .data_type(identity.data_type)
+            .string_value(&identity.value)
+            .build()
+            .map_err(|err| PortError::Invalid(err.to_string()))?;
+        attributes.insert(identity.name.to_owned(), value);
     }
     if let Some(reason) = &letter.reason {
         let value = MessageAttributeValue::builder()
@@ -319,6 +328,8 @@ mod tests {
         DeadLetter {
             body,
             attributes: Vec::new(),
+            identity: Vec::new(),
+            left_out: Vec::new(),
             reason: None,
             fifo: None,
         }

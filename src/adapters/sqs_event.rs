@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsMessage;
 
+use crate::core::dead_letter::FIRST_SENT_ATTRIBUTE;
 use crate::core::record::{Attribute, Record};
 
 /// The core's record for `message`, whose id is `message_id` (checked by the caller).
@@ -35,8 +36,21 @@ pub fn record_of<'a>(message: &'a SqsMessage, message_id: &'a str) -> Record<'a>
         queue_arn: message.event_source_arn.as_deref(),
         receipt_handle: message.receipt_handle.as_deref(),
         first_received_at: first_received_at(message),
+        first_sent_at: first_sent_at(message),
         attributes,
     }
+}
+
+/// When the request was first sent, as a dead letter's `DispatchFirstSent` (a `Number`,
+/// epoch milliseconds) says; a value that is not one counts for nothing.
+pub fn first_sent_at(message: &SqsMessage) -> Option<SystemTime> {
+    message
+        .message_attributes
+        .get(FIRST_SENT_ATTRIBUTE)
+        .filter(|attribute| attribute.data_type.as_deref() == Some("Number"))
+        .and_then(|attribute| attribute.string_value.as_deref())
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// How many times SQS has delivered the record, this delivery included.
@@ -65,8 +79,7 @@ pub fn first_received_at(message: &SqsMessage) -> Option<SystemTime> {
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-/// The message attribute a producer sets to name a call across its own retries.
-pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
+pub use crate::core::dead_letter::IDEMPOTENCY_KEY_ATTRIBUTE;
 
 /// The key the idempotency ledger knows a record by: the producer's `IdempotencyKey` (a
 /// String message attribute), else on a FIFO queue its `MessageDeduplicationId` (scoped to
@@ -154,6 +167,37 @@ mod tests {
             serde_json::json!({"SentTimestamp": "soon"}),
         );
         assert_eq!(sent_at(&m), None);
+    }
+
+    #[test]
+    fn the_first_send_comes_from_a_number_attribute_and_counts_when_earlier() {
+        let with = |attribute: serde_json::Value| -> SqsMessage {
+            serde_json::from_value(serde_json::json!({
+                "messageId": "m",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                "attributes": {"SentTimestamp": "1764000000000"},
+                "messageAttributes": {"DispatchFirstSent": attribute}
+            }))
+            .unwrap()
+        };
+        let at = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        let earlier =
+            with(serde_json::json!({"dataType": "Number", "stringValue": "1763990000000"}));
+        let record = record_of(&earlier, "m");
+        assert_eq!(record.first_sent_at, Some(at(1_763_990_000_000)));
+        assert_eq!(record.first_sent(), Some(at(1_763_990_000_000)));
+        // Later than SentTimestamp: a message's life is never extended.
+        let later = with(serde_json::json!({"dataType": "Number", "stringValue": "1764009999000"}));
+        assert_eq!(
+            record_of(&later, "m").first_sent(),
+            Some(at(1_764_000_000_000))
+        );
+        for bad in [
+            serde_json::json!({"dataType": "String", "stringValue": "1763990000000"}),
+            serde_json::json!({"dataType": "Number", "stringValue": "yesterday"}),
+        ] {
+            assert_eq!(record_of(&with(bad), "m").first_sent_at, None);
+        }
     }
 
     #[test]

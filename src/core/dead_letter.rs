@@ -10,6 +10,17 @@ use crate::core::report::RecordOutcome;
 /// The message attribute that carries the reason.
 pub const REASON_ATTRIBUTE: &str = "DispatchError";
 
+/// The function's own message attribute for when the request was first sent (epoch
+/// milliseconds, a `Number`): a dead letter carries it, so a redriven letter's time to live
+/// still counts from the request's first send, not from the redrive. Kept across trips: the
+/// earliest of it and `SentTimestamp` counts.
+pub const FIRST_SENT_ATTRIBUTE: &str = "DispatchFirstSent";
+
+/// The producer's attribute naming a request for the idempotency ledger; a dead letter sets it
+/// to the key the function used when the producer gave none (the message id), so a redriven
+/// letter is the same request to the ledger, not a new message.
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
+
 /// SQS takes at most 10 message attributes per message.
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 
@@ -18,11 +29,16 @@ pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
 
 /// A record on its way to the dead-letter queue: the original body and attributes,
-/// unchanged, plus the reason.
+/// unchanged, plus what identifies its request and the reason.
 #[derive(Debug, Clone)]
 pub struct DeadLetter<'a> {
     pub body: &'a str,
     pub attributes: Vec<(&'a str, Attribute<'a>)>,
+    /// What identifies the request across a redrive (its ledger key, its first send), as
+    /// many as the original attributes leave room for, in that order.
+    pub identity: Vec<Identity>,
+    /// The identity attributes left out for want of room: the caller says so.
+    pub left_out: Vec<&'static str>,
     /// The `DispatchError` attribute's JSON; `None` when the original attributes leave no
     /// room for it (ten already, or a body near SQS's size limit).
     pub reason: Option<String>,
@@ -42,10 +58,25 @@ impl DeadLetter<'_> {
                 .map(|(name, value)| attribute(name, value))
                 .sum::<usize>()
             + self
+                .identity
+                .iter()
+                .map(|identity| {
+                    identity.name.len() + identity.data_type.len() + identity.value.len()
+                })
+                .sum::<usize>()
+            + self
                 .reason
                 .as_deref()
                 .map_or(0, |r| REASON_ATTRIBUTE.len() + "String".len() + r.len())
     }
+}
+
+/// One of the function's own attributes that identify a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: &'static str,
+    pub data_type: &'static str,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +105,11 @@ pub struct DispatchError<'a> {
 /// accept (a record with no body: SQS messages cannot be empty).
 ///
 /// The body is the original's, byte for byte, so the letter can be redriven unchanged. The
-/// original attributes are kept; a `DispatchError` left by an earlier trip to the DLQ is
-/// replaced by the new reason. When the originals already fill all 10 attribute slots the
-/// reason is left out (the caller logs it instead): the forward must never fail for it.
+/// original attributes are kept; the request's identity is added (its ledger key when the
+/// producer gave none, its first send), so that a redrive neither calls it late nor calls it
+/// again; a `DispatchError` or `DispatchFirstSent` left by an earlier trip is replaced. When
+/// the originals leave too few of SQS's 10 slots, the identity goes first and then the
+/// reason; what is left out the caller logs: the forward must never fail for it.
 pub fn dead_letter<'a>(
     message: &Record<'a>,
     outcome: &RecordOutcome,
@@ -86,11 +119,13 @@ pub fn dead_letter<'a>(
     let mut attributes: Vec<_> = message
         .attributes
         .iter()
-        .filter(|(name, _)| *name != REASON_ATTRIBUTE)
+        .filter(|(name, _)| ![REASON_ATTRIBUTE, FIRST_SENT_ATTRIBUTE].contains(name))
         .copied()
         .collect();
     attributes.sort_by_key(|(name, _)| *name);
-    let reason = (attributes.len() < MAX_MESSAGE_ATTRIBUTES).then(|| {
+    let (identity, left_out) = identity(message, attributes.len());
+    let used = attributes.len() + identity.len();
+    let reason = (used < MAX_MESSAGE_ATTRIBUTES).then(|| {
         let (code, text) = outcome
             .reason
             .as_ref()
@@ -115,6 +150,8 @@ pub fn dead_letter<'a>(
     let mut letter = DeadLetter {
         body,
         attributes,
+        identity,
+        left_out,
         reason,
         fifo,
     };
@@ -126,12 +163,44 @@ pub fn dead_letter<'a>(
     Some(letter)
 }
 
+/// The request's identity attributes that fit beside `originals` attributes, and those that
+/// do not: its ledger key (unless the producer named one: it is among the originals), then
+/// its first send.
+fn identity(message: &Record<'_>, originals: usize) -> (Vec<Identity>, Vec<&'static str>) {
+    let producers_key = message
+        .attributes
+        .iter()
+        .any(|(name, _)| *name == IDEMPOTENCY_KEY_ATTRIBUTE);
+    let key = (!producers_key).then(|| Identity {
+        name: IDEMPOTENCY_KEY_ATTRIBUTE,
+        data_type: "String",
+        value: message.idempotency_key.to_string(),
+    });
+    let first_sent = message.first_sent().and_then(|at| {
+        let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+        Some(Identity {
+            name: FIRST_SENT_ATTRIBUTE,
+            data_type: "Number",
+            value: ms.to_string(),
+        })
+    });
+    let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(originals);
+    let wanted: Vec<Identity> = [key, first_sent].into_iter().flatten().collect();
+    let left_out = wanted
+        .iter()
+        .skip(room)
+        .map(|identity| identity.name)
+        .collect();
+    (wanted.into_iter().take(room).collect(), left_out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::classify::ServiceCode;
     use crate::core::record::Attribute;
     use crate::core::report::{Fate, Reason};
+    use std::time::{Duration, UNIX_EPOCH};
     #[test]
     fn a_body_near_the_size_limit_goes_without_the_reason_rather_than_be_refused() {
         let small = message(ARN_FOR_SIZE, Some("x"), 0);
@@ -227,30 +296,86 @@ mod tests {
         assert_eq!(reason["code"], "BadRequestException");
     }
 
-    #[test]
-    fn ten_original_attributes_leave_no_room_for_the_reason() {
-        let message = message(STANDARD, Some("x"), 10);
-        let letter = dead_letter(&message, &outcome(), "t").unwrap();
-        assert_eq!(letter.attributes.len(), 10);
-        assert!(letter.reason.is_none());
+    /// A message with `attributes` attributes of its own, sent at a known time.
+    fn sent_message(attributes: usize) -> Record<'static> {
+        Record {
+            sent_at: Some(UNIX_EPOCH + Duration::from_millis(1_795_996_800_123)),
+            idempotency_key: "m-1".into(),
+            ..message(STANDARD, Some("x"), attributes)
+        }
+    }
 
-        let nine = super::tests::message(STANDARD, Some("x"), 9);
-        assert!(dead_letter(&nine, &outcome(), "t")
-            .unwrap()
-            .reason
-            .is_some());
+    fn names(letter: &DeadLetter<'_>) -> Vec<&'static str> {
+        letter
+            .identity
+            .iter()
+            .map(|identity| identity.name)
+            .collect()
     }
 
     #[test]
-    fn an_earlier_reason_is_replaced_not_duplicated() {
-        let mut message = message(STANDARD, Some("x"), 10);
-        message.attributes[0].0 = REASON_ATTRIBUTE;
+    fn a_letter_carries_its_requests_ledger_key_and_first_send() {
+        let letter = dead_letter(&sent_message(2), &outcome(), "t").unwrap();
+        assert_eq!(
+            letter.identity,
+            [
+                Identity {
+                    name: IDEMPOTENCY_KEY_ATTRIBUTE,
+                    data_type: "String",
+                    value: "m-1".into(),
+                },
+                Identity {
+                    name: FIRST_SENT_ATTRIBUTE,
+                    data_type: "Number",
+                    value: "1795996800123".into(),
+                },
+            ]
+        );
+        assert!(letter.reason.is_some() && letter.left_out.is_empty());
+    }
+
+    #[test]
+    fn a_producers_key_stands_and_the_earliest_first_send_is_kept_across_trips() {
+        let mut message = sent_message(0);
+        message.attributes = vec![(IDEMPOTENCY_KEY_ATTRIBUTE, Attribute::default())];
+        // An earlier trip's first send, before this delivery's SentTimestamp.
+        message.first_sent_at = Some(UNIX_EPOCH + Duration::from_millis(1_795_990_000_000));
         let letter = dead_letter(&message, &outcome(), "t").unwrap();
-        assert_eq!(letter.attributes.len(), 9);
-        assert!(letter
-            .attributes
-            .iter()
-            .all(|(name, _)| *name != REASON_ATTRIBUTE));
+        assert_eq!(names(&letter), [FIRST_SENT_ATTRIBUTE]);
+        assert_eq!(letter.identity[0].value, "1795990000000");
+        assert_eq!(letter.attributes.len(), 1, "the producer's key, as it was");
+    }
+
+    #[test]
+    fn the_identity_goes_first_then_the_reason_and_what_has_no_room_is_named() {
+        let letter = dead_letter(&sent_message(8), &outcome(), "t").unwrap();
+        assert_eq!(names(&letter).len(), 2);
+        assert!(letter.reason.is_none());
+        let letter = dead_letter(&sent_message(9), &outcome(), "t").unwrap();
+        assert_eq!(names(&letter), [IDEMPOTENCY_KEY_ATTRIBUTE]);
+        assert_eq!(letter.left_out, [FIRST_SENT_ATTRIBUTE]);
+        let letter = dead_letter(&sent_message(10), &outcome(), "t").unwrap();
+        assert_eq!(letter.attributes.len(), 10);
+        assert!(letter.identity.is_empty() && letter.reason.is_none());
+        assert_eq!(
+            letter.left_out,
+            [IDEMPOTENCY_KEY_ATTRIBUTE, FIRST_SENT_ATTRIBUTE]
+        );
+    }
+
+    #[test]
+    fn an_earlier_reason_and_first_send_are_replaced_not_duplicated() {
+        let mut message = sent_message(7);
+        message.attributes[0].0 = REASON_ATTRIBUTE;
+        message.attributes[1].0 = FIRST_SENT_ATTRIBUTE;
+        let letter = dead_letter(&message, &outcome(), "t").unwrap();
+        assert_eq!(letter.attributes.len(), 5);
+        assert!(letter.attributes.iter().all(|(name, _)| ![
+            REASON_ATTRIBUTE,
+            FIRST_SENT_ATTRIBUTE
+        ]
+        .contains(name)));
+        assert_eq!(names(&letter).len(), 2);
         assert!(letter.reason.is_some());
     }
 

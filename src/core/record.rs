@@ -26,6 +26,21 @@ pub struct Record<'a> {
     pub first_received_at: Option<SystemTime>,
     /// The producer's message attributes, kept for a dead letter.
     pub attributes: Vec<(&'a str, Attribute<'a>)>,
+    /// When the request was first sent, from a dead letter's `DispatchFirstSent` carried
+    /// back by a redrive (or set by the producer).
+    pub first_sent_at: Option<SystemTime>,
+}
+
+impl Record<'_> {
+    /// When the request was first sent: the earliest of its `SentTimestamp` and its
+    /// `DispatchFirstSent`, so a producer can shorten a message's life, never extend it,
+    /// and a redriven letter counts from the request's first send.
+    pub fn first_sent(&self) -> Option<SystemTime> {
+        match (self.sent_at, self.first_sent_at) {
+            (Some(sent), Some(first)) => Some(sent.min(first)),
+            (sent, first) => sent.or(first),
+        }
+    }
 }
 
 /// One message attribute, as the producer set it.

@@ -220,6 +220,13 @@ impl<D: DeadLetterQueue, R: RedeliveryDelay> Settlement<D, R> {
                             "dead letter carries no DispatchError attribute: the original uses all 10 attributes"
                         );
                     }
+                    if !letter.left_out.is_empty() {
+                        tracing::warn!(
+                            message_id = %outcome.message_id,
+                            left_out = letter.left_out.join(","),
+                            "dead letter carries not all of its request's identity: the original's attributes leave no room; redriven, it counts its time to live from the redrive (without DispatchFirstSent) and is a new request to the ledger (without IdempotencyKey)"
+                        );
+                    }
                     indexes.push(index);
                     letters.push(letter);
                 }

@@ -413,7 +413,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 Duration::from_secs(u64::from(seconds))
             });
         let wall = self.clock.wall();
-        let expiry = Expiry::of(record.sent_at, ttl, wall, Instant::now());
+        let expiry = Expiry::of(record.first_sent(), ttl, wall, Instant::now());
         // When the call stops being worth placing, so the service can enforce it too.
         message.expires_at = Some(expiry.map_or_else(|| Instant::now() + ttl, |e| e.at()));
         let attempt = AttemptLoop::new(RecordOutcome {

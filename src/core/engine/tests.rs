@@ -1782,3 +1782,33 @@ mod panics {
         assert_eq!(entry.status, ledger::Status::Unknown);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_redriven_letter_counts_its_time_to_live_from_the_requests_first_send() {
+    let settings = settings();
+    let ttl = settings.message_ttl;
+    let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings);
+    // Redriven just now, first sent a time to live and a minute ago.
+    let redriven = Record {
+        first_sent_at: Some(SystemTime::now() - ttl - Duration::from_secs(60)),
+        ..sent("late", BODY, Duration::ZERO)
+    };
+    // Alive by its SentTimestamp, a first send later than that extends nothing.
+    let extended = Record {
+        first_sent_at: Some(SystemTime::now() + ttl),
+        ..sent("alive", BODY, ttl - Duration::from_secs(60))
+    };
+    let report = engine.run(&[redriven, extended], in_seconds(30)).await;
+    assert_eq!(report.outcomes[0].fate, Fate::Expired);
+    assert_eq!(report.outcomes[1].fate, Fate::Sent);
+    assert_eq!(
+        engine.primary.sender.requests(),
+        1,
+        "the late one never called"
+    );
+    let left = report.outcomes[1].expires_at.unwrap() - Instant::now();
+    assert!(
+        left <= Duration::from_secs(60),
+        "its SentTimestamp counts: {left:?}"
+    );
+}
