@@ -7,6 +7,7 @@ mod support;
 mod batch;
 mod chaos;
 mod clamps;
+mod dlq_redrive;
 mod emulator;
 mod events_dir;
 mod failover;

@@ -46,13 +46,21 @@ fn moto_server() -> PathBuf {
 /// `ReceiveMessage` too). No test long-polls, so nothing waits behind a poll. Python's HTTP
 /// server asks DNS for its address's name when it binds (`socket.getfqdn`): answered here,
 /// so a server on the Docker bridge sends no query off the machine.
-fn single_threaded(program: &std::path::Path) -> Command {
-    let python = program
+/// The Python `moto_server` runs on (boto3 beside it): its own virtualenv's, else `python3`.
+pub fn python() -> PathBuf {
+    python_beside(&moto_server())
+}
+
+fn python_beside(program: &std::path::Path) -> PathBuf {
+    program
         .parent()
         .map(|bin| bin.join("python"))
         .filter(|python| python.exists())
-        .unwrap_or_else(|| PathBuf::from("python3"));
-    let mut command = Command::new(python);
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+fn single_threaded(program: &std::path::Path) -> Command {
+    let mut command = Command::new(python_beside(program));
     command.args([
         "-c",
         "import socket, sys, werkzeug.serving as s\n\
