@@ -357,6 +357,22 @@ def check(template):
     alarms = lambda resources: {  # noqa: E731
         r["Properties"].get("MetricName") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
     }
+    expect(
+        {"OldestUnsentAge", "ServiceFailing", "Throttled", "Errors", "Throttles"} <= alarms(standard),
+        "alarms on the function's own waiting age, service failures and throttling, and on its invocation errors and throttles",
+    )
+    expect("ApproximateAgeOfOldestMessage" not in alarms(standard), "no alarm on SQS's age, which drops messages received 3 times")
+    no_ledger = translate(template, {"IdempotencyLedger": "false"})
+    expect(
+        "LedgerUnavailable" in standard and "LedgerUnavailable" not in no_ledger,
+        "ledger on: an alarm when it cannot be written; off: none",
+    )
+    mapping_id = template["Outputs"]["EventSourceMappingId"]["Value"]
+    target = mapping_id.get("Ref") if isinstance(mapping_id, dict) else None
+    expect(
+        standard.get(target, {}).get("Type") == "AWS::Lambda::EventSourceMapping",
+        f"Outputs: EventSourceMappingId names the event source mapping SAM creates ({target})",
+    )
     expect("FailedOver" in alarms(failover), "failover on: an alarm when the failover Region carries calls")
     expect("FailedOver" not in alarms(standard), "failover off: no failover alarm")
     v1_failover = translate(

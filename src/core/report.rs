@@ -1,7 +1,8 @@
 //! What became of each record, and the answer SQS gets from it.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use crate::core::classify::Signal;
 use crate::core::code::Code;
 use crate::core::route::RegionTag;
 
@@ -167,6 +168,12 @@ pub struct RecordOutcome {
     pub attempts: u32,
     /// The region of its last attempt, with failover on; `None` with it off or never tried.
     pub region: Option<RegionTag>,
+    /// When its request was first sent (the earliest of `SentTimestamp` and a redriven
+    /// letter's `DispatchFirstSent`), if known: how long a call waits is counted from it.
+    pub first_sent_at: Option<SystemTime>,
+    /// What its last failed attempt said about the voice service (the service failing,
+    /// throttling, ...); `None` when it was sent or never failed an attempt.
+    pub signal: Option<Signal>,
 }
 
 impl RecordOutcome {
@@ -186,6 +193,8 @@ impl RecordOutcome {
             expires_at: None,
             attempts: 0,
             region: None,
+            first_sent_at: None,
+            signal: None,
         }
     }
 

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::core::report::{BatchReport, Fate, FATES};
+use crate::core::classify::Signal;
+use crate::core::report::{BatchReport, Fate, RecordOutcome, FATES};
 
 /// EMF's limit of values per metric in one document.
 const MAX_VALUES: usize = 100;
@@ -44,6 +45,23 @@ impl MetricsContext {
             })
             .unwrap_or("INFO")
     }
+}
+
+/// The age, in whole seconds from its request's first send, of the oldest record the batch
+/// leaves to SQS (reported, so delivered again): what `CallsWaitingTooLong` watches. SQS's own
+/// `ApproximateAgeOfOldestMessage` leaves out a message received three times or more, which
+/// in a sustained outage is every waiting call.
+pub const OLDEST_UNSENT_AGE: &str = "OldestUnsentAge";
+
+fn oldest_unsent_age(report: &BatchReport, timestamp_ms: u64) -> Option<u64> {
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(timestamp_ms);
+    report
+        .outcomes
+        .iter()
+        .filter(|outcome| outcome.is_reported())
+        .filter_map(|outcome| now.duration_since(outcome.first_sent_at?).ok())
+        .map(|age| age.as_secs())
+        .max()
 }
 
 impl MetricsContext {
@@ -100,18 +118,34 @@ impl MetricsContext {
     }
 
     /// The counts of each fate (their metric names from the fates table), dead letters,
-    /// requests, the breaker, and the first latencies.
+    /// requests, the records whose last attempt found the service failing or throttling,
+    /// the breaker, the first latencies, and the age of the oldest record left unsent.
     fn summary(&self, report: &BatchReport, latencies: &[f64], timestamp_ms: u64) -> Value {
         let mut metrics = vec![("Records", "Count")];
         metrics.extend(FATES.iter().map(|info| (info.metric, "Count")));
         metrics.extend([
             ("DeadLettered", "Count"),
             ("Attempts", "Count"),
+            ("ServiceFailing", "Count"),
+            ("Throttled", "Count"),
             ("CircuitOpened", "Count"),
             ("CircuitOpen", "None"),
             ("SendLatency", "Milliseconds"),
         ]);
+        let oldest = oldest_unsent_age(report, timestamp_ms);
+        if oldest.is_some() {
+            metrics.push((OLDEST_UNSENT_AGE, "Seconds"));
+        }
         let mut summary = self.document(timestamp_ms, &[], &metrics);
+        if let Some(age) = oldest {
+            summary[OLDEST_UNSENT_AGE] = json!(age);
+        }
+        let signalled = |signal: Signal| {
+            let said = |o: &&RecordOutcome| o.signal == Some(signal);
+            report.outcomes.iter().filter(said).count()
+        };
+        summary["ServiceFailing"] = json!(signalled(Signal::ServiceFailing));
+        summary["Throttled"] = json!(signalled(Signal::Throttled));
         summary["Records"] = json!(report.outcomes.len());
         let counts = report.counts();
         for info in &FATES {
@@ -398,6 +432,49 @@ mod tests {
             ),
             (&json!("us-west-2"), &json!(2), &json!(2))
         );
+    }
+
+    #[test]
+    fn the_summary_counts_the_service_failing_and_throttled_and_the_oldest_unsent_age() {
+        let at = |ms: u64| Some(std::time::UNIX_EPOCH + Duration::from_millis(ms));
+        let now_ms = 1_800_000_000_000;
+        let failing = RecordOutcome {
+            signal: Some(Signal::ServiceFailing),
+            first_sent_at: at(now_ms - 125_400),
+            ..outcome(Fate::Transient, Some("Http502"), None)
+        };
+        let throttled = RecordOutcome {
+            signal: Some(Signal::Throttled),
+            first_sent_at: at(now_ms - 10_000),
+            ..outcome(Fate::Transient, Some("ThrottlingException"), None)
+        };
+        // Sent long ago, but sent: not waiting.
+        let sent = RecordOutcome {
+            first_sent_at: at(now_ms - 900_000),
+            ..outcome(Fate::Sent, None, Some(3))
+        };
+        let report = BatchReport {
+            outcomes: vec![failing, throttled, sent.clone()],
+            ..BatchReport::default()
+        };
+        let summary = &context().documents(&report, now_ms)[0];
+        assert_valid_emf(summary);
+        assert_eq!(summary["ServiceFailing"], 1);
+        assert_eq!(summary["Throttled"], 1);
+        assert_eq!(
+            summary[OLDEST_UNSENT_AGE], 125,
+            "whole seconds from the first send"
+        );
+        let all_sent = BatchReport {
+            outcomes: vec![sent],
+            ..BatchReport::default()
+        };
+        let summary = &context().documents(&all_sent, now_ms)[0];
+        assert!(
+            summary.get(OLDEST_UNSENT_AGE).is_none(),
+            "nothing waits: no value"
+        );
+        assert_valid_emf(summary);
     }
 
     #[test]

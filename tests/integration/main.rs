@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alarms;
 mod batch;
 mod chaos;
 mod clamps;

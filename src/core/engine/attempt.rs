@@ -63,6 +63,8 @@ struct Tries<'a> {
     /// When this record was last throttled, to tell the account's quota from the
     /// recipient's.
     throttled_at: Option<Instant>,
+    /// What the last failed attempt said about the service.
+    last_signal: Option<Signal>,
     /// Where a send's start is marked, for a panic to read.
     progress: &'a Progress,
 }
@@ -92,6 +94,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             expiry,
             cutoffs,
             throttled_at: None,
+            last_signal: None,
             progress,
         };
         loop {
@@ -148,6 +151,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         }
         outcome.fate = Fate::Sent;
         outcome.reason = None;
+        outcome.signal = None;
         outcome.voice_message_id = call.message_id;
         outcome
     }
@@ -313,6 +317,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         permit: Option<Permit>,
     ) -> bool {
         let health = signal(failure, tries.message.origins());
+        tries.last_signal = Some(health);
         let now = Instant::now();
         let region = self.region(route);
         region.breaker.observe(admitted, Some(health), now);
@@ -349,7 +354,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             && !recipient_limited
             && named.is_none()
             && attempt.outcome.attempts < self.settings.max_attempts;
-        attempt.failed(failure, disposition);
+        attempt.failed(failure, disposition, tries.last_signal);
         if let Some(at) = named {
             attempt.outcome.retry_at = named;
             // Refused until after its time to live ends: give it up now, with why, rather

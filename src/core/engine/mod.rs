@@ -419,6 +419,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let attempt = AttemptLoop::new(RecordOutcome {
             destination: Some(message.destination.masked().to_string()),
             receive_count: record.receive_count,
+            first_sent_at: record.first_sent(),
             expires_at: expiry.map(|e| e.at()),
             ..RecordOutcome::new(record.message_id, Fate::Deferred)
         });

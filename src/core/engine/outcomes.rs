@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use crate::core::breaker::Open;
-use crate::core::classify::{Disposition, SendFailure};
+use crate::core::classify::{Disposition, SendFailure, Signal};
 use crate::core::code::Code;
 use crate::core::expiry::Expiry;
 use crate::core::pacing::Pacer;
@@ -42,7 +42,13 @@ impl AttemptLoop {
         progress.attempted(self.outcome.attempts, region);
     }
 
-    pub(super) fn failed(&mut self, failure: &SendFailure, disposition: Disposition) {
+    pub(super) fn failed(
+        &mut self,
+        failure: &SendFailure,
+        disposition: Disposition,
+        signal: Option<Signal>,
+    ) {
+        self.outcome.signal = signal;
         self.outcome.fate = match disposition {
             Disposition::Redeliver => Fate::Transient,
             Disposition::GiveUp => Fate::Permanent,
@@ -195,6 +201,7 @@ pub(super) fn unsent(record: &Record<'_>, fate: Fate, reason: Reason) -> RecordO
     RecordOutcome {
         reason: Some(reason),
         receive_count: record.receive_count,
+        first_sent_at: record.first_sent(),
         ..RecordOutcome::new(record.message_id, fate)
     }
 }

@@ -1,0 +1,194 @@
+//! The alarms an operator relies on, read from `template.yaml`: each has a runbook entry and
+//! each runbook entry an alarm or rule, and every metric and dimension set an alarm on the
+//! function's namespace names is one the function emits.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use voice_dispatch::core::classify::Signal;
+use voice_dispatch::core::code::Code;
+use voice_dispatch::core::report::{BatchReport, Fate, Reason, RecordOutcome, Regions, FATES};
+use voice_dispatch::core::route::RegionTag;
+use voice_dispatch::observe::metrics::MetricsContext;
+
+/// One alarm or rule of the template, as far as these checks read it.
+#[derive(Debug, Default)]
+struct Watch {
+    kind: String,
+    namespace: Option<String>,
+    metric: Option<String>,
+    dimensions: BTreeSet<String>,
+}
+
+/// The template's resources of a kind these checks read, by logical id: each resource is
+/// the lines indented under its name in `Resources:`.
+fn watches() -> HashMap<String, Watch> {
+    let template = include_str!("../../template.yaml");
+    let resources = template
+        .split("\nResources:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nOutputs:\n").next())
+        .expect("a Resources section");
+    let mut watches = HashMap::new();
+    let mut current: Option<(String, Watch)> = None;
+    for line in resources.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if indent == 2 && text.ends_with(':') && !text.starts_with('#') {
+            if let Some((name, watch)) = current.take() {
+                watches.insert(name, watch);
+            }
+            current = Some((text.trim_end_matches(':').to_owned(), Watch::default()));
+            continue;
+        }
+        let Some((_, watch)) = current.as_mut() else {
+            continue;
+        };
+        let value = |key: &str| text.strip_prefix(key).map(|v| v.trim().to_owned());
+        if let Some(kind) = value("Type:").filter(|_| indent == 4) {
+            watch.kind = kind;
+        } else if let Some(namespace) = value("Namespace:") {
+            watch.namespace = Some(namespace);
+        } else if let Some(metric) = value("MetricName:") {
+            watch.metric = Some(metric);
+        } else if let Some(dimension) = value("- Name:").filter(|_| watch.metric.is_some()) {
+            watch.dimensions.insert(dimension);
+        }
+    }
+    if let Some((name, watch)) = current {
+        watches.insert(name, watch);
+    }
+    watches.retain(|_, watch| {
+        ["AWS::CloudWatch::Alarm", "AWS::Events::Rule"].contains(&watch.kind.as_str())
+    });
+    watches
+}
+
+/// The names the runbook gives an entry each: `- **`Name`**`.
+fn runbook_entries() -> BTreeSet<String> {
+    include_str!("../../docs/runbook.md")
+        .lines()
+        .filter_map(|line| line.strip_prefix("- **`"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_alarm_and_rule_has_a_runbook_entry_and_every_entry_one_of_them() {
+    let watched: BTreeSet<String> = watches().into_keys().collect();
+    assert!(watched.len() >= 12, "{watched:?}");
+    assert_eq!(runbook_entries(), watched);
+}
+
+/// A batch that gives every metric a value: every fate, a code of each kind, signals, a
+/// record left waiting, both regions.
+fn everything() -> BatchReport {
+    let primary = RegionTag {
+        name: "us-east-1".into(),
+        failover: false,
+    };
+    let failover = RegionTag {
+        name: "us-west-2".into(),
+        failover: true,
+    };
+    let outcomes = FATES
+        .iter()
+        .map(|info| RecordOutcome {
+            reason: (info.fate != Fate::Sent).then(|| Reason {
+                code: Code::LedgerUnavailable,
+                message: "m".into(),
+            }),
+            signal: Some(Signal::ServiceFailing),
+            first_sent_at: Some(SystemTime::now() - Duration::from_secs(60)),
+            region: Some(if info.fate == Fate::Sent {
+                failover.clone()
+            } else {
+                primary.clone()
+            }),
+            attempts: 1,
+            ..RecordOutcome::new("m", info.fate)
+        })
+        .collect();
+    BatchReport {
+        outcomes,
+        regions: Some(Regions { primary, failover }),
+        ..BatchReport::default()
+    }
+}
+
+/// Every metric the function emits, with the dimension set it is emitted under.
+fn emitted() -> BTreeSet<(String, BTreeSet<String>)> {
+    let context = MetricsContext {
+        namespace: "VoiceDispatch".into(),
+        function_name: "f".into(),
+        level: "INFO",
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut emitted = BTreeSet::new();
+    for document in context.documents(&everything(), now_ms) {
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        let dimensions: BTreeSet<String> = directive["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap().to_owned();
+            emitted.insert((name, dimensions.clone()));
+        }
+    }
+    emitted
+}
+
+#[test]
+fn every_alarm_on_the_functions_metrics_names_a_metric_and_dimensions_it_emits() {
+    let emitted = emitted();
+    let mut checked = 0;
+    for (name, watch) in watches() {
+        match watch.namespace.as_deref() {
+            Some("VoiceDispatch") => {
+                let metric = watch.metric.clone().unwrap_or_default();
+                assert!(
+                    emitted.contains(&(metric.clone(), watch.dimensions.clone())),
+                    "{name}: {metric} by {:?} is not emitted; emitted: {emitted:?}",
+                    watch.dimensions
+                );
+                checked += 1;
+            }
+            // AWS's own metrics, by the dimension AWS gives them.
+            Some("AWS/Lambda") => assert!(
+                ["Errors", "Throttles"].contains(&watch.metric.as_deref().unwrap_or_default())
+                    && watch.dimensions == BTreeSet::from(["FunctionName".to_owned()]),
+                "{name}: {watch:?}"
+            ),
+            Some("AWS/SQS") => assert!(
+                watch.dimensions == BTreeSet::from(["QueueName".to_owned()]),
+                "{name}: {watch:?}"
+            ),
+            None => assert_eq!(watch.kind, "AWS::Events::Rule", "{name}"),
+            Some(other) => panic!("{name}: an alarm on {other}"),
+        }
+    }
+    assert!(
+        checked >= 8,
+        "the function's own metrics are watched: {checked}"
+    );
+}
+
+#[test]
+fn the_alarms_that_see_an_outage_watch_the_functions_own_counts() {
+    let watches = watches();
+    let metric = |name: &str| watches[name].metric.clone().unwrap_or_default();
+    assert_eq!(metric("CallsWaitingTooLong"), "OldestUnsentAge");
+    assert_eq!(metric("VoiceServiceFailing"), "ServiceFailing");
+    assert_eq!(metric("VoiceServiceThrottling"), "Throttled");
+    assert_eq!(metric("FunctionErrors"), "Errors");
+    assert_eq!(metric("FunctionThrottled"), "Throttles");
+}
