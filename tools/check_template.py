@@ -367,6 +367,12 @@ def check(template):
         "LedgerUnavailable" in standard and "LedgerUnavailable" not in no_ledger,
         "ledger on: an alarm when it cannot be written; off: none",
     )
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+    expect(
+        sorted(grouped) == sorted(template["Parameters"]) and len(grouped) == len(set(grouped)),
+        "the console groups every parameter once (AWS::CloudFormation::Interface)",
+    )
     mapping_id = template["Outputs"]["EventSourceMappingId"]["Value"]
     target = mapping_id.get("Ref") if isinstance(mapping_id, dict) else None
     expect(
