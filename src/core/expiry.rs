@@ -1,7 +1,8 @@
 //! When a call request stops being worth placing.
 //!
 //! A call an hour late is useless, so a record is given up on by time, not by how often SQS
-//! has delivered it: its age is now minus its `SentTimestamp`, and it expires when that
+//! has delivered it: its age is now minus its request's first send (the earlier of its
+//! `SentTimestamp` and a redriven letter's `DispatchFirstSent`), and it expires when that
 //! reaches its time to live (the body's `TimeToLive`, else `MESSAGE_TTL_SECONDS`). Past that
 //! no attempt starts; the record is dead-lettered as `expired`.
 

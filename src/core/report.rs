@@ -31,8 +31,8 @@ pub enum Fate {
     Duplicate,
 }
 
-/// One fate in every word it is known by: the word in log lines, the `Fate` dimension and
-/// `DispatchError`; its EMF count metric; what SQS is told; what it means. Defined once: the
+/// One fate in every word it is known by: the word in log lines and the `Fate` dimension;
+/// its EMF count metric; what SQS is told; what it means. Defined once: the
 /// logs, the metrics and the README's fates table all read it.
 #[derive(Debug, Clone, Copy)]
 pub struct FateInfo {
@@ -111,7 +111,8 @@ impl Fate {
         &FATES[index]
     }
 
-    /// Its word in log lines, the `Fate` dimension and `DispatchError`.
+    /// Its word in log lines and the `Fate` dimension (a dead letter's `DispatchError`
+    /// carries the record's code instead).
     pub fn as_str(self) -> &'static str {
         self.info().word
     }
