@@ -354,11 +354,20 @@ def check(template):
         and env.get("FAILOVER_CONFIGURATION_SET_NAME") == "alerts-west",
         "v2 failover: the function is told the failover Region and what to use there",
     )
-    alarms = lambda resources: {  # noqa: E731
-        r["Properties"].get("MetricName") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
-    }
+    def alarms(resources):
+        """Every metric an alarm watches, alone or in its metric math."""
+        names = set()
+        for r in resources.values():
+            if r["Type"] != "AWS::CloudWatch::Alarm":
+                continue
+            names.add(r["Properties"].get("MetricName"))
+            for metric in r["Properties"].get("Metrics", []):
+                names.add(metric.get("MetricStat", {}).get("Metric", {}).get("MetricName"))
+        return names - {None}
+
     expect(
-        {"OldestUnsentAge", "ServiceFailing", "Throttled", "Errors", "Throttles"} <= alarms(standard),
+        {"OldestUnsentAge", "ServiceFailing", "ServiceOutage", "Throttled", "Errors", "Throttles"}
+        <= alarms(standard),
         "alarms on the function's own waiting age, service failures and throttling, and on its invocation errors and throttles",
     )
     expect("ApproximateAgeOfOldestMessage" not in alarms(standard), "no alarm on SQS's age, which drops messages received 3 times")

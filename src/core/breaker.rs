@@ -354,6 +354,17 @@ impl CircuitBreaker {
         !matches!(inner.state, State::Closed { .. })
     }
 
+    /// Whether the breaker is open (or half-open) now for the service failing on its side
+    /// alone: a regional outage, not the function's own setup or a blocked account.
+    pub fn open_for_an_outage(&self, now: Instant) -> bool {
+        let mut inner = lock(&self.inner);
+        Self::refresh(&mut inner, now);
+        matches!(
+            inner.state,
+            State::Open { regional: true, .. } | State::HalfOpen { regional: true, .. }
+        )
+    }
+
     /// How many times the breaker has opened since the instance started.
     pub fn times_opened(&self) -> u64 {
         lock(&self.inner).opened

@@ -246,6 +246,8 @@ pub struct CircuitReport {
     pub opened: u64,
     /// Whether it was open (or half-open) when the invocation ended.
     pub open_at_end: bool,
+    /// Whether it was open then for the service failing on its side (a regional outage).
+    pub outage_at_end: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -130,6 +130,7 @@ impl MetricsContext {
             ("Throttled", "Count"),
             ("CircuitOpened", "Count"),
             ("CircuitOpen", "None"),
+            ("ServiceOutage", "None"),
             ("SendLatency", "Milliseconds"),
         ]);
         let oldest = oldest_unsent_age(report, timestamp_ms);
@@ -156,6 +157,7 @@ impl MetricsContext {
         summary["Attempts"] = json!(attempts);
         summary["CircuitOpened"] = json!(report.circuit.opened);
         summary["CircuitOpen"] = json!(u8::from(report.circuit.open_at_end));
+        summary["ServiceOutage"] = json!(u8::from(report.circuit.outage_at_end));
         summary["SendLatency"] = json!(latencies);
         summary
     }
@@ -321,6 +323,7 @@ mod tests {
             circuit: crate::core::report::CircuitReport {
                 opened: 1,
                 open_at_end: true,
+                outage_at_end: true,
             },
             regions: None,
         };
@@ -337,6 +340,7 @@ mod tests {
         assert_eq!(summary["Attempts"], 3, "one request per started send");
         assert_eq!(summary["CircuitOpened"], 1);
         assert_eq!(summary["CircuitOpen"], 1);
+        assert_eq!(summary["ServiceOutage"], 1);
         assert_eq!(summary["SendLatency"], json!([50.0, 70.0, 3.0]));
         assert_eq!(summary["FunctionName"], "calls");
         assert_eq!(summary["_aws"]["Timestamp"], 1_764_000_000_000u64);

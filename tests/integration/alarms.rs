@@ -12,12 +12,19 @@ use voice_dispatch::core::report::{BatchReport, Fate, Reason, RecordOutcome, Reg
 use voice_dispatch::core::route::RegionTag;
 use voice_dispatch::observe::metrics::MetricsContext;
 
-/// One alarm or rule of the template, as far as these checks read it.
+/// One alarm or rule of the template, as far as these checks read it: its kind and the
+/// metrics it watches (one, or several in a metric-math alarm).
 #[derive(Debug, Default)]
 struct Watch {
     kind: String,
-    namespace: Option<String>,
-    metric: Option<String>,
+    metrics: Vec<Watched>,
+}
+
+/// One metric an alarm watches: its namespace, name and dimension names.
+#[derive(Debug, Default, Clone)]
+struct Watched {
+    namespace: String,
+    metric: String,
     dimensions: BTreeSet<String>,
 }
 
@@ -46,14 +53,19 @@ fn watches() -> HashMap<String, Watch> {
             continue;
         };
         let value = |key: &str| text.strip_prefix(key).map(|v| v.trim().to_owned());
+        // Each metric is written namespace first, then its name, then its dimensions.
         if let Some(kind) = value("Type:").filter(|_| indent == 4) {
             watch.kind = kind;
         } else if let Some(namespace) = value("Namespace:") {
-            watch.namespace = Some(namespace);
-        } else if let Some(metric) = value("MetricName:") {
-            watch.metric = Some(metric);
-        } else if let Some(dimension) = value("- Name:").filter(|_| watch.metric.is_some()) {
-            watch.dimensions.insert(dimension);
+            watch.metrics.push(Watched {
+                namespace,
+                ..Watched::default()
+            });
+        } else if let (Some(metric), Some(last)) = (value("MetricName:"), watch.metrics.last_mut())
+        {
+            last.metric = metric;
+        } else if let (Some(dimension), Some(last)) = (value("- Name:"), watch.metrics.last_mut()) {
+            last.dimensions.insert(dimension);
         }
     }
     if let Some((name, watch)) = current {
@@ -152,28 +164,37 @@ fn every_alarm_on_the_functions_metrics_names_a_metric_and_dimensions_it_emits()
     let emitted = emitted();
     let mut checked = 0;
     for (name, watch) in watches() {
-        match watch.namespace.as_deref() {
-            Some("VoiceDispatch") => {
-                let metric = watch.metric.clone().unwrap_or_default();
-                assert!(
-                    emitted.contains(&(metric.clone(), watch.dimensions.clone())),
-                    "{name}: {metric} by {:?} is not emitted; emitted: {emitted:?}",
-                    watch.dimensions
-                );
-                checked += 1;
+        if watch.kind == "AWS::Events::Rule" {
+            assert!(watch.metrics.is_empty(), "{name}");
+            continue;
+        }
+        assert!(!watch.metrics.is_empty(), "{name} watches no metric");
+        for watched in &watch.metrics {
+            let Watched {
+                namespace,
+                metric,
+                dimensions,
+            } = watched;
+            match namespace.as_str() {
+                "VoiceDispatch" => {
+                    assert!(
+                        emitted.contains(&(metric.clone(), dimensions.clone())),
+                        "{name}: {metric} by {dimensions:?} is not emitted; emitted: {emitted:?}"
+                    );
+                    checked += 1;
+                }
+                // AWS's own metrics, by the dimension AWS gives them.
+                "AWS/Lambda" => assert!(
+                    ["Errors", "Throttles"].contains(&metric.as_str())
+                        && *dimensions == BTreeSet::from(["FunctionName".to_owned()]),
+                    "{name}: {watched:?}"
+                ),
+                "AWS/SQS" => assert!(
+                    *dimensions == BTreeSet::from(["QueueName".to_owned()]),
+                    "{name}: {watched:?}"
+                ),
+                other => panic!("{name}: an alarm on {other}"),
             }
-            // AWS's own metrics, by the dimension AWS gives them.
-            Some("AWS/Lambda") => assert!(
-                ["Errors", "Throttles"].contains(&watch.metric.as_deref().unwrap_or_default())
-                    && watch.dimensions == BTreeSet::from(["FunctionName".to_owned()]),
-                "{name}: {watch:?}"
-            ),
-            Some("AWS/SQS") => assert!(
-                watch.dimensions == BTreeSet::from(["QueueName".to_owned()]),
-                "{name}: {watch:?}"
-            ),
-            None => assert_eq!(watch.kind, "AWS::Events::Rule", "{name}"),
-            Some(other) => panic!("{name}: an alarm on {other}"),
         }
     }
     assert!(
@@ -185,10 +206,20 @@ fn every_alarm_on_the_functions_metrics_names_a_metric_and_dimensions_it_emits()
 #[test]
 fn the_alarms_that_see_an_outage_watch_the_functions_own_counts() {
     let watches = watches();
-    let metric = |name: &str| watches[name].metric.clone().unwrap_or_default();
-    assert_eq!(metric("CallsWaitingTooLong"), "OldestUnsentAge");
-    assert_eq!(metric("VoiceServiceFailing"), "ServiceFailing");
-    assert_eq!(metric("VoiceServiceThrottling"), "Throttled");
-    assert_eq!(metric("FunctionErrors"), "Errors");
-    assert_eq!(metric("FunctionThrottled"), "Throttles");
+    let metrics = |name: &str| -> Vec<String> {
+        watches[name]
+            .metrics
+            .iter()
+            .map(|watched| watched.metric.clone())
+            .collect()
+    };
+    assert_eq!(metrics("CallsWaitingTooLong"), ["OldestUnsentAge"]);
+    assert_eq!(
+        metrics("VoiceServiceFailing"),
+        ["ServiceFailing", "ServiceOutage"],
+        "every service-side failure, or the breaker open for an outage"
+    );
+    assert_eq!(metrics("VoiceServiceThrottling"), ["Throttled"]);
+    assert_eq!(metrics("FunctionErrors"), ["Errors"]);
+    assert_eq!(metrics("FunctionThrottled"), ["Throttles"]);
 }

@@ -253,6 +253,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             circuit: CircuitReport {
                 opened: self.primary.breaker.times_opened() - opened_before,
                 open_at_end: self.primary.breaker.is_open(Instant::now()),
+                outage_at_end: self.primary.breaker.open_for_an_outage(Instant::now()),
             },
             regions: self.regions(),
         }

@@ -568,7 +568,8 @@ async fn an_open_breaker_defers_the_rest_with_its_remaining_time() {
         report.circuit,
         CircuitReport {
             opened: 1,
-            open_at_end: true
+            open_at_end: true,
+            outage_at_end: true,
         }
     );
 
@@ -602,7 +603,8 @@ async fn after_its_open_time_one_probe_closes_it(
         report.circuit,
         CircuitReport {
             opened: 0,
-            open_at_end: false
+            open_at_end: false,
+            outage_at_end: false,
         }
     );
 }
