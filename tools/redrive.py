@@ -10,14 +10,15 @@ never twice under ON_UNKNOWN_OUTCOME=dead-letter), then it is deleted from the D
 Letters with other codes are left in the DLQ, visible again at once. Needs boto3 and
 credentials allowed sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility
 on the DLQ and sqs:SendMessage on the call queue. On a FIFO pair, each letter keeps its
-MessageGroupId and gets a new MessageDeduplicationId (the function's ledger key does not
-change).
+MessageGroupId and is deduplicated on its DLQ message id, so a re-run after a move whose
+delete failed sends nothing twice (the function's ledger key does not change). A letter left
+behind on a FIFO DLQ holds the rest of its message group until the run ends: filter by code
+per group, or redrive the whole queue.
 """
 
 import argparse
 import json
 import sys
-import uuid
 
 import boto3
 
@@ -57,7 +58,7 @@ def redrive(sqs, source, destination, codes):
                 send["MessageAttributes"] = message["MessageAttributes"]
             if fifo:
                 send["MessageGroupId"] = message.get("Attributes", {}).get("MessageGroupId", "redrive")
-                send["MessageDeduplicationId"] = str(uuid.uuid4())
+                send["MessageDeduplicationId"] = message["MessageId"]
             sqs.send_message(**send)
             sqs.delete_message(QueueUrl=source, ReceiptHandle=message["ReceiptHandle"])
             moved += 1

@@ -119,7 +119,7 @@ pub fn dead_letter<'a>(
     let mut attributes: Vec<_> = message
         .attributes
         .iter()
-        .filter(|(name, _)| ![REASON_ATTRIBUTE, FIRST_SENT_ATTRIBUTE].contains(name))
+        .filter(|(name, _)| !FUNCTIONS_ATTRIBUTES.contains(name))
         .copied()
         .collect();
     attributes.sort_by_key(|(name, _)| *name);
@@ -155,23 +155,33 @@ pub fn dead_letter<'a>(
         reason,
         fifo,
     };
-    // A body near the limit leaves no room for the reason: the letter goes without it (the
-    // caller logs it) rather than be refused.
+    // A body near the limit leaves no room for the reason, then for the identity: the letter
+    // goes without them (the caller logs it) rather than be refused.
     if letter.size() > MAX_MESSAGE_BYTES {
         letter.reason = None;
+    }
+    while letter.size() > MAX_MESSAGE_BYTES {
+        let Some(identity) = letter.identity.pop() else {
+            break;
+        };
+        letter.left_out.insert(0, identity.name);
     }
     Some(letter)
 }
 
+/// The attributes a letter carries of the function's own: an original of the same name is
+/// replaced (an `IdempotencyKey` the ledger did not use, a `Number` one say, is replaced by
+/// the key it did use; a valid producer's key is the same value).
+const FUNCTIONS_ATTRIBUTES: [&str; 3] = [
+    REASON_ATTRIBUTE,
+    FIRST_SENT_ATTRIBUTE,
+    IDEMPOTENCY_KEY_ATTRIBUTE,
+];
+
 /// The request's identity attributes that fit beside `originals` attributes, and those that
-/// do not: its ledger key (unless the producer named one: it is among the originals), then
-/// its first send.
+/// do not: the ledger key it was known by, then its first send.
 fn identity(message: &Record<'_>, originals: usize) -> (Vec<Identity>, Vec<&'static str>) {
-    let producers_key = message
-        .attributes
-        .iter()
-        .any(|(name, _)| *name == IDEMPOTENCY_KEY_ATTRIBUTE);
-    let key = (!producers_key).then(|| Identity {
+    let key = Some(Identity {
         name: IDEMPOTENCY_KEY_ATTRIBUTE,
         data_type: "String",
         value: message.idempotency_key.to_string(),
@@ -335,15 +345,67 @@ mod tests {
     }
 
     #[test]
-    fn a_producers_key_stands_and_the_earliest_first_send_is_kept_across_trips() {
-        let mut message = sent_message(0);
-        message.attributes = vec![(IDEMPOTENCY_KEY_ATTRIBUTE, Attribute::default())];
-        // An earlier trip's first send, before this delivery's SentTimestamp.
-        message.first_sent_at = Some(UNIX_EPOCH + Duration::from_millis(1_795_990_000_000));
-        let letter = dead_letter(&message, &outcome(), "t").unwrap();
-        assert_eq!(names(&letter), [FIRST_SENT_ATTRIBUTE]);
-        assert_eq!(letter.identity[0].value, "1795990000000");
-        assert_eq!(letter.attributes.len(), 1, "the producer's key, as it was");
+    fn the_ledgers_key_replaces_any_original_of_its_name_and_the_earliest_first_send_is_kept() {
+        // The producer's key the ledger used, and ones it did not (not a non-empty String).
+        for (data_type, value, used) in [
+            ("String", "order-42", "order-42"),
+            ("Number", "42", "m-1"),
+            ("String.uuid", "7e0c", "m-1"),
+            ("Binary", "", "m-1"),
+        ] {
+            let mut message = sent_message(0);
+            message.idempotency_key = used.into();
+            let original = Attribute {
+                data_type: Some(data_type),
+                string_value: Some(value),
+                binary_value: None,
+            };
+            message.attributes = vec![(IDEMPOTENCY_KEY_ATTRIBUTE, original)];
+            // An earlier trip's first send, before this delivery's SentTimestamp.
+            message.first_sent_at = Some(UNIX_EPOCH + Duration::from_millis(1_795_990_000_000));
+            let letter = dead_letter(&message, &outcome(), "t").unwrap();
+            assert!(
+                letter.attributes.is_empty(),
+                "{data_type}: replaced, not kept"
+            );
+            assert_eq!(
+                letter.identity[0],
+                Identity {
+                    name: IDEMPOTENCY_KEY_ATTRIBUTE,
+                    data_type: "String",
+                    value: used.into(),
+                },
+                "{data_type}"
+            );
+            assert_eq!(letter.identity[1].value, "1795990000000");
+        }
+    }
+
+    #[test]
+    fn a_letter_near_the_size_limit_drops_its_reason_then_its_identity_rather_than_be_refused() {
+        // The key takes 23 bytes (name, type, value), the first send 36.
+        for (margin, kept, left_out) in [
+            (
+                30,
+                vec![IDEMPOTENCY_KEY_ATTRIBUTE],
+                vec![FIRST_SENT_ATTRIBUTE],
+            ),
+            (
+                10,
+                vec![],
+                vec![IDEMPOTENCY_KEY_ATTRIBUTE, FIRST_SENT_ATTRIBUTE],
+            ),
+        ] {
+            let message = Record {
+                body: Some(leak("x".repeat(MAX_MESSAGE_BYTES - margin))),
+                ..sent_message(0)
+            };
+            let letter = dead_letter(&message, &outcome(), "t").unwrap();
+            assert!(letter.size() <= MAX_MESSAGE_BYTES, "{margin}");
+            assert!(letter.reason.is_none());
+            assert_eq!(names(&letter), kept, "{margin}");
+            assert_eq!(letter.left_out, left_out, "said, so the caller logs it");
+        }
     }
 
     #[test]

@@ -324,3 +324,88 @@ async fn two_engines_in_one_process_each_say_the_reserve_cut_once() {
     assert_eq!(second.reserve(short()), safety / 2);
     assert_eq!(said(&captured), 2, "once more for the second");
 }
+
+/// A letter whose original leaves no room for the request's identity says so, at WARN, in its
+/// own line: redriven, it would be a new request.
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_without_room_for_its_identity_says_so() {
+    use std::sync::Mutex;
+    use voice_dispatch::core::code::Code;
+    use voice_dispatch::core::ports::{
+        DeadLetter, DeadLetterQueue, PortError, RedeliveryDelay, VisibilityDelay,
+    };
+    use voice_dispatch::core::record::{Attribute, Record};
+    use voice_dispatch::core::report::{BatchReport, Fate, Reason, RecordOutcome};
+    use voice_dispatch::core::settle::{Redelivery, Settlement};
+
+    #[derive(Default)]
+    struct Accepts(Mutex<usize>);
+    impl DeadLetterQueue for Accepts {
+        async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), PortError>> {
+            *self.0.lock().unwrap() += letters.len();
+            letters.iter().map(|_| Ok(())).collect()
+        }
+    }
+    struct NoDelays;
+    impl RedeliveryDelay for NoDelays {
+        async fn delay(
+            &self,
+            _queue_arn: &str,
+            delays: &[VisibilityDelay<'_>],
+        ) -> Vec<Result<(), PortError>> {
+            delays.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    let captured = Captured::default();
+    let settings = LogSettings {
+        level: Some("WARN".into()),
+        json: true,
+    };
+    let _guard = tracing::subscriber::set_default(logging::subscriber(&settings, captured.clone()));
+    let names: Vec<String> = (0..10).map(|n| format!("attr{n}")).collect();
+    let record = Record {
+        message_id: "m-full",
+        body: Some("not json"),
+        receive_count: Some(1),
+        idempotency_key: "m-full".into(),
+        attributes: names
+            .iter()
+            .map(|name| {
+                (
+                    name.as_str(),
+                    Attribute {
+                        data_type: Some("String"),
+                        string_value: Some("v"),
+                        binary_value: None,
+                    },
+                )
+            })
+            .collect(),
+        ..Record::default()
+    };
+    let mut report = BatchReport {
+        outcomes: vec![RecordOutcome {
+            reason: Some(Reason {
+                code: Code::MalformedJson,
+                message: "the body is not valid JSON".into(),
+            }),
+            ..RecordOutcome::new("m-full", Fate::Permanent)
+        }],
+        ..BatchReport::default()
+    };
+    let settlement = Settlement::new(Some(Accepts::default()), None::<(NoDelays, Redelivery)>);
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    settlement.settle(&mut report, &[record], until).await;
+    assert!(report.outcomes[0].dead_lettered);
+    let lines = captured.lines();
+    let said: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains("dead letter carries not all of its request's identity"))
+        .collect();
+    assert_eq!(said.len(), 1, "{lines:?}");
+    let line: Value = serde_json::from_str(said[0]).unwrap();
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["fields"]["message_id"], "m-full");
+    assert_eq!(line["fields"]["left_out"], "IdempotencyKey");
+}

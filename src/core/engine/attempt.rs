@@ -41,8 +41,9 @@ enum Gate {
 /// What one send came to.
 enum Send {
     Answered(Result<SentCall, SendFailure>, breaker::Attempt),
-    /// Cut at the abandon point: the call may have been placed.
-    Abandoned,
+    /// Cut at the abandon point: the call may have been placed. With what the wait said about
+    /// the service: failing, when no answer came in at least the start floor's time.
+    Abandoned(Option<Signal>),
 }
 
 /// After a failed attempt: done with this outcome, or wait and try again in place.
@@ -111,7 +112,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             };
             attempt.counted(self.region(route).tag.as_ref(), tries.progress);
             let (failure, admitted) = match self.send(&tries, route, admitted).await {
-                Send::Abandoned => return (attempt.abandoned(), true),
+                Send::Abandoned(signal) => {
+                    attempt.outcome.signal = signal;
+                    return (attempt.abandoned(), true);
+                }
                 Send::Answered(Err(failure), admitted) => (failure, admitted),
                 Send::Answered(Ok(call), admitted) => {
                     return (self.placed(route, admitted, call, attempt.outcome), false)
@@ -295,12 +299,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         // No answer in at least the floor's time counts as the service failing, as a
         // timed-out attempt does; a shorter cut says nothing about it.
         let now = Instant::now();
-        if now - started >= start_floor(self.settings.attempt_timeout) {
-            region
-                .breaker
-                .observe(admitted, Some(Signal::ServiceFailing), now);
+        if now - started < start_floor(self.settings.attempt_timeout) {
+            return Send::Abandoned(None);
         }
-        Send::Abandoned
+        region
+            .breaker
+            .observe(admitted, Some(Signal::ServiceFailing), now);
+        Send::Abandoned(Some(Signal::ServiceFailing))
     }
 
     /// Tells the breaker and the pacer what a failed attempt says about the service.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::outcomes::epoch_ms;
 use crate::core::breaker::BreakerSettings;
-use crate::core::classify::SendFailure;
+use crate::core::classify::{SendFailure, Signal};
 use crate::core::clock::SetClock;
 use crate::core::ledger::{self, Claim, Entry, Status, UnknownOutcome};
 use crate::core::pacing::SendRate;
@@ -706,6 +706,11 @@ async fn an_attempt_cut_at_the_abandon_point_after_the_floor_counts_as_the_servi
         "the attempt was given the time to the abandon point, not 5 s"
     );
     assert_eq!(report.circuit.opened, 1, "{report:?}");
+    assert_eq!(
+        report.outcomes[0].signal,
+        Some(Signal::ServiceFailing),
+        "counted in ServiceFailing too"
+    );
 }
 
 /// Progress at any invocation length the function accepts, over the configuration space
@@ -1187,6 +1192,11 @@ mod failover {
             "a deploy error stays in sight"
         );
         assert_eq!(report.circuit.opened, 1);
+        assert!(report.circuit.open_at_end);
+        assert!(
+            !report.circuit.outage_at_end,
+            "open for the function's own setup, not an outage: ServiceOutage stays 0"
+        );
         assert!(report.outcomes.iter().all(|o| o.fate != Fate::Sent));
     }
 
