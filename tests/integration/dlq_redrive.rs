@@ -19,6 +19,7 @@ use crate::support::moto::{
     create_ledger_table, queue_pair, read_all, reason_of, send_entries, Moto, Queue,
 };
 use crate::support::now_ms;
+use crate::support::process::function_environment;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const LEDGER: &str = "redrive-ledger";
@@ -57,29 +58,21 @@ impl World {
 
     /// The function's environment; `on_unknown` is `ON_UNKNOWN_OUTCOME`.
     fn environment(&self, on_unknown: &str, extra: &[(&'static str, &str)]) -> Vec<(&str, String)> {
-        let mut vars: Vec<(&'static str, String)> = vec![
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "AKIDREDRIVE".into()),
-            ("AWS_SECRET_ACCESS_KEY", "redrive-secret".into()),
-            (
-                "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE",
-                self.fake.endpoint_url(),
-            ),
-            ("AWS_ENDPOINT_URL_SQS", self.moto.endpoint.clone()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", self.moto.endpoint.clone()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "redrive".into()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-            ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
-            ("ORIGINATION_PHONE_NUMBER", "+12065550199".into()),
-            ("DEAD_LETTER_QUEUE_URL", self.dlq.url.clone()),
+        let mut vars = function_environment(
+            "redrive",
+            "us-east-1",
+            &self.fake.endpoint_url(),
+            &self.moto.endpoint,
+            &self.dlq.url,
+        );
+        vars.extend([
             ("MAX_RECEIVE_COUNT", MAX_RECEIVE_COUNT.to_string()),
             ("SEND_MAX_ATTEMPTS", "1".into()),
             ("RETRY_BACKOFF_BASE_SECONDS", "1".into()),
             ("RETRY_BACKOFF_MAX_SECONDS", "2".into()),
             ("IDEMPOTENCY_TABLE_NAME", LEDGER.into()),
             ("ON_UNKNOWN_OUTCOME", on_unknown.into()),
-        ];
+        ]);
         vars.extend(
             extra
                 .iter()

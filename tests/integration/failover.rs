@@ -14,7 +14,7 @@ use crate::support::fleet::Fleet;
 use crate::support::moto::{
     create_ledger_table, queue_pair, read_all, reason_of, send_bodies, Moto, Queue,
 };
-use crate::support::process::one_invocation_with;
+use crate::support::process::{function_environment, one_invocation_with};
 use crate::support::{body, record};
 
 const INSTANCES: usize = 2;
@@ -50,19 +50,14 @@ fn environment(
     dlq: &Queue,
     extra: &[(&'static str, &str)],
 ) -> Vec<(&'static str, String)> {
-    let mut vars: Vec<(&'static str, String)> = vec![
-        ("AWS_REGION", PRIMARY.into()),
-        ("AWS_ACCESS_KEY_ID", "AKIDFAILOVER".into()),
-        ("AWS_SECRET_ACCESS_KEY", "failover-secret".into()),
-        ("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", east.endpoint_url()),
-        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
-        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "failover".into()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
-        ("ORIGINATION_PHONE_NUMBER", "+12065550199".into()),
-        ("DEAD_LETTER_QUEUE_URL", dlq.url.clone()),
+    let mut vars = function_environment(
+        "failover",
+        PRIMARY,
+        &east.endpoint_url(),
+        &moto.endpoint,
+        &dlq.url,
+    );
+    vars.extend([
         ("MAX_RECEIVE_COUNT", "40".into()),
         ("MAX_CONCURRENCY", MAX_CONCURRENCY.to_string()),
         ("RETRY_BACKOFF_BASE_SECONDS", "1".into()),
@@ -77,7 +72,7 @@ fn environment(
         ("FAILOVER_REGION", SECONDARY.into()),
         ("FAILOVER_ORIGINATION_PHONE_NUMBER", "+12065550177".into()),
         ("FAILOVER_ENDPOINT_URL", west.endpoint_url()),
-    ];
+    ]);
     vars.extend(
         extra
             .iter()

@@ -11,6 +11,32 @@ use tokio::process::Command;
 use voice_fake::runtime_api::RuntimeApi;
 use voice_fake::{FakeVoice, Script};
 
+/// What Lambda and the stack set for a function named `name` in `region`, its voice client
+/// pointed at `voice` and its SQS and DynamoDB clients at `moto`, calling from the function's
+/// own number and dead-lettering to `dlq`: the environment the fleets of these tests share.
+pub fn function_environment(
+    name: &str,
+    region: &str,
+    voice: &str,
+    moto: &str,
+    dlq: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_REGION", region.into()),
+        ("AWS_ACCESS_KEY_ID", format!("AKID{}", name.to_uppercase())),
+        ("AWS_SECRET_ACCESS_KEY", format!("{name}-secret")),
+        ("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE", voice.into()),
+        ("AWS_ENDPOINT_URL_SQS", moto.into()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.into()),
+        ("AWS_LAMBDA_FUNCTION_NAME", name.into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
+        ("ORIGINATION_PHONE_NUMBER", "+12065550199".into()),
+        ("DEAD_LETTER_QUEUE_URL", dlq.into()),
+    ]
+}
+
 /// The bootstrap under `api`, with `vars` as its whole environment besides: no stdin, killed
 /// with its handle. The caller chooses what becomes of its output.
 pub fn bootstrap_under(api: &RuntimeApi, vars: &[(&str, String)]) -> Command {
