@@ -181,11 +181,11 @@ const FUNCTIONS_ATTRIBUTES: [&str; 3] = [
 /// The request's identity attributes that fit beside `originals` attributes, and those that
 /// do not: the ledger key it was known by, then its first send.
 fn identity(message: &Record<'_>, originals: usize) -> (Vec<Identity>, Vec<&'static str>) {
-    let key = Some(Identity {
+    let key = Identity {
         name: IDEMPOTENCY_KEY_ATTRIBUTE,
         data_type: "String",
         value: message.idempotency_key.to_string(),
-    });
+    };
     let first_sent = message.first_sent().and_then(|at| {
         let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
         Some(Identity {
@@ -195,7 +195,8 @@ fn identity(message: &Record<'_>, originals: usize) -> (Vec<Identity>, Vec<&'sta
         })
     });
     let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(originals);
-    let wanted: Vec<Identity> = [key, first_sent].into_iter().flatten().collect();
+    let mut wanted = vec![key];
+    wanted.extend(first_sent);
     let left_out = wanted
         .iter()
         .skip(room)
