@@ -11,28 +11,71 @@ use tokio::time::Instant;
 use crate::core::clock::{Clock, SystemClock};
 
 use crate::core::engine::BatchEngine;
-use crate::core::ports::{DeadLetterQueue, Ledger, NoLedger, RedeliveryDelay, VoiceSender};
+use crate::core::outcome_timer::CallOutcomes;
+use crate::core::ports::{
+    CheckQueue, DeadLetterQueue, Ledger, NoLedger, OutcomeLedger, RedeliveryDelay, VoiceSender,
+};
 use crate::core::record::Record;
 use crate::core::report::BatchReport;
 use crate::core::settle::Settlement;
 use crate::observe::lines;
 use crate::observe::metrics::MetricsContext;
 
-pub struct VoiceDispatch<S, D, R, L = NoLedger> {
+pub struct VoiceDispatch<S, D, R, L = NoLedger, T = NoTimers> {
     engine: BatchEngine<S, L>,
     settlement: Settlement<D, R>,
     metrics: Option<MetricsContext>,
     clock: Arc<dyn Clock>,
+    /// Delivery outcomes' timers, armed before the batch is acknowledged; `None`: off.
+    timers: Option<T>,
 }
 
-impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDispatch<S, D, R, L> {
+/// What the call path does for delivery outcomes once a batch is settled.
+pub trait ArmTimers: Send + Sync {
+    fn arm(
+        &self,
+        report: &mut BatchReport,
+        records: &[Record<'_>],
+        until: Instant,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Outcomes off: the type of a use case without them. Never called.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTimers;
+
+impl ArmTimers for NoTimers {
+    async fn arm(&self, _report: &mut BatchReport, _records: &[Record<'_>], _until: Instant) {}
+}
+
+impl<O: OutcomeLedger, Q: CheckQueue> ArmTimers for CallOutcomes<O, Q> {
+    fn arm(
+        &self,
+        report: &mut BatchReport,
+        records: &[Record<'_>],
+        until: Instant,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        CallOutcomes::arm(self, report, records, until)
+    }
+}
+
+impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTimers>
+    VoiceDispatch<S, D, R, L, T>
+{
     pub fn new(engine: BatchEngine<S, L>, settlement: Settlement<D, R>) -> Self {
         Self {
             engine,
             settlement,
             metrics: None,
             clock: Arc::new(SystemClock),
+            timers: None,
         }
+    }
+
+    /// Arms delivery outcomes' timers after every batch (outcomes on).
+    pub fn with_timers(mut self, timers: Option<T>) -> Self {
+        self.timers = timers;
+        self
     }
 
     /// The same use case reading the wall clock from `clock` (wiring gives the engine, the
@@ -71,6 +114,14 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
         // Boxed: the nested async state machines are otherwise deep enough to exceed the
         // compiler's layout recursion limit where `main` awaits the runtime.
         Box::pin(self.settlement.settle(&mut report, records, until)).await;
+        if let Some(timers) = &self.timers {
+            // Before the answer acknowledges anything: within the reserve's last quarter,
+            // keeping an eighth for the answer.
+            let by = deadline
+                .checked_sub(reserve / 8)
+                .unwrap_or_else(Instant::now);
+            Box::pin(timers.arm(&mut report, records, by)).await;
+        }
         lines::batch_done(&report, started.elapsed());
         if let Some(metrics) = &self.metrics {
             metrics.emit(&report);

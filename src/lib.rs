@@ -18,4 +18,5 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod observe;
+pub mod status;
 pub mod wiring;

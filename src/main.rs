@@ -1,5 +1,6 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
+use voice_dispatch::adapters::lambda::handle_routed;
 use voice_dispatch::config::Config;
 use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
@@ -12,8 +13,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
     let dispatch = wiring::voice_dispatch(&config, &sdk);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        dispatch.handle_lambda(event)
-    }))
-    .await
+    // With delivery outcomes on, the same binary serves the status queue too.
+    match wiring::status_dispatch(&config, &sdk) {
+        Some(status) => {
+            lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+                handle_routed(&dispatch, &status, event)
+            }))
+            .await
+        }
+        None => {
+            lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+                dispatch.handle_lambda(event)
+            }))
+            .await
+        }
+    }
 }

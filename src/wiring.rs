@@ -5,12 +5,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoLedger;
+use crate::adapters::eventbridge::EventBridgeOutcomes;
 use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
-use crate::adapters::sqs::{SqsDeadLetterQueue, SqsRedelivery};
+use crate::adapters::sqs::{SqsCheckQueue, SqsDeadLetterQueue, SqsRedelivery};
 use crate::adapters::tls::{https_client, TlsRoots};
 use crate::app::VoiceDispatch;
 use crate::config::{Backend, Config, FailoverConfig, MetricsSettings, Roots};
+use crate::core::outcome_timer::{CallOutcomes, OutcomeSettings};
+use crate::status::StatusDispatch;
 use std::sync::Arc;
 
 use crate::core::clock::{Clock, SystemClock};
@@ -21,7 +24,19 @@ use crate::observe::metrics::MetricsContext;
 
 /// The function as deployed: Pinpoint SMS Voice for calls, SQS for settling, DynamoDB for
 /// the idempotency ledger (when `IDEMPOTENCY_TABLE_NAME` is set).
-pub type Dispatch = VoiceDispatch<Voice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger>;
+pub type Dispatch = VoiceDispatch<Voice, SqsDeadLetterQueue, SqsRedelivery, DynamoLedger, Timers>;
+
+/// The call path's part in delivery outcomes: the ledger and the status queue.
+pub type Timers = CallOutcomes<DynamoLedger, SqsCheckQueue>;
+
+/// The status path (delivery outcomes on): the ledger, EventBridge, the status queue.
+pub type Status = StatusDispatch<
+    DynamoLedger,
+    EventBridgeOutcomes,
+    SqsCheckQueue,
+    SqsDeadLetterQueue,
+    SqsRedelivery,
+>;
 
 /// The endpoint overrides that are set but empty, by name. The template declares them empty
 /// so that `sam local --env-vars` may set them; the SDK would take an empty value as an
@@ -209,6 +224,18 @@ pub fn voice_dispatch_with_voices(
         .map(|table| DynamoLedger::new(dynamodb, table));
     // One wall clock for the engine, the settlement and the use case.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let timers = config
+        .outcomes
+        .as_ref()
+        .zip(ledger.clone())
+        .map(|(outcomes, ledger)| {
+            CallOutcomes::new(
+                ledger,
+                SqsCheckQueue::new(sqs.clone(), outcomes.status_queue_url.clone()),
+                outcome_settings(config),
+                Arc::clone(&clock),
+            )
+        });
     let mut engine = BatchEngine::new(voice, engine_settings(config));
     if let Some((sender, settings)) = failover {
         engine = engine.with_failover(sender, settings);
@@ -222,6 +249,49 @@ pub fn voice_dispatch_with_voices(
     )
     .with_metrics(config.metrics.as_ref().map(metrics_context))
     .with_clock(clock)
+    .with_timers(timers)
+}
+
+fn outcome_settings(config: &Config) -> OutcomeSettings {
+    OutcomeSettings {
+        wait: config.outcome_wait,
+        ledger_ttl: config.idempotency_ttl,
+    }
+}
+
+/// The status path, when delivery outcomes are on (`OUTCOME_EVENT_BUS_NAME`); its clients
+/// are built only then.
+pub fn status_dispatch(config: &Config, sdk: &SdkConfig) -> Option<Status> {
+    config.outcomes.as_ref()?;
+    status_dispatch_with(
+        config,
+        aws_sdk_eventbridge::Client::new(sdk),
+        aws_sdk_sqs::Client::new(sdk),
+        aws_sdk_dynamodb::Client::new(sdk),
+    )
+}
+
+/// The status path with the clients given.
+pub fn status_dispatch_with(
+    config: &Config,
+    eventbridge: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> Option<Status> {
+    let outcomes = config.outcomes.as_ref()?;
+    let table = config.idempotency_table.clone()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Some(
+        StatusDispatch::new(
+            DynamoLedger::new(dynamodb, table),
+            EventBridgeOutcomes::new(eventbridge, outcomes.event_bus.clone()),
+            SqsCheckQueue::new(sqs.clone(), outcomes.status_queue_url.clone()),
+            settlement(config, sqs).with_clock(Arc::clone(&clock)),
+            config.idempotency_ttl,
+        )
+        .with_clock(clock)
+        .with_metrics(config.metrics.as_ref().map(metrics_context)),
+    )
 }
 
 /// The roots HTTPS trusts, as configured.

@@ -219,11 +219,11 @@ def missing(resources, required):
     ]
 
 
-def environment(resources):
-    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
-    if len(functions) != 1:
-        raise SystemExit(f"expected one function, found {len(functions)}")
-    return functions[0]["Properties"].get("Environment", {}).get("Variables", {})
+def environment(resources, name="VoiceDispatchFunction"):
+    function = resources.get(name)
+    if not function or function["Type"] != "AWS::Lambda::Function":
+        raise SystemExit(f"expected the function {name}")
+    return function["Properties"].get("Environment", {}).get("Variables", {})
 
 
 def places(resources):
@@ -241,11 +241,114 @@ def told_narrowed(resources):
     return environment(resources).get("CONFIGURED_RESOURCES_ONLY") == "true"
 
 
-def mapping(resources):
-    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    if len(mappings) != 1:
-        raise SystemExit(f"expected one event source mapping, found {len(mappings)}")
-    return mappings[0]["Properties"]
+def mapping(resources, name="VoiceDispatchFunctionCalls"):
+    found = resources.get(name)
+    if not found or found["Type"] != "AWS::Lambda::EventSourceMapping":
+        raise SystemExit(f"expected the event source mapping {name}")
+    return found["Properties"]
+
+
+def role_grants(resources, role):
+    """(action, resource) pairs one role allows."""
+    return grants({role: resources[role]})
+
+
+# What the status function needs (delivery outcomes on), on which resource.
+STATUS_REQUIRED = [
+    ("sqs:ReceiveMessage", "StatusQueue"),
+    ("sqs:DeleteMessage", "StatusQueue"),
+    ("sqs:ChangeMessageVisibility", "StatusQueue"),
+    ("sqs:SendMessage", "StatusQueue"),
+    ("sqs:SendMessage", "StatusDeadLetterQueue"),
+    ("dynamodb:GetItem", "IdempotencyTable"),
+    ("dynamodb:PutItem", "IdempotencyTable"),
+    ("dynamodb:UpdateItem", "IdempotencyTable"),
+    ("dynamodb:ConditionCheckItem", "IdempotencyTable"),
+    ("events:PutEvents", "event-bus/outcomes"),
+    ("logs:PutLogEvents", "StatusFunctionLogs"),
+]
+
+
+def check_outcomes(template, expect):
+    """Delivery outcomes: the status path's resources and each role's least privilege."""
+    off = translate(template, {})
+    expect(
+        not any(name.startswith("Status") for name in off),
+        "outcomes off (default): no status queue, function or role",
+    )
+    for api in ("v1", "v2"):
+        on = translate(template, {"OutcomeEventBusName": "outcomes", "VoiceApi": api})
+        expect(not role_problems(on), f"outcomes on ({api}): least privilege")
+        status = role_grants(on, "StatusRole")
+        gaps = [need for need in STATUS_REQUIRED if not any(
+            a == need[0] and need[1] in r for a, r in status)]
+        expect(not gaps, f"outcomes on ({api}): the status role has what it needs ({gaps or 'all'})")
+        expect(
+            {r for a, r in status if a == "events:PutEvents"}
+            == {"arn:aws:events:us-east-1:123456789012:event-bus/outcomes"},
+            f"outcomes on ({api}): PutEvents on the outcome bus alone",
+        )
+        call = role_grants(on, "VoiceDispatchRole")
+        expect(
+            not any(a.startswith("events:") for a, _ in call),
+            f"outcomes on ({api}): the call function's role publishes nothing",
+        )
+        expect(
+            {r for a, r in call if a == "sqs:SendMessage" and "Status" in r} == {"{'Fn::GetAtt': ['StatusQueue', 'Arn']}"},
+            f"outcomes on ({api}): the call role may arm timers on the status queue, nothing else of it",
+        )
+        expect(
+            ("VoiceEventsRule" in on) == (api == "v2"),
+            f"outcomes on ({api}): a rule on the default bus for v2's events {'only' if api == 'v2' else 'not'}",
+        )
+        env = environment(on, "StatusFunction")
+        expect(
+            env.get("OUTCOME_EVENT_BUS_NAME") == "outcomes" and "STATUS_QUEUE_URL" in env
+            and environment(on).get("OUTCOME_EVENT_BUS_NAME") == "outcomes",
+            f"outcomes on ({api}): both functions are told the bus and the status queue",
+        )
+        policy = on["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        senders = [st for st in policy if st.get("Effect") == "Allow"]
+        expect(
+            all("aws:SourceArn" in st.get("Condition", {}).get("ArnEquals", {}) for st in senders)
+            and len(senders) == (1 if api == "v2" else 0),
+            f"outcomes on ({api}): the status queue's senders are scoped by aws:SourceArn",
+        )
+    topic = "arn:aws:sns:us-east-1:123456789012:voice-events"
+    with_topic = translate(template, {"OutcomeEventBusName": "outcomes", "StatusTopicArn": topic})
+    expect(
+        with_topic.get("StatusTopicSubscription", {}).get("Properties", {}).get("TopicArn") == topic,
+        "outcomes with a topic: the topic is subscribed to the status queue",
+    )
+    bus_arn = "arn:aws:events:us-east-1:123456789012:event-bus/custom"
+    by_arn = translate(template, {"OutcomeEventBusName": bus_arn})
+    expect(
+        {r for a, r in role_grants(by_arn, "StatusRole") if a == "events:PutEvents"} == {bus_arn},
+        "outcomes to a bus given by ARN: PutEvents on that ARN",
+    )
+    expect(
+        "OutcomesNeedTheLedger" in refused_by_rules(
+            template, {"OutcomeEventBusName": "outcomes", "IdempotencyLedger": "false"})
+        and "OutcomesNeedTheLedger" not in refused_by_rules(template, {"OutcomeEventBusName": "outcomes"}),
+        "outcomes without the ledger: refused before anything is created",
+    )
+    # The checks can fail: a status role publishing to every bus, a call role that publishes.
+    wide = copy.deepcopy(template)
+    for statement in wide["Resources"]["StatusRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+        if statement.get("Sid") == "PublishOutcomes":
+            statement["Resource"] = "*"
+    expect(
+        any("events:PutEvents" in p for p in role_problems(translate(wide, {"OutcomeEventBusName": "outcomes"}))),
+        "the least-privilege check catches PutEvents on *",
+    )
+    stripped = copy.deepcopy(template)
+    statements = stripped["Resources"]["StatusRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    statements["Statement"] = [st for st in statements["Statement"] if st.get("Sid") != "RearmOutcomeTimers"]
+    on = translate(stripped, {"OutcomeEventBusName": "outcomes"})
+    expect(
+        not any(a == "sqs:SendMessage" and "StatusQueue'" in r for a, r in role_grants(on, "StatusRole")),
+        "the needs check catches a status role that cannot re-arm its timers",
+    )
 
 
 def check(template):
@@ -442,6 +545,7 @@ def check(template):
         not any(a.startswith("dynamodb:") for a in actions(off)),
         "ledger off: no DynamoDB statement",
     )
+    check_outcomes(template, expect)
 
     # The checks can fail: SAM's generated role, a window on a FIFO source, a role without
     # a statement the function needs.

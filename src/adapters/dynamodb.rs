@@ -8,6 +8,7 @@
 //! against both); the rare `UNKNOWN` and release are single conditional writes too.
 
 mod group;
+mod outcomes;
 
 use group::{Grouped, Groups};
 
@@ -32,6 +33,11 @@ const CLAIM_ID: &str = "claim_id";
 const LEASE_UNTIL: &str = "lease_until";
 const EXPIRATION: &str = "expiration";
 const VOICE_MESSAGE_ID: &str = "voice_message_id";
+const SQS_MESSAGE_ID: &str = "sqs_message_id";
+const IDEMPOTENCY_KEY: &str = "idempotency_key";
+const REGION: &str = "region";
+/// On a call's item: the key of the request that placed it.
+const REQUEST_KEY: &str = "request_key";
 
 /// `Unknown` and `Release` touch only the caller's own claim, still in progress.
 const OWN_CLAIM_IN_PROGRESS: &str = "claim_id = :mine AND #status = :in_progress";
@@ -76,7 +82,7 @@ impl DynamoLedger {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(&claim.key, &claim.entry)))
+            .set_item(Some(request_item(claim, &claim.entry)))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -153,6 +159,17 @@ fn item(key: &str, entry: &Entry) -> HashMap<String, AttributeValue> {
     item
 }
 
+/// A request's item: its entry, and the ids its outcome names.
+fn request_item(claim: &Claim, entry: &Entry) -> HashMap<String, AttributeValue> {
+    let mut item = item(&claim.key, entry);
+    item.insert(SQS_MESSAGE_ID.to_owned(), s(&claim.request.sqs_message_id));
+    item.insert(
+        IDEMPOTENCY_KEY.to_owned(),
+        s(&claim.request.idempotency_key),
+    );
+    item
+}
+
 fn entry(item: &HashMap<String, AttributeValue>) -> Result<Entry, PortError> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let number = |name: &str| {
@@ -217,8 +234,13 @@ impl Ledger for DynamoLedger {
         let key = HashMap::from([(ID.to_owned(), s(&claim.key))]);
         let mine = s(&claim.entry.claim_id);
         match last {
-            Finish::Sent { voice_message_id } => {
-                self.groups.sent(claim, voice_message_id.clone()).await
+            Finish::Sent {
+                voice_message_id,
+                region,
+            } => {
+                self.groups
+                    .sent(claim, voice_message_id.clone(), region.as_deref())
+                    .await
             }
             Finish::Unknown => finished_unless_taken_over(
                 self.client

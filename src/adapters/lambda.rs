@@ -7,10 +7,14 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
 use crate::adapters::sqs_event;
-use crate::app::VoiceDispatch;
-use crate::core::ports::{DeadLetterQueue, Ledger, RedeliveryDelay, VoiceSender};
+use crate::adapters::status_event::{recognise, StatusMessage};
+use crate::app::{ArmTimers, VoiceDispatch};
+use crate::core::ports::{
+    CheckQueue, DeadLetterQueue, Ledger, OutcomeBus, OutcomeLedger, RedeliveryDelay, VoiceSender,
+};
 use crate::core::record::Record;
 use crate::core::report::BatchReport;
+use crate::status::StatusDispatch;
 
 /// Why a whole event is refused. Only an event Lambda itself would never send lands here:
 /// refusing it before any call is placed makes SQS redeliver every record, none sent twice.
@@ -29,7 +33,9 @@ impl From<EventError> for lambda_runtime::Diagnostic {
     }
 }
 
-impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDispatch<S, D, R, L> {
+impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTimers>
+    VoiceDispatch<S, D, R, L, T>
+{
     /// The Lambda entry point.
     pub async fn handle_lambda(
         &self,
@@ -50,6 +56,84 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger> VoiceDis
             records_of(event).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
         Ok(self.run(&records, deadline).await)
     }
+}
+
+/// The Lambda entry point with delivery outcomes on: one binary for the call queue and the
+/// status queue. A record whose body is a delivery event or an outcome timer goes to the
+/// status path; every other record (a call, valid or not) to the call path, as without
+/// outcomes. Both run against the same deadline; the answer lists what either keeps.
+pub async fn handle_routed<C, O, B, Q, D, R>(
+    calls: &C,
+    status: &StatusDispatch<O, B, Q, D, R>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, EventError>
+where
+    C: CallPath,
+    O: OutcomeLedger,
+    B: OutcomeBus,
+    Q: CheckQueue,
+    D: DeadLetterQueue,
+    R: RedeliveryDelay,
+{
+    let deadline = deadline_of(event.context.deadline);
+    let records = records_of(&event.payload)
+        .inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
+    let (mut call_records, mut status_records, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+    for record in records {
+        match record.body.and_then(recognise) {
+            Some(message) => {
+                status_records.push(record);
+                messages.push(message);
+            }
+            None => call_records.push(record),
+        }
+    }
+    let calls_done = async {
+        if call_records.is_empty() {
+            BatchReport::default()
+        } else {
+            calls.run_calls(&call_records, deadline).await
+        }
+    };
+    let status_done = async {
+        if status_records.is_empty() {
+            BatchReport::default()
+        } else {
+            status.run(&status_records, &messages, deadline).await
+        }
+    };
+    let (mut report, status_report) = tokio::join!(calls_done, status_done);
+    report.outcomes.extend(status_report.outcomes);
+    Ok(report.to_response())
+}
+
+/// The call path as the router sees it.
+pub trait CallPath: Sync {
+    fn run_calls(
+        &self,
+        records: &[Record<'_>],
+        deadline: SystemTime,
+    ) -> impl std::future::Future<Output = BatchReport> + Send;
+}
+
+impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTimers> CallPath
+    for VoiceDispatch<S, D, R, L, T>
+{
+    fn run_calls(
+        &self,
+        records: &[Record<'_>],
+        deadline: SystemTime,
+    ) -> impl std::future::Future<Output = BatchReport> + Send {
+        self.run(records, deadline)
+    }
+}
+
+/// Whether a status message is one (for tests and the local runner).
+pub fn is_status_body(body: &str) -> bool {
+    matches!(
+        recognise(body),
+        Some(StatusMessage::Event(_) | StatusMessage::Check(_))
+    )
 }
 
 /// The partial batch response a report makes.

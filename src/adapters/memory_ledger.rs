@@ -62,7 +62,9 @@ impl Ledger for MemoryLedger {
         match last {
             // The truth whoever holds the key now: the call went out. Missing, it is written
             // whole.
-            Finish::Sent { voice_message_id } => {
+            Finish::Sent {
+                voice_message_id, ..
+            } => {
                 let entry = entries
                     .entry(claim.key.clone())
                     .or_insert_with(|| claim.entry.clone());

@@ -2,6 +2,7 @@
 //! DynamoDB, and an in-memory ledger for tests and local runs), and the Lambda event shape.
 
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod lambda;
 pub mod memory_ledger;
 pub mod pinpoint;
@@ -9,4 +10,5 @@ pub mod pinpoint_v2;
 pub(crate) mod sdk_error;
 pub mod sqs;
 pub mod sqs_event;
+pub mod status_event;
 pub mod tls;

@@ -13,9 +13,11 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use futures::StreamExt;
 
+use crate::adapters::status_event::check_body;
 use crate::core::dead_letter::REASON_ATTRIBUTE;
+use crate::core::delivery::Check;
 use crate::core::ports::{
-    DeadLetter, DeadLetterQueue, PortError, RedeliveryDelay, VisibilityDelay,
+    CheckQueue, DeadLetter, DeadLetterQueue, PortError, RedeliveryDelay, VisibilityDelay,
 };
 use crate::core::record::Attribute;
 
@@ -266,6 +268,64 @@ fn entry_id(index: usize) -> String {
 
 /// Builds the entries of one batch call. Returns a result per item, `NotSent` until the
 /// call answers, or the reason its entry could not be built; and the entries that could.
+/// The status queue (`STATUS_QUEUE_URL`), where outcome timers wait: each a message
+/// delayed up to 900 s.
+#[derive(Debug, Clone)]
+pub struct SqsCheckQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsCheckQueue {
+    pub fn new(client: Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+
+    async fn arm_chunk(&self, checks: &[Check]) -> Vec<Result<(), PortError>> {
+        let (mut results, entries) = build_entries(checks, |index, check| {
+            SendMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .message_body(check_body(check))
+                .delay_seconds(check.delay.as_secs().min(900) as i32)
+                .build()
+                .map_err(|err| PortError::Invalid(err.to_string()))
+        });
+        match self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => record_answer(
+                &mut results,
+                output.successful().iter().map(|ok| ok.id()),
+                output.failed(),
+            ),
+            Err(error) => record_call_error(
+                &mut results,
+                &PortError::Call(sentence("SQS SendMessageBatch", &error)),
+            ),
+        }
+        results
+    }
+}
+
+impl CheckQueue for SqsCheckQueue {
+    async fn arm(&self, checks: &[Check]) -> Vec<Result<(), PortError>> {
+        let calls: Vec<_> = checks
+            .chunks(MAX_BATCH_ENTRIES)
+            .map(|chunk| self.arm_chunk(chunk))
+            .collect();
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 fn build_entries<I, E>(
     items: &[I],
     build: impl Fn(usize, &I) -> Result<E, PortError>,

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 pub mod failover;
+pub mod outcomes;
 pub mod variables;
 
 pub use failover::FailoverConfig;
+pub use outcomes::OutcomesConfig;
 
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
@@ -71,6 +73,10 @@ pub struct Config {
     pub configured_resources_only: bool,
     /// The failover region (`FAILOVER_REGION` and its settings); `None`: off.
     pub failover: Option<FailoverConfig>,
+    /// Delivery outcomes (`OUTCOME_EVENT_BUS_NAME`, `STATUS_QUEUE_URL`); `None`: off.
+    pub outcomes: Option<OutcomesConfig>,
+    /// How long a placed call's final event is waited for (`OUTCOME_WAIT_SECONDS`).
+    pub outcome_wait: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +142,8 @@ impl Default for Config {
             max_price_per_minute: None,
             configured_resources_only: false,
             failover: None,
+            outcomes: None,
+            outcome_wait: crate::core::outcome_timer::DEFAULT_OUTCOME_WAIT,
         }
     }
 }
@@ -181,6 +189,13 @@ impl Config {
                 ),
             });
         }
+        if config.outcomes.is_some() {
+            outcomes::check_ledger_ttl(
+                config.idempotency_ttl,
+                config.message_ttl,
+                config.outcome_wait,
+            )?;
+        }
         Ok(config)
     }
 
@@ -191,6 +206,7 @@ impl Config {
         let voice = read_voice(&get)?;
         let (backoff, backoff_warning) = backoff(&get)?;
         let (send_rate, failover) = read_regions(&get, &voice)?;
+        let (outcomes, outcome_wait) = outcomes::read_outcomes(&get)?;
         let base = Self::default();
         Ok(Self {
             warnings: [backoff_warning, voice.warning]
@@ -224,6 +240,8 @@ impl Config {
             )?,
             send_rate,
             failover,
+            outcomes,
+            outcome_wait,
             max_attempts: ranged(
                 SEND_MAX_ATTEMPTS,
                 get(SEND_MAX_ATTEMPTS),
@@ -914,6 +932,20 @@ mod tests {
                 }
                 context.push((IDEMPOTENCY_TABLE_NAME, "ledger"));
             }
+            // Outcomes go together: the bus, the status queue and the ledger.
+            if [outcomes::OUTCOME_EVENT_BUS_NAME, outcomes::STATUS_QUEUE_URL]
+                .contains(&variable.name)
+            {
+                context.push((IDEMPOTENCY_TABLE_NAME, "ledger"));
+                context.push(if variable.name == outcomes::STATUS_QUEUE_URL {
+                    (outcomes::OUTCOME_EVENT_BUS_NAME, "outcomes")
+                } else {
+                    (
+                        outcomes::STATUS_QUEUE_URL,
+                        "https://sqs.us-east-1.amazonaws.com/123456789012/status",
+                    )
+                });
+            }
             // Under SAM local, a stack's own logical ID is not configured.
             match variable.name {
                 AWS_SAM_LOCAL => context.push((STACK_RESOURCE_IDS, "IdempotencyTable")),
@@ -969,6 +1001,9 @@ mod tests {
             failover::FAILOVER_CONFIGURATION_SET_NAME,
             failover::FAILOVER_SEND_RATE_LIMIT,
             failover::FAILOVER_ENDPOINT_URL,
+            outcomes::OUTCOME_EVENT_BUS_NAME,
+            outcomes::STATUS_QUEUE_URL,
+            outcomes::OUTCOME_WAIT_SECONDS,
         ] {
             assert!(
                 variables::VARIABLES.iter().any(|v| v.name == name),

@@ -56,6 +56,12 @@ impl Clock for SetClock {
     }
 }
 
+/// A wall-clock time in epoch milliseconds (0 before the epoch).
+pub fn epoch_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -90,6 +90,11 @@ codes! {
     InvalidRequest: "the request could not be built",
     UnreadableResponse: "an answer that could not be read",
     UnknownServiceError: "an error answer with neither code nor status",
+    // Delivery outcomes (the status path).
+    MalformedEvent: "a status-queue message that is a delivery event or timer by its envelope but cannot be read",
+    CallNotRecorded: "an event for a call the ledger does not know yet: it may have overtaken the `SENT` write",
+    OutcomeNotPublished: "the request's outcome is fixed but EventBridge did not take it yet",
+    TimerNotArmed: "the request's outcome timer could not be armed on the status queue",
 }
 
 /// The codes table of `docs/fates.md`.
@@ -162,7 +167,17 @@ mod tests {
             "UnknownServiceError",
         ];
         let written: Vec<&str> = CODES.iter().map(|info| info.word).collect();
-        assert_eq!(written, WORDS);
+        assert_eq!(written[..WORDS.len()], WORDS);
+        // Then the status path's, added with delivery outcomes.
+        assert_eq!(
+            written[WORDS.len()..],
+            [
+                "MalformedEvent",
+                "CallNotRecorded",
+                "OutcomeNotPublished",
+                "TimerNotArmed"
+            ]
+        );
         for CodeInfo { code, word, .. } in CODES {
             assert_eq!(code.word(), *word);
             assert_eq!(code.to_string(), *word);

@@ -70,6 +70,19 @@ pub struct Claim {
     pub entry: Entry,
     pub now_ms: u64,
     pub on_unknown: UnknownOutcome,
+    /// Who asked, as the request's outcome names it: stored at claim.
+    pub request: RequestIds,
+}
+
+/// The request's own ids, stored in clear with its claim so that its outcome can name them
+/// (the key itself may be stored as a hash).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestIds {
+    /// The SQS `messageId` of the delivery that claimed it.
+    pub sqs_message_id: String,
+    /// The key the record was known by: the producer's `IdempotencyKey`, a FIFO
+    /// deduplication id, or the `messageId`.
+    pub idempotency_key: String,
 }
 
 /// Whether `claim` may take the key, given what the ledger holds. A missing or void entry
@@ -129,8 +142,11 @@ pub fn refusal(existing: &Entry, claim: &Claim) -> Refusal {
 /// What becomes of a claim once the record is done with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
-    /// The call went out.
-    Sent { voice_message_id: Option<String> },
+    /// The call went out (from `region`, with failover on).
+    Sent {
+        voice_message_id: Option<String>,
+        region: Option<String>,
+    },
     /// It may have gone out: a timeout after the request was written, a connection lost
     /// mid-answer, a send abandoned at the deadline.
     Unknown,
@@ -152,13 +168,33 @@ pub fn body_hash(body: &str) -> String {
 /// within DynamoDB's 2,048-byte partition key.
 const MAX_PLAIN_KEY_BYTES: usize = 512;
 
+/// The prefixes of the ledger's own items: a call's (found by its message id) and a request's
+/// outcome. No request key is stored with one of them (nor with the hash's own prefix): such
+/// a key is stored as its hash, like a long one.
+pub const CALL_PREFIX: &str = "call#";
+pub const OUTCOME_PREFIX: &str = "outcome#";
+const HASH_PREFIX: &str = "sha256:";
+
 /// The ledger's key for a record's idempotency key.
 pub fn stored_key(key: &str) -> String {
-    if key.len() <= MAX_PLAIN_KEY_BYTES {
+    let reserved = [CALL_PREFIX, OUTCOME_PREFIX, HASH_PREFIX]
+        .iter()
+        .any(|prefix| key.starts_with(prefix));
+    if key.len() <= MAX_PLAIN_KEY_BYTES && !reserved {
         key.to_owned()
     } else {
-        format!("sha256:{}", body_hash(key))
+        format!("{HASH_PREFIX}{}", body_hash(key))
     }
+}
+
+/// The item that finds a request by one of its calls (the call's `MessageId`).
+pub fn call_key(call_id: &str) -> String {
+    format!("{CALL_PREFIX}{call_id}")
+}
+
+/// The item that holds a request's outcome, once fixed.
+pub fn outcome_key(request_key: &str) -> String {
+    format!("{OUTCOME_PREFIX}{request_key}")
 }
 
 #[cfg(test)]
@@ -187,6 +223,7 @@ mod tests {
             },
             now_ms: NOW,
             on_unknown,
+            request: RequestIds::default(),
         }
     }
 
@@ -269,6 +306,18 @@ mod tests {
         assert_eq!(stored_key("order-42"), "order-42");
         let long = "k".repeat(600);
         assert_eq!(stored_key(&long), format!("sha256:{}", body_hash(&long)));
+    }
+
+    #[test]
+    fn no_request_key_is_stored_under_the_ledgers_own_prefixes() {
+        for key in ["call#m-1", "outcome#order-42", "sha256:abc"] {
+            let stored = stored_key(key);
+            assert_eq!(stored, format!("sha256:{}", body_hash(key)), "{key}");
+            assert!(!stored.starts_with(CALL_PREFIX) && !stored.starts_with(OUTCOME_PREFIX));
+        }
+        assert_eq!(call_key("m-1"), "call#m-1");
+        assert_eq!(outcome_key("order-42"), "outcome#order-42");
+        assert_ne!(call_key("m-1"), stored_key("call#m-1"));
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::future::Future;
 use crate::core::classify::SendFailure;
 use crate::core::contract::VoiceMessage;
 pub use crate::core::dead_letter::{DeadLetter, FifoIds};
+use crate::core::delivery::{
+    Check, DeliveryEvent, Fix, Fixed, OutcomeDetail, RecordedCall, RequestState,
+};
 use crate::core::ledger::{Claim, Entry, Finish};
 use crate::core::report::RecordOutcome;
 
@@ -134,4 +137,79 @@ impl<T: Ledger> Ledger for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         self.as_ref().finish(claim, last)
     }
+}
+
+/// The ledger's side of delivery outcomes: each call's events, found by its message id, and
+/// each request's one outcome, fixed once.
+pub trait OutcomeLedger: Send + Sync {
+    /// Records `event` on its call's item unless a final status stands there; answers the
+    /// call as the ledger holds it then, or `None` when it knows no such call.
+    fn record_event(
+        &self,
+        event: &DeliveryEvent,
+    ) -> impl Future<Output = Result<Option<RecordedCall>, PortError>> + Send;
+
+    /// What the ledger holds for one call.
+    fn call(
+        &self,
+        call_id: &str,
+    ) -> impl Future<Output = Result<Option<RecordedCall>, PortError>> + Send;
+
+    /// A request's item, read consistently.
+    fn request(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<RequestState>, PortError>> + Send;
+
+    /// Fixes an outcome unless one stands (one conditional write).
+    fn fix(&self, fix: &Fix<'_>) -> impl Future<Output = Result<Fixed, PortError>> + Send;
+
+    /// Marks a fixed outcome published.
+    fn published(&self, outcome_key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Where outcomes are published (EventBridge). One answer per detail, in order.
+pub trait OutcomeBus: Send + Sync {
+    fn publish(&self, details: &[&str]) -> impl Future<Output = Vec<Result<(), PortError>>> + Send;
+}
+
+/// The status queue, where outcome timers wait. One answer per check, in order.
+pub trait CheckQueue: Send + Sync {
+    fn arm(&self, checks: &[Check]) -> impl Future<Output = Vec<Result<(), PortError>>> + Send;
+}
+
+impl<T: OutcomeLedger> OutcomeLedger for std::sync::Arc<T> {
+    fn record_event(
+        &self,
+        event: &DeliveryEvent,
+    ) -> impl Future<Output = Result<Option<RecordedCall>, PortError>> + Send {
+        self.as_ref().record_event(event)
+    }
+
+    fn call(
+        &self,
+        call_id: &str,
+    ) -> impl Future<Output = Result<Option<RecordedCall>, PortError>> + Send {
+        self.as_ref().call(call_id)
+    }
+
+    fn request(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<RequestState>, PortError>> + Send {
+        self.as_ref().request(key)
+    }
+
+    fn fix(&self, fix: &Fix<'_>) -> impl Future<Output = Result<Fixed, PortError>> + Send {
+        self.as_ref().fix(fix)
+    }
+
+    fn published(&self, outcome_key: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.as_ref().published(outcome_key)
+    }
+}
+
+/// The detail's JSON, as it is stored and published.
+pub fn detail_json(detail: &OutcomeDetail) -> String {
+    serde_json::to_string(detail).unwrap_or_default()
 }

@@ -175,6 +175,9 @@ pub struct RecordOutcome {
     /// What its last failed attempt said about the voice service (the service failing,
     /// throttling, ...); `None` when it was sent or never failed an attempt.
     pub signal: Option<Signal>,
+    /// Kept by SQS whatever its fate: its request's outcome timer could not be armed, and
+    /// its next delivery arms it (delivery outcomes on).
+    pub held: bool,
 }
 
 impl RecordOutcome {
@@ -196,13 +199,14 @@ impl RecordOutcome {
             region: None,
             first_sent_at: None,
             signal: None,
+            held: false,
         }
     }
 
     /// Whether SQS must keep the record: everything not sent, unless the dead-letter queue
     /// already holds it.
     pub fn is_reported(&self) -> bool {
-        !matches!(self.fate, Fate::Sent | Fate::Duplicate) && !self.dead_lettered
+        self.held || (!matches!(self.fate, Fate::Sent | Fate::Duplicate) && !self.dead_lettered)
     }
 }
 

@@ -81,3 +81,27 @@ pub fn batch_done(report: &BatchReport, elapsed: Duration) {
         "batch done"
     );
 }
+
+/// The status path's batch line: what became of its messages, and what was counted.
+pub fn status_batch_done(
+    report: &BatchReport,
+    counts: &crate::status::StatusCounts,
+    elapsed: Duration,
+) {
+    let fates = report.counts();
+    let counted = counts
+        .counts
+        .iter()
+        .map(|(metric, count)| format!("{metric}={count}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    tracing::info!(
+        messages = report.outcomes.len(),
+        done = fates.sent,
+        redelivered = report.reported_message_ids().len(),
+        dead_lettered = fates.dead_lettered,
+        counted = counted.as_str(),
+        elapsed_ms = elapsed.as_millis() as u64,
+        "status batch done"
+    );
+}

@@ -17,6 +17,25 @@ use time::OffsetDateTime;
 use crate::core::classify::Signal;
 use crate::core::report::{BatchReport, Fate, RecordOutcome, FATES};
 
+/// Every metric the status path writes.
+pub const STATUS_PATH_METRICS: [&str; 15] = [
+    "Answered",
+    "Completed",
+    "Busy",
+    "NoAnswer",
+    "CallFailed",
+    "CallExpired",
+    "CallOutcomeUnknown",
+    "OutcomeReached",
+    "OutcomeUnreached",
+    "OutcomeExpired",
+    "OutcomeNotPlaced",
+    "OutcomeUnknownPublished",
+    "LateFinal",
+    "UnrecordedCallEvent",
+    "OutcomeNotPublished",
+];
+
 /// EMF's limit of values per metric in one document.
 const MAX_VALUES: usize = 100;
 
@@ -214,6 +233,29 @@ impl MetricsContext {
     }
 
     /// Writes the documents as lines on stdout, where Lambda's log agent picks them up.
+    /// The status path's document: its counts (events by status, outcomes published, late
+    /// finals, dropped events), every one named even at zero so an alarm sees a quiet minute.
+    pub fn status_document(
+        &self,
+        counts: &std::collections::BTreeMap<&'static str, u32>,
+        timestamp_ms: u64,
+    ) -> Value {
+        let names: Vec<&'static str> = STATUS_PATH_METRICS.to_vec();
+        let metrics: Vec<(&str, &str)> = names.iter().map(|name| (*name, "Count")).collect();
+        let mut document = self.document(timestamp_ms, &[], &metrics);
+        for name in names {
+            document[name] = json!(counts.get(name).copied().unwrap_or(0));
+        }
+        document
+    }
+
+    pub fn emit_status(&self, counts: &std::collections::BTreeMap<&'static str, u32>) {
+        use std::io::Write;
+        let timestamp_ms = crate::core::clock::epoch_ms(std::time::SystemTime::now());
+        let document = self.status_document(counts, timestamp_ms);
+        let _ = writeln!(std::io::stdout().lock(), "{document}");
+    }
+
     pub fn emit(&self, report: &BatchReport) {
         use std::io::Write;
         let timestamp_ms = std::time::SystemTime::now()

@@ -33,6 +33,7 @@ fn claim(key: &str, body: &str, claim_id: &str, now_ms: u64, on_unknown: Unknown
         },
         now_ms,
         on_unknown,
+        request: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ async fn script<L: Ledger>(ledger: &L) -> Vec<Answer> {
     use UnknownOutcome::{DeadLetter, Retry};
     let sent = |id: &str| Finish::Sent {
         voice_message_id: Some(id.to_owned()),
+        region: None,
     };
     let mut answers = Vec::new();
     // Free key; then held by a live lease.
@@ -213,6 +215,7 @@ async fn sent_writes_that_meet_share_a_request_and_all_land_in_order() {
     let now = now_ms();
     let sent = |id: &str| Finish::Sent {
         voice_message_id: Some(id.to_owned()),
+        region: None,
     };
     // 60 calls placed at once, and a second SENT for k0 (another holder's) in the same burst.
     let mut writes: Vec<(Claim, Finish)> = (0..60)
@@ -287,6 +290,7 @@ async fn claims_that_meet_share_a_request_and_a_refused_one_does_not_sink_the_re
         );
         let sent = Finish::Sent {
             voice_message_id: Some(format!("voice-{i}")),
+            region: None,
         };
         ledger.finish(&earlier, &sent).await.unwrap();
     }

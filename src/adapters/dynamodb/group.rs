@@ -16,15 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use tokio::sync::oneshot;
 
-use crate::core::ledger::{may_claim, Claim, Entry, Status};
+use crate::core::ledger::{call_key, may_claim, Claim, Entry, Status};
 use crate::core::ports::{ClaimAnswer, PortError};
 
-use super::{entry, failed, item, release, ID};
+use super::{entry, failed, release, request_item, EXPIRATION, ID, REGION, REQUEST_KEY};
 
 /// `TransactWriteItems` takes at most 100 actions.
 const GROUP_MAX: usize = 100;
@@ -48,6 +49,9 @@ enum Write {
     },
     Sent {
         item: HashMap<String, AttributeValue>,
+        /// The call's own item (found by its message id), written with `SENT` in the same
+        /// transaction: its key and its attributes.
+        call: Option<(String, HashMap<String, AttributeValue>)>,
         written: oneshot::Sender<Result<(), PortError>>,
     },
 }
@@ -68,13 +72,33 @@ impl Queued {
         }
     }
 
+    /// Its actions in a transaction: one, or two for a `SENT` with its call's item.
+    fn actions(&self, table: &str) -> Result<Vec<TransactWriteItem>, PortError> {
+        let mut actions = vec![self.action(table)?];
+        if let Write::Sent {
+            call: Some((key, attributes)),
+            ..
+        } = &self.write
+        {
+            actions.push(call_update(table, key, attributes)?);
+        }
+        Ok(actions)
+    }
+
+    fn action_count(&self) -> usize {
+        match &self.write {
+            Write::Sent { call: Some(_), .. } => 2,
+            _ => 1,
+        }
+    }
+
     fn action(&self, table: &str) -> Result<TransactWriteItem, PortError> {
         let put = match &self.write {
             // A free key only: whatever else `may_claim` allows replaces an item, and only a
             // single write says what it replaced.
             Write::Claim { claim, .. } => Put::builder()
                 .table_name(table)
-                .set_item(Some(item(&claim.key, &claim.entry)))
+                .set_item(Some(request_item(claim, &claim.entry)))
                 .condition_expression(format!("attribute_not_exists({ID})"))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -87,6 +111,32 @@ impl Queued {
             .map(|put| TransactWriteItem::builder().put(put).build())
             .map_err(|err| PortError::Invalid(err.to_string()))
     }
+}
+
+/// The call's item: its request's key and expiration set, whatever events it already holds
+/// kept (an update, never a whole put), so a `SENT` written again never erases an event.
+fn call_update(
+    table: &str,
+    key: &str,
+    attributes: &HashMap<String, AttributeValue>,
+) -> Result<TransactWriteItem, PortError> {
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let mut sets = Vec::new();
+    for (index, (name, value)) in attributes.iter().enumerate() {
+        names.insert(format!("#a{index}"), name.clone());
+        values.insert(format!(":a{index}"), value.clone());
+        sets.push(format!("#a{index} = :a{index}"));
+    }
+    Update::builder()
+        .table_name(table)
+        .key(ID, AttributeValue::S(key.to_owned()))
+        .update_expression(format!("SET {}", sets.join(", ")))
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .map(|update| TransactWriteItem::builder().update(update).build())
+        .map_err(|err| PortError::Invalid(err.to_string()))
 }
 
 #[derive(Debug, Default)]
@@ -134,20 +184,39 @@ impl Groups {
         self: &Arc<Self>,
         claim: &Claim,
         voice_message_id: Option<String>,
+        region: Option<&str>,
     ) -> Result<(), PortError> {
         // The truth whoever holds the key now: the call went out. Written whole and as this
         // claim's, so no other holder's later release or "unknown" can undo it, and an item
-        // deleted meanwhile comes back.
+        // deleted meanwhile comes back. (A request's outcome is an item of its own, which
+        // this never touches.)
+        let call = voice_message_id.as_deref().map(|id| {
+            (
+                call_key(id),
+                HashMap::from([
+                    (REQUEST_KEY.to_owned(), AttributeValue::S(claim.key.clone())),
+                    (
+                        EXPIRATION.to_owned(),
+                        AttributeValue::N(claim.entry.expiration.to_string()),
+                    ),
+                ]),
+            )
+        });
         let sent = Entry {
             status: Status::Sent,
             voice_message_id,
             ..claim.entry.clone()
         };
+        let mut item = request_item(claim, &sent);
+        if let Some(region) = region {
+            item.insert(REGION.to_owned(), AttributeValue::S(region.to_owned()));
+        }
         let (written, answered) = oneshot::channel();
         self.enqueue(Queued {
             key: claim.key.clone(),
             write: Write::Sent {
-                item: item(&claim.key, &sent),
+                item,
+                call,
                 written,
             },
         });
@@ -176,7 +245,8 @@ impl Groups {
         let mut queue = self.lock();
         let mut group: Vec<Queued> = Vec::new();
         let mut later = VecDeque::new();
-        while group.len() < GROUP_MAX {
+        let mut actions = 0;
+        while actions < GROUP_MAX {
             let Some(queued) = queue.waiting.pop_front() else {
                 break;
             };
@@ -185,7 +255,12 @@ impl Groups {
             }
             if group.iter().any(|q| q.key == queued.key) {
                 later.push_back(queued);
+            } else if actions + queued.action_count() > GROUP_MAX {
+                // A `SENT` with its call's item takes two actions: it waits for the next.
+                later.push_back(queued);
+                break;
             } else {
+                actions += queued.action_count();
                 group.push(queued);
             }
         }
@@ -220,8 +295,9 @@ impl Groups {
             }
             let actions: Result<Vec<TransactWriteItem>, PortError> = group
                 .iter()
-                .map(|queued| queued.action(&self.table))
-                .collect();
+                .map(|queued| queued.actions(&self.table))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|actions| actions.into_iter().flatten().collect());
             let answer = match actions {
                 Ok(actions) => self
                     .client
@@ -283,8 +359,16 @@ impl Groups {
     /// the cause, for the next group.
     fn cancelled(&self, group: Vec<Queued>, reasons: &[CancellationReason]) -> Vec<Queued> {
         let mut retry = Vec::new();
-        for (index, queued) in group.into_iter().enumerate() {
-            let reason = reasons.get(index);
+        let mut index = 0;
+        for queued in group {
+            // A write's reasons are those of its actions; the first that is a cause speaks.
+            let count = queued.action_count();
+            let own = reasons.get(index..index + count).unwrap_or_default();
+            index += count;
+            let reason = own
+                .iter()
+                .find(|reason| reason.code() != Some("None"))
+                .or_else(|| own.first());
             let code = reason
                 .and_then(CancellationReason::code)
                 .unwrap_or("Unknown");
@@ -367,6 +451,7 @@ impl Drop for WriterTurn {
 
 #[cfg(test)]
 mod tests {
+    use super::super::item;
     use super::*;
     use crate::core::ledger::UnknownOutcome;
 
@@ -391,6 +476,7 @@ mod tests {
             },
             now_ms: 1_764_000_000_000,
             on_unknown: UnknownOutcome::Retry,
+            request: Default::default(),
         }
     }
 
@@ -434,6 +520,7 @@ mod tests {
             key: "d".into(),
             write: Write::Sent {
                 item: item("d", &sent),
+                call: None,
                 written,
             },
         };

@@ -99,6 +99,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             },
             now_ms,
             on_unknown: self.settings.on_unknown,
+            request: ledger::RequestIds {
+                sqs_message_id: record.message_id.to_owned(),
+                idempotency_key: record.idempotency_key.clone().into_owned(),
+            },
         }
     }
 
@@ -131,6 +135,10 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let last = match outcome.fate {
             Fate::Sent => Finish::Sent {
                 voice_message_id: outcome.voice_message_id.clone(),
+                region: outcome
+                    .region
+                    .as_ref()
+                    .map(|region| region.name.to_string()),
             },
             _ if maybe_placed => Finish::Unknown,
             _ => Finish::Release,

@@ -1,8 +1,6 @@
 //! The outcomes the engine gives a record, and the way one record's attempts build its
 //! outcome.
 
-use std::time::SystemTime;
-
 use tokio::time::Instant;
 
 use crate::core::breaker::Open;
@@ -171,10 +169,7 @@ pub(super) fn rate_limited(record: &Record<'_>, pacer: &Pacer, slot: Instant) ->
     )
 }
 
-pub(super) fn epoch_ms(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
+pub(super) use crate::core::clock::epoch_ms;
 
 /// The failure's code, and its message with the service's `Reason` (v2) when it gave one:
 /// both reach the logs and the dead letter's `DispatchError`.

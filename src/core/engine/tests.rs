@@ -1456,6 +1456,7 @@ mod with_a_ledger {
             },
             now_ms,
             on_unknown: UnknownOutcome::default(),
+            request: Default::default(),
         };
         assert!(matches!(
             ledger.claim(&dead_holder).await,

@@ -1,0 +1,289 @@
+//! Delivery outcomes in the ledger's table, beside the requests' items:
+//!
+//! - `call#<MessageId>`: written with `SENT` in the same transaction (its request's key), and
+//!   then by the status path: the call's first final status (`final_status`, `final_at`) and
+//!   its first answer (`answered_at`). Conditional: a final status is never overwritten.
+//! - `outcome#<request key>`: the request's one outcome (`outcome`, the published `detail`,
+//!   `published`), written once with `attribute_not_exists(id)`.
+//!
+//! Neither is touched by the request's own writes (a claim, `SENT`, a release), so a `SENT`
+//! retried after an outcome was fixed erases nothing.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
+
+use super::{
+    failed, n, s, DynamoLedger, EXPIRATION, ID, IDEMPOTENCY_KEY, REGION, REQUEST_KEY,
+    SQS_MESSAGE_ID, STATUS, VOICE_MESSAGE_ID,
+};
+use crate::core::delivery::{
+    CallStatus, DeliveryEvent, Fix, Fixed, Outcome, RecordedCall, RequestState, StoredOutcome,
+};
+use crate::core::ledger::{call_key, outcome_key, RequestIds, Status};
+use crate::core::ports::{OutcomeLedger, PortError};
+
+const FINAL_STATUS: &str = "final_status";
+const FINAL_AT: &str = "final_at";
+const ANSWERED_AT: &str = "answered_at";
+const OUTCOME: &str = "outcome";
+const DETAIL: &str = "detail";
+const PUBLISHED: &str = "published";
+
+type Item = HashMap<String, AttributeValue>;
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A call's item read back; `None` when it names no request (no `SENT` wrote it).
+fn recorded(call_id: &str, item: &Item, newly: bool) -> Option<RecordedCall> {
+    let request_key = text(item, REQUEST_KEY)?;
+    let final_status = text(item, FINAL_STATUS)
+        .as_deref()
+        .and_then(CallStatus::parse);
+    let (status, at_ms) = match final_status {
+        Some(status) => (Some(status), number(item, FINAL_AT)),
+        None => match number(item, ANSWERED_AT) {
+            Some(at) => (Some(CallStatus::Answered), Some(at)),
+            None => (None, None),
+        },
+    };
+    Some(RecordedCall {
+        call_id: call_id.to_owned(),
+        request_key,
+        status,
+        at_ms,
+        newly,
+    })
+}
+
+fn stored(item: &Item) -> Result<StoredOutcome, PortError> {
+    let outcome = text(item, OUTCOME)
+        .as_deref()
+        .and_then(Outcome::parse)
+        .ok_or_else(|| PortError::Invalid("an outcome item without a valid outcome".into()))?;
+    Ok(StoredOutcome {
+        outcome,
+        detail: text(item, DETAIL).unwrap_or_default(),
+        published: item
+            .get(PUBLISHED)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}
+
+impl DynamoLedger {
+    async fn get(&self, key: String) -> Result<Option<Item>, PortError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|output| output.item)
+            .map_err(|err| failed("GetItem", &err))
+    }
+
+    /// Writes an outcome whose request must show nothing that may have placed it: one
+    /// transaction, the outcome's put and a check of the request's item.
+    async fn fix_unplaced(&self, request_key: &str, put: Put) -> Result<Fixed, PortError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(ID, s(request_key))
+            .condition_expression("attribute_not_exists(#status)")
+            .expression_attribute_names("#status", STATUS)
+            .build()
+            .map_err(|err| PortError::Invalid(err.to_string()))?;
+        let answer = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(Fixed::Written),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    let failed_at = |index: usize| {
+                        reasons
+                            .get(index)
+                            .and_then(|reason| reason.code())
+                            .is_some_and(|code| code == "ConditionalCheckFailed")
+                    };
+                    if failed_at(0) {
+                        match reasons.first().and_then(|reason| reason.item()) {
+                            Some(item) => stored(item).map(Fixed::Standing),
+                            None => self.standing(request_key).await,
+                        }
+                    } else if failed_at(1) {
+                        Ok(Fixed::MaybePlaced)
+                    } else {
+                        Err(PortError::Call(format!(
+                            "DynamoDB TransactWriteItems cancelled the outcome: {:?}",
+                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                        )))
+                    }
+                }
+                _ => Err(failed(
+                    "TransactWriteItems",
+                    &SdkError::ServiceError(service),
+                )),
+            },
+            Err(err) => Err(failed("TransactWriteItems", &err)),
+        }
+    }
+
+    async fn standing(&self, key: &str) -> Result<Fixed, PortError> {
+        match self.get(outcome_key(key)).await? {
+            Some(item) => stored(&item).map(Fixed::Standing),
+            None => Err(PortError::Invalid(
+                "an outcome refused as standing is not there".into(),
+            )),
+        }
+    }
+}
+
+impl OutcomeLedger for DynamoLedger {
+    async fn record_event(&self, event: &DeliveryEvent) -> Result<Option<RecordedCall>, PortError> {
+        let key = call_key(&event.call_id);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(key))
+            .expression_attribute_names("#request", REQUEST_KEY)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let update = if event.status.is_final() {
+            update
+                .update_expression("SET #final = :status, #final_at = :at")
+                .condition_expression("attribute_exists(#request) AND attribute_not_exists(#final)")
+                .expression_attribute_names("#final", FINAL_STATUS)
+                .expression_attribute_names("#final_at", FINAL_AT)
+                .expression_attribute_values(":status", s(event.status.as_str()))
+                .expression_attribute_values(":at", n(event.at_ms))
+        } else {
+            update
+                .update_expression("SET #answered = :at")
+                .condition_expression(
+                    "attribute_exists(#request) AND attribute_not_exists(#answered)",
+                )
+                .expression_attribute_names("#answered", ANSWERED_AT)
+                .expression_attribute_values(":at", n(event.at_ms))
+        };
+        match update.send().await {
+            Ok(output) => Ok(output
+                .attributes
+                .as_ref()
+                .and_then(|item| recorded(&event.call_id, item, true))),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                UpdateItemError::ConditionalCheckFailedException(refused) => Ok(refused
+                    .item()
+                    .and_then(|item| recorded(&event.call_id, item, false))),
+                _ => Err(failed("UpdateItem", &SdkError::ServiceError(service))),
+            },
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
+    }
+
+    async fn call(&self, call_id: &str) -> Result<Option<RecordedCall>, PortError> {
+        Ok(self
+            .get(call_key(call_id))
+            .await?
+            .and_then(|item| recorded(call_id, &item, false)))
+    }
+
+    async fn request(&self, key: &str) -> Result<Option<RequestState>, PortError> {
+        let Some(item) = self.get(key.to_owned()).await? else {
+            return Ok(None);
+        };
+        let Some(status) = text(&item, STATUS).as_deref().and_then(Status::parse) else {
+            return Ok(None);
+        };
+        Ok(Some(RequestState {
+            status,
+            call_id: text(&item, VOICE_MESSAGE_ID),
+            ids: RequestIds {
+                sqs_message_id: text(&item, SQS_MESSAGE_ID).unwrap_or_default(),
+                idempotency_key: text(&item, IDEMPOTENCY_KEY).unwrap_or_default(),
+            },
+            region: text(&item, REGION),
+        }))
+    }
+
+    async fn fix(&self, fix: &Fix<'_>) -> Result<Fixed, PortError> {
+        let item = HashMap::from([
+            (ID.to_owned(), s(&outcome_key(fix.outcome_key))),
+            (OUTCOME.to_owned(), s(fix.outcome.as_str())),
+            (DETAIL.to_owned(), s(&fix.detail)),
+            (PUBLISHED.to_owned(), AttributeValue::Bool(false)),
+            (EXPIRATION.to_owned(), n(fix.expiration)),
+        ]);
+        let condition = format!("attribute_not_exists({ID})");
+        if let Some(request_key) = fix.unplaced {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|err| PortError::Invalid(err.to_string()))?;
+            return self.fix_unplaced(request_key, put).await;
+        }
+        let answer = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(Fixed::Written),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                PutItemError::ConditionalCheckFailedException(refused) => match refused.item() {
+                    Some(item) => stored(item).map(Fixed::Standing),
+                    None => self.standing(fix.outcome_key).await,
+                },
+                _ => Err(failed("PutItem", &SdkError::ServiceError(service))),
+            },
+            Err(err) => Err(failed("PutItem", &err)),
+        }
+    }
+
+    async fn published(&self, outcome_key_: &str) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ID, s(&outcome_key(outcome_key_)))
+            .update_expression("SET #published = :yes")
+            .condition_expression(format!("attribute_exists({ID})"))
+            .expression_attribute_names("#published", PUBLISHED)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| failed("UpdateItem", &err))
+    }
+}

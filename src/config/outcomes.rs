@@ -1,0 +1,92 @@
+//! Delivery outcomes' settings: `OUTCOME_EVENT_BUS_NAME` turns them on, and needs the
+//! ledger (where calls and outcomes are recorded) and `STATUS_QUEUE_URL` (where the outcome
+//! timers wait and the events arrive).
+
+use std::time::Duration;
+
+use super::{queue_url, seconds, ConfigError, IDEMPOTENCY_TABLE_NAME, MESSAGE_TTL_SECONDS};
+use crate::core::outcome_timer::DEFAULT_OUTCOME_WAIT;
+
+pub const OUTCOME_EVENT_BUS_NAME: &str = "OUTCOME_EVENT_BUS_NAME";
+pub const STATUS_QUEUE_URL: &str = "STATUS_QUEUE_URL";
+pub const OUTCOME_WAIT_SECONDS: &str = "OUTCOME_WAIT_SECONDS";
+
+/// The longest wait: carriers can report up to 72 hours late.
+pub const MAX_OUTCOME_WAIT_SECONDS: u32 = 259_200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomesConfig {
+    /// The EventBridge bus (name or ARN) the outcome events go to.
+    pub event_bus: String,
+    /// The status queue: timers are armed there.
+    pub status_queue_url: String,
+}
+
+/// Reads `OUTCOME_EVENT_BUS_NAME` and `STATUS_QUEUE_URL` (both or neither), and
+/// `OUTCOME_WAIT_SECONDS`.
+pub(super) fn read_outcomes(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<OutcomesConfig>, Duration), ConfigError> {
+    let wait = seconds(
+        OUTCOME_WAIT_SECONDS,
+        get(OUTCOME_WAIT_SECONDS),
+        1..=MAX_OUTCOME_WAIT_SECONDS,
+        DEFAULT_OUTCOME_WAIT,
+    )?;
+    let bus = get(OUTCOME_EVENT_BUS_NAME).map(|bus| bus.trim().to_owned());
+    let status = get(STATUS_QUEUE_URL)
+        .map(|url| queue_url(STATUS_QUEUE_URL, url.trim()))
+        .transpose()?;
+    let outcomes = match (bus, status) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError {
+                variable: STATUS_QUEUE_URL,
+                problem: format!("{OUTCOME_EVENT_BUS_NAME} needs {STATUS_QUEUE_URL}: the queue its outcome timers wait on"),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                variable: STATUS_QUEUE_URL,
+                problem: format!("set without {OUTCOME_EVENT_BUS_NAME}: outcomes are off"),
+            })
+        }
+        (Some(event_bus), Some(status_queue_url)) => {
+            if status_queue_url.ends_with(".fifo") {
+                return Err(ConfigError {
+                    variable: STATUS_QUEUE_URL,
+                    problem: "a FIFO queue cannot delay one message (the timers) nor take SNS standard topics' events: use a standard queue".into(),
+                });
+            }
+            if get(IDEMPOTENCY_TABLE_NAME).is_none() {
+                return Err(ConfigError {
+                    variable: OUTCOME_EVENT_BUS_NAME,
+                    problem: format!("needs {IDEMPOTENCY_TABLE_NAME}: calls and outcomes are recorded in the ledger"),
+                });
+            }
+            Some(OutcomesConfig {
+                event_bus,
+                status_queue_url,
+            })
+        }
+    };
+    Ok((outcomes, wait))
+}
+
+/// A ledger entry that lapsed before its request's outcome could be fixed would lose it.
+pub(super) fn check_ledger_ttl(
+    ledger_ttl: Duration,
+    message_ttl: Duration,
+    wait: Duration,
+) -> Result<(), ConfigError> {
+    if ledger_ttl < message_ttl + wait {
+        return Err(ConfigError {
+            variable: super::IDEMPOTENCY_TTL_SECONDS,
+            problem: format!(
+                "must be at least {MESSAGE_TTL_SECONDS} + {OUTCOME_WAIT_SECONDS} ({} s) with outcomes on, or a call's record could lapse before its outcome",
+                (message_ttl + wait).as_secs()
+            ),
+        });
+    }
+    Ok(())
+}

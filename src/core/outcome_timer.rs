@@ -1,0 +1,291 @@
+//! The call path's part in delivery outcomes: before a batch's records are acknowledged,
+//! every request the batch ends (sent, a duplicate, dead-lettered) gets its outcome timer on
+//! the status queue, and a request ended without a call (`expired`, `not-placed`) gets its
+//! outcome fixed first, when nothing may have placed it. The status path publishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::core::clock::Clock;
+use crate::core::code::Code;
+use crate::core::delivery::{self, Check, Fix, Fixed, Outcome, OutcomeDetail};
+use crate::core::ledger::stored_key;
+use crate::core::ports::{detail_json, CheckQueue, OutcomeLedger};
+use crate::core::record::Record;
+use crate::core::report::{BatchReport, Fate, RecordOutcome};
+
+/// `OUTCOME_WAIT_SECONDS`'s default: how long a placed call's final event is waited for.
+pub const DEFAULT_OUTCOME_WAIT: Duration = Duration::from_secs(3_600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeSettings {
+    /// `OUTCOME_WAIT_SECONDS`.
+    pub wait: Duration,
+    /// `IDEMPOTENCY_TTL_SECONDS`: how long an outcome's item is kept.
+    pub ledger_ttl: Duration,
+}
+
+/// What the call path does for one record's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Placed, maybe placed, or decided elsewhere: its timer waits for the final event.
+    Wait { key: String },
+    /// Ended without a call: its outcome is fixed now if nothing may have placed it (the
+    /// request's item under `request_key` is checked), then published at once.
+    Unplaced {
+        outcome_key: String,
+        request_key: Option<String>,
+        outcome: Outcome,
+        code: Code,
+    },
+}
+
+/// The plan for a record the batch ends; `None` for one SQS will deliver again (or that the
+/// function did not end: no outcome until it does).
+pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
+    let key = || stored_key(&record.idempotency_key);
+    match outcome.fate {
+        Fate::Sent | Fate::Duplicate if !outcome.held => Some(Plan::Wait { key: key() }),
+        _ if !outcome.dead_lettered => None,
+        _ => {
+            let code = outcome
+                .reason
+                .as_ref()
+                .map_or(Code::Unknown, |reason| reason.code.clone());
+            match code {
+                // Maybe placed, or held by another delivery that decides it.
+                Code::OutcomeUnknown | Code::InProgressElsewhere | Code::Abandoned => {
+                    Some(Plan::Wait { key: key() })
+                }
+                // The key is another body's: this one's outcome is its own, under its id.
+                Code::IdempotencyKeyReused => Some(Plan::Unplaced {
+                    outcome_key: stored_key(record.message_id),
+                    request_key: None,
+                    outcome: Outcome::NotPlaced,
+                    code,
+                }),
+                _ => Some(Plan::Unplaced {
+                    outcome_key: key(),
+                    request_key: Some(key()),
+                    outcome: delivery::unplaced(&code, outcome.fate == Fate::Expired),
+                    code,
+                }),
+            }
+        }
+    }
+}
+
+pub struct CallOutcomes<O, Q> {
+    ledger: O,
+    timers: Q,
+    settings: OutcomeSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
+    pub fn new(ledger: O, timers: Q, settings: OutcomeSettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            ledger,
+            timers,
+            settings,
+            clock,
+        }
+    }
+
+    /// Arms the timers of the requests the batch ends, fixing the unplaced ones first. A
+    /// record whose timer could not be armed is held (SQS delivers it again, and that
+    /// delivery arms it), unless the dead-letter queue already has it: then an ERROR line.
+    pub async fn arm(&self, report: &mut BatchReport, records: &[Record<'_>], until: Instant) {
+        let now_ms = crate::core::clock::epoch_ms(self.clock.wall());
+        let plans: Vec<(usize, Plan)> = report
+            .outcomes
+            .iter()
+            .zip(records)
+            .enumerate()
+            .filter_map(|(index, (outcome, record))| Some((index, plan(outcome, record)?)))
+            .collect();
+        if plans.is_empty() {
+            return;
+        }
+        let checks = plans.iter().map(|(index, plan)| {
+            self.check_for(plan, &report.outcomes[*index], &records[*index], now_ms)
+        });
+        let checks: Vec<Check> = futures::future::join_all(checks).await;
+        let armed = tokio::time::timeout_at(until, self.timers.arm(&checks)).await;
+        let armed = armed
+            .unwrap_or_else(|_| vec![Err(crate::core::ports::PortError::NoAnswer); checks.len()]);
+        for ((index, _), result) in plans.iter().zip(armed) {
+            let Err(error) = result else { continue };
+            let outcome = &mut report.outcomes[*index];
+            if outcome.dead_lettered {
+                tracing::error!(message_id = %outcome.message_id, %error,
+                    "the outcome timer could not be armed for a dead-lettered record: its request gets no outcome event");
+            } else {
+                tracing::warn!(message_id = %outcome.message_id, %error,
+                    "the outcome timer could not be armed: the record is kept for another delivery");
+                outcome.held = true;
+            }
+        }
+    }
+
+    /// The timer a plan arms: at once for an outcome fixed now (or one that stood), after
+    /// the wait for one that waits for its final event.
+    async fn check_for(
+        &self,
+        plan: &Plan,
+        outcome: &RecordOutcome,
+        record: &Record<'_>,
+        now_ms: u64,
+    ) -> Check {
+        let waiting = |key: &str| Check {
+            outcome_key: key.to_owned(),
+            request_key: key.to_owned(),
+            due_ms: now_ms + self.settings.wait.as_millis() as u64,
+            delay: self.settings.wait.min(delivery::MAX_TIMER_DELAY),
+        };
+        let (outcome_key, request_key, fixed, code) = match plan {
+            Plan::Wait { key } => return waiting(key),
+            Plan::Unplaced {
+                outcome_key,
+                request_key,
+                outcome,
+                code,
+            } => (outcome_key, request_key, outcome, code),
+        };
+        let detail = OutcomeDetail {
+            outcome_id: delivery::outcome_id(outcome_key),
+            outcome: *fixed,
+            idempotency_key: record.idempotency_key.clone().into_owned(),
+            sqs_message_id: outcome.message_id.clone(),
+            calls: Vec::new(),
+            code: Some(code.word().into_owned()),
+            decided_at: now_ms,
+        };
+        let fix = Fix {
+            outcome_key,
+            unplaced: request_key.as_deref(),
+            outcome: *fixed,
+            detail: detail_json(&detail),
+            expiration: now_ms / 1_000 + self.settings.ledger_ttl.as_secs(),
+        };
+        let now = Check {
+            due_ms: now_ms,
+            delay: Duration::ZERO,
+            ..waiting(outcome_key)
+        };
+        match self.ledger.fix(&fix).await {
+            Ok(Fixed::Written | Fixed::Standing(_)) => now,
+            // Something may have placed it: its call's events (or the wait) decide.
+            Ok(Fixed::MaybePlaced) => waiting(outcome_key),
+            Err(error) => {
+                tracing::warn!(message_id = %outcome.message_id, %error,
+                    "the outcome could not be fixed now; its timer decides it after the wait");
+                waiting(outcome_key)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::report::Reason;
+
+    fn ended(fate: Fate, code: Option<Code>, dead_lettered: bool) -> RecordOutcome {
+        RecordOutcome {
+            reason: code.map(|code| Reason {
+                code,
+                message: "m".into(),
+            }),
+            dead_lettered,
+            ..RecordOutcome::new("sqs-1", fate)
+        }
+    }
+
+    fn record() -> Record<'static> {
+        Record {
+            message_id: "sqs-1",
+            idempotency_key: "order-42".into(),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn a_placed_or_duplicate_request_waits_for_its_final_event() {
+        for fate in [Fate::Sent, Fate::Duplicate] {
+            assert_eq!(
+                plan(&ended(fate, None, false), &record()),
+                Some(Plan::Wait {
+                    key: "order-42".into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_sqs_delivers_again_gets_nothing_yet() {
+        for fate in [
+            Fate::Transient,
+            Fate::Deferred,
+            Fate::Abandoned,
+            Fate::Permanent,
+        ] {
+            assert_eq!(plan(&ended(fate, None, false), &record()), None, "{fate:?}");
+        }
+        let mut held = ended(Fate::Sent, None, false);
+        held.held = true;
+        assert_eq!(plan(&held, &record()), None);
+    }
+
+    #[test]
+    fn a_dead_lettered_request_is_unplaced_unless_it_may_have_been_placed() {
+        let bad = plan(
+            &ended(Fate::Permanent, Some(Code::MalformedJson), true),
+            &record(),
+        );
+        assert_eq!(
+            bad,
+            Some(Plan::Unplaced {
+                outcome_key: "order-42".into(),
+                request_key: Some("order-42".into()),
+                outcome: Outcome::NotPlaced,
+                code: Code::MalformedJson
+            })
+        );
+        let expired = plan(&ended(Fate::Expired, Some(Code::Expired), true), &record());
+        assert!(matches!(
+            expired,
+            Some(Plan::Unplaced {
+                outcome: Outcome::Expired,
+                ..
+            })
+        ));
+        for code in [Code::OutcomeUnknown, Code::InProgressElsewhere] {
+            assert_eq!(
+                plan(&ended(Fate::Permanent, Some(code), true), &record()),
+                Some(Plan::Wait {
+                    key: "order-42".into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_second_body_under_a_reused_key_gets_its_own_outcome() {
+        let reused = plan(
+            &ended(Fate::Permanent, Some(Code::IdempotencyKeyReused), true),
+            &record(),
+        );
+        assert_eq!(
+            reused,
+            Some(Plan::Unplaced {
+                outcome_key: "sqs-1".into(),
+                request_key: None,
+                outcome: Outcome::NotPlaced,
+                code: Code::IdempotencyKeyReused
+            })
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! The status use case, beside the call path ([`crate::app`]): a batch of status-queue
+//! messages (delivery events and outcome timers), each recorded against its request in the
+//! ledger, and each request's one outcome fixed and published once. What an event means is
+//! [`crate::core::delivery`]'s; the envelopes, DynamoDB and EventBridge are adapters'.
+//!
+//! Each message ends done (deleted), redelivered with backoff (the ledger or EventBridge
+//! out of reach; a young event for a call not recorded yet), or dead-lettered (unreadable).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::adapters::status_event::StatusMessage;
+use crate::core::clock::{epoch_ms, Clock, SystemClock};
+use crate::core::code::Code;
+use crate::core::delivery::{
+    self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Outcome, OutcomeDetail,
+    RecordedCall, Unrecorded,
+};
+use crate::core::ports::{
+    detail_json, CheckQueue, DeadLetterQueue, OutcomeBus, OutcomeLedger, PortError, RedeliveryDelay,
+};
+use crate::core::record::Record;
+use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
+use crate::core::settle::Settlement;
+use crate::observe::metrics::MetricsContext;
+
+/// Publishes tried per outcome within one invocation before its message is redelivered.
+const PUBLISH_TRIES: u32 = 3;
+
+/// What one message came to before publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Handled {
+    Done,
+    /// An outcome to publish (fixed now, or fixed earlier and not yet published).
+    Publish {
+        outcome_key: String,
+        outcome: Outcome,
+        detail: String,
+    },
+    Rearm(Check),
+    Failed(Code, String),
+    Malformed(String),
+}
+
+/// The status path's counts for one batch, as metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub counts: BTreeMap<&'static str, u32>,
+}
+
+impl StatusCounts {
+    fn add(&mut self, metric: &'static str) {
+        *self.counts.entry(metric).or_default() += 1;
+    }
+}
+
+pub struct StatusDispatch<O, B, Q, D, R> {
+    ledger: O,
+    bus: B,
+    timers: Q,
+    settlement: Settlement<D, R>,
+    ledger_ttl: Duration,
+    clock: Arc<dyn Clock>,
+    metrics: Option<MetricsContext>,
+}
+
+impl<O, B, Q, D, R> StatusDispatch<O, B, Q, D, R>
+where
+    O: OutcomeLedger,
+    B: OutcomeBus,
+    Q: CheckQueue,
+    D: DeadLetterQueue,
+    R: RedeliveryDelay,
+{
+    pub fn new(
+        ledger: O,
+        bus: B,
+        timers: Q,
+        settlement: Settlement<D, R>,
+        ledger_ttl: Duration,
+    ) -> Self {
+        Self {
+            ledger,
+            bus,
+            timers,
+            settlement,
+            ledger_ttl,
+            clock: Arc::new(SystemClock),
+            metrics: None,
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Option<MetricsContext>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs one batch of status messages (`messages[i]` read from `records[i]`) against
+    /// `deadline`: each message's fate, settled before the answer is due.
+    pub async fn run(
+        &self,
+        records: &[Record<'_>],
+        messages: &[StatusMessage],
+        deadline: SystemTime,
+    ) -> BatchReport {
+        let started = std::time::Instant::now();
+        let until = Instant::now()
+            + deadline
+                .duration_since(self.clock.wall())
+                .unwrap_or_default()
+                .mul_f64(0.8);
+        let mut counts = StatusCounts::default();
+        let handled =
+            futures::future::join_all(messages.iter().map(|message| self.handle(message)));
+        let handled: Vec<(Handled, Vec<&'static str>)> =
+            match tokio::time::timeout_at(until, handled).await {
+                Ok(handled) => handled,
+                Err(_) => messages
+                    .iter()
+                    .map(|_| {
+                        let why = "no answer from the ledger before the deadline".to_owned();
+                        (Handled::Failed(Code::LedgerUnavailable, why), Vec::new())
+                    })
+                    .collect(),
+            };
+        let mut handled: Vec<Handled> = handled
+            .into_iter()
+            .map(|(handled, metrics)| {
+                metrics.into_iter().for_each(|metric| counts.add(metric));
+                handled
+            })
+            .collect();
+        self.publish(&mut handled, &mut counts).await;
+        self.rearm(&mut handled).await;
+        let mut report = BatchReport {
+            outcomes: records
+                .iter()
+                .zip(&handled)
+                .map(|(record, handled)| outcome_of(record, handled))
+                .collect(),
+            ..BatchReport::default()
+        };
+        Box::pin(self.settlement.settle(&mut report, records, until)).await;
+        crate::observe::lines::status_batch_done(&report, &counts, started.elapsed());
+        if let Some(metrics) = &self.metrics {
+            metrics.emit_status(&counts.counts);
+        }
+        report
+    }
+
+    async fn handle(&self, message: &StatusMessage) -> (Handled, Vec<&'static str>) {
+        let mut metrics = Vec::new();
+        let handled = match message {
+            StatusMessage::Malformed(why) => Handled::Malformed(why.clone()),
+            StatusMessage::Event(event) => self.event(event, &mut metrics).await,
+            StatusMessage::Check(check) => self.check(check, &mut metrics).await,
+        };
+        (handled, metrics)
+    }
+
+    /// A delivery event: recorded on its call's item, and the request's outcome fixed when
+    /// the event's status fixes one.
+    async fn event(&self, event: &DeliveryEvent, metrics: &mut Vec<&'static str>) -> Handled {
+        let Some(outcome) = event.status.outcome() else {
+            return Handled::Done;
+        };
+        let call = match self.ledger.record_event(event).await {
+            Ok(Some(call)) => call,
+            Ok(None) => return self.unrecorded(event, metrics),
+            Err(error) => return ledger_failed(&error),
+        };
+        if call.newly {
+            metrics.extend(event.status.metric());
+        }
+        // The first final status recorded decides, whatever this event says.
+        let outcome = call.status.and_then(|s| s.outcome()).unwrap_or(outcome);
+        let key = call.request_key.clone();
+        self.settle_request(&key, &key, Some(&call), outcome, metrics)
+            .await
+    }
+
+    fn unrecorded(&self, event: &DeliveryEvent, metrics: &mut Vec<&'static str>) -> Handled {
+        let now_ms = epoch_ms(self.clock.wall());
+        let age = Duration::from_millis(now_ms.saturating_sub(event.at_ms));
+        match delivery::unrecorded_call(age) {
+            Unrecorded::Redeliver => Handled::Failed(
+                Code::CallNotRecorded,
+                "an event for a call the ledger does not know yet: delivered again".into(),
+            ),
+            Unrecorded::Drop => {
+                tracing::warn!(
+                    call_id = %event.call_id,
+                    event_type = event.status.as_str(),
+                    age_seconds = age.as_secs(),
+                    "an event for a call the ledger does not know, too old to wait for: dropped"
+                );
+                metrics.push("UnrecordedCallEvent");
+                Handled::Done
+            }
+        }
+    }
+
+    /// An outcome timer: the request's call decides, or the wait's end does.
+    async fn check(&self, check: &Check, metrics: &mut Vec<&'static str>) -> Handled {
+        let request = match self.ledger.request(&check.request_key).await {
+            Ok(request) => request,
+            Err(error) => return ledger_failed(&error),
+        };
+        let call_id = request.as_ref().and_then(|r| r.call_id.clone());
+        let call = match call_id {
+            Some(id) => match self.ledger.call(&id).await {
+                Ok(call) => call,
+                Err(error) => return ledger_failed(&error),
+            },
+            None => None,
+        };
+        let now_ms = epoch_ms(self.clock.wall());
+        match delivery::check(call.as_ref().and_then(|c| c.status), now_ms, check.due_ms) {
+            CheckStep::Rearm(delay) => Handled::Rearm(Check {
+                delay,
+                ..check.clone()
+            }),
+            CheckStep::Fix(outcome) => {
+                self.settle_request(
+                    &check.outcome_key,
+                    &check.request_key,
+                    call.as_ref(),
+                    outcome,
+                    metrics,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Fixes `outcome` for the request unless one stands; what to publish, if anything.
+    async fn settle_request(
+        &self,
+        outcome_key: &str,
+        request_key: &str,
+        call: Option<&RecordedCall>,
+        outcome: Outcome,
+        metrics: &mut Vec<&'static str>,
+    ) -> Handled {
+        let request = match self.ledger.request(request_key).await {
+            Ok(request) => request,
+            Err(error) => return ledger_failed(&error),
+        };
+        let now_ms = epoch_ms(self.clock.wall());
+        let (ids, region) = request
+            .map(|request| (request.ids, request.region))
+            .unwrap_or_default();
+        let detail = OutcomeDetail {
+            outcome_id: delivery::outcome_id(outcome_key),
+            outcome,
+            idempotency_key: ids.idempotency_key,
+            sqs_message_id: ids.sqs_message_id,
+            calls: call
+                .map(|call| CallRecord {
+                    message_id: call.call_id.clone(),
+                    status: call.status.map(|s| s.as_str()),
+                    at: call.at_ms,
+                    region,
+                })
+                .into_iter()
+                .collect(),
+            code: None,
+            decided_at: now_ms,
+        };
+        let fix = Fix {
+            outcome_key,
+            unplaced: None,
+            outcome,
+            detail: detail_json(&detail),
+            expiration: now_ms / 1_000 + self.ledger_ttl.as_secs(),
+        };
+        match self.ledger.fix(&fix).await {
+            Ok(Fixed::Written) => Handled::Publish {
+                outcome_key: outcome_key.to_owned(),
+                outcome,
+                detail: fix.detail,
+            },
+            Ok(Fixed::Standing(stood)) if !stood.published => Handled::Publish {
+                outcome_key: outcome_key.to_owned(),
+                outcome: stood.outcome,
+                detail: stood.detail,
+            },
+            Ok(Fixed::Standing(stood)) => {
+                let final_event = call.is_some_and(|c| c.newly) && outcome != Outcome::Unknown;
+                if stood.outcome == Outcome::Unknown && final_event {
+                    tracing::warn!(outcome_id = %detail.outcome_id,
+                        "a final event came after the outcome was published as unknown: counted, not published");
+                    metrics.push("LateFinal");
+                }
+                Handled::Done
+            }
+            Ok(Fixed::MaybePlaced) => Handled::Done,
+            Err(error) => ledger_failed(&error),
+        }
+    }
+
+    /// Publishes every outcome the batch fixed (or found unpublished), retrying refused
+    /// entries; marks each published. One that never went out is redelivered.
+    async fn publish(&self, handled: &mut [Handled], counts: &mut StatusCounts) {
+        let mut waiting: Vec<usize> = (0..handled.len())
+            .filter(|&i| matches!(handled[i], Handled::Publish { .. }))
+            .collect();
+        let mut last_error = BTreeMap::new();
+        for attempt in 0..PUBLISH_TRIES {
+            if waiting.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            let details: Vec<&str> = waiting
+                .iter()
+                .map(|&i| match &handled[i] {
+                    Handled::Publish { detail, .. } => detail.as_str(),
+                    _ => "",
+                })
+                .collect();
+            let results = self.bus.publish(&details).await;
+            let mut still = Vec::new();
+            for (&index, result) in waiting.iter().zip(results) {
+                match result {
+                    Ok(()) => self.published(&mut handled[index], counts).await,
+                    Err(error) => {
+                        last_error.insert(index, error);
+                        still.push(index);
+                    }
+                }
+            }
+            waiting = still;
+        }
+        for index in waiting {
+            let error = last_error.remove(&index).unwrap_or(PortError::NotSent);
+            tracing::error!(%error, "the outcome event could not be published: delivered again");
+            counts.add("OutcomeNotPublished");
+            handled[index] = Handled::Failed(Code::OutcomeNotPublished, error.to_string());
+        }
+    }
+
+    async fn published(&self, handled: &mut Handled, counts: &mut StatusCounts) {
+        if let Handled::Publish {
+            outcome_key,
+            outcome,
+            ..
+        } = handled
+        {
+            counts.add(outcome.metric());
+            tracing::info!(
+                outcome_id = %delivery::outcome_id(outcome_key),
+                outcome = outcome.as_str(),
+                "outcome published"
+            );
+            if let Err(error) = self.ledger.published(outcome_key).await {
+                tracing::warn!(%error, "an outcome published could not be marked so: a later timer may publish it again, with the same outcomeId");
+            }
+        }
+        *handled = Handled::Done;
+    }
+
+    /// Arms the next timer of every request still waiting; one not armed is redelivered.
+    async fn rearm(&self, handled: &mut [Handled]) {
+        let indexes: Vec<usize> = (0..handled.len())
+            .filter(|&i| matches!(handled[i], Handled::Rearm(_)))
+            .collect();
+        let checks: Vec<Check> = indexes
+            .iter()
+            .filter_map(|&i| match &handled[i] {
+                Handled::Rearm(check) => Some(check.clone()),
+                _ => None,
+            })
+            .collect();
+        if checks.is_empty() {
+            return;
+        }
+        let results = self.timers.arm(&checks).await;
+        for (index, result) in indexes.into_iter().zip(results) {
+            handled[index] = match result {
+                Ok(()) => Handled::Done,
+                Err(error) => Handled::Failed(Code::TimerNotArmed, error.to_string()),
+            };
+        }
+    }
+}
+
+fn ledger_failed(error: &PortError) -> Handled {
+    Handled::Failed(
+        Code::LedgerUnavailable,
+        format!("the idempotency ledger could not be read or written: {error}"),
+    )
+}
+
+/// A message's fate: done, redelivered (transient), or dead-lettered (permanent).
+fn outcome_of(record: &Record<'_>, handled: &Handled) -> RecordOutcome {
+    let mut outcome = RecordOutcome::new(record.message_id, Fate::Sent);
+    outcome.receive_count = record.receive_count;
+    let (fate, code, message) = match handled {
+        Handled::Failed(code, message) => (Fate::Transient, code.clone(), message.clone()),
+        Handled::Malformed(why) => (Fate::Permanent, Code::MalformedEvent, why.clone()),
+        _ => return outcome,
+    };
+    outcome.fate = fate;
+    outcome.reason = Some(Reason { code, message });
+    outcome
+}
