@@ -17,7 +17,7 @@ use crate::core::clock::{epoch_ms, Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::delivery::{
     self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Outcome, OutcomeDetail,
-    RecordedCall, Unrecorded,
+    RecordedCall, Standing, StoredOutcome, Unrecorded,
 };
 use crate::core::ports::{
     detail_json, CheckQueue, DeadLetterQueue, OutcomeBus, OutcomeLedger, PortError, RedeliveryDelay,
@@ -281,6 +281,7 @@ where
             outcome,
             detail: detail_json(&detail),
             expiration: now_ms / 1_000 + self.ledger_ttl.as_secs(),
+            publishing_until_ms: now_ms + delivery::PUBLISH_LEASE.as_millis() as u64,
         };
         match self.ledger.fix(&fix).await {
             Ok(Fixed::Written) => Handled::Publish {
@@ -288,19 +289,9 @@ where
                 outcome,
                 detail: fix.detail,
             },
-            Ok(Fixed::Standing(stood)) if !stood.published => Handled::Publish {
-                outcome_key: outcome_key.to_owned(),
-                outcome: stood.outcome,
-                detail: stood.detail,
-            },
             Ok(Fixed::Standing(stood)) => {
                 let final_event = call.is_some_and(|c| c.newly) && outcome != Outcome::Unknown;
-                if stood.outcome == Outcome::Unknown && final_event {
-                    tracing::warn!(outcome_id = %detail.outcome_id,
-                        "a final event came after the outcome was published as unknown: counted, not published");
-                    metrics.push("LateFinal");
-                }
-                Handled::Done
+                standing(outcome_key, stood, final_event, now_ms, metrics)
             }
             Ok(Fixed::MaybePlaced) => Handled::Done,
             Err(error) => ledger_failed(&error),
@@ -391,6 +382,38 @@ where
                 Err(error) => Handled::Failed(Code::TimerNotArmed, error.to_string()),
             };
         }
+    }
+}
+
+/// An outcome found standing: published already (a final event after `unknown` is counted),
+/// being published by the delivery that fixed it (this one comes back later), or left
+/// unpublished by a writer that died (published now).
+fn standing(
+    outcome_key: &str,
+    stood: StoredOutcome,
+    final_event: bool,
+    now_ms: u64,
+    metrics: &mut Vec<&'static str>,
+) -> Handled {
+    match stood.standing(now_ms) {
+        Standing::Done => {
+            if stood.outcome == Outcome::Unknown && final_event {
+                tracing::warn!(outcome_id = %delivery::outcome_id(outcome_key),
+                    "a final event came after the outcome was published as unknown: counted, not published");
+                metrics.push("LateFinal");
+            }
+            Handled::Done
+        }
+        Standing::Wait => Handled::Failed(
+            Code::OutcomeNotPublished,
+            "the outcome is being published by the delivery that fixed it: looked at again later"
+                .into(),
+        ),
+        Standing::Publish => Handled::Publish {
+            outcome_key: outcome_key.to_owned(),
+            outcome: stood.outcome,
+            detail: stood.detail,
+        },
     }
 }
 

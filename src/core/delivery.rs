@@ -332,6 +332,33 @@ pub struct StoredOutcome {
     pub outcome: Outcome,
     pub detail: String,
     pub published: bool,
+    /// Until when (epoch milliseconds) the delivery that fixed it is publishing it: another
+    /// that finds it unpublished before then comes back later rather than publish it too.
+    pub publishing_until_ms: u64,
+}
+
+/// How long the delivery that fixed an outcome has to publish it before another may.
+pub const PUBLISH_LEASE: Duration = Duration::from_secs(30);
+
+/// What a delivery that finds an outcome standing does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Published already: nothing.
+    Done,
+    /// Its writer is still publishing it: look again later.
+    Wait,
+    /// Its writer did not publish it in time (it died): publish it.
+    Publish,
+}
+
+impl StoredOutcome {
+    pub fn standing(&self, now_ms: u64) -> Standing {
+        match (self.published, now_ms < self.publishing_until_ms) {
+            (true, _) => Standing::Done,
+            (false, true) => Standing::Wait,
+            (false, false) => Standing::Publish,
+        }
+    }
 }
 
 /// One conditional write of an outcome.
@@ -346,6 +373,8 @@ pub struct Fix<'a> {
     pub detail: String,
     /// Epoch seconds after which the item is void (the table's TTL).
     pub expiration: u64,
+    /// Until when this delivery is publishing it (epoch milliseconds).
+    pub publishing_until_ms: u64,
 }
 
 /// What a fix came to.
@@ -546,6 +575,20 @@ mod tests {
             timers, 5,
             "armed once, re-armed four times, fixed on the fifth"
         );
+    }
+
+    #[test]
+    fn an_outcome_found_unpublished_is_left_to_its_writer_until_its_lease_ends() {
+        let stored = |published, until| StoredOutcome {
+            outcome: Outcome::Reached,
+            detail: String::new(),
+            published,
+            publishing_until_ms: until,
+        };
+        assert_eq!(stored(true, 2_000).standing(1_000), Standing::Done);
+        assert_eq!(stored(false, 2_000).standing(1_000), Standing::Wait);
+        assert_eq!(stored(false, 2_000).standing(2_000), Standing::Publish);
+        assert_eq!(stored(true, 0).standing(2_000), Standing::Done);
     }
 
     #[test]

@@ -169,6 +169,8 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             outcome: *fixed,
             detail: detail_json(&detail),
             expiration: now_ms / 1_000 + self.settings.ledger_ttl.as_secs(),
+            // The status path publishes it, when its timer comes (at once).
+            publishing_until_ms: 0,
         };
         let now = Check {
             due_ms: now_ms,

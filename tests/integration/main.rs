@@ -20,6 +20,7 @@ mod layers;
 mod ledger;
 mod logs;
 mod outage;
+mod outcomes;
 mod redrive;
 mod sam_local;
 mod short;

@@ -16,7 +16,10 @@
 //! rate quota ([`Script::quota_per_second`]: beyond N calls a second, 429
 //! `TooManyRequestsException`).
 
+pub mod events;
 pub mod runtime_api;
+
+pub use events::{CallEnd, Envelope, EventScript};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +56,10 @@ pub struct Script {
     /// Calls beyond it answer 429 `TooManyRequestsException`. None: no quota.
     #[serde(default)]
     pub quota_per_second: Option<u32>,
+    /// The delivery events of each destination's accepted calls (none for a number not
+    /// listed), into the sink [`FakeVoice::events`] gives.
+    #[serde(default)]
+    pub events: HashMap<String, EventScript>,
 }
 
 impl Script {
@@ -63,6 +70,12 @@ impl Script {
 
     pub fn with_quota_per_second(mut self, calls: u32) -> Self {
         self.quota_per_second = Some(calls);
+        self
+    }
+
+    /// The delivery events `destination`'s accepted calls emit.
+    pub fn with_events(mut self, destination: &str, events: EventScript) -> Self {
+        self.events.insert(destination.to_owned(), events);
         self
     }
 
@@ -193,6 +206,8 @@ pub struct ReceivedCall {
     /// The Region the request was signed for (SigV4's credential scope): which Region's
     /// client sent it.
     pub signing_region: Option<String>,
+    /// The `MessageId` the fake answered with, once accepted: unique per call.
+    pub message_id: Option<String>,
 }
 
 /// The v2 members that change how a call is placed or billed, not what it says.
@@ -221,6 +236,8 @@ struct Shared {
     max_in_flight: AtomicUsize,
     outage: AtomicBool,
     quota: Option<DefaultDirectRateLimiter>,
+    /// Where delivery events go, once a test asked for them.
+    sink: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Value>>>,
 }
 
 impl Shared {
@@ -262,6 +279,7 @@ impl FakeVoice {
             requests: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            sink: Mutex::new(None),
         });
         let app = Router::new()
             .route(SEND_VOICE_MESSAGE_PATH, post(send_voice_message))
@@ -327,6 +345,18 @@ impl FakeVoice {
         self.shared.outage.store(on, Ordering::SeqCst);
     }
 
+    /// The delivery events of the calls accepted from now on, as bare records, in the order
+    /// the script emits them.
+    pub fn events(&self) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        *self
+            .shared
+            .sink
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+        receiver
+    }
+
     /// The most requests the fake was ever answering at the same time.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
@@ -360,7 +390,8 @@ impl Drop for InFlight {
 
 /// What the fake answers a call with, before either protocol renders it.
 enum Answer {
-    Accepted,
+    /// With the call's `MessageId`.
+    Accepted(String),
     Error {
         status: StatusCode,
         code: String,
@@ -369,10 +400,7 @@ enum Answer {
         resource_type: Option<String>,
     },
     /// A status with no error code (a proxy's answer).
-    Bare {
-        status: StatusCode,
-        message: String,
-    },
+    Bare { status: StatusCode, message: String },
 }
 
 /// The v1 operation: restJson1, `POST /v1/sms-voice/voice/message`.
@@ -398,7 +426,7 @@ async fn send_voice_message(
         Err(problem) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &problem),
     };
     match answer(&shared, call, Api::V1).await {
-        Answer::Accepted => accepted(&shared),
+        Answer::Accepted(message_id) => accepted(&message_id),
         Answer::Error {
             status,
             code,
@@ -452,10 +480,9 @@ async fn send_voice_message_v2(
         }
     };
     match answer(&shared, call, Api::V2).await {
-        Answer::Accepted => {
-            let mut response =
-                json_response(StatusCode::OK, &json!({ "MessageId": request_id(&shared) }));
-            if let Ok(id) = HeaderValue::from_str(&request_id(&shared)) {
+        Answer::Accepted(message_id) => {
+            let mut response = json_response(StatusCode::OK, &json!({ "MessageId": message_id }));
+            if let Ok(id) = HeaderValue::from_str(&message_id) {
                 response.headers_mut().insert("x-amzn-RequestId", id);
             }
             response
@@ -568,16 +595,56 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
                 None => Answer::Bare { status, message },
             }
         }
-        _ => Answer::Accepted,
+        _ => Answer::Accepted(format!("fake-{index:016x}")),
     };
     let status = match &answer {
-        Answer::Accepted => 200,
+        Answer::Accepted(_) => 200,
         Answer::Error { status, .. } | Answer::Bare { status, .. } => status.as_u16(),
     };
-    if let Some(call) = shared.calls().get_mut(index) {
-        call.status = status;
+    let accepted = {
+        let mut calls = shared.calls();
+        calls.get_mut(index).map(|call| {
+            call.status = status;
+            if let Answer::Accepted(id) = &answer {
+                call.message_id = Some(id.clone());
+            }
+            call.clone()
+        })
+    };
+    if let (Answer::Accepted(id), Some(call)) = (&answer, accepted) {
+        emit_events(shared, &call, id);
     }
     answer
+}
+
+/// Sends the call's scripted events to the sink: at once when they overtake the answer,
+/// otherwise after the script's delay.
+fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) {
+    let Some(script) = shared.script.events.get(&call.destination) else {
+        return;
+    };
+    let sink = shared
+        .sink
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    let Some(sink) = sink else {
+        return;
+    };
+    let records = events::records(script, call, message_id);
+    if script.before_answer {
+        for record in records {
+            let _ = sink.send(record);
+        }
+        return;
+    }
+    let delay = Duration::from_millis(script.delay_ms);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        for record in records {
+            let _ = sink.send(record);
+        }
+    });
 }
 
 async fn unknown_operation() -> Response {
@@ -643,6 +710,7 @@ fn parse_request(body: &[u8]) -> Result<ReceivedCall, String> {
         status: 0,
         received_at: SystemTime::now(),
         signing_region: None,
+        message_id: None,
     })
 }
 
@@ -688,6 +756,7 @@ fn parse_request_v2(body: &[u8]) -> Result<ReceivedCall, String> {
         status: 0,
         received_at: SystemTime::now(),
         signing_region: None,
+        message_id: None,
     })
 }
 
@@ -718,13 +787,9 @@ fn json_error(
     json_response(status, &body)
 }
 
-fn request_id(shared: &Shared) -> String {
-    format!("fake-{:016x}", shared.requests.load(Ordering::SeqCst))
-}
-
-fn accepted(shared: &Shared) -> Response {
-    let mut response = axum::Json(json!({ "MessageId": request_id(shared) })).into_response();
-    if let Ok(id) = HeaderValue::from_str(&request_id(shared)) {
+fn accepted(message_id: &str) -> Response {
+    let mut response = axum::Json(json!({ "MessageId": message_id })).into_response();
+    if let Ok(id) = HeaderValue::from_str(message_id) {
         response.headers_mut().insert("x-amzn-RequestId", id);
     }
     response

@@ -36,6 +36,7 @@ const ANSWERED_AT: &str = "answered_at";
 const OUTCOME: &str = "outcome";
 const DETAIL: &str = "detail";
 const PUBLISHED: &str = "published";
+const PUBLISHING_UNTIL: &str = "publishing_until";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -84,6 +85,8 @@ fn stored(item: &Item) -> Result<StoredOutcome, PortError> {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        // Missing (an older item): free to publish.
+        publishing_until_ms: number(item, PUBLISHING_UNTIL).unwrap_or(0),
     })
 }
 
@@ -235,6 +238,7 @@ impl OutcomeLedger for DynamoLedger {
             (OUTCOME.to_owned(), s(fix.outcome.as_str())),
             (DETAIL.to_owned(), s(&fix.detail)),
             (PUBLISHED.to_owned(), AttributeValue::Bool(false)),
+            (PUBLISHING_UNTIL.to_owned(), n(fix.publishing_until_ms)),
             (EXPIRATION.to_owned(), n(fix.expiration)),
         ]);
         let condition = format!("attribute_not_exists({ID})");

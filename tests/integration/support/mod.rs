@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod esm;
 pub mod events;
+pub mod faults;
 pub mod fleet;
 pub mod moto;
 pub mod process;
