@@ -17,7 +17,7 @@ use crate::core::clock::{epoch_ms, Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::delivery::{
     self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Outcome, OutcomeDetail,
-    RecordedCall, Standing, StoredOutcome, Unrecorded,
+    RecordedCall, RequestState, Standing, StoredOutcome, Unrecorded,
 };
 use crate::core::ports::{
     detail_json, CheckQueue, DeadLetterQueue, OutcomeBus, OutcomeLedger, PortError, RedeliveryDelay,
@@ -255,26 +255,7 @@ where
             Err(error) => return ledger_failed(&error),
         };
         let now_ms = epoch_ms(self.clock.wall());
-        let (ids, region) = request
-            .map(|request| (request.ids, request.region))
-            .unwrap_or_default();
-        let detail = OutcomeDetail {
-            outcome_id: delivery::outcome_id(outcome_key),
-            outcome,
-            idempotency_key: ids.idempotency_key,
-            sqs_message_id: ids.sqs_message_id,
-            calls: call
-                .map(|call| CallRecord {
-                    message_id: call.call_id.clone(),
-                    status: call.status.map(|s| s.as_str()),
-                    at: call.at_ms,
-                    region,
-                })
-                .into_iter()
-                .collect(),
-            code: None,
-            decided_at: now_ms,
-        };
+        let detail = detail_for(outcome_key, request, call, outcome, now_ms);
         let fix = Fix {
             outcome_key,
             unplaced: None,
@@ -382,6 +363,36 @@ where
                 Err(error) => Handled::Failed(Code::TimerNotArmed, error.to_string()),
             };
         }
+    }
+}
+
+/// The outcome's detail: the request's ids, its call with the status that decided it.
+fn detail_for(
+    outcome_key: &str,
+    request: Option<RequestState>,
+    call: Option<&RecordedCall>,
+    outcome: Outcome,
+    now_ms: u64,
+) -> OutcomeDetail {
+    let (ids, region) = request
+        .map(|request| (request.ids, request.region))
+        .unwrap_or_default();
+    OutcomeDetail {
+        outcome_id: delivery::outcome_id(outcome_key),
+        outcome,
+        idempotency_key: ids.idempotency_key,
+        sqs_message_id: ids.sqs_message_id,
+        calls: call
+            .map(|call| CallRecord {
+                message_id: call.call_id.clone(),
+                status: call.status.map(|s| s.as_str()),
+                at: call.at_ms,
+                region,
+            })
+            .into_iter()
+            .collect(),
+        code: None,
+        decided_at: now_ms,
     }
 }
 

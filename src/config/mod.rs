@@ -250,12 +250,7 @@ impl Config {
             )? as u32,
             max_receive_count: read_max_receive_count(&get)?,
             idempotency_table: get(IDEMPOTENCY_TABLE_NAME).map(|name| name.trim().to_owned()),
-            idempotency_ttl: seconds(
-                IDEMPOTENCY_TTL_SECONDS,
-                get(IDEMPOTENCY_TTL_SECONDS),
-                3_600..=31_536_000,
-                base.idempotency_ttl,
-            )?,
+            idempotency_ttl: read_ledger_ttl(&get, base.idempotency_ttl)?,
             on_unknown_outcome: read_on_unknown(&get)?,
             metrics: read_metrics(&get),
             tls_roots: read_tls_roots(&get)?,
@@ -612,6 +607,19 @@ fn backoff(
     ))
 }
 
+/// `IDEMPOTENCY_TTL_SECONDS`: an hour to a year.
+fn read_ledger_ttl(
+    get: &impl Fn(&str) -> Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    seconds(
+        IDEMPOTENCY_TTL_SECONDS,
+        get(IDEMPOTENCY_TTL_SECONDS),
+        3_600..=31_536_000,
+        default,
+    )
+}
+
 /// A duration in whole seconds within `range`.
 fn seconds(
     variable: &'static str,
@@ -665,11 +673,11 @@ fn ranged(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    pub(crate) fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

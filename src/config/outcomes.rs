@@ -90,3 +90,101 @@ pub(super) fn check_ledger_ttl(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::config;
+    use crate::config::{IDEMPOTENCY_TTL_SECONDS, MESSAGE_TTL_SECONDS};
+
+    const STATUS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/status";
+
+    #[test]
+    fn outcomes_are_off_unless_the_bus_is_named() {
+        let off = config(&[]).unwrap();
+        assert_eq!(off.outcomes, None);
+        assert_eq!(off.outcome_wait, DEFAULT_OUTCOME_WAIT);
+        let on = config(&[
+            (OUTCOME_EVENT_BUS_NAME, "outcomes"),
+            (STATUS_QUEUE_URL, STATUS),
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (OUTCOME_WAIT_SECONDS, "600"),
+        ])
+        .unwrap();
+        assert_eq!(
+            on.outcomes,
+            Some(OutcomesConfig {
+                event_bus: "outcomes".into(),
+                status_queue_url: STATUS.into()
+            })
+        );
+        assert_eq!(on.outcome_wait, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn init_refuses_outcomes_without_the_ledger_or_the_status_queue_naming_both() {
+        let no_ledger = config(&[
+            (OUTCOME_EVENT_BUS_NAME, "outcomes"),
+            (STATUS_QUEUE_URL, STATUS),
+        ])
+        .unwrap_err();
+        assert_eq!(no_ledger.variable, OUTCOME_EVENT_BUS_NAME);
+        assert!(
+            no_ledger.problem.contains(IDEMPOTENCY_TABLE_NAME),
+            "{no_ledger}"
+        );
+        let no_queue = config(&[
+            (OUTCOME_EVENT_BUS_NAME, "outcomes"),
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+        ])
+        .unwrap_err();
+        assert_eq!(no_queue.variable, STATUS_QUEUE_URL);
+        assert!(
+            no_queue.problem.contains(OUTCOME_EVENT_BUS_NAME),
+            "{no_queue}"
+        );
+        let stray = config(&[(STATUS_QUEUE_URL, STATUS)]).unwrap_err();
+        assert!(stray.problem.contains(OUTCOME_EVENT_BUS_NAME), "{stray}");
+        let fifo = config(&[
+            (OUTCOME_EVENT_BUS_NAME, "outcomes"),
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (
+                STATUS_QUEUE_URL,
+                "https://sqs.us-east-1.amazonaws.com/123456789012/status.fifo",
+            ),
+        ])
+        .unwrap_err();
+        assert!(fifo.problem.contains("FIFO"), "{fifo}");
+    }
+
+    #[test]
+    fn the_ledger_keeps_a_call_until_its_outcome_can_be_fixed() {
+        let on = [
+            (OUTCOME_EVENT_BUS_NAME, "outcomes"),
+            (STATUS_QUEUE_URL, STATUS),
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (MESSAGE_TTL_SECONDS, "3600"),
+            (OUTCOME_WAIT_SECONDS, "3600"),
+        ];
+        let short = [on.as_slice(), &[(IDEMPOTENCY_TTL_SECONDS, "7199")]].concat();
+        let refused = config(&short).unwrap_err();
+        assert_eq!(refused.variable, IDEMPOTENCY_TTL_SECONDS);
+        assert!(refused.problem.contains("7200"), "{refused}");
+        let enough = [on.as_slice(), &[(IDEMPOTENCY_TTL_SECONDS, "7200")]].concat();
+        assert!(config(&enough).is_ok());
+        // With outcomes off the wait does not count.
+        assert!(config(&[
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (IDEMPOTENCY_TTL_SECONDS, "3600"),
+            (OUTCOME_WAIT_SECONDS, "3600"),
+        ])
+        .is_ok());
+        // Every value the template accepts for the wait reads.
+        for wait in ["1", "3600", "259200"] {
+            assert!(config(&[(OUTCOME_WAIT_SECONDS, wait)]).is_ok(), "{wait}");
+        }
+        for wait in ["0", "259201"] {
+            assert!(config(&[(OUTCOME_WAIT_SECONDS, wait)]).is_err(), "{wait}");
+        }
+    }
+}

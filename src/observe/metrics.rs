@@ -547,4 +547,37 @@ mod tests {
         assert_eq!(documents[0]["Records"], 0);
         assert_valid_emf(&documents[0]);
     }
+
+    #[test]
+    fn the_status_path_names_every_count_it_can_make_even_at_zero() {
+        use crate::core::delivery::{Outcome, STATUS_METRICS};
+        for metric in STATUS_METRICS.iter().chain(
+            [
+                Outcome::Reached,
+                Outcome::Unreached,
+                Outcome::Expired,
+                Outcome::NotPlaced,
+                Outcome::Unknown,
+            ]
+            .map(Outcome::metric)
+            .iter(),
+        ) {
+            assert!(STATUS_PATH_METRICS.contains(metric), "{metric}");
+        }
+        let context = MetricsContext {
+            namespace: "VoiceDispatch".into(),
+            function_name: "f".into(),
+            level: "INFO",
+        };
+        let mut counts = BTreeMap::new();
+        counts.insert("Busy", 2);
+        let document = context.status_document(&counts, 0);
+        assert_eq!(document["Busy"], 2);
+        assert_eq!(document["LateFinal"], 0);
+        let named = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(named, STATUS_PATH_METRICS.len());
+    }
 }

@@ -142,7 +142,10 @@ fn emitted() -> BTreeSet<(String, BTreeSet<String>)> {
         .unwrap()
         .as_millis() as u64;
     let mut emitted = BTreeSet::new();
-    for document in context.documents(&everything(), now_ms) {
+    let mut documents = context.documents(&everything(), now_ms);
+    // And the status path's (delivery outcomes on).
+    documents.push(context.status_document(&std::collections::BTreeMap::new(), now_ms));
+    for document in documents {
         let directive = &document["_aws"]["CloudWatchMetrics"][0];
         let dimensions: BTreeSet<String> = directive["Dimensions"][0]
             .as_array()
@@ -222,4 +225,61 @@ fn the_alarms_that_see_an_outage_watch_the_functions_own_counts() {
     assert_eq!(metrics("VoiceServiceThrottling"), ["Throttled"]);
     assert_eq!(metrics("FunctionErrors"), ["Errors"]);
     assert_eq!(metrics("FunctionThrottled"), ["Throttles"]);
+}
+
+/// The dashboard's metrics, read from its body in `template.yaml`: namespace, name, and the
+/// dimension names, as each widget line lists them (`["NS", "Name", "Dim", "value", ...]`).
+fn dashboard_metrics() -> Vec<(String, String, BTreeSet<String>)> {
+    let template = include_str!("../../template.yaml");
+    let body = template
+        .split("\n  Dashboard:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("a Dashboard resource");
+    body.lines()
+        .filter_map(|line| {
+            let line = line.trim().trim_end_matches(',').trim_end_matches("]]}}");
+            let inner = line.strip_prefix('[')?.trim_end_matches(']');
+            let parts: Vec<String> = inner
+                .split(", ")
+                .take_while(|part| part.starts_with('"'))
+                .map(|part| part.trim_matches('"').to_owned())
+                .collect();
+            let (namespace, metric) = (parts.first()?.clone(), parts.get(1)?.clone());
+            let dimensions = parts[2..].iter().step_by(2).cloned().collect();
+            Some((namespace, metric, dimensions))
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboard_shows_what_operators_need_in_metrics_the_functions_emit() {
+    let emitted = emitted();
+    let shown = dashboard_metrics();
+    assert!(shown.len() >= 20, "{shown:?}");
+    for (namespace, metric, dimensions) in &shown {
+        match namespace.as_str() {
+            "VoiceDispatch" => assert!(
+                emitted.contains(&(metric.clone(), dimensions.clone())),
+                "the dashboard shows {metric} by {dimensions:?}, which is not emitted"
+            ),
+            "AWS/Lambda" | "AWS/SQS" => {}
+            other => panic!("the dashboard shows {other}"),
+        }
+    }
+    let names: BTreeSet<&str> = shown.iter().map(|(_, metric, _)| metric.as_str()).collect();
+    // Calls, outcomes by status, unreached, the breaker, throttles, the DLQs, failover.
+    for needed in voice_dispatch::core::delivery::STATUS_METRICS
+        .iter()
+        .chain(&[
+            "Sent",
+            "OutcomeUnreached",
+            "CircuitOpen",
+            "Throttled",
+            "ApproximateNumberOfMessagesVisible",
+            "FailedOver",
+        ])
+    {
+        assert!(names.contains(needed), "the dashboard lacks {needed}");
+    }
 }

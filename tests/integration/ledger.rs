@@ -401,3 +401,130 @@ async fn with_the_ledger_on_a_redelivered_message_is_not_called_again() {
     assert!(reported(&again).is_empty(), "SQS deletes it");
     assert_eq!(fake.calls().len(), 1, "one person, rung once");
 }
+
+/// Delivery outcomes in the same table: a call's first final status stands whatever comes
+/// after it, and neither it nor the request's outcome is erased by a `SENT` written again.
+#[tokio::test]
+async fn a_calls_events_and_its_requests_outcome_survive_a_retried_sent() {
+    use voice_dispatch::core::delivery::{CallStatus, DeliveryEvent, Fix, Fixed, Outcome};
+    use voice_dispatch::core::ports::OutcomeLedger;
+
+    let moto = Moto::start().await;
+    let dynamodb = moto.dynamodb().await;
+    create_ledger_table(&dynamodb, "outcomes").await;
+    let ledger = DynamoLedger::new(dynamodb, "outcomes".into());
+    let now = now_ms();
+    let mut placed = claim("order-42", "body", "c1", now, UnknownOutcome::Retry);
+    placed.request.sqs_message_id = "sqs-1".into();
+    placed.request.idempotency_key = "order-42".into();
+    let sent = Finish::Sent {
+        voice_message_id: Some("voice-1".into()),
+        region: Some("us-west-2".into()),
+    };
+    ledger.claim(&placed).await.unwrap();
+    ledger.finish(&placed, &sent).await.unwrap();
+    let event = |status, at_ms| DeliveryEvent {
+        call_id: "voice-1".into(),
+        status,
+        at_ms,
+    };
+    let busy = ledger
+        .record_event(&event(CallStatus::Busy, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (busy.newly, busy.status, busy.request_key.as_str()),
+        (true, Some(CallStatus::Busy), "order-42")
+    );
+    for (status, at) in [
+        (CallStatus::Busy, 10),
+        (CallStatus::NoAnswer, 20),
+        (CallStatus::Answered, 5),
+    ] {
+        let after = ledger
+            .record_event(&event(status, at))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            after.status,
+            Some(CallStatus::Busy),
+            "{status:?} after the final"
+        );
+        assert_eq!(after.at_ms, Some(10));
+        assert!(!after.newly || status == CallStatus::Answered, "{status:?}");
+    }
+    let unknown = DeliveryEvent {
+        call_id: "voice-never".into(),
+        ..event(CallStatus::Busy, 10)
+    };
+    assert_eq!(ledger.record_event(&unknown).await.unwrap(), None);
+
+    let fix = Fix {
+        outcome_key: "order-42",
+        unplaced: None,
+        outcome: Outcome::Unreached,
+        detail: "{\"outcome\":\"unreached\"}".into(),
+        expiration: now / 1_000 + 86_400,
+        publishing_until_ms: now + 30_000,
+    };
+    assert_eq!(ledger.fix(&fix).await.unwrap(), Fixed::Written);
+    // The call's SENT written again (a retry of the group, another holder's) erases nothing.
+    ledger.finish(&placed, &sent).await.unwrap();
+    let call = ledger.call("voice-1").await.unwrap().unwrap();
+    assert_eq!(call.status, Some(CallStatus::Busy));
+    let reached = Fix {
+        outcome: Outcome::Reached,
+        ..fix.clone()
+    };
+    let Fixed::Standing(stood) = ledger.fix(&reached).await.unwrap() else {
+        panic!("the first outcome stands");
+    };
+    assert_eq!(
+        (stood.outcome, stood.published),
+        (Outcome::Unreached, false)
+    );
+    assert_eq!(stood.detail, fix.detail);
+    ledger.published("order-42").await.unwrap();
+    let Fixed::Standing(stood) = ledger.fix(&fix).await.unwrap() else {
+        panic!("still standing");
+    };
+    assert!(stood.published);
+    let request = ledger.request("order-42").await.unwrap().unwrap();
+    assert_eq!(request.status, Status::Sent);
+    assert_eq!(request.call_id.as_deref(), Some("voice-1"));
+    assert_eq!(
+        (
+            request.ids.sqs_message_id.as_str(),
+            request.ids.idempotency_key.as_str()
+        ),
+        ("sqs-1", "order-42")
+    );
+    assert_eq!(request.region.as_deref(), Some("us-west-2"));
+
+    // An outcome for a request never placed is fixed only while its item shows no claim,
+    // call or unknown outcome.
+    let unplaced = |key: &'static str| Fix {
+        outcome_key: key,
+        unplaced: Some(key),
+        outcome: Outcome::NotPlaced,
+        ..fix.clone()
+    };
+    assert_eq!(
+        ledger.fix(&unplaced("order-42-other")).await.unwrap(),
+        Fixed::Written
+    );
+    let mut maybe = claim("order-43", "body", "c2", now, UnknownOutcome::Retry);
+    maybe.request.sqs_message_id = "sqs-2".into();
+    ledger.claim(&maybe).await.unwrap();
+    ledger.finish(&maybe, &Finish::Unknown).await.unwrap();
+    assert_eq!(
+        ledger.fix(&unplaced("order-43")).await.unwrap(),
+        Fixed::MaybePlaced
+    );
+    assert!(matches!(
+        ledger.fix(&unplaced("order-42-other")).await.unwrap(),
+        Fixed::Standing(_)
+    ));
+}
