@@ -1,18 +1,29 @@
 //! `Ledger` in memory: the test fake, with the same claim rule the DynamoDB adapter writes as
-//! a condition expression.
+//! a condition expression; and `OutcomeLedger` in memory, for local runs of delivery
+//! outcomes, with the same rules (the first final status stands, an outcome is fixed once).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::core::ledger::{may_claim, Claim, Entry, Finish, Status};
-use crate::core::ports::{ClaimAnswer, Ledger, PortError};
+use crate::core::delivery::{DeliveryEvent, Fix, Fixed, RecordedCall, RequestState, StoredOutcome};
+use crate::core::ledger::{may_claim, Claim, Entry, Finish, RequestIds, Status};
+use crate::core::ports::{ClaimAnswer, Ledger, OutcomeLedger, PortError};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     entries: Mutex<HashMap<String, Entry>>,
     /// While set, every call fails, as an unreachable table would.
     down: AtomicBool,
+    /// Delivery outcomes: each request's ids and region, each call, each outcome.
+    outcomes: Mutex<Outcomes>,
+}
+
+#[derive(Debug, Default)]
+struct Outcomes {
+    requests: HashMap<String, (RequestIds, Option<String>)>,
+    calls: HashMap<String, RecordedCall>,
+    fixed: HashMap<String, StoredOutcome>,
 }
 
 impl MemoryLedger {
@@ -22,6 +33,12 @@ impl MemoryLedger {
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn outcomes(&self) -> MutexGuard<'_, Outcomes> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -50,6 +67,9 @@ impl Ledger for MemoryLedger {
             return Ok(ClaimAnswer::Refused(standing.clone()));
         }
         let replaced = entries.insert(claim.key.clone(), claim.entry.clone());
+        self.outcomes()
+            .requests
+            .insert(claim.key.clone(), (claim.request.clone(), None));
         Ok(ClaimAnswer::Claimed { replaced })
     }
 
@@ -63,7 +83,8 @@ impl Ledger for MemoryLedger {
             // The truth whoever holds the key now: the call went out. Missing, it is written
             // whole.
             Finish::Sent {
-                voice_message_id, ..
+                voice_message_id,
+                region,
             } => {
                 let entry = entries
                     .entry(claim.key.clone())
@@ -71,6 +92,22 @@ impl Ledger for MemoryLedger {
                 entry.status = Status::Sent;
                 entry.claim_id = claim.entry.claim_id.clone();
                 entry.voice_message_id = voice_message_id.clone();
+                let mut outcomes = self.outcomes();
+                outcomes
+                    .requests
+                    .insert(claim.key.clone(), (claim.request.clone(), region.clone()));
+                if let Some(id) = voice_message_id {
+                    outcomes
+                        .calls
+                        .entry(id.clone())
+                        .or_insert_with(|| RecordedCall {
+                            call_id: id.clone(),
+                            request_key: claim.key.clone(),
+                            status: None,
+                            at_ms: None,
+                            newly: false,
+                        });
+                }
             }
             Finish::Unknown if own => {
                 if let Some(entry) = entries.get_mut(&claim.key) {
@@ -82,6 +119,84 @@ impl Ledger for MemoryLedger {
             }
             // Taken over or finished since: the standing entry stays.
             Finish::Unknown | Finish::Release => {}
+        }
+        Ok(())
+    }
+}
+
+impl OutcomeLedger for MemoryLedger {
+    async fn record_event(&self, event: &DeliveryEvent) -> Result<Option<RecordedCall>, PortError> {
+        self.check_up()?;
+        let mut outcomes = self.outcomes();
+        let Some(call) = outcomes.calls.get_mut(&event.call_id) else {
+            return Ok(None);
+        };
+        let decided = call.status.is_some_and(|status| status.is_final());
+        let newly = if event.status.is_final() {
+            !decided
+        } else {
+            !decided && call.status.is_none()
+        };
+        if newly {
+            call.status = Some(event.status);
+            call.at_ms = Some(event.at_ms);
+        }
+        Ok(Some(RecordedCall {
+            newly,
+            ..call.clone()
+        }))
+    }
+
+    async fn call(&self, call_id: &str) -> Result<Option<RecordedCall>, PortError> {
+        self.check_up()?;
+        Ok(self.outcomes().calls.get(call_id).cloned())
+    }
+
+    async fn request(&self, key: &str) -> Result<Option<RequestState>, PortError> {
+        self.check_up()?;
+        let Some(entry) = self.entry(key) else {
+            return Ok(None);
+        };
+        let (ids, region) = self
+            .outcomes()
+            .requests
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(RequestState {
+            status: entry.status,
+            call_id: entry.voice_message_id,
+            ids,
+            region,
+        }))
+    }
+
+    async fn fix(&self, fix: &Fix<'_>) -> Result<Fixed, PortError> {
+        self.check_up()?;
+        let placed = fix.unplaced.is_some_and(|key| self.entry(key).is_some());
+        let mut outcomes = self.outcomes();
+        if let Some(stood) = outcomes.fixed.get(fix.outcome_key) {
+            return Ok(Fixed::Standing(stood.clone()));
+        }
+        if placed {
+            return Ok(Fixed::MaybePlaced);
+        }
+        outcomes.fixed.insert(
+            fix.outcome_key.to_owned(),
+            StoredOutcome {
+                outcome: fix.outcome,
+                detail: fix.detail.clone(),
+                published: false,
+                publishing_until_ms: fix.publishing_until_ms,
+            },
+        );
+        Ok(Fixed::Written)
+    }
+
+    async fn published(&self, outcome_key: &str) -> Result<(), PortError> {
+        self.check_up()?;
+        if let Some(stood) = self.outcomes().fixed.get_mut(outcome_key) {
+            stood.published = true;
         }
         Ok(())
     }

@@ -55,6 +55,7 @@ struct World {
     outcomes: Queue,
     fake: FakeVoice,
     eventbridge: FailOnce,
+    api: &'static str,
 }
 
 fn script() -> Script {
@@ -87,7 +88,8 @@ fn envelope_of(destination: &str) -> Envelope {
 }
 
 impl World {
-    async fn start() -> Self {
+    /// The world; `api` is the voice API the function and the fake speak (`v1`, `v2`).
+    async fn start(api: &'static str) -> Self {
         let moto = Moto::start().await;
         let sqs = moto.sqs().await;
         create_ledger_table(&moto.dynamodb().await, LEDGER).await;
@@ -138,6 +140,7 @@ impl World {
             outcomes,
             fake,
             eventbridge,
+            api,
         }
     }
 
@@ -150,7 +153,7 @@ impl World {
             &dlq.url,
         );
         vars.extend([
-            ("VOICE_API", "v2".into()),
+            ("VOICE_API", self.api.into()),
             (
                 "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2",
                 self.fake.endpoint_url(),
@@ -203,16 +206,10 @@ impl World {
         finals
     }
 
-    async fn send_calls(&self) -> BTreeMap<String, String> {
-        let destinations = [
-            ANSWERED,
-            BUSY,
-            TWICE_REORDERED,
-            OVERTAKES,
-            SILENT,
-            REFUSED,
-            ABANDONED,
-        ];
+    /// One request per destination (and a malformed body), each with its own
+    /// `IdempotencyKey`; then the first again, the same request delivered twice. Their SQS
+    /// message ids, by name (the duplicate's not among them: it is the same request).
+    async fn send_calls(&self, destinations: &[&str]) -> BTreeMap<String, String> {
         let mut bodies: Vec<(String, String)> = destinations
             .iter()
             .map(|d| {
@@ -221,11 +218,27 @@ impl World {
             })
             .collect();
         bodies.push(("malformed".into(), "{not json".into()));
+        let key = |name: &str| {
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(request_key(name))
+                .build()
+                .expect("an attribute")
+        };
         let entries = bodies
             .iter()
-            .map(|(_, body)| SendMessageBatchRequestEntry::builder().message_body(body))
+            .map(|(name, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .message_body(body)
+                    .message_attributes("IdempotencyKey", key(name))
+            })
             .collect();
         let ids = send_entries(&self.sqs, &self.calls, entries).await;
+        let (first, body) = &bodies[0];
+        let again = SendMessageBatchRequestEntry::builder()
+            .message_body(body)
+            .message_attributes("IdempotencyKey", key(first));
+        send_entries(&self.sqs, &self.calls, vec![again]).await;
         ids.into_iter()
             .zip(bodies)
             .map(|(id, (name, _))| (id, name))
@@ -249,6 +262,12 @@ impl World {
     }
 }
 
+/// A request's `IdempotencyKey`: named by its destination's last digits (a key with a
+/// phone number in it would put one in the outcome, as the producer chose).
+fn request_key(name: &str) -> String {
+    format!("request-{}", name.trim_start_matches("+1206555"))
+}
+
 /// Polls the outcome queue until `count` outcomes came, or the limit.
 async fn outcomes_until(world: &World, count: usize, seen: &mut Vec<(Instant, Value)>) {
     let until = Instant::now() + LIMIT;
@@ -260,11 +279,21 @@ async fn outcomes_until(world: &World, count: usize, seen: &mut Vec<(Instant, Va
 
 #[tokio::test]
 async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
-    let world = World::start().await;
+    let world = World::start("v2").await;
     let finals = world.forward_events();
     let calls = Fleet::start(1, &world.environment(&world.calls_dlq), TIMEOUT).await;
     let status = Fleet::start(1, &world.environment(&world.status_dlq), TIMEOUT).await;
-    let requests = world.send_calls().await;
+    let requests = world
+        .send_calls(&[
+            ANSWERED,
+            BUSY,
+            TWICE_REORDERED,
+            OVERTAKES,
+            SILENT,
+            REFUSED,
+            ABANDONED,
+        ])
+        .await;
     // Two events for the status path that no call of the function's made: an old one for a
     // call the ledger never knew, and one that cannot be read.
     let old = json!({"eventType": "VOICE_BUSY", "messageId": "never-placed", "eventTimestamp": crate::support::now_ms() - 7_200_000});
@@ -374,6 +403,12 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
         json!([]),
         "maybe placed, never not-placed"
     );
+    assert_eq!(outcome(ANSWERED)["idempotencyKey"], request_key(ANSWERED));
+    assert_eq!(
+        world.fake.calls_to(ANSWERED).len(),
+        1,
+        "the request delivered twice is called once, and published once"
+    );
     // Every outcome was refused once by PutEvents and still published once.
     let ids: Vec<String> = seen
         .iter()
@@ -453,4 +488,132 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
         requests.len(),
         seen.len()
     );
+}
+
+/// v1's event types, through SNS's envelope (v1 emits events only through a configuration
+/// set's destinations) and raw delivery, give the same outcomes.
+#[tokio::test]
+async fn v1_events_give_the_same_outcomes() {
+    let world = World::start("v1").await;
+    world.forward_events();
+    let calls = Fleet::start(1, &world.environment(&world.calls_dlq), TIMEOUT).await;
+    let status = Fleet::start(1, &world.environment(&world.status_dlq), TIMEOUT).await;
+    let requests = world.send_calls(&[BUSY, TWICE_REORDERED]).await;
+    let done = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let watch = async {
+        outcomes_until(&world, requests.len(), &mut seen).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        world.take_outcomes(&mut seen).await;
+        done.store(true, Ordering::SeqCst);
+    };
+    tokio::join!(
+        calls.drain(&world.sqs, &world.calls, &done, LIMIT),
+        status.drain(&world.sqs, &world.status, &done, LIMIT),
+        watch,
+    );
+    let outcomes: BTreeMap<String, (String, String)> = seen
+        .iter()
+        .map(|(_, e)| {
+            let d = &e["detail"];
+            let name = requests
+                .get(d["sqsMessageId"].as_str().unwrap())
+                .cloned()
+                .unwrap_or_default();
+            (
+                name,
+                (
+                    d["outcome"].as_str().unwrap().to_owned(),
+                    d["calls"][0]["status"].as_str().unwrap_or("").to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(outcomes[BUSY], ("unreached".to_owned(), "BUSY".to_owned()));
+    assert_eq!(
+        outcomes[TWICE_REORDERED],
+        ("unreached".to_owned(), "NO_ANSWER".to_owned())
+    );
+    assert_eq!(outcomes["malformed"].0, "not-placed");
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command: state is field 0, utime 11, stime 12; 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The status path's figures (not a test of behaviour: run by hand, release bootstrap):
+/// `N` busy calls, their events through the status function, the time from the first event
+/// to the last outcome and the status process's CPU per event handled.
+#[tokio::test]
+#[ignore = "a measurement: cargo test --test integration status_path_figures -- --ignored --nocapture"]
+async fn status_path_figures() {
+    const N: usize = 300;
+    let world = World::start("v2").await;
+    let finals = world.forward_events();
+    let calls = Fleet::start(1, &world.environment(&world.calls_dlq), TIMEOUT).await;
+    let status = Fleet::start(
+        1,
+        &world.environment(&world.status_dlq),
+        Duration::from_secs(30),
+    )
+    .await;
+    let cpu_before = cpu_seconds(status.pids()[0]);
+    let bodies: Vec<_> = (0..N)
+        .map(|i| {
+            let body = json!({"DestinationPhoneNumber": BUSY, "Content": {"PlainTextMessage": {"Text": TEXT}}, "TimeToLive": 300});
+            let key = aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(format!("k{i}")).build().unwrap();
+            SendMessageBatchRequestEntry::builder().message_body(body.to_string()).message_attributes("IdempotencyKey", key)
+        })
+        .collect();
+    let started = Instant::now();
+    send_entries(&world.sqs, &world.calls, bodies).await;
+    let done = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let watch = async {
+        outcomes_until(&world, N, &mut seen).await;
+        // And every timer handled.
+        tokio::time::sleep(Duration::from_secs(WAIT_SECONDS + 3)).await;
+        done.store(true, Ordering::SeqCst);
+    };
+    tokio::join!(
+        calls.drain(&world.sqs, &world.calls, &done, LIMIT * 4),
+        status.drain(&world.sqs, &world.status, &done, LIMIT * 4),
+        watch,
+    );
+    let cpu = cpu_seconds(status.pids()[0]) - cpu_before;
+    let first_event = finals
+        .lock()
+        .unwrap()
+        .values()
+        .min()
+        .copied()
+        .unwrap_or(started);
+    let last_outcome = seen.iter().map(|(at, _)| *at).max().unwrap_or(started);
+    let span = last_outcome.duration_since(first_event).as_secs_f64();
+    // Each call's events (initiated, busy) up to its outcome; and then its one timer.
+    let events = N * 2;
+    let handled = N * 3;
+    eprintln!(
+        "figure: {N} calls, {} outcomes; status path: {events} events to the last outcome in {span:.1} s ({:.0} events/s); {:.0} us CPU a message over {handled} messages ({cpu:.2} s)",
+        seen.len(),
+        events as f64 / span,
+        cpu / handled as f64 * 1e6
+    );
+    assert_eq!(seen.len(), N);
 }

@@ -60,6 +60,9 @@ pub struct Script {
     /// listed), into the sink [`FakeVoice::events`] gives.
     #[serde(default)]
     pub events: HashMap<String, EventScript>,
+    /// The events of every other destination's accepted calls; none when unset.
+    #[serde(default)]
+    pub default_events: Option<EventScript>,
 }
 
 impl Script {
@@ -620,7 +623,8 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
 /// Sends the call's scripted events to the sink: at once when they overtake the answer,
 /// otherwise after the script's delay.
 fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) {
-    let Some(script) = shared.script.events.get(&call.destination) else {
+    let script = shared.script.events.get(&call.destination);
+    let Some(script) = script.or(shared.script.default_events.as_ref()) else {
         return;
     };
     let sink = shared

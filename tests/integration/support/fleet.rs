@@ -112,6 +112,11 @@ impl Fleet {
         }
     }
 
+    /// The instances' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self._children.iter().filter_map(Child::id).collect()
+    }
+
     /// The JSON lines so far, with when each was read.
     pub fn lines(&self) -> Vec<(Instant, Value)> {
         self.lines.lock().unwrap().clone()

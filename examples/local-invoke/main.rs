@@ -5,6 +5,13 @@
 //!
 //! Configuration comes from the same environment variables as in Lambda; the local runner
 //! only fills in an origination number and a 1 s attempt timeout when they are not set.
+//!
+//! With `--outcomes`, delivery outcomes run too, in memory: the fake emits each accepted
+//! call's delivery events (`--call-end`, or the script's `events`), the status path records
+//! them, and each request's one outcome is printed (the wait for `unknown` is 2 s unless
+//! `OUTCOME_WAIT_SECONDS` says otherwise).
+
+mod outcomes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +24,7 @@ use voice_dispatch::config::{self, Backend, Config};
 use voice_dispatch::core::report::BatchReport;
 use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
-use voice_fake::{FakeVoice, Script};
+use voice_fake::{CallEnd, EventScript, FakeVoice, Script};
 
 #[derive(Parser)]
 struct Args {
@@ -41,6 +48,13 @@ struct Args {
     /// The voice API to place calls through (`VOICE_API`): `v1` or `v2`; the fake speaks both.
     #[arg(long, default_value = "v1")]
     api: String,
+    /// Follow each request to its delivery outcome, and print it.
+    #[arg(long)]
+    outcomes: bool,
+    /// With `--outcomes`: how every accepted call ends, unless the script says otherwise
+    /// (`answered`, `busy`, `no_answer`, `failed`, `silent`).
+    #[arg(long, default_value = "answered")]
+    call_end: String,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -77,6 +91,7 @@ async fn run(args: Args) -> Result<(), String> {
         std::env::var(name).ok().or_else(|| match name {
             config::ORIGINATION_PHONE_NUMBER => Some("+12065550199".to_owned()),
             config::SEND_ATTEMPT_TIMEOUT_MS => Some("1000".to_owned()),
+            config::outcomes::OUTCOME_WAIT_SECONDS if args.outcomes => Some("2".to_owned()),
             _ => None,
         })
     })
@@ -94,6 +109,16 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(latency_ms) = args.latency_ms {
         script.latency_ms = latency_ms;
     }
+    if args.outcomes && script.default_events.is_none() {
+        let end: CallEnd = serde_json::from_value(serde_json::Value::String(args.call_end.clone()))
+            .map_err(|_| {
+                format!(
+                    "--call-end {}: answered, busy, no_answer, failed or silent",
+                    args.call_end
+                )
+            })?;
+        script.default_events = Some(EventScript::new(end).after(Duration::from_millis(200)));
+    }
 
     let fake = FakeVoice::start(script)
         .await
@@ -101,18 +126,26 @@ async fn run(args: Args) -> Result<(), String> {
     let sdk = wiring::local_endpoint(wiring::sdk_config_loader(&config), &fake.endpoint_url())
         .load()
         .await;
-    let dispatch = wiring::voice_dispatch(&config, &sdk);
-
     let deadline = SystemTime::now() + Duration::from_secs(args.timeout_secs);
-    let report = dispatch
-        .handle(&event, deadline)
-        .await
-        .map_err(|err| format!("the event was refused: {err}"))?;
+    let (report, published) = if args.outcomes {
+        let voice = wiring::voice(&config, &sdk);
+        let (report, published) = outcomes::run(&config, voice, &fake, &event, deadline).await?;
+        (report, Some(published))
+    } else {
+        let report = wiring::voice_dispatch(&config, &sdk)
+            .handle(&event, deadline)
+            .await
+            .map_err(|err| format!("the event was refused: {err}"))?;
+        (report, None)
+    };
 
     let response = serde_json::to_string_pretty(&report.to_response())
         .map_err(|err| format!("cannot serialize the response: {err}"))?;
     println!("Batch response:\n{response}\n");
     print_table(&report);
+    if let Some(published) = published {
+        outcomes::print_outcomes(&published);
+    }
     println!(
         "\n{} HTTP requests reached the voice fake at {}",
         fake.request_count(),
