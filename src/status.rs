@@ -12,12 +12,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::adapters::status_event::StatusMessage;
 use crate::core::clock::{epoch_ms, Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::delivery::{
     self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Outcome, OutcomeDetail,
-    RecordedCall, RequestState, Standing, StoredOutcome, Unrecorded,
+    RecordedCall, RequestState, Standing, StatusMessage, StoredOutcome, Unrecorded,
 };
 use crate::core::ports::{
     detail_json, CheckQueue, DeadLetterQueue, OutcomeBus, OutcomeLedger, PortError, RedeliveryDelay,

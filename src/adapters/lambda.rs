@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
 use crate::adapters::sqs_event;
-use crate::adapters::status_event::{recognise, StatusMessage};
+use crate::adapters::status_event::recognise;
 use crate::app::{ArmTimers, VoiceDispatch};
 use crate::core::ports::{
     CheckQueue, DeadLetterQueue, Ledger, OutcomeBus, OutcomeLedger, RedeliveryDelay, VoiceSender,
@@ -126,14 +126,6 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
     ) -> impl std::future::Future<Output = BatchReport> + Send {
         self.run(records, deadline)
     }
-}
-
-/// Whether a status message is one (for tests and the local runner).
-pub fn is_status_body(body: &str) -> bool {
-    matches!(
-        recognise(body),
-        Some(StatusMessage::Event(_) | StatusMessage::Check(_))
-    )
 }
 
 /// The partial batch response a report makes.

@@ -11,22 +11,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::core::delivery::StatusMessage;
 use crate::core::delivery::{CallStatus, Check, DeliveryEvent};
 
 /// EventBridge's detail-type for voice delivery events.
 pub const VOICE_DETAIL_TYPE: &str = "Voice Message Delivery Status Updated";
 /// The member that makes a body an outcome timer.
 pub const CHECK_MEMBER: &str = "VoiceDispatchCheck";
-
-/// What a status-queue body is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusMessage {
-    Event(DeliveryEvent),
-    Check(Check),
-    /// It is an event or a timer by its envelope, but cannot be read: why, without any of
-    /// its values.
-    Malformed(String),
-}
 
 /// Reads `body` as a status message; `None` when it is none (a call request, valid or not).
 pub fn recognise(body: &str) -> Option<StatusMessage> {
@@ -86,7 +77,7 @@ fn read_record(record: Option<&Value>) -> StatusMessage {
     let Some(status) = CallStatus::parse(event_type) else {
         return StatusMessage::Malformed(format!(
             "eventType {:?} is not a voice call status",
-            truncated(event_type)
+            crate::core::redact::scrub_phone_numbers(truncated(event_type))
         ));
     };
     let at_ms = match record.get("eventTimestamp") {

@@ -401,6 +401,16 @@ pub struct Check {
     pub delay: Duration,
 }
 
+/// What a status-queue message is, once read from its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusMessage {
+    Event(DeliveryEvent),
+    Check(Check),
+    /// It is an event or a timer by its envelope, but cannot be read: why, without any of
+    /// its values.
+    Malformed(String),
+}
+
 /// What a request's ledger state says when its timer comes due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckStep {
@@ -563,17 +573,19 @@ mod tests {
             check(None, due - 5_000, due),
             CheckStep::Rearm(Duration::from_secs(5))
         );
-        // The default wait (3,600 s) is kept in steps of at most 900 s: four timers.
+        // The default wait (3,600 s) is kept in steps of at most 900 s: the call path arms
+        // the first timer for 900 s, and each that comes due early arms the next.
         let wait_ms = 3_600_000;
-        let (mut now, mut timers) = (0, 1);
+        let (mut now, mut timers) = (MAX_TIMER_DELAY.as_millis() as u64, 1);
         while let CheckStep::Rearm(after) = check(None, now, wait_ms) {
             assert!(after <= MAX_TIMER_DELAY);
             now += after.as_millis() as u64;
             timers += 1;
         }
+        assert_eq!(now, wait_ms, "fixed exactly at the wait");
         assert_eq!(
-            timers, 5,
-            "armed once, re-armed four times, fixed on the fifth"
+            timers, 4,
+            "armed once, re-armed three times, fixed by the fourth"
         );
     }
 

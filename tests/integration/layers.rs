@@ -1,5 +1,6 @@
-//! The layout's arrows, read from the source: the core reaches none of the outer rooms, and
-//! configuration is plain values, reaching neither adapters nor observe.
+//! The layout's arrows, read from the source: the core reaches none of the outer rooms,
+//! configuration is plain values, reaching neither adapters nor observe, and the use cases
+//! (the call path and the status path) reach the outside only through the core's ports.
 
 use std::path::{Path, PathBuf};
 
@@ -20,9 +21,16 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
 /// The places under `room` whose code (tests left out: `#[cfg(test)]` items and the files
 /// named `tests.rs` they include) names one of `rooms`.
 fn arrows(room: &str, rooms: &[&str]) -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(room);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let dir = src.join(room);
+    // A room is a folder, or a single file (`app.rs`, `status.rs`).
+    let files = if dir.is_dir() {
+        sources(&dir)
+    } else {
+        vec![src.join(format!("{room}.rs"))]
+    };
     let mut found = Vec::new();
-    for file in sources(&dir) {
+    for file in files {
         if file.file_name().is_some_and(|name| name == "tests.rs") {
             continue;
         }
@@ -65,4 +73,12 @@ fn the_core_reaches_no_adapter_observer_configuration_or_entry_point() {
 fn configuration_takes_no_adapter_or_observer_type() {
     let found = arrows("config", &["adapters", "observe", "app", "wiring"]);
     assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn the_use_cases_reach_no_adapter_and_no_wiring() {
+    for use_case in ["app", "status"] {
+        let found = arrows(use_case, &["adapters", "wiring", "config"]);
+        assert!(found.is_empty(), "{use_case}: {found:#?}");
+    }
 }
