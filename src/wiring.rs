@@ -221,7 +221,10 @@ pub fn voice_dispatch_with_voices(
     let ledger = config
         .idempotency_table
         .clone()
-        .map(|table| DynamoLedger::new(dynamodb, table));
+        .map(|table| match config.outcomes {
+            Some(_) => DynamoLedger::recording_calls(dynamodb, table),
+            None => DynamoLedger::new(dynamodb, table),
+        });
     // One wall clock for the engine, the settlement and the use case.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let timers = config
@@ -283,7 +286,7 @@ pub fn status_dispatch_with(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Some(
         StatusDispatch::new(
-            DynamoLedger::new(dynamodb, table),
+            DynamoLedger::recording_calls(dynamodb, table),
             EventBridgeOutcomes::new(eventbridge, outcomes.event_bus.clone()),
             SqsCheckQueue::new(sqs.clone(), outcomes.status_queue_url.clone()),
             settlement(config, sqs).with_clock(Arc::clone(&clock)),

@@ -341,6 +341,27 @@ def check_outcomes(template, expect):
         any("events:PutEvents" in p for p in role_problems(translate(wide, {"OutcomeEventBusName": "outcomes"}))),
         "the least-privilege check catches PutEvents on *",
     )
+    publishing = copy.deepcopy(template)
+    call_statements = publishing["Resources"]["VoiceDispatchRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    call_statements["Statement"].append(
+        {"Sid": "Publish", "Effect": "Allow", "Action": "events:PutEvents",
+         "Resource": "arn:aws:events:us-east-1:123456789012:event-bus/outcomes"})
+    on = translate(publishing, {"OutcomeEventBusName": "outcomes"})
+    expect(
+        any(a.startswith("events:") for a, _ in role_grants(on, "VoiceDispatchRole")),
+        "the publish check catches a call role that may publish",
+    )
+    unscoped = copy.deepcopy(template)
+    for statement in unscoped["Resources"]["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            statement["Fn::If"][1].pop("Condition", None)
+    on = translate(unscoped, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2"})
+    senders = [st for st in on["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+               if st.get("Effect") == "Allow"]
+    expect(
+        not all("aws:SourceArn" in st.get("Condition", {}).get("ArnEquals", {}) for st in senders),
+        "the scoping check catches a status queue policy without aws:SourceArn",
+    )
     stripped = copy.deepcopy(template)
     statements = stripped["Resources"]["StatusRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     statements["Statement"] = [st for st in statements["Statement"] if st.get("Sid") != "RearmOutcomeTimers"]

@@ -52,7 +52,18 @@ pub struct DynamoLedger {
 impl DynamoLedger {
     pub fn new(client: Client, table: String) -> Self {
         Self {
-            groups: Groups::new(client.clone(), table.clone()),
+            groups: Groups::new(client.clone(), table.clone(), false),
+            client,
+            table,
+        }
+    }
+
+    /// The ledger with delivery outcomes on: every `SENT` also writes its call's item (found
+    /// by the call's message id), in the same transaction. Off, `SENT` is written alone, as
+    /// it always was.
+    pub fn recording_calls(client: Client, table: String) -> Self {
+        Self {
+            groups: Groups::new(client.clone(), table.clone(), true),
             client,
             table,
         }

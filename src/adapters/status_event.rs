@@ -41,7 +41,16 @@ pub fn recognise(body: &str) -> Option<StatusMessage> {
         }
         return Some(read_record(object.get("detail")));
     }
-    if object.get("Type").and_then(Value::as_str) == Some("Notification") {
+    let sns_type = object.get("Type").and_then(Value::as_str);
+    if matches!(
+        sns_type,
+        Some("SubscriptionConfirmation" | "UnsubscribeConfirmation")
+    ) {
+        return Some(StatusMessage::Malformed(
+            "an SNS subscription message, not an event: confirm the subscription with its SubscribeURL".into(),
+        ));
+    }
+    if sns_type == Some("Notification") {
         let inner = object
             .get("Message")
             .and_then(Value::as_str)
@@ -229,6 +238,10 @@ mod tests {
             (
                 json!({"VoiceDispatchCheck": {"OutcomeKey": "k"}}),
                 "OutcomeKey, RequestKey and Due",
+            ),
+            (
+                json!({"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns"}),
+                "subscription",
             ),
         ];
         for (body, why) in cases {

@@ -412,7 +412,7 @@ async fn a_calls_events_and_its_requests_outcome_survive_a_retried_sent() {
     let moto = Moto::start().await;
     let dynamodb = moto.dynamodb().await;
     create_ledger_table(&dynamodb, "outcomes").await;
-    let ledger = DynamoLedger::new(dynamodb, "outcomes".into());
+    let ledger = DynamoLedger::recording_calls(dynamodb, "outcomes".into());
     let now = now_ms();
     let mut placed = claim("order-42", "body", "c1", now, UnknownOutcome::Retry);
     placed.request.sqs_message_id = "sqs-1".into();
@@ -527,4 +527,20 @@ async fn a_calls_events_and_its_requests_outcome_survive_a_retried_sent() {
         ledger.fix(&unplaced("order-42-other")).await.unwrap(),
         Fixed::Standing(_)
     ));
+
+    // With outcomes off, `SENT` is written alone, as it always was: no call item.
+    let plain = DynamoLedger::new(moto.dynamodb().await, "outcomes".into());
+    let mut off = claim("order-44", "body", "c3", now, UnknownOutcome::Retry);
+    off.request.sqs_message_id = "sqs-3".into();
+    plain.claim(&off).await.unwrap();
+    let sent_off = Finish::Sent {
+        voice_message_id: Some("voice-3".into()),
+        region: None,
+    };
+    plain.finish(&off, &sent_off).await.unwrap();
+    assert_eq!(plain.call("voice-3").await.unwrap(), None);
+    assert_eq!(
+        plain.request("order-44").await.unwrap().unwrap().status,
+        Status::Sent
+    );
 }

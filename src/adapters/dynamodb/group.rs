@@ -151,14 +151,17 @@ pub(super) struct Groups {
     client: Client,
     table: String,
     queue: Mutex<Queue>,
+    /// Delivery outcomes on: a `SENT` writes its call's item too.
+    record_calls: bool,
 }
 
 impl Groups {
-    pub(super) fn new(client: Client, table: String) -> Arc<Self> {
+    pub(super) fn new(client: Client, table: String, record_calls: bool) -> Arc<Self> {
         Arc::new(Self {
             client,
             table,
             queue: Mutex::default(),
+            record_calls,
         })
     }
 
@@ -190,18 +193,21 @@ impl Groups {
         // claim's, so no other holder's later release or "unknown" can undo it, and an item
         // deleted meanwhile comes back. (A request's outcome is an item of its own, which
         // this never touches.)
-        let call = voice_message_id.as_deref().map(|id| {
-            (
-                call_key(id),
-                HashMap::from([
-                    (REQUEST_KEY.to_owned(), AttributeValue::S(claim.key.clone())),
-                    (
-                        EXPIRATION.to_owned(),
-                        AttributeValue::N(claim.entry.expiration.to_string()),
-                    ),
-                ]),
-            )
-        });
+        let call = voice_message_id
+            .as_deref()
+            .filter(|_| self.record_calls)
+            .map(|id| {
+                (
+                    call_key(id),
+                    HashMap::from([
+                        (REQUEST_KEY.to_owned(), AttributeValue::S(claim.key.clone())),
+                        (
+                            EXPIRATION.to_owned(),
+                            AttributeValue::N(claim.entry.expiration.to_string()),
+                        ),
+                    ]),
+                )
+            });
         let sent = Entry {
             status: Status::Sent,
             voice_message_id,
@@ -504,7 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_group_answers_each_write_by_its_reason() {
-        let groups = Groups::new(client(), "ledger".into());
+        let groups = Groups::new(client(), "ledger".into(), true);
         let sent = Entry {
             status: Status::Sent,
             voice_message_id: Some("voice-1".into()),
@@ -567,7 +573,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reason_missing_or_without_its_item_sends_the_claim_alone() {
-        let groups = Groups::new(client(), "ledger".into());
+        let groups = Groups::new(client(), "ledger".into(), true);
         let (a, a_answer) = queued_claim("a", "c-a");
         let (b, b_answer) = queued_claim("b", "c-b");
         let retry = groups.cancelled(vec![a, b], &[reason("ConditionalCheckFailed", None, "a")]);
