@@ -14,10 +14,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = wiring::sdk_config_loader(&config).load().await;
     let dispatch = wiring::voice_dispatch(&config, &sdk);
     // With delivery outcomes on, the same binary serves the status queue too.
-    match wiring::status_dispatch(&config, &sdk) {
-        Some(status) => {
+    match wiring::status_dispatch(&config, &sdk).zip(config.outcomes.as_ref()) {
+        Some((status, outcomes)) => {
+            let status_queue = outcomes.status_queue_url.as_str();
             lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-                handle_routed(&dispatch, &status, event)
+                handle_routed(&dispatch, &status, status_queue, event)
             }))
             .await
         }

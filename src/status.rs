@@ -22,6 +22,7 @@ use crate::core::ports::{
     detail_json, CheckQueue, DeadLetterQueue, OutcomeBus, OutcomeLedger, PortError, RedeliveryDelay,
 };
 use crate::core::record::Record;
+use crate::core::redact::scrub_phone_numbers;
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 use crate::core::settle::Settlement;
 use crate::observe::metrics::MetricsContext;
@@ -137,8 +138,8 @@ where
                 handled
             })
             .collect();
-        self.publish(&mut handled, &mut counts).await;
-        self.rearm(&mut handled).await;
+        self.publish(&mut handled, &mut counts, until).await;
+        self.rearm(&mut handled, until).await;
         let mut report = BatchReport {
             outcomes: records
                 .iter()
@@ -262,6 +263,7 @@ where
             detail: detail_json(&detail),
             expiration: now_ms / 1_000 + self.ledger_ttl.as_secs(),
             publishing_until_ms: now_ms + delivery::PUBLISH_LEASE.as_millis() as u64,
+            now_ms,
         };
         match self.ledger.fix(&fix).await {
             Ok(Fixed::Written) => Handled::Publish {
@@ -280,7 +282,7 @@ where
 
     /// Publishes every outcome the batch fixed (or found unpublished), retrying refused
     /// entries; marks each published. One that never went out is redelivered.
-    async fn publish(&self, handled: &mut [Handled], counts: &mut StatusCounts) {
+    async fn publish(&self, handled: &mut [Handled], counts: &mut StatusCounts, until: Instant) {
         let mut waiting: Vec<usize> = (0..handled.len())
             .filter(|&i| matches!(handled[i], Handled::Publish { .. }))
             .collect();
@@ -299,7 +301,9 @@ where
                     _ => "",
                 })
                 .collect();
-            let results = self.bus.publish(&details).await;
+            let results = tokio::time::timeout_at(until, self.bus.publish(&details))
+                .await
+                .unwrap_or_else(|_| vec![Err(PortError::NoAnswer); details.len()]);
             let mut still = Vec::new();
             for (&index, result) in waiting.iter().zip(results) {
                 match result {
@@ -314,9 +318,10 @@ where
         }
         for index in waiting {
             let error = last_error.remove(&index).unwrap_or(PortError::NotSent);
+            let error = scrub_phone_numbers(&error.to_string());
             tracing::error!(%error, "the outcome event could not be published: delivered again");
             counts.add("OutcomeNotPublished");
-            handled[index] = Handled::Failed(Code::OutcomeNotPublished, error.to_string());
+            handled[index] = Handled::Failed(Code::OutcomeNotPublished, error);
         }
     }
 
@@ -334,6 +339,7 @@ where
                 "outcome published"
             );
             if let Err(error) = self.ledger.published(outcome_key).await {
+                let error = scrub_phone_numbers(&error.to_string());
                 tracing::warn!(%error, "an outcome published could not be marked so: a later timer may publish it again, with the same outcomeId");
             }
         }
@@ -341,7 +347,7 @@ where
     }
 
     /// Arms the next timer of every request still waiting; one not armed is redelivered.
-    async fn rearm(&self, handled: &mut [Handled]) {
+    async fn rearm(&self, handled: &mut [Handled], until: Instant) {
         let indexes: Vec<usize> = (0..handled.len())
             .filter(|&i| matches!(handled[i], Handled::Rearm(_)))
             .collect();
@@ -355,11 +361,15 @@ where
         if checks.is_empty() {
             return;
         }
-        let results = self.timers.arm(&checks).await;
+        let results = tokio::time::timeout_at(until, self.timers.arm(&checks))
+            .await
+            .unwrap_or_else(|_| vec![Err(PortError::NoAnswer); checks.len()]);
         for (index, result) in indexes.into_iter().zip(results) {
             handled[index] = match result {
                 Ok(()) => Handled::Done,
-                Err(error) => Handled::Failed(Code::TimerNotArmed, error.to_string()),
+                Err(error) => {
+                    Handled::Failed(Code::TimerNotArmed, scrub_phone_numbers(&error.to_string()))
+                }
             };
         }
     }
@@ -430,7 +440,9 @@ fn standing(
 fn ledger_failed(error: &PortError) -> Handled {
     Handled::Failed(
         Code::LedgerUnavailable,
-        format!("the idempotency ledger could not be read or written: {error}"),
+        scrub_phone_numbers(&format!(
+            "the idempotency ledger could not be read or written: {error}"
+        )),
     )
 }
 
@@ -443,6 +455,14 @@ fn outcome_of(record: &Record<'_>, handled: &Handled) -> RecordOutcome {
         Handled::Malformed(why) => (Fate::Permanent, Code::MalformedEvent, why.clone()),
         _ => return outcome,
     };
+    tracing::warn!(
+        message_id = %record.message_id,
+        error_code = %code.word(),
+        reason = %message,
+        receive_count = record.receive_count,
+        "status message not done: {}",
+        if fate == Fate::Transient { "delivered again" } else { "dead-lettered" }
+    );
     outcome.fate = fate;
     outcome.reason = Some(Reason { code, message });
     outcome

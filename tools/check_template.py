@@ -253,6 +253,31 @@ def role_grants(resources, role):
     return grants({role: resources[role]})
 
 
+# What the call function needs beyond the ledger when outcomes are on: timers on the status
+# queue, and an unplaced outcome's transaction (its ConditionCheck) and read-back.
+CALL_OUTCOMES_REQUIRED = [
+    ("sqs:SendMessage", "StatusQueue"),
+    ("dynamodb:ConditionCheckItem", "IdempotencyTable"),
+    ("dynamodb:GetItem", "IdempotencyTable"),
+    ("dynamodb:PutItem", "IdempotencyTable"),
+]
+
+
+def call_role_publishes(resources):
+    return any(a.startswith("events:") for a, _ in role_grants(resources, "VoiceDispatchRole"))
+
+
+def senders_scoped(resources):
+    policy = resources["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    senders = [st for st in policy if st.get("Effect") == "Allow"]
+    return senders, all("aws:SourceArn" in st.get("Condition", {}).get("ArnEquals", {}) for st in senders)
+
+
+def role_gaps(resources, role, required):
+    have = role_grants(resources, role)
+    return [need for need in required if not any(a == need[0] and need[1] in r for a, r in have)]
+
+
 # What the status function needs (delivery outcomes on), on which resource.
 STATUS_REQUIRED = [
     ("sqs:ReceiveMessage", "StatusQueue"),
@@ -263,7 +288,6 @@ STATUS_REQUIRED = [
     ("dynamodb:GetItem", "IdempotencyTable"),
     ("dynamodb:PutItem", "IdempotencyTable"),
     ("dynamodb:UpdateItem", "IdempotencyTable"),
-    ("dynamodb:ConditionCheckItem", "IdempotencyTable"),
     ("events:PutEvents", "event-bus/outcomes"),
     ("logs:PutLogEvents", "StatusFunctionLogs"),
 ]
@@ -276,23 +300,22 @@ def check_outcomes(template, expect):
         not any(name.startswith("Status") for name in off),
         "outcomes off (default): no status queue, function or role",
     )
+    topic = "arn:aws:sns:us-east-1:123456789012:voice-events"
     for api in ("v1", "v2"):
         on = translate(template, {"OutcomeEventBusName": "outcomes", "VoiceApi": api})
         expect(not role_problems(on), f"outcomes on ({api}): least privilege")
         status = role_grants(on, "StatusRole")
-        gaps = [need for need in STATUS_REQUIRED if not any(
-            a == need[0] and need[1] in r for a, r in status)]
+        gaps = role_gaps(on, "StatusRole", STATUS_REQUIRED)
         expect(not gaps, f"outcomes on ({api}): the status role has what it needs ({gaps or 'all'})")
+        gaps = role_gaps(on, "VoiceDispatchRole", CALL_OUTCOMES_REQUIRED)
+        expect(not gaps, f"outcomes on ({api}): the call role has what arming timers needs ({gaps or 'all'})")
         expect(
             {r for a, r in status if a == "events:PutEvents"}
             == {"arn:aws:events:us-east-1:123456789012:event-bus/outcomes"},
             f"outcomes on ({api}): PutEvents on the outcome bus alone",
         )
         call = role_grants(on, "VoiceDispatchRole")
-        expect(
-            not any(a.startswith("events:") for a, _ in call),
-            f"outcomes on ({api}): the call function's role publishes nothing",
-        )
+        expect(not call_role_publishes(on), f"outcomes on ({api}): the call function's role publishes nothing")
         expect(
             {r for a, r in call if a == "sqs:SendMessage" and "Status" in r} == {"{'Fn::GetAtt': ['StatusQueue', 'Arn']}"},
             f"outcomes on ({api}): the call role may arm timers on the status queue, nothing else of it",
@@ -307,11 +330,9 @@ def check_outcomes(template, expect):
             and environment(on).get("OUTCOME_EVENT_BUS_NAME") == "outcomes",
             f"outcomes on ({api}): both functions are told the bus and the status queue",
         )
-        policy = on["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
-        senders = [st for st in policy if st.get("Effect") == "Allow"]
+        senders, scoped = senders_scoped(on)
         expect(
-            all("aws:SourceArn" in st.get("Condition", {}).get("ArnEquals", {}) for st in senders)
-            and len(senders) == (1 if api == "v2" else 0),
+            scoped and len(senders) == (1 if api == "v2" else 0),
             f"outcomes on ({api}): the status queue's senders are scoped by aws:SourceArn",
         )
     topic = "arn:aws:sns:us-east-1:123456789012:voice-events"
@@ -327,9 +348,16 @@ def check_outcomes(template, expect):
         "outcomes to a bus given by ARN: PutEvents on that ARN",
     )
     expect(
+        "OutcomesNeedTheLedger" in refused_by_rules(template, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v1"})
+        and "OutcomesNeedTheLedger" not in refused_by_rules(
+            template, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v1", "StatusTopicArn": topic}),
+        "outcomes under v1 without an SNS topic (every outcome would be unknown): refused",
+    )
+    expect(
         "OutcomesNeedTheLedger" in refused_by_rules(
             template, {"OutcomeEventBusName": "outcomes", "IdempotencyLedger": "false"})
-        and "OutcomesNeedTheLedger" not in refused_by_rules(template, {"OutcomeEventBusName": "outcomes"}),
+        and "OutcomesNeedTheLedger" not in refused_by_rules(
+            template, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2"}),
         "outcomes without the ledger: refused before anything is created",
     )
     # The checks can fail: a status role publishing to every bus, a call role that publishes.
@@ -347,27 +375,19 @@ def check_outcomes(template, expect):
         {"Sid": "Publish", "Effect": "Allow", "Action": "events:PutEvents",
          "Resource": "arn:aws:events:us-east-1:123456789012:event-bus/outcomes"})
     on = translate(publishing, {"OutcomeEventBusName": "outcomes"})
-    expect(
-        any(a.startswith("events:") for a, _ in role_grants(on, "VoiceDispatchRole")),
-        "the publish check catches a call role that may publish",
-    )
+    expect(call_role_publishes(on), "the publish check catches a call role that may publish")
     unscoped = copy.deepcopy(template)
     for statement in unscoped["Resources"]["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]:
         if isinstance(statement, dict) and "Fn::If" in statement:
             statement["Fn::If"][1].pop("Condition", None)
     on = translate(unscoped, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2"})
-    senders = [st for st in on["StatusQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
-               if st.get("Effect") == "Allow"]
-    expect(
-        not all("aws:SourceArn" in st.get("Condition", {}).get("ArnEquals", {}) for st in senders),
-        "the scoping check catches a status queue policy without aws:SourceArn",
-    )
+    expect(not senders_scoped(on)[1], "the scoping check catches a status queue policy without aws:SourceArn")
     stripped = copy.deepcopy(template)
     statements = stripped["Resources"]["StatusRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     statements["Statement"] = [st for st in statements["Statement"] if st.get("Sid") != "RearmOutcomeTimers"]
     on = translate(stripped, {"OutcomeEventBusName": "outcomes"})
     expect(
-        not any(a == "sqs:SendMessage" and "StatusQueue'" in r for a, r in role_grants(on, "StatusRole")),
+        ("sqs:SendMessage", "StatusQueue") in role_gaps(on, "StatusRole", STATUS_REQUIRED),
         "the needs check catches a status role that cannot re-arm its timers",
     )
 

@@ -93,7 +93,11 @@ impl DynamoLedger {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(request_item(claim, &claim.entry)))
+            .set_item(Some(request_item(
+                claim,
+                &claim.entry,
+                self.groups.recording(),
+            )))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -170,14 +174,25 @@ fn item(key: &str, entry: &Entry) -> HashMap<String, AttributeValue> {
     item
 }
 
-/// A request's item: its entry, and the ids its outcome names.
-fn request_item(claim: &Claim, entry: &Entry) -> HashMap<String, AttributeValue> {
+/// The longest `IdempotencyKey` kept in clear for the outcome to name: a longer one is named
+/// by its ledger key (its hash).
+const MAX_CLEAR_KEY_BYTES: usize = 1_024;
+
+/// A request's item: its entry, and (delivery outcomes on) the ids its outcome names. Off,
+/// it is the entry alone, as it always was.
+fn request_item(claim: &Claim, entry: &Entry, recording: bool) -> HashMap<String, AttributeValue> {
     let mut item = item(&claim.key, entry);
+    if !recording {
+        return item;
+    }
     item.insert(SQS_MESSAGE_ID.to_owned(), s(&claim.request.sqs_message_id));
-    item.insert(
-        IDEMPOTENCY_KEY.to_owned(),
-        s(&claim.request.idempotency_key),
-    );
+    let key = &claim.request.idempotency_key;
+    let named = if key.len() <= MAX_CLEAR_KEY_BYTES {
+        key
+    } else {
+        &claim.key
+    };
+    item.insert(IDEMPOTENCY_KEY.to_owned(), s(named));
     item
 }
 

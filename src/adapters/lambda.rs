@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
 use crate::adapters::sqs_event;
-use crate::adapters::status_event::recognise;
+use crate::adapters::status_event::{recognise, StatusMessage};
 use crate::app::{ArmTimers, VoiceDispatch};
 use crate::core::ports::{
     CheckQueue, DeadLetterQueue, Ledger, OutcomeBus, OutcomeLedger, RedeliveryDelay, VoiceSender,
@@ -59,12 +59,16 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
 }
 
 /// The Lambda entry point with delivery outcomes on: one binary for the call queue and the
-/// status queue. A record whose body is a delivery event or an outcome timer goes to the
-/// status path; every other record (a call, valid or not) to the call path, as without
-/// outcomes. Both run against the same deadline; the answer lists what either keeps.
+/// status queue. A record is routed by the queue it came from: the status queue's
+/// (`status_queue_url`) to the status path, where a body that is neither a delivery event
+/// nor an outcome timer is dead-lettered as `MalformedEvent`; every other record (a call,
+/// valid or not) to the call path, as without outcomes. So a body shaped like a timer on the
+/// call queue is a bad call, never a status message under the call function's role. Both
+/// paths run against the same deadline; the answer lists what either keeps.
 pub async fn handle_routed<C, O, B, Q, D, R>(
     calls: &C,
     status: &StatusDispatch<O, B, Q, D, R>,
+    status_queue_url: &str,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, EventError>
 where
@@ -79,14 +83,19 @@ where
     let records = records_of(&event.payload)
         .inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
     let (mut call_records, mut status_records, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+    let status_queue = status_queue_url.rsplit('/').next().unwrap_or_default();
     for record in records {
-        match record.body.and_then(recognise) {
-            Some(message) => {
-                status_records.push(record);
-                messages.push(message);
-            }
-            None => call_records.push(record),
+        let from_status_queue = record
+            .queue_arn
+            .is_some_and(|arn| arn.rsplit(':').next() == Some(status_queue));
+        if !from_status_queue {
+            call_records.push(record);
+            continue;
         }
+        messages.push(record.body.and_then(recognise).unwrap_or_else(|| {
+            StatusMessage::Malformed("neither a delivery event nor an outcome timer".into())
+        }));
+        status_records.push(record);
     }
     let calls_done = async {
         if call_records.is_empty() {

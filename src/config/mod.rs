@@ -945,6 +945,10 @@ pub(crate) mod tests {
                 .contains(&variable.name)
             {
                 context.push((IDEMPOTENCY_TABLE_NAME, "ledger"));
+                context.push((
+                    DEAD_LETTER_QUEUE_URL,
+                    "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+                ));
                 context.push(if variable.name == outcomes::STATUS_QUEUE_URL {
                     (outcomes::OUTCOME_EVENT_BUS_NAME, "outcomes")
                 } else {

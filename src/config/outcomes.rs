@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use super::{queue_url, seconds, ConfigError, IDEMPOTENCY_TABLE_NAME, MESSAGE_TTL_SECONDS};
+use super::{
+    queue_url, seconds, ConfigError, DEAD_LETTER_QUEUE_URL, IDEMPOTENCY_TABLE_NAME,
+    MESSAGE_TTL_SECONDS,
+};
 use crate::core::outcome_timer::DEFAULT_OUTCOME_WAIT;
 
 pub const OUTCOME_EVENT_BUS_NAME: &str = "OUTCOME_EVENT_BUS_NAME";
@@ -64,6 +67,14 @@ pub(super) fn read_outcomes(
                     problem: format!("needs {IDEMPOTENCY_TABLE_NAME}: calls and outcomes are recorded in the ledger"),
                 });
             }
+            // A request the function ends without a call gets its outcome once the DLQ holds
+            // it; without one, SQS's redrive moves it unseen.
+            if get(DEAD_LETTER_QUEUE_URL).is_none() {
+                return Err(ConfigError {
+                    variable: OUTCOME_EVENT_BUS_NAME,
+                    problem: format!("needs {DEAD_LETTER_QUEUE_URL}: a request dead-lettered by SQS's redrive alone would get no outcome"),
+                });
+            }
             Some(OutcomesConfig {
                 event_bus,
                 status_queue_url,
@@ -95,9 +106,10 @@ pub(super) fn check_ledger_ttl(
 mod tests {
     use super::*;
     use crate::config::tests::config;
-    use crate::config::{IDEMPOTENCY_TTL_SECONDS, MESSAGE_TTL_SECONDS};
+    use crate::config::IDEMPOTENCY_TTL_SECONDS;
 
     const STATUS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/status";
+    const DLQ: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/dlq";
 
     #[test]
     fn outcomes_are_off_unless_the_bus_is_named() {
@@ -108,6 +120,7 @@ mod tests {
             (OUTCOME_EVENT_BUS_NAME, "outcomes"),
             (STATUS_QUEUE_URL, STATUS),
             (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (DEAD_LETTER_QUEUE_URL, DLQ),
             (OUTCOME_WAIT_SECONDS, "600"),
         ])
         .unwrap();
@@ -155,6 +168,13 @@ mod tests {
         ])
         .unwrap_err();
         assert!(fifo.problem.contains("FIFO"), "{fifo}");
+        let no_dlq = config(&[
+            (OUTCOME_EVENT_BUS_NAME, "outcomes"),
+            (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (STATUS_QUEUE_URL, STATUS),
+        ])
+        .unwrap_err();
+        assert!(no_dlq.problem.contains(DEAD_LETTER_QUEUE_URL), "{no_dlq}");
     }
 
     #[test]
@@ -163,6 +183,7 @@ mod tests {
             (OUTCOME_EVENT_BUS_NAME, "outcomes"),
             (STATUS_QUEUE_URL, STATUS),
             (IDEMPOTENCY_TABLE_NAME, "ledger"),
+            (DEAD_LETTER_QUEUE_URL, DLQ),
             (MESSAGE_TTL_SECONDS, "3600"),
             (OUTCOME_WAIT_SECONDS, "3600"),
         ];

@@ -375,6 +375,9 @@ pub struct Fix<'a> {
     pub expiration: u64,
     /// Until when this delivery is publishing it (epoch milliseconds).
     pub publishing_until_ms: u64,
+    /// Now, epoch milliseconds: an item past its stored expiration counts as absent, whether
+    /// or not the store's TTL has deleted it yet.
+    pub now_ms: u64,
 }
 
 /// What a fix came to.

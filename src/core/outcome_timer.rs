@@ -14,6 +14,7 @@ use crate::core::delivery::{self, Check, Fix, Fixed, Outcome, OutcomeDetail};
 use crate::core::ledger::stored_key;
 use crate::core::ports::{detail_json, CheckQueue, OutcomeLedger};
 use crate::core::record::Record;
+use crate::core::redact::scrub_phone_numbers;
 use crate::core::report::{BatchReport, Fate, RecordOutcome};
 
 /// `OUTCOME_WAIT_SECONDS`'s default: how long a placed call's final event is waited for.
@@ -59,8 +60,16 @@ pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
                 Code::OutcomeUnknown | Code::InProgressElsewhere | Code::Abandoned => {
                     Some(Plan::Wait { key: key() })
                 }
-                // The key is another body's: this one's outcome is its own, under its id.
-                Code::IdempotencyKeyReused => Some(Plan::Unplaced {
+                // The key is another body's, or the body never got as far as its key: this
+                // record's outcome is its own, under its SQS message id (so a bad second
+                // body under a used key still gets one).
+                Code::IdempotencyKeyReused
+                | Code::MissingBody
+                | Code::MalformedJson
+                | Code::SchemaViolation
+                | Code::InvalidField
+                | Code::UnsupportedContent
+                | Code::NotPermitted => Some(Plan::Unplaced {
                     outcome_key: stored_key(record.message_id),
                     request_key: None,
                     outcome: Outcome::NotPlaced,
@@ -95,8 +104,8 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
     }
 
     /// Arms the timers of the requests the batch ends, fixing the unplaced ones first. A
-    /// record whose timer could not be armed is held (SQS delivers it again, and that
-    /// delivery arms it), unless the dead-letter queue already has it: then an ERROR line.
+    /// record whose timer could not be armed is held: SQS delivers it again, and that
+    /// delivery arms it.
     pub async fn arm(&self, report: &mut BatchReport, records: &[Record<'_>], until: Instant) {
         let now_ms = crate::core::clock::epoch_ms(self.clock.wall());
         let plans: Vec<(usize, Plan)> = report
@@ -119,14 +128,13 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
         for ((index, _), result) in plans.iter().zip(armed) {
             let Err(error) = result else { continue };
             let outcome = &mut report.outcomes[*index];
-            if outcome.dead_lettered {
-                tracing::error!(message_id = %outcome.message_id, %error,
-                    "the outcome timer could not be armed for a dead-lettered record: its request gets no outcome event");
-            } else {
-                tracing::warn!(message_id = %outcome.message_id, %error,
-                    "the outcome timer could not be armed: the record is kept for another delivery");
-                outcome.held = true;
-            }
+            // Kept for another delivery, which arms it: even a record the dead-letter queue
+            // holds now (a second letter is the lesser harm; a request without an outcome
+            // is the greater).
+            tracing::warn!(message_id = %outcome.message_id, error = %scrub_phone_numbers(&error.to_string()),
+                dead_lettered = outcome.dead_lettered,
+                "the outcome timer could not be armed: the record is kept for another delivery");
+            outcome.held = true;
         }
     }
 
@@ -171,6 +179,7 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             expiration: now_ms / 1_000 + self.settings.ledger_ttl.as_secs(),
             // The status path publishes it, when its timer comes (at once).
             publishing_until_ms: 0,
+            now_ms,
         };
         let now = Check {
             due_ms: now_ms,
@@ -182,7 +191,7 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             // Something may have placed it: its call's events (or the wait) decide.
             Ok(Fixed::MaybePlaced) => waiting(outcome_key),
             Err(error) => {
-                tracing::warn!(message_id = %outcome.message_id, %error,
+                tracing::warn!(message_id = %outcome.message_id, error = %scrub_phone_numbers(&error.to_string()),
                     "the outcome could not be fixed now; its timer decides it after the wait");
                 waiting(outcome_key)
             }
@@ -194,6 +203,7 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
 mod tests {
     use super::*;
     use crate::core::report::Reason;
+    use crate::core::service::ServiceCode;
 
     fn ended(fate: Fate, code: Option<Code>, dead_lettered: bool) -> RecordOutcome {
         RecordOutcome {
@@ -243,8 +253,9 @@ mod tests {
 
     #[test]
     fn a_dead_lettered_request_is_unplaced_unless_it_may_have_been_placed() {
+        let refused = Code::Service(ServiceCode::from("BadRequestException"));
         let bad = plan(
-            &ended(Fate::Permanent, Some(Code::MalformedJson), true),
+            &ended(Fate::Permanent, Some(refused.clone()), true),
             &record(),
         );
         assert_eq!(
@@ -253,7 +264,7 @@ mod tests {
                 outcome_key: "order-42".into(),
                 request_key: Some("order-42".into()),
                 outcome: Outcome::NotPlaced,
-                code: Code::MalformedJson
+                code: refused
             })
         );
         let expired = plan(&ended(Fate::Expired, Some(Code::Expired), true), &record());
@@ -269,6 +280,25 @@ mod tests {
                 plan(&ended(Fate::Permanent, Some(code), true), &record()),
                 Some(Plan::Wait {
                     key: "order-42".into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_that_never_reached_its_key_gets_its_own_outcome_under_its_message_id() {
+        for code in [
+            Code::MalformedJson,
+            Code::SchemaViolation,
+            Code::MissingBody,
+        ] {
+            assert_eq!(
+                plan(&ended(Fate::Permanent, Some(code.clone()), true), &record()),
+                Some(Plan::Unplaced {
+                    outcome_key: "sqs-1".into(),
+                    request_key: None,
+                    outcome: Outcome::NotPlaced,
+                    code
                 })
             );
         }

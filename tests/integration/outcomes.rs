@@ -42,6 +42,12 @@ const OVERTAKES: &str = "+12065550204";
 const SILENT: &str = "+12065550205";
 const REFUSED: &str = "+12065550206";
 const ABANDONED: &str = "+12065550207";
+const FAILED: &str = "+12065550208";
+const TTL_EXPIRED: &str = "+12065550209";
+const CARRIER_UNKNOWN: &str = "+12065550210";
+/// The answer to the overtaking call is held this long after its events go out: they reach
+/// the status function before the call's `SENT` is written.
+const OVERTAKEN_BY: Duration = Duration::from_millis(1_500);
 /// The text every call says: never in a log line or an outcome.
 const TEXT: &str = "the database is on fire";
 
@@ -71,9 +77,12 @@ fn script() -> Script {
         )
         .with_events(
             OVERTAKES,
-            EventScript::new(CallEnd::Answered).before_answer(),
+            EventScript::new(CallEnd::Answered).before_answer_by(OVERTAKEN_BY),
         )
         .with_events(SILENT, EventScript::new(CallEnd::Silent))
+        .with_events(FAILED, EventScript::new(CallEnd::Failed))
+        .with_events(TTL_EXPIRED, EventScript::new(CallEnd::TtlExpired))
+        .with_events(CARRIER_UNKNOWN, EventScript::new(CallEnd::Unknown))
         .with(REFUSED, Behaviour::fail(400, "ValidationException"))
         .with(ABANDONED, Behaviour::slow(SLOWER_THAN_AN_INVOCATION))
 }
@@ -292,8 +301,19 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
             SILENT,
             REFUSED,
             ABANDONED,
+            FAILED,
+            TTL_EXPIRED,
+            CARRIER_UNKNOWN,
         ])
         .await;
+    // A timer's body on the call queue is a bad call, never a timer: routed by its queue.
+    let forged = json!({"VoiceDispatchCheck": {"OutcomeKey": request_key(ANSWERED), "RequestKey": request_key(ANSWERED), "Due": 0}});
+    let forged_id =
+        crate::support::moto::send_bodies(&world.sqs, &world.calls, &[forged.to_string()])
+            .await
+            .remove(0);
+    let mut requests = requests;
+    requests.insert(forged_id, "forged".into());
     // Two events for the status path that no call of the function's made: an old one for a
     // call the ledger never knew, and one that cannot be read.
     let old = json!({"eventType": "VOICE_BUSY", "messageId": "never-placed", "eventTimestamp": crate::support::now_ms() - 7_200_000});
@@ -379,7 +399,11 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
         (SILENT, "unknown"),
         (REFUSED, "not-placed"),
         (ABANDONED, "unknown"),
+        (FAILED, "unreached"),
+        (TTL_EXPIRED, "unreached"),
+        (CARRIER_UNKNOWN, "unknown"),
         ("malformed", "not-placed"),
+        ("forged", "not-placed"),
     ];
     for (name, word) in expected {
         assert_eq!(outcome(name)["outcome"], word, "{name}: {}", outcome(name));
@@ -397,6 +421,10 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
     );
     assert_eq!(outcome(TWICE_REORDERED)["calls"][0]["status"], "NO_ANSWER");
     assert_eq!(outcome(REFUSED)["code"], "ValidationException");
+    assert_eq!(outcome(FAILED)["calls"][0]["status"], "FAILED");
+    assert_eq!(outcome(TTL_EXPIRED)["calls"][0]["status"], "TTL_EXPIRED");
+    assert_eq!(outcome(CARRIER_UNKNOWN)["calls"][0]["status"], "UNKNOWN");
+    assert_eq!(outcome("forged")["code"], "SchemaViolation");
     assert_eq!(outcome("malformed")["code"], "MalformedJson");
     assert_eq!(
         outcome(ABANDONED)["calls"],
@@ -429,6 +457,13 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(reason_of(&letters[0]).unwrap()["code"], "MalformedEvent");
     let lines = status.settled_lines().await;
+    // The overtaking call's events reached the status path before its `SENT`: delivered again
+    // (`CallNotRecorded`) until the ledger knew the call, and then recorded.
+    let waited = lines
+        .iter()
+        .filter(|(_, l)| l["fields"]["error_code"] == "CallNotRecorded")
+        .count();
+    assert!(waited >= 1, "no event waited for its call's record");
     let said = |message: &str| {
         lines
             .iter()
@@ -444,6 +479,45 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
         ),
         1
     );
+    // And counted, as the metrics say them.
+    let counted: Vec<String> = lines
+        .iter()
+        .filter(|(_, l)| l["fields"]["message"] == "status batch done")
+        .filter_map(|(_, l)| l["fields"]["counted"].as_str().map(str::to_owned))
+        .collect();
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for pair in counted.iter().flat_map(|c| c.split(' ')) {
+        if let Some((metric, count)) = pair.split_once('=') {
+            *totals.entry(metric.to_owned()).or_default() += count.parse::<u64>().unwrap_or(0);
+        }
+    }
+    // Each call's status once, however often its events came; the silent call's late final
+    // is its one `NoAnswer`; each outcome once.
+    // (`Answered` counts an answer recorded before its call's final event: both answered
+    // calls' events come in one burst, so one may be recorded after its `COMPLETED`.)
+    let answered = totals.get("Answered").copied().unwrap_or(0);
+    assert!((1..=2).contains(&answered), "{totals:?}");
+    let expected_counts = [
+        ("Completed", 2),
+        ("Busy", 1),
+        ("NoAnswer", 2),
+        ("CallFailed", 1),
+        ("CallExpired", 1),
+        ("CallOutcomeUnknown", 1),
+        ("OutcomeReached", 2),
+        ("OutcomeUnreached", 4),
+        ("OutcomeUnknownPublished", 3),
+        ("OutcomeNotPlaced", 3),
+        ("LateFinal", 1),
+        ("UnrecordedCallEvent", 1),
+    ];
+    for (metric, count) in expected_counts {
+        assert_eq!(
+            totals.get(metric).copied().unwrap_or(0),
+            count,
+            "{metric}: {totals:?}"
+        );
+    }
     // No phone number or text anywhere the operators read, nor in an outcome.
     let mut everything: Vec<String> = lines.iter().map(|(_, l)| l.to_string()).collect();
     everything.extend(
@@ -464,6 +538,9 @@ async fn every_request_ends_in_exactly_one_outcome_whatever_its_events_do() {
             SILENT,
             REFUSED,
             ABANDONED,
+            FAILED,
+            TTL_EXPIRED,
+            CARRIER_UNKNOWN,
         ] {
             assert!(!text.contains(number), "{text}");
         }

@@ -24,6 +24,10 @@ pub enum CallEnd {
     NoAnswer,
     /// Initiated, failed.
     Failed,
+    /// Initiated, then the service's own time to live ran out (v2's `VOICE_TTL_EXPIRED`).
+    TtlExpired,
+    /// Initiated, then the carrier never said: the service's `UNKNOWN` after 72 hours.
+    Unknown,
     /// No event at all.
     Silent,
 }
@@ -48,6 +52,10 @@ pub struct EventScript {
     /// Emitted before the call's answer leaves the fake: the events overtake it.
     #[serde(default)]
     pub before_answer: bool,
+    /// With `before_answer`: how long the answer is then held, so the events surely arrive
+    /// first.
+    #[serde(default)]
+    pub hold_answer_ms: u64,
 }
 
 impl EventScript {
@@ -59,6 +67,7 @@ impl EventScript {
             reorder: false,
             context: false,
             before_answer: false,
+            hold_answer_ms: 0,
         }
     }
 
@@ -86,6 +95,13 @@ impl EventScript {
         self.before_answer = true;
         self
     }
+
+    /// Emitted before the answer, which is then held for `hold`.
+    pub fn before_answer_by(mut self, hold: Duration) -> Self {
+        self.before_answer = true;
+        self.hold_answer_ms = hold.as_millis() as u64;
+        self
+    }
 }
 
 /// The v2 and v1 words of each event a script can emit, and whether it is final.
@@ -96,6 +112,9 @@ const COMPLETED: (&str, &str, bool) = ("VOICE_COMPLETED", "COMPLETED_CALL", true
 const BUSY: (&str, &str, bool) = ("VOICE_BUSY", "BUSY", true);
 const NO_ANSWER: (&str, &str, bool) = ("VOICE_NO_ANSWER", "NO_ANSWER", true);
 const FAILED: (&str, &str, bool) = ("VOICE_FAILED", "FAILED", true);
+// v1 has no TTL event: its nearest is a failed call.
+const TTL_EXPIRED: (&str, &str, bool) = ("VOICE_TTL_EXPIRED", "FAILED", true);
+const UNKNOWN: (&str, &str, bool) = ("UNKNOWN", "UNKNOWN", true);
 
 /// The records a script emits for one accepted call, in the order they go out.
 pub fn records(script: &EventScript, call: &ReceivedCall, message_id: &str) -> Vec<Value> {
@@ -104,6 +123,8 @@ pub fn records(script: &EventScript, call: &ReceivedCall, message_id: &str) -> V
         CallEnd::Busy => &[INITIATED, BUSY],
         CallEnd::NoAnswer => &[INITIATED, RINGING, NO_ANSWER],
         CallEnd::Failed => &[INITIATED, FAILED],
+        CallEnd::TtlExpired => &[INITIATED, TTL_EXPIRED],
+        CallEnd::Unknown => &[INITIATED, UNKNOWN],
         CallEnd::Silent => &[],
     };
     let requested_ms = epoch_ms(call.received_at);

@@ -615,17 +615,20 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
         })
     };
     if let (Answer::Accepted(id), Some(call)) = (&answer, accepted) {
-        emit_events(shared, &call, id);
+        let hold = emit_events(shared, &call, id);
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
     }
     answer
 }
 
 /// Sends the call's scripted events to the sink: at once when they overtake the answer,
-/// otherwise after the script's delay.
-fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) {
+/// otherwise after the script's delay. How long the answer is then held.
+fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) -> Duration {
     let script = shared.script.events.get(&call.destination);
     let Some(script) = script.or(shared.script.default_events.as_ref()) else {
-        return;
+        return Duration::ZERO;
     };
     let sink = shared
         .sink
@@ -633,14 +636,14 @@ fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
     let Some(sink) = sink else {
-        return;
+        return Duration::ZERO;
     };
     let records = events::records(script, call, message_id);
     if script.before_answer {
         for record in records {
             let _ = sink.send(record);
         }
-        return;
+        return Duration::from_millis(script.hold_answer_ms);
     }
     let delay = Duration::from_millis(script.delay_ms);
     tokio::spawn(async move {
@@ -649,6 +652,7 @@ fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) {
             let _ = sink.send(record);
         }
     });
+    Duration::ZERO
 }
 
 async fn unknown_operation() -> Response {

@@ -73,8 +73,8 @@ impl Queued {
     }
 
     /// Its actions in a transaction: one, or two for a `SENT` with its call's item.
-    fn actions(&self, table: &str) -> Result<Vec<TransactWriteItem>, PortError> {
-        let mut actions = vec![self.action(table)?];
+    fn actions(&self, table: &str, recording: bool) -> Result<Vec<TransactWriteItem>, PortError> {
+        let mut actions = vec![self.action(table, recording)?];
         if let Write::Sent {
             call: Some((key, attributes)),
             ..
@@ -92,13 +92,13 @@ impl Queued {
         }
     }
 
-    fn action(&self, table: &str) -> Result<TransactWriteItem, PortError> {
+    fn action(&self, table: &str, recording: bool) -> Result<TransactWriteItem, PortError> {
         let put = match &self.write {
             // A free key only: whatever else `may_claim` allows replaces an item, and only a
             // single write says what it replaced.
             Write::Claim { claim, .. } => Put::builder()
                 .table_name(table)
-                .set_item(Some(request_item(claim, &claim.entry)))
+                .set_item(Some(request_item(claim, &claim.entry, recording)))
                 .condition_expression(format!("attribute_not_exists({ID})"))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -165,6 +165,11 @@ impl Groups {
         })
     }
 
+    /// Whether delivery outcomes are on: requests carry their ids, `SENT` its call's item.
+    pub(super) fn recording(&self) -> bool {
+        self.record_calls
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -213,8 +218,8 @@ impl Groups {
             voice_message_id,
             ..claim.entry.clone()
         };
-        let mut item = request_item(claim, &sent);
-        if let Some(region) = region {
+        let mut item = request_item(claim, &sent, self.record_calls);
+        if let Some(region) = region.filter(|_| self.record_calls) {
             item.insert(REGION.to_owned(), AttributeValue::S(region.to_owned()));
         }
         let (written, answered) = oneshot::channel();
@@ -301,7 +306,7 @@ impl Groups {
             }
             let actions: Result<Vec<TransactWriteItem>, PortError> = group
                 .iter()
-                .map(|queued| queued.actions(&self.table))
+                .map(|queued| queued.actions(&self.table, self.record_calls))
                 .collect::<Result<Vec<_>, _>>()
                 .map(|actions| actions.into_iter().flatten().collect());
             let answer = match actions {

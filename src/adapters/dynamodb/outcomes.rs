@@ -105,12 +105,19 @@ impl DynamoLedger {
 
     /// Writes an outcome whose request must show nothing that may have placed it: one
     /// transaction, the outcome's put and a check of the request's item.
-    async fn fix_unplaced(&self, request_key: &str, put: Put) -> Result<Fixed, PortError> {
+    async fn fix_unplaced(
+        &self,
+        request_key: &str,
+        put: Put,
+        now_s: u64,
+    ) -> Result<Fixed, PortError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .key(ID, s(request_key))
-            .condition_expression("attribute_not_exists(#status)")
+            .condition_expression("attribute_not_exists(#status) OR #expiration < :now_s")
             .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#expiration", EXPIRATION)
+            .expression_attribute_values(":now_s", n(now_s))
             .build()
             .map_err(|err| PortError::Invalid(err.to_string()))?;
         let answer = self
@@ -187,9 +194,10 @@ impl OutcomeLedger for DynamoLedger {
             update
                 .update_expression("SET #answered = :at")
                 .condition_expression(
-                    "attribute_exists(#request) AND attribute_not_exists(#answered)",
+                    "attribute_exists(#request) AND attribute_not_exists(#answered) AND attribute_not_exists(#final)",
                 )
                 .expression_attribute_names("#answered", ANSWERED_AT)
+                .expression_attribute_names("#final", FINAL_STATUS)
                 .expression_attribute_values(":at", n(event.at_ms))
         };
         match update.send().await {
@@ -241,18 +249,22 @@ impl OutcomeLedger for DynamoLedger {
             (PUBLISHING_UNTIL.to_owned(), n(fix.publishing_until_ms)),
             (EXPIRATION.to_owned(), n(fix.expiration)),
         ]);
-        let condition = format!("attribute_not_exists({ID})");
+        // Absent, or void by its stored expiration (a key used again after the ledger's TTL).
+        let condition = format!("attribute_not_exists({ID}) OR #expiration < :now_s");
+        let now_s = fix.now_ms / 1_000;
         if let Some(request_key) = fix.unplaced {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
                 .condition_expression(condition)
+                .expression_attribute_names("#expiration", EXPIRATION)
+                .expression_attribute_values(":now_s", n(now_s))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()
                 .map_err(|err| PortError::Invalid(err.to_string()))?;
-            return self.fix_unplaced(request_key, put).await;
+            return self.fix_unplaced(request_key, put, now_s).await;
         }
         let answer = self
             .client
@@ -260,6 +272,8 @@ impl OutcomeLedger for DynamoLedger {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(condition)
+            .expression_attribute_names("#expiration", EXPIRATION)
+            .expression_attribute_values(":now_s", n(now_s))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
