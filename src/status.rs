@@ -467,3 +467,270 @@ fn outcome_of(record: &Record<'_>, handled: &Handled) -> RecordOutcome {
     outcome.reason = Some(Reason { code, message });
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::adapters::memory_ledger::MemoryLedger;
+    use crate::core::clock::SetClock;
+    use crate::core::delivery::{CallStatus, PUBLISH_LEASE};
+    use crate::core::ledger::{Claim, Entry, Finish, RequestIds, Status, UnknownOutcome};
+    use crate::core::ports::Ledger;
+    use crate::core::ports::{DeadLetter, VisibilityDelay};
+
+    /// EventBridge: refuses the first `refusals` publishes, keeps the rest.
+    #[derive(Default)]
+    struct Bus {
+        refusals: AtomicU32,
+        published: Mutex<Vec<String>>,
+    }
+
+    impl OutcomeBus for Arc<Bus> {
+        async fn publish(&self, details: &[&str]) -> Vec<Result<(), PortError>> {
+            details
+                .iter()
+                .map(|detail| {
+                    let refused = self
+                        .refusals
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if refused {
+                        return Err(PortError::Entry {
+                            code: "InternalFailure".into(),
+                            message: "refused".into(),
+                        });
+                    }
+                    self.published.lock().unwrap().push((*detail).to_owned());
+                    Ok(())
+                })
+                .collect()
+        }
+    }
+
+    #[derive(Default)]
+    struct Timers(Mutex<Vec<Check>>);
+
+    impl CheckQueue for Arc<Timers> {
+        async fn arm(&self, checks: &[Check]) -> Vec<Result<(), PortError>> {
+            self.0.lock().unwrap().extend(checks.iter().cloned());
+            checks.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    struct Nowhere;
+
+    impl DeadLetterQueue for Nowhere {
+        async fn send(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), PortError>> {
+            letters.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    impl RedeliveryDelay for Nowhere {
+        async fn delay(
+            &self,
+            _: &str,
+            delays: &[VisibilityDelay<'_>],
+        ) -> Vec<Result<(), PortError>> {
+            delays.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    type Dispatch = StatusDispatch<Arc<MemoryLedger>, Arc<Bus>, Arc<Timers>, Nowhere, Nowhere>;
+
+    const NOW_MS: u64 = 1_796_500_000_000;
+
+    fn wall() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(NOW_MS)
+    }
+
+    /// The status path, a ledger holding one placed call (`voice-1`, request `order-42`), and
+    /// the bus and timers it uses.
+    async fn placed() -> (Dispatch, Arc<MemoryLedger>, Arc<Bus>, Arc<Timers>) {
+        let ledger = Arc::new(MemoryLedger::default());
+        let claim = Claim {
+            key: "order-42".into(),
+            entry: Entry {
+                status: Status::InProgress,
+                body_hash: "h".into(),
+                claim_id: "c".into(),
+                lease_until_ms: NOW_MS + 60_000,
+                expiration: NOW_MS / 1_000 + 86_400,
+                voice_message_id: None,
+            },
+            now_ms: NOW_MS,
+            on_unknown: UnknownOutcome::Retry,
+            request: RequestIds {
+                sqs_message_id: "sqs-1".into(),
+                idempotency_key: "order-42".into(),
+            },
+        };
+        ledger.claim(&claim).await.unwrap();
+        let sent = Finish::Sent {
+            voice_message_id: Some("voice-1".into()),
+            region: None,
+        };
+        ledger.finish(&claim, &sent).await.unwrap();
+        let (bus, timers) = (Arc::new(Bus::default()), Arc::new(Timers::default()));
+        let dispatch = StatusDispatch::new(
+            Arc::clone(&ledger),
+            Arc::clone(&bus),
+            Arc::clone(&timers),
+            Settlement::new(
+                None::<Nowhere>,
+                None::<(Nowhere, crate::core::settle::Redelivery)>,
+            ),
+            Duration::from_secs(86_400),
+        )
+        .with_clock(Arc::new(SetClock::at(wall())));
+        (dispatch, ledger, bus, timers)
+    }
+
+    fn event(status: CallStatus) -> StatusMessage {
+        StatusMessage::Event(DeliveryEvent {
+            call_id: "voice-1".into(),
+            status,
+            at_ms: NOW_MS,
+        })
+    }
+
+    async fn run(dispatch: &Dispatch, messages: &[StatusMessage]) -> Vec<Fate> {
+        let ids: Vec<String> = (0..messages.len()).map(|i| format!("m{i}")).collect();
+        let records: Vec<Record<'_>> = ids
+            .iter()
+            .map(|id| Record {
+                message_id: id,
+                ..Record::default()
+            })
+            .collect();
+        let report = dispatch
+            .run(&records, messages, wall() + Duration::from_secs(30))
+            .await;
+        report.outcomes.iter().map(|o| o.fate).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_final_event_publishes_its_requests_outcome_once_however_often_it_comes() {
+        let (dispatch, _, bus, _) = placed().await;
+        assert_eq!(
+            run(&dispatch, &[event(CallStatus::Busy)]).await,
+            [Fate::Sent]
+        );
+        assert_eq!(
+            run(
+                &dispatch,
+                &[event(CallStatus::Busy), event(CallStatus::NoAnswer)]
+            )
+            .await,
+            [Fate::Sent, Fate::Sent]
+        );
+        let published = bus.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "{published:?}");
+        let detail: serde_json::Value = serde_json::from_str(&published[0]).unwrap();
+        assert_eq!(detail["outcome"], "unreached");
+        assert_eq!(detail["calls"][0]["status"], "BUSY");
+        assert_eq!(detail["sqsMessageId"], "sqs-1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_publish_is_retried_in_place_and_then_left_for_another_delivery() {
+        let (dispatch, _, bus, _) = placed().await;
+        // Refused twice: the third try in the same invocation publishes.
+        bus.refusals.store(2, Ordering::SeqCst);
+        assert_eq!(
+            run(&dispatch, &[event(CallStatus::Busy)]).await,
+            [Fate::Sent]
+        );
+        assert_eq!(bus.published.lock().unwrap().len(), 1);
+
+        let (dispatch, _, bus, _) = placed().await;
+        bus.refusals.store(PUBLISH_TRIES, Ordering::SeqCst);
+        assert_eq!(
+            run(&dispatch, &[event(CallStatus::Busy)]).await,
+            [Fate::Transient],
+            "never published: delivered again"
+        );
+        // Delivered again while its writer's lease lasts: left to it, delivered again.
+        assert_eq!(
+            run(&dispatch, &[event(CallStatus::Busy)]).await,
+            [Fate::Transient]
+        );
+        assert!(bus.published.lock().unwrap().is_empty());
+        // Past the lease: published by whoever comes, with the detail fixed the first time.
+        tokio::time::advance(PUBLISH_LEASE).await;
+        assert_eq!(
+            run(&dispatch, &[event(CallStatus::Busy)]).await,
+            [Fate::Sent]
+        );
+        let published = bus.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1);
+        assert!(
+            published[0].contains("\"decidedAt\":1796500000000"),
+            "{}",
+            published[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_before_its_due_is_armed_again_and_at_its_due_fixes_unknown() {
+        let (dispatch, _, bus, timers) = placed().await;
+        let check = |due_ms| {
+            StatusMessage::Check(Check {
+                outcome_key: "order-42".into(),
+                request_key: "order-42".into(),
+                due_ms,
+                delay: Duration::ZERO,
+            })
+        };
+        assert_eq!(
+            run(&dispatch, &[check(NOW_MS + 2_000_000)]).await,
+            [Fate::Sent]
+        );
+        let armed = timers.0.lock().unwrap().clone();
+        assert_eq!(armed.len(), 1);
+        assert_eq!(
+            armed[0].delay,
+            Duration::from_secs(900),
+            "at most SQS's longest delay"
+        );
+        assert!(bus.published.lock().unwrap().is_empty());
+        assert_eq!(run(&dispatch, &[check(NOW_MS)]).await, [Fate::Sent]);
+        let published = bus.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1);
+        assert!(
+            published[0].contains("\"outcome\":\"unknown\""),
+            "{}",
+            published[0]
+        );
+        // A final event after it: counted, not published.
+        assert_eq!(
+            run(&dispatch, &[event(CallStatus::Busy)]).await,
+            [Fate::Sent]
+        );
+        assert_eq!(bus.published.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_for_a_call_not_recorded_waits_while_young_and_is_dropped_after() {
+        let (dispatch, _, bus, _) = placed().await;
+        let unknown = |age: Duration| {
+            StatusMessage::Event(DeliveryEvent {
+                call_id: "voice-never".into(),
+                status: CallStatus::Busy,
+                at_ms: NOW_MS - age.as_millis() as u64,
+            })
+        };
+        let young = delivery::UNRECORDED_CALL_WINDOW - Duration::from_secs(1);
+        assert_eq!(run(&dispatch, &[unknown(young)]).await, [Fate::Transient]);
+        assert_eq!(
+            run(&dispatch, &[unknown(delivery::UNRECORDED_CALL_WINDOW)]).await,
+            [Fate::Sent],
+            "dropped, not delivered again"
+        );
+        assert!(bus.published.lock().unwrap().is_empty());
+        let malformed = StatusMessage::Malformed("no messageId".into());
+        assert_eq!(run(&dispatch, &[malformed]).await, [Fate::Permanent]);
+    }
+}

@@ -580,4 +580,26 @@ mod tests {
             .len();
         assert_eq!(named, STATUS_PATH_METRICS.len());
     }
+
+    /// A count the status path makes under a name of its own is one the document names: read
+    /// from its source (`metrics.push("...")`, `counts.add("...")`), so a new one cannot be
+    /// dropped silently.
+    #[test]
+    fn every_count_the_status_path_makes_is_written() {
+        let source = include_str!("../status.rs");
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut named = 0;
+        for marker in ["push(\"", "add(\""] {
+            for (at, _) in source.match_indices(marker) {
+                let rest = &source[at + marker.len()..];
+                let name = &rest[..rest.find('"').unwrap_or(0)];
+                assert!(
+                    STATUS_PATH_METRICS.contains(&name),
+                    "{name} is counted but never written"
+                );
+                named += 1;
+            }
+        }
+        assert!(named >= 3, "{named}");
+    }
 }
