@@ -691,8 +691,9 @@ async fn status_path_figures() {
         outcomes_until(&world, N, &mut seen).await;
         done.store(true, Ordering::SeqCst);
     };
+    // The timers wait 600 s on the queue: the drain ends with the limit, after the outcomes.
     tokio::join!(
-        status.drain(&world.sqs, &world.status, &done, LIMIT * 4),
+        status.drain(&world.sqs, &world.status, &done, LIMIT * 2),
         watch
     );
     let cpu = cpu_seconds(status.pids()[0]) - cpu_before;
