@@ -22,6 +22,7 @@ pub mod phone;
 pub mod ports;
 pub mod record;
 pub mod redact;
+pub mod redial;
 pub mod report;
 pub mod route;
 pub mod service;
