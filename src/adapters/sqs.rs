@@ -46,24 +46,7 @@ impl SqsDeadLetterQueue {
         if entries.is_empty() {
             return results;
         }
-        match self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => record_answer(
-                &mut results,
-                output.successful().iter().map(|ok| ok.id()),
-                output.failed(),
-            ),
-            Err(error) => record_call_error(
-                &mut results,
-                &PortError::Call(sentence("SQS SendMessageBatch", &error)),
-            ),
-        }
+        send_batch(&self.client, &self.queue_url, entries, &mut results).await;
         results
     }
 }
@@ -290,24 +273,7 @@ impl SqsCheckQueue {
                 .build()
                 .map_err(|err| PortError::Invalid(err.to_string()))
         });
-        match self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => record_answer(
-                &mut results,
-                output.successful().iter().map(|ok| ok.id()),
-                output.failed(),
-            ),
-            Err(error) => record_call_error(
-                &mut results,
-                &PortError::Call(sentence("SQS SendMessageBatch", &error)),
-            ),
-        }
+        send_batch(&self.client, &self.queue_url, entries, &mut results).await;
         results
     }
 }
@@ -323,6 +289,33 @@ impl CheckQueue for SqsCheckQueue {
             .into_iter()
             .flatten()
             .collect()
+    }
+}
+
+/// One `SendMessageBatch` of `entries` to `queue_url`, its answer entry by entry into
+/// `results` (the dead-letter queue's and the status queue's alike).
+async fn send_batch(
+    client: &Client,
+    queue_url: &str,
+    entries: Vec<SendMessageBatchRequestEntry>,
+    results: &mut [Result<(), PortError>],
+) {
+    match client
+        .send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(output) => record_answer(
+            results,
+            output.successful().iter().map(|ok| ok.id()),
+            output.failed(),
+        ),
+        Err(error) => record_call_error(
+            results,
+            &PortError::Call(sentence("SQS SendMessageBatch", &error)),
+        ),
     }
 }
 

@@ -17,24 +17,27 @@ use time::OffsetDateTime;
 use crate::core::classify::Signal;
 use crate::core::report::{BatchReport, Fate, RecordOutcome, FATES};
 
-/// Every metric the status path writes.
-pub const STATUS_PATH_METRICS: [&str; 15] = [
-    "Answered",
-    "Completed",
-    "Busy",
-    "NoAnswer",
-    "CallFailed",
-    "CallExpired",
-    "CallOutcomeUnknown",
-    "OutcomeReached",
-    "OutcomeUnreached",
-    "OutcomeExpired",
-    "OutcomeNotPlaced",
-    "OutcomeUnknownPublished",
-    "LateFinal",
-    "UnrecordedCallEvent",
-    "OutcomeNotPublished",
-];
+/// What the status path counts besides each call's status and each outcome published.
+const STATUS_PATH_OWN: [&str; 3] = ["LateFinal", "UnrecordedCallEvent", "OutcomeNotPublished"];
+
+/// Every metric the status path writes: each call status's (`core::delivery`), each
+/// outcome's, and its own.
+pub fn status_path_metrics() -> Vec<&'static str> {
+    use crate::core::delivery::{Outcome, STATUS_METRICS};
+    let outcomes = [
+        Outcome::Reached,
+        Outcome::Unreached,
+        Outcome::Expired,
+        Outcome::NotPlaced,
+        Outcome::Unknown,
+    ]
+    .map(Outcome::metric);
+    STATUS_METRICS
+        .into_iter()
+        .chain(outcomes)
+        .chain(STATUS_PATH_OWN)
+        .collect()
+}
 
 /// EMF's limit of values per metric in one document.
 const MAX_VALUES: usize = 100;
@@ -240,7 +243,7 @@ impl MetricsContext {
         counts: &std::collections::BTreeMap<&'static str, u32>,
         timestamp_ms: u64,
     ) -> Value {
-        let names: Vec<&'static str> = STATUS_PATH_METRICS.to_vec();
+        let names = status_path_metrics();
         let metrics: Vec<(&str, &str)> = names.iter().map(|name| (*name, "Count")).collect();
         let mut document = self.document(timestamp_ms, &[], &metrics);
         for name in names {
@@ -550,20 +553,10 @@ mod tests {
 
     #[test]
     fn the_status_path_names_every_count_it_can_make_even_at_zero() {
-        use crate::core::delivery::{Outcome, STATUS_METRICS};
-        for metric in STATUS_METRICS.iter().chain(
-            [
-                Outcome::Reached,
-                Outcome::Unreached,
-                Outcome::Expired,
-                Outcome::NotPlaced,
-                Outcome::Unknown,
-            ]
-            .map(Outcome::metric)
-            .iter(),
-        ) {
-            assert!(STATUS_PATH_METRICS.contains(metric), "{metric}");
-        }
+        // Seven call statuses, five outcomes and its own three, each named once.
+        let names = status_path_metrics();
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!((names.len(), unique.len()), (15, 15), "{names:?}");
         let context = MetricsContext {
             namespace: "VoiceDispatch".into(),
             function_name: "f".into(),
@@ -578,7 +571,7 @@ mod tests {
             .as_array()
             .unwrap()
             .len();
-        assert_eq!(named, STATUS_PATH_METRICS.len());
+        assert_eq!(named, names.len());
     }
 
     /// A count the status path makes under a name of its own is one the document names: read
@@ -594,7 +587,7 @@ mod tests {
                 let rest = &source[at + marker.len()..];
                 let name = &rest[..rest.find('"').unwrap_or(0)];
                 assert!(
-                    STATUS_PATH_METRICS.contains(&name),
+                    status_path_metrics().contains(&name),
                     "{name} is counted but never written"
                 );
                 named += 1;
