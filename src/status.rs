@@ -12,17 +12,21 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::core::calls::calls_of;
 use crate::core::clock::{epoch_ms, Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::delivery::{
     self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Outcome, OutcomeDetail,
     RecordedCall, RequestState, Standing, StatusMessage, StoredOutcome, Unrecorded,
 };
+use crate::core::ledger::{call_of_key, redial_key};
 use crate::core::ports::{
-    detail_json, CheckQueue, DeadLetterQueue, OutcomeBus, OutcomeLedger, PortError, RedeliveryDelay,
+    detail_json, CallQueue, CheckQueue, DeadLetterQueue, NoCallQueue, OutcomeBus, OutcomeLedger,
+    PortError, RedeliveryDelay, Redial,
 };
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
+use crate::core::redial::{self, Ended, Keep, Next as RedialNext, Unreached};
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 use crate::core::settle::Settlement;
 use crate::observe::metrics::MetricsContext;
@@ -57,10 +61,12 @@ impl StatusCounts {
     }
 }
 
-pub struct StatusDispatch<O, B, Q, D, R> {
+pub struct StatusDispatch<O, B, Q, D, R, C = NoCallQueue> {
     ledger: O,
     bus: B,
     timers: Q,
+    /// Where a redial goes (redial on).
+    calls: C,
     settlement: Settlement<D, R>,
     ledger_ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -86,6 +92,7 @@ where
             ledger,
             bus,
             timers,
+            calls: NoCallQueue,
             settlement,
             ledger_ttl,
             clock: Arc::new(SystemClock),
@@ -93,6 +100,30 @@ where
         }
     }
 
+    /// The same use case putting redials on `calls` (the call queue).
+    pub fn with_redial<C: CallQueue>(self, calls: C) -> StatusDispatch<O, B, Q, D, R, C> {
+        StatusDispatch {
+            ledger: self.ledger,
+            bus: self.bus,
+            timers: self.timers,
+            calls,
+            settlement: self.settlement,
+            ledger_ttl: self.ledger_ttl,
+            clock: self.clock,
+            metrics: self.metrics,
+        }
+    }
+}
+
+impl<O, B, Q, D, R, C> StatusDispatch<O, B, Q, D, R, C>
+where
+    O: OutcomeLedger,
+    B: OutcomeBus,
+    Q: CheckQueue,
+    D: DeadLetterQueue,
+    R: RedeliveryDelay,
+    C: CallQueue,
+{
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -166,8 +197,8 @@ where
         (handled, metrics)
     }
 
-    /// A delivery event: recorded on its call's item, and the request's outcome fixed when
-    /// the event's status fixes one.
+    /// A delivery event: recorded on its call's item; then a redial, or the request's
+    /// outcome fixed, when the event's status decides the call.
     async fn event(&self, event: &DeliveryEvent, metrics: &mut Vec<&'static str>) -> Handled {
         let Some(outcome) = event.status.outcome() else {
             return Handled::Done;
@@ -182,8 +213,8 @@ where
         }
         // The first final status recorded decides, whatever this event says.
         let outcome = call.status.and_then(|s| s.outcome()).unwrap_or(outcome);
-        let key = call.request_key.clone();
-        self.settle_request(&key, &key, Some(&call), outcome, metrics)
+        let (request_key, number) = call_of_key(&call.request_key);
+        self.after_call(request_key, number, Some(&call), outcome, metrics)
             .await
     }
 
@@ -208,7 +239,7 @@ where
         }
     }
 
-    /// An outcome timer: the request's call decides, or the wait's end does.
+    /// An outcome timer: its call decides, or the wait's end does.
     async fn check(&self, check: &Check, metrics: &mut Vec<&'static str>) -> Handled {
         let request = match self.ledger.request(&check.request_key).await {
             Ok(request) => request,
@@ -229,33 +260,129 @@ where
                 ..check.clone()
             }),
             CheckStep::Fix(outcome) => {
-                self.settle_request(
-                    &check.outcome_key,
-                    &check.request_key,
-                    call.as_ref(),
-                    outcome,
-                    metrics,
-                )
-                .await
+                let (_, number) = call_of_key(&check.request_key);
+                self.after_call(&check.outcome_key, number, call.as_ref(), outcome, metrics)
+                    .await
             }
         }
     }
 
-    /// Fixes `outcome` for the request unless one stands; what to publish, if anything.
-    async fn settle_request(
+    /// After call `number` of the request `request_key` came to `outcome` (or its wait
+    /// ended): the next call when the request's policy redials, else the request's outcome.
+    async fn after_call(
         &self,
-        outcome_key: &str,
         request_key: &str,
+        number: u8,
         call: Option<&RecordedCall>,
         outcome: Outcome,
         metrics: &mut Vec<&'static str>,
     ) -> Handled {
-        let request = match self.ledger.request(request_key).await {
-            Ok(request) => request,
+        let (first, calls) = match calls_of(&self.ledger, request_key, number, call).await {
+            Ok(read) => read,
             Err(error) => return ledger_failed(&error),
         };
+        let keep = first.as_ref().and_then(|first| first.keep.as_ref());
+        let mut why = None;
+        if let (Some(keep), Some(call), Outcome::Unreached) = (keep, call, outcome) {
+            let (Some(status), Some(final_at_ms)) = (call.status, call.at_ms) else {
+                return Handled::Done;
+            };
+            let ended = Ended {
+                call: number,
+                status,
+                final_at_ms,
+                first_sent_ms: keep.first_sent_ms,
+                ttl: keep.ttl,
+            };
+            match redial::next(&keep.policy, &ended) {
+                RedialNext::Redial { call, at_ms } => {
+                    return self.redial(request_key, keep, call, at_ms, metrics).await
+                }
+                RedialNext::Final(_, unreached) => why = unreached,
+            }
+        }
+        let forget = keep.is_some();
+        let handled = self
+            .settle_request(request_key, first, calls, call, outcome, why, metrics)
+            .await;
+        if forget && !matches!(handled, Handled::Failed(..)) {
+            if let Err(error) = self.ledger.forget(request_key).await {
+                tracing::warn!(outcome_id = %delivery::outcome_id(request_key), error = %scrub_phone_numbers(&error.to_string()),
+                    "the body kept for a redial could not be removed now: the table's TTL removes it");
+            }
+        }
+        handled
+    }
+
+    /// Puts the request back on the call queue as call `call`, due at `at_ms`: its own key
+    /// makes it one call, however often this is asked.
+    async fn redial(
+        &self,
+        request_key: &str,
+        keep: &Keep,
+        call: u8,
+        at_ms: u64,
+        metrics: &mut Vec<&'static str>,
+    ) -> Handled {
+        match self.ledger.request(&redial_key(request_key, call)).await {
+            // Claimed already: that call's own timer takes it from here.
+            Ok(Some(_)) => return Handled::Done,
+            Ok(None) => {}
+            Err(error) => return ledger_failed(&error),
+        }
+        let due_in = Duration::from_millis(at_ms.saturating_sub(epoch_ms(self.clock.wall())));
+        let redial = Redial {
+            body: &keep.body,
+            call,
+            request_key,
+            first_sent_ms: keep.first_sent_ms,
+            delay: due_in.min(delivery::MAX_TIMER_DELAY),
+            kept_until_ms: (due_in > delivery::MAX_TIMER_DELAY).then_some(at_ms),
+        };
+        match self.calls.redial(&redial).await {
+            Ok(()) => {
+                tracing::info!(
+                    outcome_id = %delivery::outcome_id(request_key),
+                    call,
+                    due_in_seconds = due_in.as_secs(),
+                    "redial queued"
+                );
+                metrics.push("Redialled");
+                Handled::Done
+            }
+            Err(error) => Handled::Failed(
+                Code::RedialNotQueued,
+                scrub_phone_numbers(&format!(
+                    "the redial could not be put on the call queue: {error}"
+                )),
+            ),
+        }
+    }
+
+    /// Fixes `outcome` for the request unless one stands; what to publish, if anything.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_request(
+        &self,
+        outcome_key: &str,
+        first: Option<RequestState>,
+        calls: Vec<CallRecord>,
+        call: Option<&RecordedCall>,
+        outcome: Outcome,
+        why: Option<Unreached>,
+        metrics: &mut Vec<&'static str>,
+    ) -> Handled {
         let now_ms = epoch_ms(self.clock.wall());
-        let detail = detail_for(outcome_key, request, call, outcome, now_ms);
+        let ids = first.map(|first| first.ids).unwrap_or_default();
+        let detail = OutcomeDetail {
+            outcome_id: delivery::outcome_id(outcome_key),
+            outcome,
+            idempotency_key: ids.idempotency_key,
+            sqs_message_id: ids.sqs_message_id,
+            calls,
+            code: None,
+            reason: why.map(Unreached::as_str),
+            decided_at: now_ms,
+        };
         let fix = Fix {
             outcome_key,
             unplaced: None,
@@ -372,36 +499,6 @@ where
                 }
             };
         }
-    }
-}
-
-/// The outcome's detail: the request's ids, its call with the status that decided it.
-fn detail_for(
-    outcome_key: &str,
-    request: Option<RequestState>,
-    call: Option<&RecordedCall>,
-    outcome: Outcome,
-    now_ms: u64,
-) -> OutcomeDetail {
-    let (ids, region) = request
-        .map(|request| (request.ids, request.region))
-        .unwrap_or_default();
-    OutcomeDetail {
-        outcome_id: delivery::outcome_id(outcome_key),
-        outcome,
-        idempotency_key: ids.idempotency_key,
-        sqs_message_id: ids.sqs_message_id,
-        calls: call
-            .map(|call| CallRecord {
-                message_id: call.call_id.clone(),
-                status: call.status.map(|s| s.as_str()),
-                at: call.at_ms,
-                region,
-            })
-            .into_iter()
-            .collect(),
-        code: None,
-        decided_at: now_ms,
     }
 }
 
@@ -551,6 +648,7 @@ mod tests {
     async fn placed() -> (Dispatch, Arc<MemoryLedger>, Arc<Bus>, Arc<Timers>) {
         let ledger = Arc::new(MemoryLedger::default());
         let claim = Claim {
+            keep: None,
             key: "order-42".into(),
             entry: Entry {
                 status: Status::InProgress,
@@ -732,5 +830,251 @@ mod tests {
         assert!(bus.published.lock().unwrap().is_empty());
         let malformed = StatusMessage::Malformed("no messageId".into());
         assert_eq!(run(&dispatch, &[malformed]).await, [Fate::Permanent]);
+    }
+
+    /// The call queue: keeps every redial asked for.
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<Queued>>);
+
+    /// A redial as queued: call, request key, first send, delay, kept until.
+    type Queued = (u8, String, u64, Duration, Option<u64>);
+
+    impl CallQueue for Arc<Calls> {
+        async fn redial(&self, redial: &Redial<'_>) -> Result<(), PortError> {
+            self.0.lock().unwrap().push((
+                redial.call,
+                redial.request_key.to_owned(),
+                redial.first_sent_ms,
+                redial.delay,
+                redial.kept_until_ms,
+            ));
+            Ok(())
+        }
+    }
+
+    type Redialling =
+        StatusDispatch<Arc<MemoryLedger>, Arc<Bus>, Arc<Timers>, Nowhere, Nowhere, Arc<Calls>>;
+
+    /// Call `call` of request `order-42` placed as `voice-<call>`, the first keeping `policy`.
+    async fn place_call(
+        ledger: &MemoryLedger,
+        call: u8,
+        policy: &crate::core::redial::RedialPolicy,
+    ) {
+        let claim = Claim {
+            keep: (call == 1).then(|| Keep {
+                body: "{}".into(),
+                policy: policy.clone(),
+                first_sent_ms: NOW_MS - 60_000,
+                ttl: Duration::from_secs(3_600),
+            }),
+            key: redial_key("order-42", call),
+            entry: Entry {
+                status: Status::InProgress,
+                body_hash: "h".into(),
+                claim_id: format!("c{call}"),
+                lease_until_ms: NOW_MS + 60_000,
+                expiration: NOW_MS / 1_000 + 86_400,
+                voice_message_id: None,
+            },
+            now_ms: NOW_MS,
+            on_unknown: UnknownOutcome::Retry,
+            request: RequestIds {
+                sqs_message_id: format!("sqs-{call}"),
+                idempotency_key: "order-42".into(),
+            },
+        };
+        ledger.claim(&claim).await.unwrap();
+        let sent = Finish::Sent {
+            voice_message_id: Some(format!("voice-{call}")),
+            region: None,
+        };
+        ledger.finish(&claim, &sent).await.unwrap();
+    }
+
+    fn redialling(
+        policy_on: &[crate::core::redial::RedialOn],
+        max_calls: u8,
+        interval_s: u64,
+    ) -> (
+        Redialling,
+        Arc<MemoryLedger>,
+        Arc<Bus>,
+        Arc<Calls>,
+        crate::core::redial::RedialPolicy,
+    ) {
+        let ledger = Arc::new(MemoryLedger::default());
+        let bus = Arc::new(Bus::default());
+        let calls = Arc::new(Calls::default());
+        let dispatch = StatusDispatch::new(
+            Arc::clone(&ledger),
+            Arc::clone(&bus),
+            Arc::new(Timers::default()),
+            Settlement::new(
+                None::<Nowhere>,
+                None::<(Nowhere, crate::core::settle::Redelivery)>,
+            ),
+            Duration::from_secs(86_400),
+        )
+        .with_redial(Arc::clone(&calls))
+        .with_clock(Arc::new(SetClock::at(wall())));
+        let policy = crate::core::redial::RedialPolicy {
+            on: policy_on.to_vec(),
+            max_calls,
+            interval: Duration::from_secs(interval_s),
+        };
+        (dispatch, ledger, bus, calls, policy)
+    }
+
+    fn ended(call: u8, status: CallStatus, ago_s: u64) -> StatusMessage {
+        StatusMessage::Event(DeliveryEvent {
+            call_id: format!("voice-{call}"),
+            status,
+            at_ms: NOW_MS - ago_s * 1_000,
+        })
+    }
+
+    async fn run_redialling(dispatch: &Redialling, messages: &[StatusMessage]) -> Vec<Fate> {
+        let ids: Vec<String> = (0..messages.len()).map(|i| format!("m{i}")).collect();
+        let records: Vec<Record<'_>> = ids
+            .iter()
+            .map(|id| Record {
+                message_id: id,
+                ..Record::default()
+            })
+            .collect();
+        let report = dispatch
+            .run(&records, messages, wall() + Duration::from_secs(30))
+            .await;
+        report.outcomes.iter().map(|o| o.fate).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redialled_status_queues_the_next_call_an_interval_after_its_final_event_and_holds_the_outcome(
+    ) {
+        use crate::core::redial::RedialOn;
+        let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::NoAnswer], 3, 120);
+        place_call(&ledger, 1, &policy).await;
+        // The final event came 20 s ago: the next call is due in 100 s.
+        assert_eq!(
+            run_redialling(&dispatch, &[ended(1, CallStatus::NoAnswer, 20)]).await,
+            [Fate::Sent]
+        );
+        assert_eq!(
+            calls.0.lock().unwrap().clone(),
+            [(
+                2,
+                "order-42".to_owned(),
+                NOW_MS - 60_000,
+                Duration::from_secs(100),
+                None
+            )]
+        );
+        assert!(
+            bus.published.lock().unwrap().is_empty(),
+            "held back while a redial may come"
+        );
+        // The same event again, and again once call 2 is claimed: no second redial of call 1.
+        place_call(&ledger, 2, &policy).await;
+        run_redialling(&dispatch, &[ended(1, CallStatus::NoAnswer, 20)]).await;
+        assert_eq!(calls.0.lock().unwrap().len(), 1);
+        // Call 2 answered: reached, with both calls, and the kept body removed.
+        run_redialling(
+            &dispatch,
+            &[
+                ended(2, CallStatus::Answered, 5),
+                ended(2, CallStatus::Completed, 1),
+            ],
+        )
+        .await;
+        let published = bus.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "{published:?}");
+        let detail: serde_json::Value = serde_json::from_str(&published[0]).unwrap();
+        assert_eq!(detail["outcome"], "reached");
+        assert_eq!(detail["sqsMessageId"], "sqs-1", "the request's own ids");
+        let statuses: Vec<&str> = detail["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["NO_ANSWER", "ANSWERED"]);
+        assert_eq!(
+            ledger.request("order-42").await.unwrap().unwrap().keep,
+            None
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_call_the_policy_allows_ends_the_request_unreached_with_every_call() {
+        use crate::core::redial::RedialOn;
+        let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Busy], 2, 60);
+        place_call(&ledger, 1, &policy).await;
+        place_call(&ledger, 2, &policy).await;
+        run_redialling(&dispatch, &[ended(1, CallStatus::Busy, 300)]).await;
+        assert!(
+            calls.0.lock().unwrap().is_empty(),
+            "call 2 is placed already"
+        );
+        run_redialling(&dispatch, &[ended(2, CallStatus::Busy, 1)]).await;
+        assert!(calls.0.lock().unwrap().is_empty());
+        let published = bus.published.lock().unwrap().clone();
+        let detail: serde_json::Value = serde_json::from_str(&published[0]).unwrap();
+        assert_eq!(detail["outcome"], "unreached");
+        assert_eq!(detail["reason"], "CallsUsedUp");
+        assert_eq!(detail["calls"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_redial_starts_past_the_time_to_live_and_a_long_interval_is_kept_by_the_call_path() {
+        use crate::core::redial::RedialOn;
+        // First sent 60 s ago with a 3,600 s time to live: a 3,541 s interval ends past it.
+        let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Failed], 5, 3_541);
+        place_call(&ledger, 1, &policy).await;
+        run_redialling(&dispatch, &[ended(1, CallStatus::Failed, 0)]).await;
+        assert!(calls.0.lock().unwrap().is_empty());
+        let published = bus.published.lock().unwrap().clone();
+        let detail: serde_json::Value = serde_json::from_str(&published[0]).unwrap();
+        assert_eq!(
+            (detail["outcome"].as_str(), detail["reason"].as_str()),
+            (Some("unreached"), Some("TimeToLive"))
+        );
+
+        // 1,800 s: SQS delays 900 s, and the call path keeps it until its time.
+        let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Failed], 5, 1_800);
+        place_call(&ledger, 1, &policy).await;
+        run_redialling(&dispatch, &[ended(1, CallStatus::Failed, 0)]).await;
+        assert_eq!(
+            calls.0.lock().unwrap().clone(),
+            [(
+                2,
+                "order-42".to_owned(),
+                NOW_MS - 60_000,
+                Duration::from_secs(900),
+                Some(NOW_MS + 1_800_000)
+            )]
+        );
+        assert!(bus.published.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_final_status_there_is_no_redial_and_the_wait_ends_it_unknown() {
+        use crate::core::redial::RedialOn;
+        let (dispatch, ledger, bus, calls, policy) = redialling(&RedialOn::ALL, 5, 60);
+        place_call(&ledger, 1, &policy).await;
+        let due = StatusMessage::Check(Check {
+            outcome_key: "order-42".into(),
+            request_key: "order-42".into(),
+            due_ms: NOW_MS,
+            delay: Duration::ZERO,
+        });
+        run_redialling(&dispatch, &[due]).await;
+        assert!(calls.0.lock().unwrap().is_empty());
+        let published = bus.published.lock().unwrap().clone();
+        assert!(
+            published[0].contains("\"outcome\":\"unknown\""),
+            "{}",
+            published[0]
+        );
     }
 }

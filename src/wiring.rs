@@ -8,7 +8,7 @@ use crate::adapters::dynamodb::DynamoLedger;
 use crate::adapters::eventbridge::EventBridgeOutcomes;
 use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
-use crate::adapters::sqs::{SqsCheckQueue, SqsDeadLetterQueue, SqsRedelivery};
+use crate::adapters::sqs::{SqsCallQueue, SqsCheckQueue, SqsDeadLetterQueue, SqsRedelivery};
 use crate::adapters::tls::{https_client, TlsRoots};
 use crate::app::VoiceDispatch;
 use crate::config::{Backend, Config, FailoverConfig, MetricsSettings, Roots};
@@ -36,6 +36,7 @@ pub type Status = StatusDispatch<
     SqsCheckQueue,
     SqsDeadLetterQueue,
     SqsRedelivery,
+    Option<SqsCallQueue>,
 >;
 
 /// The endpoint overrides that are set but empty, by name. The template declares them empty
@@ -289,8 +290,15 @@ pub fn status_dispatch_with(
             DynamoLedger::recording_calls(dynamodb, table),
             EventBridgeOutcomes::new(eventbridge, outcomes.event_bus.clone()),
             SqsCheckQueue::new(sqs.clone(), outcomes.status_queue_url.clone()),
-            settlement(config, sqs).with_clock(Arc::clone(&clock)),
+            settlement(config, sqs.clone()).with_clock(Arc::clone(&clock)),
             config.idempotency_ttl,
+        )
+        .with_redial(
+            config
+                .redial
+                .call_queue_url
+                .clone()
+                .map(|url| SqsCallQueue::new(sqs, url)),
         )
         .with_clock(clock)
         .with_metrics(config.metrics.as_ref().map(metrics_context)),
@@ -328,6 +336,13 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
         attempt_timeout: config.send_attempt_timeout,
         on_unknown: config.on_unknown_outcome,
         ledger_ttl: config.idempotency_ttl,
+        // Redial needs the status path (outcomes on) and the ledger: init refuses REDIAL_ON
+        // without them, and a message's own `Redial` is then called once.
+        redial: config
+            .redial
+            .available()
+            .filter(|_| config.outcomes.is_some() && config.idempotency_table.is_some())
+            .cloned(),
         ..EngineSettings::default()
     }
 }

@@ -392,6 +392,60 @@ def check_outcomes(template, expect):
     )
 
 
+def check_redial(template, expect):
+    """Redial: the status role may put a request back on the call queue, and only that queue;
+    both functions are told the policy; FIFO stacks and stacks without outcomes refuse it."""
+    on = translate(template, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2", "RedialOn": "BUSY,NO_ANSWER"})
+    expect(not role_problems(on), "redial on: least privilege")
+    sends = {r for a, r in role_grants(on, "StatusRole") if a == "sqs:SendMessage"}
+    expect(
+        any("CallQueue" in r for r in sends) and not any("DeadLetterQueue'" in r and "Status" not in r for r in sends),
+        "redial on: the status role may send to the call queue (and no other queue of the call path)",
+    )
+    for name in ("VoiceDispatchFunction", "StatusFunction"):
+        env = environment(on, name)
+        expect(
+            env.get("REDIAL_ON") == "BUSY,NO_ANSWER" and "CallQueue" in str(env.get("CALL_QUEUE_URL")),
+            f"redial on: {name} is told the policy and the call queue",
+        )
+    fifo = translate(template, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2", "Fifo": "true"})
+    expect(
+        not any("CallQueue" in r for a, r in role_grants(fifo, "StatusRole") if a == "sqs:SendMessage")
+        and environment(fifo, "StatusFunction").get("CALL_QUEUE_URL") == "",
+        "outcomes on a FIFO stack: no redial, so no call queue for the status role",
+    )
+    refused = lambda params: "RedialNeedsOutcomesOnAStandardQueue" in refused_by_rules(template, params)
+    expect(refused({"RedialOn": "BUSY"}), "redial without outcomes: refused by the Rules")
+    expect(
+        refused({"RedialOn": "BUSY", "OutcomeEventBusName": "outcomes", "VoiceApi": "v2", "Fifo": "true"}),
+        "redial on a FIFO stack: refused by the Rules",
+    )
+    expect(
+        not refused({"RedialOn": "BUSY", "OutcomeEventBusName": "outcomes", "VoiceApi": "v2"}),
+        "redial with outcomes on a standard stack: accepted",
+    )
+    # The checks can fail: a status role without its redial grant, or with it on every queue.
+    stripped = copy.deepcopy(template)
+    statements = stripped["Resources"]["StatusRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    statements["Statement"] = [
+        st for st in statements["Statement"] if not (isinstance(st, dict) and "Fn::If" in st)
+    ]
+    gone = translate(stripped, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2", "RedialOn": "BUSY"})
+    expect(
+        role_gaps(gone, "StatusRole", [("sqs:SendMessage", "CallQueue")]),
+        "the needs check catches a status role that cannot redial",
+    )
+    wide = copy.deepcopy(template)
+    for statement in wide["Resources"]["StatusRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            statement["Fn::If"][1]["Resource"] = "*"
+    widened = translate(wide, {"OutcomeEventBusName": "outcomes", "VoiceApi": "v2", "RedialOn": "BUSY"})
+    expect(
+        any("sqs:SendMessage" in p for p in role_problems(widened)),
+        "the least-privilege check catches a redial grant on every queue",
+    )
+
+
 def check(template):
     failures = []
 
@@ -587,6 +641,7 @@ def check(template):
         "ledger off: no DynamoDB statement",
     )
     check_outcomes(template, expect)
+    check_redial(template, expect)
 
     # The checks can fail: SAM's generated role, a window on a FIFO source, a role without
     # a statement the function needs.

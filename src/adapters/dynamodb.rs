@@ -36,6 +36,13 @@ const VOICE_MESSAGE_ID: &str = "voice_message_id";
 const SQS_MESSAGE_ID: &str = "sqs_message_id";
 const IDEMPOTENCY_KEY: &str = "idempotency_key";
 const REGION: &str = "region";
+/// With redial on, what the status path needs to call again: the body (the only copy of a
+/// number and text anywhere, encrypted at rest, removed with the request's outcome or by the
+/// table's TTL), the policy, the first send and the time to live.
+const REDIAL_BODY: &str = "redial_body";
+const REDIAL_POLICY: &str = "redial_policy";
+const FIRST_SENT: &str = "first_sent";
+const REQUEST_TTL: &str = "request_ttl";
 /// On a call's item: the key of the request that placed it.
 const REQUEST_KEY: &str = "request_key";
 
@@ -193,6 +200,12 @@ fn request_item(claim: &Claim, entry: &Entry, recording: bool) -> HashMap<String
         &claim.key
     };
     item.insert(IDEMPOTENCY_KEY.to_owned(), s(named));
+    if let Some(keep) = &claim.keep {
+        item.insert(REDIAL_BODY.to_owned(), s(&keep.body));
+        item.insert(REDIAL_POLICY.to_owned(), s(&keep.policy.encode()));
+        item.insert(FIRST_SENT.to_owned(), n(keep.first_sent_ms));
+        item.insert(REQUEST_TTL.to_owned(), n(keep.ttl.as_secs()));
+    }
     item
 }
 

@@ -10,7 +10,8 @@ use crate::adapters::sqs_event;
 use crate::adapters::status_event::{recognise, StatusMessage};
 use crate::app::{ArmTimers, VoiceDispatch};
 use crate::core::ports::{
-    CheckQueue, DeadLetterQueue, Ledger, OutcomeBus, OutcomeLedger, RedeliveryDelay, VoiceSender,
+    CallQueue, CheckQueue, DeadLetterQueue, Ledger, OutcomeBus, OutcomeLedger, RedeliveryDelay,
+    VoiceSender,
 };
 use crate::core::record::Record;
 use crate::core::report::BatchReport;
@@ -65,9 +66,9 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
 /// valid or not) to the call path, as without outcomes. So a body shaped like a timer on the
 /// call queue is a bad call, never a status message under the call function's role. Both
 /// paths run against the same deadline; the answer lists what either keeps.
-pub async fn handle_routed<C, O, B, Q, D, R>(
+pub async fn handle_routed<C, O, B, Q, D, R, K>(
     calls: &C,
-    status: &StatusDispatch<O, B, Q, D, R>,
+    status: &StatusDispatch<O, B, Q, D, R, K>,
     status_queue_url: &str,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, EventError>
@@ -78,6 +79,7 @@ where
     Q: CheckQueue,
     D: DeadLetterQueue,
     R: RedeliveryDelay,
+    K: CallQueue,
 {
     let deadline = deadline_of(event.context.deadline);
     let records = records_of(&event.payload)

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::core::delivery::{DeliveryEvent, Fix, Fixed, RecordedCall, RequestState, StoredOutcome};
 use crate::core::ledger::{may_claim, Claim, Entry, Finish, RequestIds, Status};
 use crate::core::ports::{ClaimAnswer, Ledger, OutcomeLedger, PortError};
+use crate::core::redial::Keep;
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
@@ -21,7 +22,7 @@ pub struct MemoryLedger {
 
 #[derive(Debug, Default)]
 struct Outcomes {
-    requests: HashMap<String, (RequestIds, Option<String>)>,
+    requests: HashMap<String, (RequestIds, Option<String>, Option<Keep>)>,
     calls: HashMap<String, RecordedCall>,
     fixed: HashMap<String, StoredOutcome>,
 }
@@ -67,9 +68,10 @@ impl Ledger for MemoryLedger {
             return Ok(ClaimAnswer::Refused(standing.clone()));
         }
         let replaced = entries.insert(claim.key.clone(), claim.entry.clone());
-        self.outcomes()
-            .requests
-            .insert(claim.key.clone(), (claim.request.clone(), None));
+        self.outcomes().requests.insert(
+            claim.key.clone(),
+            (claim.request.clone(), None, claim.keep.clone()),
+        );
         Ok(ClaimAnswer::Claimed { replaced })
     }
 
@@ -93,9 +95,14 @@ impl Ledger for MemoryLedger {
                 entry.claim_id = claim.entry.claim_id.clone();
                 entry.voice_message_id = voice_message_id.clone();
                 let mut outcomes = self.outcomes();
-                outcomes
+                let kept = outcomes
                     .requests
-                    .insert(claim.key.clone(), (claim.request.clone(), region.clone()));
+                    .get(&claim.key)
+                    .and_then(|(_, _, keep)| keep.clone());
+                outcomes.requests.insert(
+                    claim.key.clone(),
+                    (claim.request.clone(), region.clone(), kept),
+                );
                 if let Some(id) = voice_message_id {
                     outcomes
                         .calls
@@ -157,7 +164,7 @@ impl OutcomeLedger for MemoryLedger {
         let Some(entry) = self.entry(key) else {
             return Ok(None);
         };
-        let (ids, region) = self
+        let (ids, region, keep) = self
             .outcomes()
             .requests
             .get(key)
@@ -168,6 +175,7 @@ impl OutcomeLedger for MemoryLedger {
             call_id: entry.voice_message_id,
             ids,
             region,
+            keep,
         }))
     }
 
@@ -191,6 +199,14 @@ impl OutcomeLedger for MemoryLedger {
             },
         );
         Ok(Fixed::Written)
+    }
+
+    async fn forget(&self, request_key: &str) -> Result<(), PortError> {
+        self.check_up()?;
+        if let Some((_, _, keep)) = self.outcomes().requests.get_mut(request_key) {
+            *keep = None;
+        }
+        Ok(())
     }
 
     async fn published(&self, outcome_key: &str) -> Result<(), PortError> {

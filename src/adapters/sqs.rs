@@ -14,11 +14,15 @@ use aws_sdk_sqs::Client;
 use futures::StreamExt;
 
 use crate::adapters::status_event::check_body;
+use crate::core::dead_letter::FIRST_SENT_ATTRIBUTE;
 use crate::core::dead_letter::REASON_ATTRIBUTE;
 use crate::core::delivery::Check;
 use crate::core::ports::{
-    CheckQueue, DeadLetter, DeadLetterQueue, PortError, RedeliveryDelay, VisibilityDelay,
+    CallQueue, CheckQueue, DeadLetter, DeadLetterQueue, PortError, RedeliveryDelay, Redial,
+    VisibilityDelay,
 };
+use crate::core::redial;
+
 use crate::core::record::Attribute;
 
 /// SQS batch calls take at most 10 entries.
@@ -289,6 +293,60 @@ impl CheckQueue for SqsCheckQueue {
             .into_iter()
             .flatten()
             .collect()
+    }
+}
+
+/// The call queue, where the status path puts a redial: the request's body, and in the
+/// attributes reserved for it the call's number, the request's ledger key, the request's
+/// first send (so its time to live counts from it) and, past SQS's longest delay, when it is
+/// due.
+pub struct SqsCallQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsCallQueue {
+    pub fn new(client: Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+}
+
+fn typed(data_type: &str, value: String) -> Result<MessageAttributeValue, PortError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|err| PortError::Invalid(err.to_string()))
+}
+
+impl CallQueue for SqsCallQueue {
+    async fn redial(&self, redial: &Redial<'_>) -> Result<(), PortError> {
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(redial.body)
+            .delay_seconds(redial.delay.as_secs_f64().ceil().min(900.0) as i32)
+            .message_attributes(
+                redial::CALL_ATTRIBUTE,
+                typed("Number", redial.call.to_string())?,
+            )
+            .message_attributes(
+                redial::REQUEST_ATTRIBUTE,
+                typed("String", redial.request_key.to_owned())?,
+            )
+            .message_attributes(
+                FIRST_SENT_ATTRIBUTE,
+                typed("Number", redial.first_sent_ms.to_string())?,
+            );
+        if let Some(at_ms) = redial.kept_until_ms {
+            send =
+                send.message_attributes(redial::AT_ATTRIBUTE, typed("Number", at_ms.to_string())?);
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|error| PortError::Call(sentence("SQS SendMessage", &error)))
     }
 }
 

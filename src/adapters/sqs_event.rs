@@ -8,6 +8,7 @@ use aws_lambda_events::sqs::SqsMessage;
 
 use crate::core::dead_letter::FIRST_SENT_ATTRIBUTE;
 use crate::core::record::{Attribute, Record};
+use crate::core::redial::{self, CallOf};
 
 /// The core's record for `message`, whose id is `message_id` (checked by the caller).
 pub fn record_of<'a>(message: &'a SqsMessage, message_id: &'a str) -> Record<'a> {
@@ -37,6 +38,7 @@ pub fn record_of<'a>(message: &'a SqsMessage, message_id: &'a str) -> Record<'a>
         receipt_handle: message.receipt_handle.as_deref(),
         first_received_at: first_received_at(message),
         first_sent_at: first_sent_at(message),
+        redial: redial_of(message),
         attributes,
     }
 }
@@ -52,6 +54,36 @@ pub fn first_sent_at(message: &SqsMessage) -> Option<SystemTime> {
         .and_then(|ms| ms.trim().parse::<u64>().ok())
         .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
+
+/// Which call of which request a redial is, from the attributes the status path sets on it
+/// (`DispatchRedialCall`, a `Number` from 2 to 5; `DispatchRedialRequest`, a `String`, the
+/// request's ledger key; `DispatchRedialAt`, a `Number`, when its interval is longer than
+/// SQS's longest delay). Both of the first two or none: a record without them is a first call.
+pub fn redial_of(message: &SqsMessage) -> Option<CallOf<'_>> {
+    let attribute = |name: &str, data_type: &str| {
+        message
+            .message_attributes
+            .get(name)
+            .filter(|attribute| attribute.data_type.as_deref() == Some(data_type))
+            .and_then(|attribute| attribute.string_value.as_deref())
+    };
+    let call = attribute(redial::CALL_ATTRIBUTE, "Number")?
+        .trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|call| (2..=redial::MAX_CALLS).contains(call))?;
+    let request_key = attribute(redial::REQUEST_ATTRIBUTE, "String")
+        .filter(|key| !key.is_empty() && key.len() <= MAX_REQUEST_KEY_BYTES)?;
+    let at_ms = attribute(redial::AT_ATTRIBUTE, "Number").and_then(|ms| ms.trim().parse().ok());
+    Some(CallOf {
+        call,
+        request_key,
+        at_ms,
+    })
+}
+
+/// The longest request key a redial names: a stored key is at most 512 bytes, or a hash.
+const MAX_REQUEST_KEY_BYTES: usize = 600;
 
 /// How many times SQS has delivered the record, this delivery included.
 pub fn receive_count(message: &SqsMessage) -> Option<u32> {
@@ -254,5 +286,56 @@ mod tests {
             fifo_group(&message("arn:aws:sqs:us-east-1:1:q", attrs)),
             None
         );
+    }
+
+    #[test]
+    fn a_redial_is_known_by_its_reserved_attributes_and_nothing_less() {
+        let with = |attributes: serde_json::Value| -> SqsMessage {
+            serde_json::from_value(serde_json::json!({
+                "messageId": "m", "messageAttributes": attributes
+            }))
+            .unwrap()
+        };
+        let call = |value: &str| serde_json::json!({"stringValue": value, "dataType": "Number"});
+        let key = serde_json::json!({"stringValue": "order-42", "dataType": "String"});
+        let m = with(serde_json::json!({
+            "DispatchRedialCall": call("3"), "DispatchRedialRequest": key,
+            "DispatchRedialAt": call("1796500000000")
+        }));
+        assert_eq!(
+            redial_of(&m),
+            Some(CallOf {
+                call: 3,
+                request_key: "order-42",
+                at_ms: Some(1_796_500_000_000)
+            })
+        );
+        assert_eq!(record_of(&m, "m").ledger_key(), "redial#3#order-42");
+        for (name, attributes) in [
+            (
+                "no request",
+                serde_json::json!({"DispatchRedialCall": call("2")}),
+            ),
+            ("no call", serde_json::json!({"DispatchRedialRequest": key})),
+            (
+                "call 1",
+                serde_json::json!({"DispatchRedialCall": call("1"), "DispatchRedialRequest": key}),
+            ),
+            (
+                "call 6",
+                serde_json::json!({"DispatchRedialCall": call("6"), "DispatchRedialRequest": key}),
+            ),
+            (
+                "a String call",
+                serde_json::json!({
+                    "DispatchRedialCall": {"stringValue": "2", "dataType": "String"},
+                    "DispatchRedialRequest": key
+                }),
+            ),
+        ] {
+            let m = with(attributes);
+            assert_eq!(redial_of(&m), None, "{name}");
+            assert_eq!(record_of(&m, "m").ledger_key(), "m", "{name}");
+        }
     }
 }

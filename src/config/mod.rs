@@ -5,10 +5,12 @@ use std::time::Duration;
 
 pub mod failover;
 pub mod outcomes;
+pub mod redial;
 pub mod variables;
 
 pub use failover::FailoverConfig;
 pub use outcomes::OutcomesConfig;
+pub use redial::RedialConfig;
 
 use crate::core::backoff::{Backoff, MAX_VISIBILITY_SECONDS};
 use crate::core::breaker::BreakerSettings;
@@ -77,6 +79,8 @@ pub struct Config {
     pub outcomes: Option<OutcomesConfig>,
     /// How long a placed call's final event is waited for (`OUTCOME_WAIT_SECONDS`).
     pub outcome_wait: Duration,
+    /// Redial (`REDIAL_ON`, `REDIAL_MAX_CALLS`, `REDIAL_INTERVAL_SECONDS`, `CALL_QUEUE_URL`).
+    pub redial: RedialConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,6 +148,10 @@ impl Default for Config {
             failover: None,
             outcomes: None,
             outcome_wait: crate::core::outcome_timer::DEFAULT_OUTCOME_WAIT,
+            redial: RedialConfig {
+                defaults: crate::core::redial::RedialPolicy::default(),
+                call_queue_url: None,
+            },
         }
     }
 }
@@ -208,6 +216,13 @@ impl Config {
         let (send_rate, failover) = read_regions(&get, &voice)?;
         let (outcomes, outcome_wait) = outcomes::read_outcomes(&get)?;
         let base = Self::default();
+        let message_ttl = seconds(
+            MESSAGE_TTL_SECONDS,
+            get(MESSAGE_TTL_SECONDS),
+            MIN_TTL_SECONDS..=MAX_CONFIGURED_TTL_SECONDS,
+            base.message_ttl,
+        )?;
+        let redial = redial::read_redial(&get, message_ttl)?;
         Ok(Self {
             warnings: [backoff_warning, voice.warning]
                 .into_iter()
@@ -232,16 +247,12 @@ impl Config {
                 .transpose()?,
             breaker: read_breaker(&get, backoff)?,
             backoff,
-            message_ttl: seconds(
-                MESSAGE_TTL_SECONDS,
-                get(MESSAGE_TTL_SECONDS),
-                MIN_TTL_SECONDS..=MAX_CONFIGURED_TTL_SECONDS,
-                base.message_ttl,
-            )?,
+            message_ttl,
             send_rate,
             failover,
             outcomes,
             outcome_wait,
+            redial,
             max_attempts: ranged(
                 SEND_MAX_ATTEMPTS,
                 get(SEND_MAX_ATTEMPTS),
@@ -957,6 +968,28 @@ pub(crate) mod tests {
                         "https://sqs.us-east-1.amazonaws.com/123456789012/status",
                     )
                 });
+            }
+            // Redial goes with outcomes, the ledger and the call queue.
+            if variable.name.starts_with("REDIAL_") || variable.name == redial::CALL_QUEUE_URL {
+                context.extend([
+                    (IDEMPOTENCY_TABLE_NAME, "ledger"),
+                    (IDEMPOTENCY_TTL_SECONDS, "86400"),
+                    (
+                        DEAD_LETTER_QUEUE_URL,
+                        "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+                    ),
+                    (outcomes::OUTCOME_EVENT_BUS_NAME, "outcomes"),
+                    (
+                        outcomes::STATUS_QUEUE_URL,
+                        "https://sqs.us-east-1.amazonaws.com/123456789012/status",
+                    ),
+                ]);
+                if variable.name != redial::CALL_QUEUE_URL {
+                    context.push((
+                        redial::CALL_QUEUE_URL,
+                        "https://sqs.us-east-1.amazonaws.com/123456789012/calls",
+                    ));
+                }
             }
             // Under SAM local, a stack's own logical ID is not configured.
             match variable.name {

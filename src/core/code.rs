@@ -95,6 +95,10 @@ codes! {
     CallNotRecorded: "an event for a call the ledger does not know yet: it may have overtaken the `SENT` write",
     OutcomeNotPublished: "the request's outcome is fixed but EventBridge did not take it yet",
     TimerNotArmed: "the request's outcome timer could not be armed on the status queue",
+    // Redial.
+    RedialScheduled: "a redial whose interval is longer than SQS's longest delay: kept until its time (INFO)",
+    DailyLimit: "a redial refused for the recipient's daily call limit: the request ends `unreached`",
+    RedialNotQueued: "the request's next call could not be put on the call queue",
 }
 
 /// The codes table of `docs/fates.md`.
@@ -168,14 +172,17 @@ mod tests {
         ];
         let written: Vec<&str> = CODES.iter().map(|info| info.word).collect();
         assert_eq!(written[..WORDS.len()], WORDS);
-        // Then the status path's, added with delivery outcomes.
+        // Then the status path's, added with delivery outcomes, and redial's.
         assert_eq!(
             written[WORDS.len()..],
             [
                 "MalformedEvent",
                 "CallNotRecorded",
                 "OutcomeNotPublished",
-                "TimerNotArmed"
+                "TimerNotArmed",
+                "RedialScheduled",
+                "DailyLimit",
+                "RedialNotQueued"
             ]
         );
         for CodeInfo { code, word, .. } in CODES {

@@ -268,6 +268,10 @@ pub struct OutcomeDetail {
     /// For `not-placed` and `expired`: the function's code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// For `unreached` under a redial policy: why no call follows (`CallsUsedUp`,
+    /// `TimeToLive`, `DailyLimit`, `NotRedialled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     /// When the outcome was fixed, epoch milliseconds.
     pub decided_at: u64,
 }
@@ -323,6 +327,8 @@ pub struct RequestState {
     pub ids: crate::core::ledger::RequestIds,
     /// The Region that placed it (failover on).
     pub region: Option<String>,
+    /// What a redial needs, while one may still come (a first call whose policy redials).
+    pub keep: Option<crate::core::redial::Keep>,
 }
 
 /// An outcome as the ledger keeps it: the detail is stored as published, so every publish

@@ -72,6 +72,8 @@ pub struct Claim {
     pub on_unknown: UnknownOutcome,
     /// Who asked, as the request's outcome names it: stored at claim.
     pub request: RequestIds,
+    /// What a redial needs, kept with a first call whose policy redials.
+    pub keep: Option<crate::core::redial::Keep>,
 }
 
 /// The request's own ids, stored in clear with its claim so that its outcome can name them
@@ -173,11 +175,13 @@ const MAX_PLAIN_KEY_BYTES: usize = 512;
 /// a key is stored as its hash, like a long one.
 pub const CALL_PREFIX: &str = "call#";
 pub const OUTCOME_PREFIX: &str = "outcome#";
+/// A redial's own key: `redial#<call>#<request key>`.
+pub const REDIAL_PREFIX: &str = "redial#";
 const HASH_PREFIX: &str = "sha256:";
 
 /// The ledger's key for a record's idempotency key.
 pub fn stored_key(key: &str) -> String {
-    let reserved = [CALL_PREFIX, OUTCOME_PREFIX, HASH_PREFIX]
+    let reserved = [CALL_PREFIX, OUTCOME_PREFIX, REDIAL_PREFIX, HASH_PREFIX]
         .iter()
         .any(|prefix| key.starts_with(prefix));
     if key.len() <= MAX_PLAIN_KEY_BYTES && !reserved {
@@ -185,6 +189,25 @@ pub fn stored_key(key: &str) -> String {
     } else {
         format!("{HASH_PREFIX}{}", body_hash(key))
     }
+}
+
+/// The key of call `call` of the request `request_key` (a stored key): the request's own
+/// for its first call, one derived from it for each redial, so that each call is claimed
+/// once, whoever asks for it again.
+pub fn redial_key(request_key: &str, call: u8) -> String {
+    if call <= 1 {
+        request_key.to_owned()
+    } else {
+        format!("{REDIAL_PREFIX}{call}#{request_key}")
+    }
+}
+
+/// Which call of which request a call's key is: `(request key, call)`.
+pub fn call_of_key(key: &str) -> (&str, u8) {
+    key.strip_prefix(REDIAL_PREFIX)
+        .and_then(|rest| rest.split_once('#'))
+        .and_then(|(call, request)| Some((request, call.parse().ok()?)))
+        .unwrap_or((key, 1))
 }
 
 /// The item that finds a request by one of its calls (the call's `MessageId`).
@@ -201,6 +224,20 @@ pub fn outcome_key(request_key: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn each_call_of_a_request_has_its_own_key_that_names_the_request() {
+        assert_eq!(redial_key("order-42", 1), "order-42");
+        assert_eq!(redial_key("order-42", 3), "redial#3#order-42");
+        assert_eq!(call_of_key("redial#3#order-42"), ("order-42", 3));
+        assert_eq!(call_of_key("order-42"), ("order-42", 1));
+        let hashed = stored_key("sha256:x");
+        assert_eq!(call_of_key(&redial_key(&hashed, 2)), (hashed.as_str(), 2));
+        assert!(
+            stored_key("redial#2#order-42").starts_with("sha256:"),
+            "no producer key takes a redial's form"
+        );
+    }
+
     const NOW: u64 = 1_764_000_000_000;
 
     fn entry(status: Status, hash: &str) -> Entry {
@@ -216,6 +253,7 @@ mod tests {
 
     fn claim(on_unknown: UnknownOutcome) -> Claim {
         Claim {
+            keep: None,
             key: "k".into(),
             entry: Entry {
                 claim_id: "mine".into(),

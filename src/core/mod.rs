@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod calls;
 pub mod classify;
 pub mod clock;
 pub mod code;

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::core::calls::calls_of;
 use crate::core::clock::Clock;
 use crate::core::code::Code;
 use crate::core::delivery::{self, Check, Fix, Fixed, Outcome, OutcomeDetail};
 use crate::core::ledger::stored_key;
-use crate::core::ports::{detail_json, CheckQueue, OutcomeLedger};
+use crate::core::ports::{detail_json, CheckQueue, OutcomeLedger, PortError};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
+use crate::core::redial::Unreached;
 use crate::core::report::{BatchReport, Fate, RecordOutcome};
 
 /// `OUTCOME_WAIT_SECONDS`'s default: how long a placed call's final event is waited for.
@@ -31,8 +33,13 @@ pub struct OutcomeSettings {
 /// What the call path does for one record's request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Placed, maybe placed, or decided elsewhere: its timer waits for the final event.
-    Wait { key: String },
+    /// Placed, maybe placed, or decided elsewhere: its timer waits for the final event of
+    /// the call under `request_key` (the request's own key, or a redial's), for the outcome
+    /// under `outcome_key` (the request's).
+    Wait {
+        outcome_key: String,
+        request_key: String,
+    },
     /// Ended without a call: its outcome is fixed now if nothing may have placed it (the
     /// request's item under `request_key` is checked), then published at once.
     Unplaced {
@@ -40,15 +47,24 @@ pub enum Plan {
         request_key: Option<String>,
         outcome: Outcome,
         code: Code,
+        /// A redial that ended without a call: the request's calls before it are listed,
+        /// and its outcome is `unreached`.
+        redial: Option<u8>,
     },
 }
 
 /// The plan for a record the batch ends; `None` for one SQS will deliver again (or that the
 /// function did not end: no outcome until it does).
 pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
-    let key = || stored_key(&record.idempotency_key);
+    let key = || record.ledger_key();
+    let wait = || Plan::Wait {
+        outcome_key: record
+            .redial
+            .map_or_else(key, |call| call.request_key.to_owned()),
+        request_key: key(),
+    };
     match outcome.fate {
-        Fate::Sent | Fate::Duplicate if !outcome.held => Some(Plan::Wait { key: key() }),
+        Fate::Sent | Fate::Duplicate if !outcome.held => Some(wait()),
         _ if !outcome.dead_lettered => None,
         _ => {
             let code = outcome
@@ -57,9 +73,18 @@ pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
                 .map_or(Code::Unknown, |reason| reason.code.clone());
             match code {
                 // Maybe placed, or held by another delivery that decides it.
-                Code::OutcomeUnknown | Code::InProgressElsewhere | Code::Abandoned => {
-                    Some(Plan::Wait { key: key() })
-                }
+                Code::OutcomeUnknown | Code::InProgressElsewhere | Code::Abandoned => Some(wait()),
+                // A redial that ended without its call: the request was called before, and
+                // ends unreached.
+                _ if record.redial.is_some() => Some(Plan::Unplaced {
+                    outcome_key: record
+                        .redial
+                        .map_or_else(key, |call| call.request_key.to_owned()),
+                    request_key: Some(key()),
+                    outcome: Outcome::Unreached,
+                    code,
+                    redial: Some(record.call_number()),
+                }),
                 // The key is another body's, or the body never got as far as its key: this
                 // record's outcome is its own, under its SQS message id (so a bad second
                 // body under a used key still gets one).
@@ -74,15 +99,26 @@ pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
                     request_key: None,
                     outcome: Outcome::NotPlaced,
                     code,
+                    redial: None,
                 }),
                 _ => Some(Plan::Unplaced {
                     outcome_key: key(),
                     request_key: Some(key()),
                     outcome: delivery::unplaced(&code, outcome.fate == Fate::Expired),
                     code,
+                    redial: None,
                 }),
             }
         }
+    }
+}
+
+/// Why a redial that ended without its call ends its request.
+fn redial_end(code: &Code) -> Unreached {
+    match code {
+        Code::Expired => Unreached::TimeToLive,
+        Code::DailyLimit => Unreached::DailyLimit,
+        _ => Unreached::NotRedialled,
     }
 }
 
@@ -138,6 +174,48 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
         }
     }
 
+    /// The detail of an outcome fixed without a call; a redial's lists its request's
+    /// earlier calls and own ids, and why it ends.
+    async fn unplaced_detail(
+        &self,
+        plan: &Plan,
+        record: &Record<'_>,
+        outcome: &RecordOutcome,
+        now_ms: u64,
+    ) -> Result<OutcomeDetail, PortError> {
+        let Plan::Unplaced {
+            outcome_key,
+            outcome: fixed,
+            code,
+            redial,
+            ..
+        } = plan
+        else {
+            return Err(PortError::Invalid("a plan that waits fixes nothing".into()));
+        };
+        let mut detail = OutcomeDetail {
+            outcome_id: delivery::outcome_id(outcome_key),
+            outcome: *fixed,
+            idempotency_key: record.idempotency_key.clone().into_owned(),
+            sqs_message_id: outcome.message_id.clone(),
+            calls: Vec::new(),
+            code: Some(code.word().into_owned()),
+            reason: None,
+            decided_at: now_ms,
+        };
+        if let Some(call) = redial {
+            let (first, calls) =
+                calls_of(&self.ledger, outcome_key, call.saturating_sub(1), None).await?;
+            if let Some(first) = first {
+                detail.idempotency_key = first.ids.idempotency_key;
+                detail.sqs_message_id = first.ids.sqs_message_id;
+            }
+            detail.calls = calls;
+            detail.reason = Some(redial_end(code).as_str());
+        }
+        Ok(detail)
+    }
+
     /// The timer a plan arms: at once for an outcome fixed now (or one that stood), after
     /// the wait for one that waits for its final event.
     async fn check_for(
@@ -147,29 +225,27 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
         record: &Record<'_>,
         now_ms: u64,
     ) -> Check {
-        let waiting = |key: &str| Check {
-            outcome_key: key.to_owned(),
-            request_key: key.to_owned(),
+        let waiting = |outcome_key: &str, request_key: &str| Check {
+            outcome_key: outcome_key.to_owned(),
+            request_key: request_key.to_owned(),
             due_ms: now_ms + self.settings.wait.as_millis() as u64,
             delay: self.settings.wait.min(delivery::MAX_TIMER_DELAY),
         };
-        let (outcome_key, request_key, fixed, code) = match plan {
-            Plan::Wait { key } => return waiting(key),
+        let (outcome_key, request_key, fixed) = match plan {
+            Plan::Wait {
+                outcome_key,
+                request_key,
+            } => return waiting(outcome_key, request_key),
             Plan::Unplaced {
                 outcome_key,
                 request_key,
                 outcome,
-                code,
-            } => (outcome_key, request_key, outcome, code),
+                ..
+            } => (outcome_key, request_key, outcome),
         };
-        let detail = OutcomeDetail {
-            outcome_id: delivery::outcome_id(outcome_key),
-            outcome: *fixed,
-            idempotency_key: record.idempotency_key.clone().into_owned(),
-            sqs_message_id: outcome.message_id.clone(),
-            calls: Vec::new(),
-            code: Some(code.word().into_owned()),
-            decided_at: now_ms,
+        let Ok(detail) = self.unplaced_detail(plan, record, outcome, now_ms).await else {
+            // The request's earlier calls unread: the timer decides.
+            return waiting(outcome_key, request_key.as_deref().unwrap_or(outcome_key));
         };
         let fix = Fix {
             outcome_key,
@@ -181,19 +257,20 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             publishing_until_ms: 0,
             now_ms,
         };
+        let request_key = request_key.as_deref().unwrap_or(outcome_key);
         let now = Check {
             due_ms: now_ms,
             delay: Duration::ZERO,
-            ..waiting(outcome_key)
+            ..waiting(outcome_key, request_key)
         };
         match self.ledger.fix(&fix).await {
             Ok(Fixed::Written | Fixed::Standing(_)) => now,
             // Something may have placed it: its call's events (or the wait) decide.
-            Ok(Fixed::MaybePlaced) => waiting(outcome_key),
+            Ok(Fixed::MaybePlaced) => waiting(outcome_key, request_key),
             Err(error) => {
                 tracing::warn!(message_id = %outcome.message_id, error = %scrub_phone_numbers(&error.to_string()),
                     "the outcome could not be fixed now; its timer decides it after the wait");
-                waiting(outcome_key)
+                waiting(outcome_key, request_key)
             }
         }
     }
@@ -230,7 +307,8 @@ mod tests {
             assert_eq!(
                 plan(&ended(fate, None, false), &record()),
                 Some(Plan::Wait {
-                    key: "order-42".into()
+                    outcome_key: "order-42".into(),
+                    request_key: "order-42".into()
                 })
             );
         }
@@ -264,7 +342,8 @@ mod tests {
                 outcome_key: "order-42".into(),
                 request_key: Some("order-42".into()),
                 outcome: Outcome::NotPlaced,
-                code: refused
+                code: refused,
+                redial: None
             })
         );
         let expired = plan(&ended(Fate::Expired, Some(Code::Expired), true), &record());
@@ -279,7 +358,8 @@ mod tests {
             assert_eq!(
                 plan(&ended(Fate::Permanent, Some(code), true), &record()),
                 Some(Plan::Wait {
-                    key: "order-42".into()
+                    outcome_key: "order-42".into(),
+                    request_key: "order-42".into()
                 })
             );
         }
@@ -298,7 +378,8 @@ mod tests {
                     outcome_key: "sqs-1".into(),
                     request_key: None,
                     outcome: Outcome::NotPlaced,
-                    code
+                    code,
+                    redial: None
                 })
             );
         }
@@ -316,8 +397,44 @@ mod tests {
                 outcome_key: "sqs-1".into(),
                 request_key: None,
                 outcome: Outcome::NotPlaced,
-                code: Code::IdempotencyKeyReused
+                code: Code::IdempotencyKeyReused,
+                redial: None
             })
         );
+    }
+
+    #[test]
+    fn a_redial_waits_under_its_own_key_for_its_request_and_ends_it_unreached_without_a_call() {
+        let redial = Record {
+            redial: Some(crate::core::redial::CallOf {
+                call: 2,
+                request_key: "order-42",
+                at_ms: None,
+            }),
+            ..record()
+        };
+        assert_eq!(
+            plan(&ended(Fate::Sent, None, false), &redial),
+            Some(Plan::Wait {
+                outcome_key: "order-42".into(),
+                request_key: "redial#2#order-42".into()
+            })
+        );
+        for (code, fate, why) in [
+            (Code::Expired, Fate::Expired, Unreached::TimeToLive),
+            (Code::DailyLimit, Fate::Permanent, Unreached::DailyLimit),
+        ] {
+            assert_eq!(
+                plan(&ended(fate, Some(code.clone()), true), &redial),
+                Some(Plan::Unplaced {
+                    outcome_key: "order-42".into(),
+                    request_key: Some("redial#2#order-42".into()),
+                    outcome: Outcome::Unreached,
+                    code: code.clone(),
+                    redial: Some(2)
+                })
+            );
+            assert_eq!(redial_end(&code), why);
+        }
     }
 }

@@ -166,6 +166,50 @@ pub trait OutcomeLedger: Send + Sync {
 
     /// Marks a fixed outcome published.
     fn published(&self, outcome_key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Removes the body a request's item kept for a redial: its outcome is fixed.
+    fn forget(&self, request_key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A redial: the request's body put back on the call queue as its next call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redial<'a> {
+    pub body: &'a str,
+    /// 2 to 5.
+    pub call: u8,
+    /// The request's ledger key.
+    pub request_key: &'a str,
+    pub first_sent_ms: u64,
+    /// SQS's delay: the interval's rest, at most 900 s.
+    pub delay: std::time::Duration,
+    /// A call due later than SQS's longest delay: when (epoch milliseconds). The call path
+    /// keeps it until then.
+    pub kept_until_ms: Option<u64>,
+}
+
+/// The call queue, where a redial goes.
+pub trait CallQueue: Send + Sync {
+    fn redial(&self, redial: &Redial<'_>) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A call queue that may not be configured: without one, redial is off and nothing asks.
+impl<T: CallQueue> CallQueue for Option<T> {
+    async fn redial(&self, redial: &Redial<'_>) -> Result<(), PortError> {
+        match self {
+            Some(queue) => queue.redial(redial).await,
+            None => NoCallQueue.redial(redial).await,
+        }
+    }
+}
+
+/// No call queue: redial is off. Never called.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCallQueue;
+
+impl CallQueue for NoCallQueue {
+    async fn redial(&self, _redial: &Redial<'_>) -> Result<(), PortError> {
+        Err(PortError::Invalid("no call queue: redial is off".into()))
+    }
 }
 
 /// Where outcomes are published (EventBridge). One answer per detail, in order.
@@ -206,6 +250,10 @@ impl<T: OutcomeLedger> OutcomeLedger for std::sync::Arc<T> {
 
     fn published(&self, outcome_key: &str) -> impl Future<Output = Result<(), PortError>> + Send {
         self.as_ref().published(outcome_key)
+    }
+
+    fn forget(&self, request_key: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.as_ref().forget(request_key)
     }
 }
 

@@ -29,9 +29,25 @@ pub struct Record<'a> {
     /// When the request was first sent, from a dead letter's `DispatchFirstSent` carried
     /// back by a redrive (or set by the producer).
     pub first_sent_at: Option<SystemTime>,
+    /// Which call of which request this is, when it is a redial (its reserved attributes).
+    pub redial: Option<crate::core::redial::CallOf<'a>>,
 }
 
 impl Record<'_> {
+    /// The key the ledger claims for this record: its idempotency key as the ledger stores
+    /// it, or for a redial its call's own key, derived from the request's.
+    pub fn ledger_key(&self) -> String {
+        match &self.redial {
+            Some(call) => crate::core::ledger::redial_key(call.request_key, call.call),
+            None => crate::core::ledger::stored_key(&self.idempotency_key),
+        }
+    }
+
+    /// Which call of its request this record is: 1 unless it is a redial.
+    pub fn call_number(&self) -> u8 {
+        self.redial.map_or(1, |call| call.call)
+    }
+
     /// When the request was first sent: the earliest of its `SentTimestamp` and its
     /// `DispatchFirstSent`, so a producer can shorten a message's life, never extend it,
     /// and a redriven letter counts from the request's first send.

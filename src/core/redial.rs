@@ -1,4 +1,4 @@
-//! Redial's rules (issue 26; not wired yet): after a call's final status, whether the
+//! Redial's rules: after a call's final status, whether the
 //! request is called again, when, or which outcome it ends with. Pure: what the status path
 //! does with the answer (putting the request back on the call queue, fixing the outcome) is
 //! the use case's.
@@ -75,6 +75,98 @@ impl Default for RedialPolicy {
     }
 }
 
+/// A message's own `Redial` member: what it gives overrides the function's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedialOverride {
+    pub on: Option<Vec<RedialOn>>,
+    pub max_calls: Option<u8>,
+    pub interval: Option<Duration>,
+}
+
+impl RedialPolicy {
+    /// The policy of a message: its own `Redial` over these defaults.
+    pub fn with(&self, own: Option<&RedialOverride>) -> RedialPolicy {
+        let Some(own) = own else {
+            return self.clone();
+        };
+        RedialPolicy {
+            on: own.on.clone().unwrap_or_else(|| self.on.clone()),
+            max_calls: own.max_calls.unwrap_or(self.max_calls),
+            interval: own.interval.unwrap_or(self.interval),
+        }
+    }
+
+    /// Whether any call of a request under this policy may be followed by another.
+    pub fn redials(&self) -> bool {
+        !self.on.is_empty() && self.max_calls > 1
+    }
+
+    /// The policy as the ledger keeps it with the request: `BUSY,NO_ANSWER;3;120`.
+    pub fn encode(&self) -> String {
+        let on: Vec<&str> = self.on.iter().map(|on| on.as_str()).collect();
+        format!(
+            "{};{};{}",
+            on.join(","),
+            self.max_calls,
+            self.interval.as_secs()
+        )
+    }
+
+    /// Reads back [`RedialPolicy::encode`]; `None` for anything else.
+    pub fn decode(text: &str) -> Option<RedialPolicy> {
+        let mut parts = text.split(';');
+        let on = parts.next()?;
+        let max_calls = parts.next()?.parse().ok()?;
+        let interval = Duration::from_secs(parts.next()?.parse().ok()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let on = if on.is_empty() {
+            Vec::new()
+        } else {
+            on.split(',')
+                .map(RedialOn::parse)
+                .collect::<Option<Vec<_>>>()?
+        };
+        Some(RedialPolicy {
+            on,
+            max_calls,
+            interval,
+        })
+    }
+}
+
+/// What the ledger keeps with a request whose policy redials, while a redial may still come:
+/// the status path needs it to call again (the body is the only copy of the number and
+/// text, encrypted at rest, removed with the request's outcome or by the table's TTL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keep {
+    pub body: String,
+    pub policy: RedialPolicy,
+    /// When the request was first sent, epoch milliseconds.
+    pub first_sent_ms: u64,
+    /// The request's time to live.
+    pub ttl: Duration,
+}
+
+/// Which call of which request a record is, from the attributes the status path sets on a
+/// redial (`DispatchRedialCall`, `DispatchRedialRequest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallOf<'a> {
+    /// 2 to [`MAX_CALLS`].
+    pub call: u8,
+    /// The request's ledger key (its first call's).
+    pub request_key: &'a str,
+    /// Not before this moment (epoch milliseconds): a redial whose interval is longer than
+    /// SQS's longest delay waits for it (`DispatchRedialAt`).
+    pub at_ms: Option<u64>,
+}
+
+/// The message attributes a redial carries: reserved for this, never to be set by a producer.
+pub const CALL_ATTRIBUTE: &str = "DispatchRedialCall";
+pub const REQUEST_ATTRIBUTE: &str = "DispatchRedialRequest";
+pub const AT_ATTRIBUTE: &str = "DispatchRedialAt";
+
 /// Why a request ends unreached while its policy would redial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreached {
@@ -86,6 +178,18 @@ pub enum Unreached {
     TimeToLive,
     /// The voice service refused the next call for the recipient's daily limit.
     DailyLimit,
+}
+
+impl Unreached {
+    /// Its word in the outcome's `reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreached::NotRedialled => "NotRedialled",
+            Unreached::CallsUsedUp => "CallsUsedUp",
+            Unreached::TimeToLive => "TimeToLive",
+            Unreached::DailyLimit => "DailyLimit",
+        }
+    }
 }
 
 /// What follows a call's final status.
@@ -238,6 +342,43 @@ mod tests {
             next(&busy, &ended(1, CallStatus::Busy, 3_001)),
             Next::Final(Outcome::Unreached, Some(Unreached::TimeToLive))
         );
+    }
+
+    #[test]
+    fn a_message_overrides_only_what_it_names() {
+        let defaults = policy(&[RedialOn::Busy], 3, 120);
+        assert_eq!(defaults.with(None), defaults);
+        let own = RedialOverride {
+            max_calls: Some(5),
+            ..RedialOverride::default()
+        };
+        assert_eq!(defaults.with(Some(&own)), policy(&[RedialOn::Busy], 5, 120));
+        let off = RedialOverride {
+            on: Some(Vec::new()),
+            ..RedialOverride::default()
+        };
+        assert!(
+            !defaults.with(Some(&off)).redials(),
+            "an empty On turns it off"
+        );
+        assert!(
+            !policy(&RedialOn::ALL, 1, 120).redials(),
+            "one call in all is no redial"
+        );
+    }
+
+    #[test]
+    fn the_policy_the_ledger_keeps_reads_back() {
+        for kept in [
+            policy(&RedialOn::ALL, 5, 86_400),
+            policy(&[RedialOn::NoAnswer], 2, 1),
+            RedialPolicy::default(),
+        ] {
+            assert_eq!(RedialPolicy::decode(&kept.encode()), Some(kept.clone()));
+        }
+        for bad in ["", "BUSY;3", "BUSY;x;1", "RINGING;2;1", "BUSY;2;1;9"] {
+            assert_eq!(RedialPolicy::decode(bad), None, "{bad}");
+        }
     }
 
     #[test]

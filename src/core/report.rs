@@ -178,6 +178,9 @@ pub struct RecordOutcome {
     /// Kept by SQS whatever its fate: its request's outcome timer could not be armed, and
     /// its next delivery arms it (delivery outcomes on).
     pub held: bool,
+    /// The message asked for a redial the function cannot make: called once
+    /// (`RedialUnavailable`).
+    pub redial_unavailable: bool,
 }
 
 impl RecordOutcome {
@@ -200,6 +203,7 @@ impl RecordOutcome {
             first_sent_at: None,
             signal: None,
             held: false,
+            redial_unavailable: false,
         }
     }
 

@@ -36,6 +36,15 @@ pub fn record_done(outcome: &RecordOutcome) {
             voice_message_id = outcome.voice_message_id.as_deref(),
             "record already sent by an earlier delivery: not called again"
         ),
+        // A redial kept until its time: as planned, not a failure.
+        Fate::Deferred if error_code == Some("RedialScheduled") => tracing::info!(
+            message_id = %outcome.message_id,
+            fate = outcome.fate.as_str(),
+            error_code,
+            reason,
+            receive_count = outcome.receive_count,
+            "redial kept until its time"
+        ),
         _ => tracing::warn!(
             message_id = %outcome.message_id,
             fate = outcome.fate.as_str(),

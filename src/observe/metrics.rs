@@ -18,7 +18,15 @@ use crate::core::classify::Signal;
 use crate::core::report::{BatchReport, Fate, RecordOutcome, FATES};
 
 /// What the status path counts besides each call's status and each outcome published.
-const STATUS_PATH_OWN: [&str; 3] = ["LateFinal", "UnrecordedCallEvent", "OutcomeNotPublished"];
+const STATUS_PATH_OWN: [&str; 4] = [
+    "LateFinal",
+    "UnrecordedCallEvent",
+    "OutcomeNotPublished",
+    "Redialled",
+];
+
+/// The call path's count of messages that asked for a redial the function cannot make.
+pub const REDIAL_UNAVAILABLE: &str = "RedialUnavailable";
 
 /// Every metric the status path writes: each call status's (`core::delivery`), each
 /// outcome's, and its own.
@@ -109,6 +117,17 @@ impl MetricsContext {
         }
         documents.extend(self.unsent_by_code(report, timestamp_ms));
         documents.extend(self.by_region(report, timestamp_ms));
+        // Only when a message asked: otherwise the documents are what they always were.
+        let unavailable = report
+            .outcomes
+            .iter()
+            .filter(|outcome| outcome.redial_unavailable)
+            .count();
+        if unavailable > 0 {
+            let mut document = self.document(timestamp_ms, &[], &[(REDIAL_UNAVAILABLE, "Count")]);
+            document[REDIAL_UNAVAILABLE] = json!(unavailable);
+            documents.push(document);
+        }
         documents
     }
 
@@ -553,10 +572,10 @@ mod tests {
 
     #[test]
     fn the_status_path_names_every_count_it_can_make_even_at_zero() {
-        // Seven call statuses, five outcomes and its own three, each named once.
+        // Seven call statuses, five outcomes and its own four, each named once.
         let names = status_path_metrics();
         let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
-        assert_eq!((names.len(), unique.len()), (15, 15), "{names:?}");
+        assert_eq!((names.len(), unique.len()), (16, 16), "{names:?}");
         let context = MetricsContext {
             namespace: "VoiceDispatch".into(),
             function_name: "f".into(),

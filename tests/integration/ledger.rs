@@ -22,6 +22,7 @@ const NOW_MS: u64 = 1_764_000_000_000;
 
 fn claim(key: &str, body: &str, claim_id: &str, now_ms: u64, on_unknown: UnknownOutcome) -> Claim {
     Claim {
+        keep: None,
         key: key.to_owned(),
         entry: Entry {
             status: Status::InProgress,

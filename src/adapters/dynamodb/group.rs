@@ -476,6 +476,7 @@ mod tests {
 
     fn claim(key: &str, claim_id: &str) -> Claim {
         Claim {
+            keep: None,
             key: key.to_owned(),
             entry: Entry {
                 status: Status::InProgress,

@@ -21,14 +21,15 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    failed, n, s, DynamoLedger, EXPIRATION, ID, IDEMPOTENCY_KEY, REGION, REQUEST_KEY,
-    SQS_MESSAGE_ID, STATUS, VOICE_MESSAGE_ID,
+    failed, n, s, DynamoLedger, EXPIRATION, FIRST_SENT, ID, IDEMPOTENCY_KEY, REDIAL_BODY,
+    REDIAL_POLICY, REGION, REQUEST_KEY, REQUEST_TTL, SQS_MESSAGE_ID, STATUS, VOICE_MESSAGE_ID,
 };
 use crate::core::delivery::{
     CallStatus, DeliveryEvent, Fix, Fixed, Outcome, RecordedCall, RequestState, StoredOutcome,
 };
 use crate::core::ledger::{call_key, outcome_key, RequestIds, Status};
 use crate::core::ports::{OutcomeLedger, PortError};
+use crate::core::redial::{Keep, RedialPolicy};
 
 const FINAL_STATUS: &str = "final_status";
 const FINAL_AT: &str = "final_at";
@@ -69,6 +70,16 @@ fn recorded(call_id: &str, item: &Item, newly: bool) -> Option<RecordedCall> {
         status,
         at_ms,
         newly,
+    })
+}
+
+/// What a request's item keeps for a redial, when it keeps all of it.
+fn kept(item: &Item) -> Option<Keep> {
+    Some(Keep {
+        body: text(item, REDIAL_BODY)?,
+        policy: RedialPolicy::decode(&text(item, REDIAL_POLICY)?)?,
+        first_sent_ms: number(item, FIRST_SENT)?,
+        ttl: std::time::Duration::from_secs(number(item, REQUEST_TTL)?),
     })
 }
 
@@ -237,6 +248,7 @@ impl OutcomeLedger for DynamoLedger {
                 idempotency_key: text(&item, IDEMPOTENCY_KEY).unwrap_or_default(),
             },
             region: text(&item, REGION),
+            keep: kept(&item),
         }))
     }
 
@@ -288,6 +300,30 @@ impl OutcomeLedger for DynamoLedger {
             },
             Err(err) => Err(failed("PutItem", &err)),
         }
+    }
+
+    async fn forget(&self, request_key: &str) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ID, s(request_key))
+            .update_expression("REMOVE #body")
+            .condition_expression(format!("attribute_exists({ID})"))
+            .expression_attribute_names("#body", REDIAL_BODY)
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| match &err {
+                SdkError::ServiceError(service)
+                    if matches!(
+                        service.err(),
+                        UpdateItemError::ConditionalCheckFailedException(_)
+                    ) =>
+                {
+                    Ok(())
+                }
+                _ => Err(failed("UpdateItem", &err)),
+            })
     }
 
     async fn published(&self, outcome_key_: &str) -> Result<(), PortError> {

@@ -29,13 +29,17 @@ pub(super) fn explain_rejection(body: &str) -> InvalidMessage {
 
 /// Every member name of the contract: a rejection may quote these, never a key the sender
 /// chose (it can be a phone number, or 200 KB long).
-pub(super) const CONTRACT_MEMBERS: [&str; 20] = [
+pub(super) const CONTRACT_MEMBERS: [&str; 24] = [
     "DestinationPhoneNumber",
     "OriginationPhoneNumber",
     "CallerId",
     "ConfigurationSetName",
     "Content",
     "TimeToLive",
+    "Redial",
+    "On",
+    "MaxCalls",
+    "IntervalSeconds",
     "SSMLMessage",
     "PlainTextMessage",
     "CallInstructionsMessage",

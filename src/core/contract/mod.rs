@@ -74,6 +74,8 @@ pub struct VoiceMessage {
     /// How long the request stays worth placing, when the body says (`TimeToLive`, seconds);
     /// otherwise `MESSAGE_TTL_SECONDS` applies.
     pub time_to_live: Option<u32>,
+    /// The body's own redial policy (`Redial`), over the function's `REDIAL_*`.
+    pub redial: Option<crate::core::redial::RedialOverride>,
     /// What ties the call back to its record (v2 copies it into delivery events as
     /// `Context`): the SQS message id, and the idempotency key when it is not that id.
     pub correlation: Vec<(&'static str, String)>,
@@ -981,5 +983,51 @@ mod tests {
         let debug = format!("{:?}", parse(FULL).unwrap());
         assert!(!debug.contains("Disk full"), "{debug}");
         assert!(!debug.contains("5550142"), "{debug}");
+    }
+
+    #[test]
+    fn a_body_may_ask_for_its_own_redial_in_either_shape_strictly() {
+        use crate::core::redial::{RedialOn, RedialOverride};
+        let v1 = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"PlainTextMessage": {"Text": "hi"}},
+                "Redial": {"On": ["BUSY", "NO_ANSWER"], "MaxCalls": 3, "IntervalSeconds": 300}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            v1.redial,
+            Some(RedialOverride {
+                on: Some(vec![RedialOn::Busy, RedialOn::NoAnswer]),
+                max_calls: Some(3),
+                interval: Some(std::time::Duration::from_secs(300)),
+            })
+        );
+        let v2 = VoiceMessage::from_body(
+            Some(r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "hi", "Redial": {"MaxCalls": 5}}"#),
+            &v2_defaults(),
+        )
+        .unwrap();
+        assert_eq!(v2.redial.unwrap().max_calls, Some(5));
+        assert_eq!(parse(FULL).unwrap().redial, None);
+        for (redial, field) in [
+            (r#"{"On": ["RINGING"]}"#, "Redial.On"),
+            (r#"{"On": ["+12065550142"]}"#, "Redial.On"),
+            (r#"{"MaxCalls": 6}"#, "Redial.MaxCalls"),
+            (r#"{"MaxCalls": 0}"#, "Redial.MaxCalls"),
+            (r#"{"IntervalSeconds": 0}"#, "Redial.IntervalSeconds"),
+            (r#"{"IntervalSeconds": 259201}"#, "Redial.IntervalSeconds"),
+        ] {
+            let body = format!(
+                r#"{{"DestinationPhoneNumber": "+12065550142", "Content": {{"PlainTextMessage": {{"Text": "hi"}}}}, "Redial": {redial}}}"#
+            );
+            let err = parse(&body).unwrap_err();
+            assert_eq!(err.code(), Code::InvalidField, "{redial}");
+            assert!(err.to_string().starts_with(field), "{err}");
+            assert!(!err.to_string().contains("+1206"), "{err}");
+        }
+        let unknown = parse(
+            r#"{"DestinationPhoneNumber": "+12065550142", "Content": {"PlainTextMessage": {"Text": "hi"}}, "Redial": {"Every": 5}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(unknown.code(), Code::SchemaViolation, "{unknown}");
     }
 }

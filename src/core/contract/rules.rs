@@ -7,6 +7,7 @@ use super::{Backend, InvalidMessage, MessageDefaults, SpokenText};
 use crate::core::classify::Origin;
 use crate::core::expiry::{MAX_BODY_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::core::phone::PhoneNumber;
+use crate::core::redial::{RedialOn, RedialOverride, MAX_CALLS};
 
 /// Whose the set a body names (or leaves out) is: the function's, or the body's own (or none).
 pub(super) fn set_origin(named: Option<&str>, defaults: &MessageDefaults) -> Origin {
@@ -96,6 +97,76 @@ pub(super) fn time_to_live(seconds: Option<u64>) -> Result<Option<u32>, InvalidM
                 })
         })
         .transpose()
+}
+
+/// A body's `Redial` member, the same in both shapes: each part optional (the function's
+/// `REDIAL_*` fill what it leaves out).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub(super) struct RedialBody {
+    #[serde(default)]
+    on: Option<Vec<String>>,
+    #[serde(default)]
+    max_calls: Option<u64>,
+    #[serde(default)]
+    interval_seconds: Option<u64>,
+}
+
+/// Validates a body's `Redial`: `On` a list of `BUSY`, `NO_ANSWER`, `FAILED` (empty: no
+/// redial for this message), `MaxCalls` 1 to 5, `IntervalSeconds` 1 to the longest time to
+/// live a body may have (a redial past the message's own is never made).
+pub(super) fn redial(body: Option<RedialBody>) -> Result<Option<RedialOverride>, InvalidMessage> {
+    let Some(body) = body else {
+        return Ok(None);
+    };
+    let invalid =
+        |field: &'static str, problem: String| InvalidMessage::InvalidField { field, problem };
+    let on = body
+        .on
+        .map(|words| {
+            let mut on = Vec::with_capacity(words.len());
+            for word in &words {
+                let parsed = RedialOn::parse(word).ok_or_else(|| {
+                    invalid(
+                        "Redial.On",
+                        "each one of BUSY, NO_ANSWER, FAILED".to_owned(),
+                    )
+                })?;
+                if !on.contains(&parsed) {
+                    on.push(parsed);
+                }
+            }
+            Ok(on)
+        })
+        .transpose()?;
+    let max_calls = body
+        .max_calls
+        .map(|calls| {
+            u8::try_from(calls)
+                .ok()
+                .filter(|calls| (1..=MAX_CALLS).contains(calls))
+                .ok_or_else(|| invalid("Redial.MaxCalls", format!("calls in all from 1 to {MAX_CALLS} (the service's limit of calls to one recipient a day)")))
+        })
+        .transpose()?;
+    let interval = body
+        .interval_seconds
+        .map(|seconds| {
+            (1..=u64::from(MAX_BODY_TTL_SECONDS))
+                .contains(&seconds)
+                .then(|| std::time::Duration::from_secs(seconds))
+                .ok_or_else(|| {
+                    invalid(
+                        "Redial.IntervalSeconds",
+                        format!("seconds from 1 to {MAX_BODY_TTL_SECONDS}"),
+                    )
+                })
+        })
+        .transpose()?;
+    Ok(Some(RedialOverride {
+        on,
+        max_calls,
+        interval,
+    }))
 }
 
 pub(super) fn phone_field(field: &'static str, raw: &str) -> Result<PhoneNumber, InvalidMessage> {

@@ -5,8 +5,8 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 
 use super::rules::{
-    is_functions_origination, known_voice, phone_field, set_origin, text_field, time_to_live,
-    v2_set_name, within_the_grant,
+    is_functions_origination, known_voice, phone_field, redial, set_origin, text_field,
+    time_to_live, v2_set_name, within_the_grant, RedialBody,
 };
 use crate::core::phone::PhoneNumber;
 
@@ -29,6 +29,8 @@ pub(super) struct MessageBody {
     pub(super) content: ContentBody,
     #[serde(default)]
     pub(super) time_to_live: Option<u64>,
+    #[serde(default)]
+    pub(super) redial: Option<RedialBody>,
 }
 
 /// The whole body, which must be a JSON object.
@@ -102,6 +104,7 @@ pub(super) fn validate(
         configuration_set,
         content: content(body.content, defaults)?,
         time_to_live: time_to_live(body.time_to_live)?,
+        redial: redial(body.redial)?,
         correlation: Vec::new(),
         v2: None,
         expires_at: None,

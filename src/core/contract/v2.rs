@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::errors::{contract_path, describe_json_error};
 use super::rules::{
-    is_functions_origination, known_voice, phone_field, set_origin, text_field, time_to_live,
-    v2_set_name, within_the_grant,
+    is_functions_origination, known_voice, phone_field, redial, set_origin, text_field,
+    time_to_live, v2_set_name, within_the_grant, RedialBody,
 };
 use super::v2_limits;
 use super::{
@@ -40,6 +40,8 @@ pub(super) struct V2Body {
     protect_configuration_id: Option<String>,
     #[serde(default)]
     message_feedback_enabled: Option<bool>,
+    #[serde(default)]
+    redial: Option<RedialBody>,
 }
 
 pub(super) fn parse(body: &str) -> Result<V2Body, InvalidMessage> {
@@ -58,6 +60,7 @@ pub(super) fn validate(
     let content = content(&body)?;
     known_voice(body.voice_id.as_deref(), defaults)?;
     let time_to_live = time_to_live(body.time_to_live)?;
+    let redial = redial(body.redial)?;
     let context = context(body.context.unwrap_or_default())?;
     let named_set = body.configuration_set_name.as_deref();
     let configuration_set_origin = set_origin(named_set, defaults);
@@ -75,6 +78,7 @@ pub(super) fn validate(
         configuration_set_origin,
         content,
         time_to_live,
+        redial,
         correlation: Vec::new(),
         v2: Some(V2Members {
             origination_identity: body.origination_identity,

@@ -360,6 +360,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             && named.is_none()
             && attempt.outcome.attempts < self.settings.max_attempts;
         attempt.failed(failure, disposition, tries.last_signal);
+        if tries.record.redial.is_some() && (named.is_some() || recipient_limited) {
+            // A redial refused for the recipient's daily limit ends the request unreached:
+            // no call waits a day for it.
+            return Next::Done(attempt.daily_limited(failure.reason()));
+        }
         if let Some(at) = named {
             attempt.outcome.retry_at = named;
             // Refused until after its time to live ends: give it up now, with why, rather

@@ -13,6 +13,7 @@ use crate::core::ledger::{self, Claim, Entry, Finish, Refusal, Status, UnknownOu
 use crate::core::ports::{ClaimAnswer, Ledger, PortError, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
+use crate::core::redial::Keep;
 use crate::core::report::{Fate, Reason, RecordOutcome};
 
 impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
@@ -25,8 +26,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         record: &Record<'_>,
         cutoffs: Cutoffs,
         attempt: AttemptLoop,
+        keep: Option<Keep>,
     ) -> Result<(Claim, AttemptLoop), RecordOutcome> {
-        let claim = self.new_claim(record, cutoffs);
+        let claim = self.new_claim(record, cutoffs, keep);
         let answer = tokio::time::timeout_at(cutoffs.last_start, ledger.claim(&claim)).await;
         let outcome = attempt.outcome;
         let error = match answer {
@@ -81,14 +83,14 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
 
     /// The claim this record's attempts would hold: leased until the invocation's deadline,
     /// kept for `IDEMPOTENCY_TTL_SECONDS`.
-    fn new_claim(&self, record: &Record<'_>, cutoffs: Cutoffs) -> Claim {
+    fn new_claim(&self, record: &Record<'_>, cutoffs: Cutoffs, keep: Option<Keep>) -> Claim {
         let now_ms = epoch_ms(self.clock.wall());
         let lease_ms = cutoffs
             .deadline
             .saturating_duration_since(Instant::now())
             .as_millis() as u64;
         Claim {
-            key: ledger::stored_key(&record.idempotency_key),
+            key: record.ledger_key(),
             entry: Entry {
                 status: Status::InProgress,
                 body_hash: ledger::body_hash(record.body.unwrap_or_default()),
@@ -103,6 +105,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 sqs_message_id: record.message_id.to_owned(),
                 idempotency_key: record.idempotency_key.clone().into_owned(),
             },
+            keep,
         }
     }
 

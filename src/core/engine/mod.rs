@@ -39,12 +39,17 @@ use crate::core::pacing::{Pacer, SendRate};
 use crate::core::ports::{Ledger, NoLedger, OutcomeLine, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
+use crate::core::redial::{Keep, RedialPolicy};
 use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome, Regions};
 use crate::core::route::{self, Failover, FailoverSettings, Region, Route};
 
 use budget::Cutoffs;
+
+/// A record ready for its attempts: its message, expiry, starting outcome, and what the
+/// ledger keeps for a redial.
+type Prepared = (VoiceMessage, Option<Expiry>, AttemptLoop, Option<Keep>);
 pub use budget::{start_floor, START_FLOOR};
-use outcomes::{deferred, unsent, AttemptLoop};
+use outcomes::{deferred, epoch_ms, unsent, AttemptLoop};
 use progress::Progress;
 
 #[derive(Debug, Clone)]
@@ -68,6 +73,9 @@ pub struct EngineSettings {
     pub on_unknown: UnknownOutcome,
     /// How long ledger entries stay valid.
     pub ledger_ttl: Duration,
+    /// The function's redial policy (`REDIAL_*`), when it can redial (the ledger, the status
+    /// path and the call queue are there); `None`: every request is called once.
+    pub redial: Option<RedialPolicy>,
 }
 
 impl Default for EngineSettings {
@@ -85,6 +93,7 @@ impl Default for EngineSettings {
             attempt_timeout: defaults.send_attempt_timeout,
             on_unknown: UnknownOutcome::default(),
             ledger_ttl: defaults.idempotency_ttl,
+            redial: None,
         }
     }
 }
@@ -331,7 +340,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         cutoffs: Cutoffs,
         progress: &Progress,
     ) -> RecordOutcome {
-        let (message, expiry, attempt) = match self.prepare(record) {
+        let (message, expiry, attempt, keep) = match self.prepare(record) {
             Ok(prepared) => prepared,
             Err(refused) => return *refused,
         };
@@ -361,7 +370,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .await
                 .0;
         }
-        let (claim, attempt) = match self.claim(ledger, record, cutoffs, attempt).await {
+        let (claim, attempt) = match self.claim(ledger, record, cutoffs, attempt, keep).await {
             Ok(claimed) => claimed,
             Err(refused) => return refused,
         };
@@ -386,12 +395,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         outcome
     }
 
-    /// The record's message, its expiry and the outcome its attempts start from; `Err` is
-    /// a body that can never be sent.
-    fn prepare(
-        &self,
-        record: &Record<'_>,
-    ) -> Result<(VoiceMessage, Option<Expiry>, AttemptLoop), Box<RecordOutcome>> {
+    /// The record's message, its expiry, the outcome its attempts start from and what the
+    /// ledger keeps for a redial; `Err` is a body that can never be sent, or a redial not due.
+    fn prepare(&self, record: &Record<'_>) -> Result<Prepared, Box<RecordOutcome>> {
         let mut message =
             VoiceMessage::from_body(record.body, &self.settings.defaults).map_err(|invalid| {
                 let reason = Reason {
@@ -424,7 +430,82 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             expires_at: expiry.map(|e| e.at()),
             ..RecordOutcome::new(record.message_id, Fate::Deferred)
         });
-        Ok((message, expiry, attempt))
+        if let Some(scheduled) = self.not_yet(record) {
+            return Err(Box::new(scheduled));
+        }
+        let (keep, attempt) = self.keep(record, &message, attempt);
+        Ok((message, expiry, attempt, keep))
+    }
+
+    /// A redial whose interval is longer than SQS's longest delay, received before its time:
+    /// kept until then (`RedialScheduled`), never called early.
+    fn not_yet(&self, record: &Record<'_>) -> Option<RecordOutcome> {
+        let at_ms = record.redial.and_then(|call| call.at_ms)?;
+        let early = at_ms.saturating_sub(epoch_ms(self.clock.wall()));
+        if early == 0 {
+            return None;
+        }
+        let mut outcome = deferred(
+            record,
+            Code::RedialScheduled,
+            &format!(
+                "redial {} of its request is due in {} s: kept until then",
+                record.call_number(),
+                early.div_ceil(1_000)
+            ),
+        );
+        outcome.retry_at = Some(Instant::now() + Duration::from_millis(early));
+        Some(outcome)
+    }
+
+    /// What the ledger keeps with a first call whose policy redials. A message asking for a
+    /// redial the function cannot make (no ledger, no status path) is still called once,
+    /// with one WARN line and `RedialUnavailable`.
+    fn keep(
+        &self,
+        record: &Record<'_>,
+        message: &VoiceMessage,
+        mut attempt: AttemptLoop,
+    ) -> (Option<Keep>, AttemptLoop) {
+        if record.redial.is_some() {
+            return (None, attempt);
+        }
+        let Some(defaults) = self
+            .settings
+            .redial
+            .as_ref()
+            .filter(|_| self.ledger.is_some())
+        else {
+            let asked = message
+                .redial
+                .as_ref()
+                .is_some_and(|own| RedialPolicy::default().with(Some(own)).redials());
+            if asked {
+                tracing::warn!(
+                    message_id = %record.message_id,
+                    "the message asks for redial, which needs the idempotency ledger and delivery outcomes: called once"
+                );
+                attempt.outcome.redial_unavailable = true;
+            }
+            return (None, attempt);
+        };
+        let policy = defaults.with(message.redial.as_ref());
+        if !policy.redials() {
+            return (None, attempt);
+        }
+        let ttl = message
+            .time_to_live
+            .map_or(self.settings.message_ttl, |seconds| {
+                Duration::from_secs(u64::from(seconds))
+            });
+        let first_sent = record.first_sent().unwrap_or_else(|| self.clock.wall());
+        let keep = Keep {
+            body: record.body.unwrap_or_default().to_owned(),
+            policy,
+            first_sent_ms: epoch_ms(first_sent),
+            ttl,
+        };
+        (Some(keep), attempt)
     }
 
     /// Too late, but perhaps placed by an earlier delivery: the ledger says which.
@@ -437,7 +518,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         expiry: &Expiry,
         progress: &Progress,
     ) -> RecordOutcome {
-        match self.claim(ledger, record, cutoffs, attempt).await {
+        match self.claim(ledger, record, cutoffs, attempt, None).await {
             Err(refused) if refused.fate == Fate::Duplicate => refused,
             Err(refused) => AttemptLoop::new(refused).expired(expiry),
             Ok((claim, attempt)) => {

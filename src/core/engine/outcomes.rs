@@ -117,6 +117,27 @@ impl AttemptLoop {
         self.outcome
     }
 
+    /// A redial refused for the recipient's daily call limit: the request ends unreached.
+    pub(super) fn daily_limited(mut self, because: Option<&str>) -> RecordOutcome {
+        let code = self
+            .outcome
+            .reason
+            .as_ref()
+            .map(|last| last.code.word().into_owned());
+        let message = format!(
+            "redial refused for the recipient's daily call limit ({}{}): the request ends unreached, with no further call",
+            code.as_deref().unwrap_or("refused"),
+            because.map(|why| format!(", {why}")).unwrap_or_default()
+        );
+        self.outcome.fate = Fate::Permanent;
+        self.outcome.retry_at = None;
+        self.outcome.reason = Some(Reason {
+            code: Code::DailyLimit,
+            message,
+        });
+        self.outcome
+    }
+
     pub(super) fn abandoned(mut self) -> RecordOutcome {
         self.outcome.fate = Fate::Abandoned;
         self.outcome.reason = Some(Reason {

@@ -1445,6 +1445,7 @@ mod with_a_ledger {
         let ledger = Arc::new(MemoryLedger::default());
         let now_ms = epoch_ms(SystemTime::now());
         let dead_holder = Claim {
+            keep: None,
             key: "m".into(),
             entry: Entry {
                 status: Status::InProgress,
@@ -1824,4 +1825,154 @@ async fn a_redriven_letter_counts_its_time_to_live_from_the_requests_first_send(
         left <= Duration::from_secs(60),
         "its SentTimestamp counts: {left:?}"
     );
+}
+
+/// Redial in the call path: the body kept for it, a redial kept until its time, the daily
+/// limit ending it, and a message's own `Redial` without the means to redial.
+mod redial {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::adapters::memory_ledger::MemoryLedger;
+    use crate::core::ports::OutcomeLedger;
+    use crate::core::redial::{CallOf, RedialOn};
+
+    const ASKING: &str = r#"{"DestinationPhoneNumber": "+12065550142", "Redial": {"On": ["BUSY"], "MaxCalls": 2}, "Content": {"PlainTextMessage": {"Text": "Disk full"}}}"#;
+
+    fn policy() -> RedialPolicy {
+        RedialPolicy {
+            on: vec![RedialOn::NoAnswer],
+            max_calls: 3,
+            interval: Duration::from_secs(120),
+        }
+    }
+
+    fn engine(
+        voice: ScriptedVoice,
+        ledger: &Arc<MemoryLedger>,
+    ) -> BatchEngine<ScriptedVoice, Arc<MemoryLedger>> {
+        let settings = EngineSettings {
+            redial: Some(policy()),
+            ..settings()
+        };
+        BatchEngine::new(voice, settings).with_ledger(Some(Arc::clone(ledger)))
+    }
+
+    fn redial_of(call: u8, at_ms: Option<u64>) -> Record<'static> {
+        Record {
+            redial: Some(CallOf {
+                call,
+                request_key: "order-42",
+                at_ms,
+            }),
+            ..sent("redial-sqs", BODY, Duration::ZERO)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_call_keeps_its_body_and_policy_and_a_redial_claims_its_own_key() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let engine = engine(ScriptedVoice::new(accepted()), &ledger);
+        let first = Record {
+            idempotency_key: "order-42".into(),
+            ..sent("sqs-1", ASKING, Duration::from_secs(5))
+        };
+        let report = engine.run(&[first], in_seconds(30)).await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        let kept = ledger
+            .request("order-42")
+            .await
+            .unwrap()
+            .unwrap()
+            .keep
+            .unwrap();
+        assert_eq!(kept.body, ASKING);
+        assert_eq!(
+            kept.policy,
+            RedialPolicy {
+                on: vec![RedialOn::Busy],
+                max_calls: 2,
+                interval: Duration::from_secs(120),
+            },
+            "the message's own over the function's"
+        );
+        assert_eq!(kept.ttl, Duration::from_secs(3_600));
+        let report = engine.run(&[redial_of(2, None)], in_seconds(30)).await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        let second = ledger.entry("redial#2#order-42").unwrap();
+        assert_eq!(second.status, Status::Sent);
+        assert_eq!(
+            ledger
+                .request("redial#2#order-42")
+                .await
+                .unwrap()
+                .unwrap()
+                .keep,
+            None,
+            "the body is kept once, with the request"
+        );
+        // The same redial delivered again: its own key stands, no second call.
+        let again = engine.run(&[redial_of(2, None)], in_seconds(30)).await;
+        assert_eq!(again.outcomes[0].fate, Fate::Duplicate);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redial_received_before_its_time_is_kept_until_then_never_called_early() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let voice = ScriptedVoice::new(accepted());
+        let engine = engine(voice, &ledger);
+        let at_ms = epoch_ms(SystemTime::now()) + 1_800_000;
+        let report = engine
+            .run(&[redial_of(2, Some(at_ms))], in_seconds(30))
+            .await;
+        let outcome = &report.outcomes[0];
+        assert_eq!(outcome.fate, Fate::Deferred);
+        assert_eq!(outcome.reason.as_ref().unwrap().code, Code::RedialScheduled);
+        let wait = outcome.retry_at.unwrap() - Instant::now();
+        assert!(
+            (Duration::from_secs(1_799)..=Duration::from_secs(1_800)).contains(&wait),
+            "{wait:?}"
+        );
+        assert_eq!(outcome.attempts, 0);
+        assert!(
+            ledger.entry("redial#2#order-42").is_none(),
+            "not even claimed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redial_refused_for_the_daily_limit_ends_without_waiting_for_the_next_day() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let engine = engine(ScriptedVoice::new(daily_limited()), &ledger);
+        let report = engine.run(&[redial_of(2, None)], in_seconds(30)).await;
+        let outcome = &report.outcomes[0];
+        assert_eq!(outcome.fate, Fate::Permanent);
+        assert_eq!(outcome.reason.as_ref().unwrap().code, Code::DailyLimit);
+        assert_eq!(outcome.retry_at, None);
+        // A first call at the same limit still waits for the next day, as before.
+        let first = engine
+            .run(&[sent("first", BODY, Duration::ZERO)], in_seconds(30))
+            .await;
+        assert_ne!(
+            first.outcomes[0].reason.as_ref().unwrap().code,
+            Code::DailyLimit
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_asking_for_redial_without_the_ledger_is_called_once_and_counted() {
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings());
+        let report = engine
+            .run(
+                &[
+                    sent("asks", ASKING, Duration::ZERO),
+                    sent("plain", BODY, Duration::ZERO),
+                ],
+                in_seconds(30),
+            )
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        assert!(report.outcomes[0].redial_unavailable);
+        assert!(!report.outcomes[1].redial_unavailable);
+    }
 }

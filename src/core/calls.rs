@@ -1,0 +1,41 @@
+//! A request's calls as its outcome lists them: the first under the request's own key, each
+//! redial under its own key derived from it ([`crate::core::ledger::redial_key`]), each found
+//! with its status through its call's item.
+
+use crate::core::delivery::{CallRecord, RecordedCall, RequestState};
+use crate::core::ledger::redial_key;
+use crate::core::ports::{OutcomeLedger, PortError};
+
+/// The request `request_key` (its first call's state, which holds its ids and what a redial
+/// needs) and its calls 1 to `upto` that were placed, in order. `known` is a call already
+/// read, not read again.
+pub async fn calls_of<O: OutcomeLedger>(
+    ledger: &O,
+    request_key: &str,
+    upto: u8,
+    known: Option<&RecordedCall>,
+) -> Result<(Option<RequestState>, Vec<CallRecord>), PortError> {
+    let mut first = None;
+    let mut calls = Vec::new();
+    for call in 1..=upto.max(1) {
+        let Some(state) = ledger.request(&redial_key(request_key, call)).await? else {
+            continue;
+        };
+        if let Some(call_id) = state.call_id.clone() {
+            let recorded = match known.filter(|known| known.call_id == call_id) {
+                Some(known) => Some(known.clone()),
+                None => ledger.call(&call_id).await?,
+            };
+            calls.push(CallRecord {
+                message_id: call_id,
+                status: recorded.as_ref().and_then(|r| r.status).map(|s| s.as_str()),
+                at: recorded.and_then(|r| r.at_ms),
+                region: state.region.clone(),
+            });
+        }
+        if call == 1 {
+            first = Some(state);
+        }
+    }
+    Ok((first, calls))
+}
