@@ -264,6 +264,7 @@ async fn an_outcome_unknown_letter_redriven_is_never_placed_under_dead_letter_an
         status: 502,
         code: None,
         times: Some(1),
+        after: None,
         reason: None,
         resource_type: None,
     };

@@ -21,6 +21,7 @@ mod ledger;
 mod logs;
 mod outage;
 mod outcomes;
+mod redial;
 mod redrive;
 mod sam_local;
 mod short;

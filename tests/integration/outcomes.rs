@@ -24,16 +24,16 @@ use crate::support::moto::{
 };
 use crate::support::process::function_environment;
 
-const LEDGER: &str = "outcomes-ledger";
+pub(crate) const LEDGER: &str = "outcomes-ledger";
 const BUS: &str = "outcomes";
 /// `OUTCOME_WAIT_SECONDS`, shortened.
-const WAIT_SECONDS: u64 = 4;
+pub(crate) const WAIT_SECONDS: u64 = 4;
 /// The function's timeout (each invocation's deadline).
-const TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(3);
 /// Longer than an invocation: the call is abandoned at its deadline.
 const SLOWER_THAN_AN_INVOCATION: Duration = Duration::from_secs(5);
 /// Everything done, generously, on a busy machine.
-const LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const LIMIT: Duration = Duration::from_secs(90);
 
 const ANSWERED: &str = "+12065550201";
 const BUSY: &str = "+12065550202";
@@ -51,17 +51,17 @@ const OVERTAKEN_BY: Duration = Duration::from_millis(1_500);
 /// The text every call says: never in a log line or an outcome.
 const TEXT: &str = "the database is on fire";
 
-struct World {
-    moto: Moto,
-    sqs: aws_sdk_sqs::Client,
-    calls: Queue,
-    calls_dlq: Queue,
-    status: Queue,
-    status_dlq: Queue,
-    outcomes: Queue,
-    fake: FakeVoice,
-    eventbridge: FailOnce,
-    api: &'static str,
+pub(crate) struct World {
+    pub(crate) moto: Moto,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) calls: Queue,
+    pub(crate) calls_dlq: Queue,
+    pub(crate) status: Queue,
+    pub(crate) status_dlq: Queue,
+    pub(crate) outcomes: Queue,
+    pub(crate) fake: FakeVoice,
+    pub(crate) eventbridge: FailOnce,
+    pub(crate) api: &'static str,
 }
 
 fn script() -> Script {
@@ -99,6 +99,11 @@ fn envelope_of(destination: &str) -> Envelope {
 impl World {
     /// The world; `api` is the voice API the function and the fake speak (`v1`, `v2`).
     async fn start(api: &'static str) -> Self {
+        Self::start_with(api, script()).await
+    }
+
+    /// The world with the fake answering and emitting as `script` says.
+    pub(crate) async fn start_with(api: &'static str, script: Script) -> Self {
         let moto = Moto::start().await;
         let sqs = moto.sqs().await;
         create_ledger_table(&moto.dynamodb().await, LEDGER).await;
@@ -137,7 +142,7 @@ impl World {
             .send()
             .await
             .expect("PutTargets");
-        let fake = FakeVoice::start(script()).await.expect("the fake");
+        let fake = FakeVoice::start(script).await.expect("the fake");
         let eventbridge = FailOnce::start(&moto.endpoint).await;
         Self {
             moto,
@@ -153,7 +158,7 @@ impl World {
         }
     }
 
-    fn environment(&self, dlq: &Queue) -> Vec<(&'static str, String)> {
+    pub(crate) fn environment(&self, dlq: &Queue) -> Vec<(&'static str, String)> {
         let mut vars = function_environment(
             "outcomes",
             "us-east-1",
@@ -187,7 +192,7 @@ impl World {
 
     /// The fake's events, each to the status queue in its destination's envelope; the
     /// final ones' send times, by call id.
-    fn forward_events(&self) -> Arc<Mutex<HashMap<String, Instant>>> {
+    pub(crate) fn forward_events(&self) -> Arc<Mutex<HashMap<String, Instant>>> {
         let mut events = self.fake.events();
         let sqs = self.sqs.clone();
         let queue = self.status.url.clone();
@@ -255,7 +260,7 @@ impl World {
     }
 
     /// The outcome events so far, each read once and deleted, with when it was read.
-    async fn take_outcomes(&self, into: &mut Vec<(Instant, Value)>) {
+    pub(crate) async fn take_outcomes(&self, into: &mut Vec<(Instant, Value)>) {
         for message in read_all(&self.sqs, &self.outcomes).await {
             let event: Value =
                 serde_json::from_str(message.body().unwrap_or("null")).expect("an event");
@@ -278,7 +283,7 @@ fn request_key(name: &str) -> String {
 }
 
 /// Polls the outcome queue until `count` outcomes came, or the limit.
-async fn outcomes_until(world: &World, count: usize, seen: &mut Vec<(Instant, Value)>) {
+pub(crate) async fn outcomes_until(world: &World, count: usize, seen: &mut Vec<(Instant, Value)>) {
     let until = Instant::now() + LIMIT;
     while seen.len() < count && Instant::now() < until {
         world.take_outcomes(seen).await;

@@ -37,6 +37,10 @@ pub enum CallEnd {
 #[serde(deny_unknown_fields)]
 pub struct EventScript {
     pub end: CallEnd,
+    /// How the destination's later calls end, in order (the second call's first); past the
+    /// list, as its last. Empty: every call ends as `end`.
+    #[serde(default)]
+    pub then: Vec<CallEnd>,
     /// After the call is accepted, before the first event.
     #[serde(default)]
     pub delay_ms: u64,
@@ -62,12 +66,32 @@ impl EventScript {
     pub fn new(end: CallEnd) -> Self {
         Self {
             end,
+            then: Vec::new(),
             delay_ms: 0,
             duplicate: false,
             reorder: false,
             context: false,
             before_answer: false,
             hold_answer_ms: 0,
+        }
+    }
+
+    /// The destination's later calls end as `ends` say, in order.
+    pub fn then(mut self, ends: &[CallEnd]) -> Self {
+        self.then = ends.to_vec();
+        self
+    }
+
+    /// How the destination's `nth` accepted call ends (0 for the first).
+    pub fn end_of(&self, nth: usize) -> CallEnd {
+        match nth {
+            0 => self.end,
+            n => self
+                .then
+                .get(n - 1)
+                .or(self.then.last())
+                .copied()
+                .unwrap_or(self.end),
         }
     }
 

@@ -107,6 +107,10 @@ pub enum Behaviour {
         code: Option<String>,
         #[serde(default)]
         times: Option<u32>,
+        /// The first `after` requests for the number are accepted, and later ones fail (a
+        /// destination that reaches its daily limit).
+        #[serde(default)]
+        after: Option<u32>,
         /// v2 only: the error's `Reason` (`DAILY_DESTINATION_CALL_LIMIT`, ...).
         #[serde(default)]
         reason: Option<String>,
@@ -125,6 +129,7 @@ impl Behaviour {
             status,
             code: Some(code.to_owned()),
             times: None,
+            after: None,
             reason: None,
             resource_type: None,
         }
@@ -136,6 +141,7 @@ impl Behaviour {
             status,
             code: Some(code.to_owned()),
             times: None,
+            after: None,
             reason: Some(reason.to_owned()),
             resource_type: None,
         }
@@ -147,6 +153,7 @@ impl Behaviour {
             status: 400,
             code: Some("ResourceNotFoundException".to_owned()),
             times: None,
+            after: None,
             reason: None,
             resource_type: Some(resource_type.to_owned()),
         }
@@ -157,7 +164,21 @@ impl Behaviour {
             status,
             code: Some(code.to_owned()),
             times: Some(times),
+            after: None,
             reason: None,
+            resource_type: None,
+        }
+    }
+
+    /// Accepts the first `after` requests for the number, then fails every later one with a
+    /// v2 error and its `Reason` (a destination at its daily call limit).
+    pub fn fail_after(after: u32, status: u16, code: &str, reason: &str) -> Self {
+        Self::Fail {
+            status,
+            code: Some(code.to_owned()),
+            times: None,
+            after: Some(after),
+            reason: Some(reason.to_owned()),
             resource_type: None,
         }
     }
@@ -168,6 +189,7 @@ impl Behaviour {
             status,
             code: None,
             times: None,
+            after: None,
             reason: None,
             resource_type: None,
         }
@@ -582,9 +604,12 @@ async fn answer(shared: &Arc<Shared>, call: ReceivedCall, api: Api) -> Answer {
             status,
             code,
             times,
+            after,
             reason,
             resource_type,
-        } if times.is_none_or(|times| attempt <= times) => {
+        } if times.is_none_or(|times| attempt <= times)
+            && after.is_none_or(|after| attempt > after) =>
+        {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = format!("scripted failure (request {attempt})");
             match code {
@@ -637,6 +662,17 @@ fn emit_events(shared: &Arc<Shared>, call: &ReceivedCall, message_id: &str) -> D
         .clone();
     let Some(sink) = sink else {
         return Duration::ZERO;
+    };
+    // Which of the destination's accepted calls this is: its script may end each differently.
+    let nth = shared
+        .calls()
+        .iter()
+        .filter(|earlier| earlier.destination == call.destination && earlier.message_id.is_some())
+        .position(|earlier| earlier.message_id.as_deref() == Some(message_id))
+        .unwrap_or(0);
+    let script = &EventScript {
+        end: script.end_of(nth),
+        ..script.clone()
     };
     let records = events::records(script, call, message_id);
     if script.before_answer {
