@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+mod status;
 use serde_json::json;
 use tokio::process::{Child, Command};
 use voice_fake::runtime_api::RuntimeApi;
@@ -38,6 +40,9 @@ struct Args {
     /// Only the runs at a Lambda-sized CPU share (cgroup v1 quota; needs root).
     #[arg(long)]
     cpu_share_only: bool,
+    /// Only the status function's figures (CPU per redial, per outcome published).
+    #[arg(long)]
+    status_only: bool,
     /// How long the DynamoDB stub takes to answer in the run at the template's defaults.
     #[arg(long, default_value_t = 5)]
     stub_latency_ms: u64,
@@ -898,6 +903,14 @@ async fn main() {
         print_costs(&rust_costs, &python_costs);
         return;
     }
+    if args.status_only {
+        let program = args
+            .moto_server
+            .as_deref()
+            .expect("--status-only needs --moto-server");
+        status::print_status(&status::measure_status(&args.bootstrap, program).await, None);
+        return;
+    }
     if args.ledger_only {
         let program = args
             .moto_server
@@ -933,6 +946,13 @@ async fn main() {
                 )
                 .await,
             )
+        }
+        None => None,
+    };
+    let status_figures = match &args.moto_server {
+        Some(program) => {
+            eprintln!("measuring the status function (redial, outcomes) ...");
+            Some(status::measure_status(&args.bootstrap, program).await)
         }
         None => None,
     };
@@ -1009,6 +1029,9 @@ async fn main() {
     );
     if let Some(figures) = &ledger_figures {
         print_ledger(figures, LEDGER_N, args.concurrency, args.stub_latency_ms);
+    }
+    if let Some(figures) = &status_figures {
+        status::print_status(figures, Some(r.cpu_us_per_record));
     }
     print_cpu_share(&shares);
     print_costs(&rust_costs, &python_costs);
