@@ -908,7 +908,10 @@ async fn main() {
             .moto_server
             .as_deref()
             .expect("--status-only needs --moto-server");
-        status::print_status(&status::measure_status(&args.bootstrap, program).await, None);
+        status::print_status(
+            &status::measure_status(&args.bootstrap, program).await,
+            None,
+        );
         return;
     }
     if args.ledger_only {

@@ -1975,4 +1975,34 @@ mod redial {
         assert!(report.outcomes[0].redial_unavailable);
         assert!(!report.outcomes[1].redial_unavailable);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn under_v1_a_redial_throttled_again_while_others_go_through_ends_at_the_recipients_limit(
+    ) {
+        // v1 names no daily limit: the engine reads a throttle repeated while other calls
+        // go through as the recipient's own limit.
+        let ledger = Arc::new(MemoryLedger::default());
+        let settings = EngineSettings {
+            redial: Some(policy()),
+            send_rate: SendRate::per_second(10.0),
+            max_attempts: 5,
+            ..settings()
+        };
+        let voice = ScriptedVoice::new(accepted()).for_destination(OTHER, throttled());
+        let engine = BatchEngine::new(voice, settings).with_ledger(Some(Arc::clone(&ledger)));
+        let redial = Record {
+            body: Some(BODY_TO_OTHER),
+            ..redial_of(2, None)
+        };
+        let records = [
+            redial,
+            sent("a", BODY, Duration::ZERO),
+            sent("b", BODY, Duration::ZERO),
+        ];
+        let report = engine.run(&records, in_seconds(30)).await;
+        let limited = &report.outcomes[0];
+        assert_eq!(limited.fate, Fate::Permanent);
+        assert_eq!(limited.reason.as_ref().unwrap().code, Code::DailyLimit);
+        assert_eq!(limited.attempts, 2);
+    }
 }
