@@ -16,9 +16,10 @@ use crate::core::calls::calls_of;
 use crate::core::clock::{epoch_ms, Clock, SystemClock};
 use crate::core::code::Code;
 use crate::core::delivery::{
-    self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Outcome, OutcomeDetail,
-    RecordedCall, RequestState, Standing, StatusMessage, StoredOutcome, Unrecorded,
+    self, CallRecord, Check, CheckStep, DeliveryEvent, Fix, Fixed, Guard, Outcome, OutcomeDetail,
+    RecordedCall, Standing, StatusMessage, StoredOutcome, Unrecorded,
 };
+use crate::core::ledger::RequestIds;
 use crate::core::ledger::{call_of_key, redial_key};
 use crate::core::ports::{
     detail_json, CallQueue, CheckQueue, DeadLetterQueue, NoCallQueue, OutcomeBus, OutcomeLedger,
@@ -26,7 +27,7 @@ use crate::core::ports::{
 };
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
-use crate::core::redial::{self, Ended, Keep, Next as RedialNext, Unreached};
+use crate::core::redial::{self, Keep, Next as RedialNext, Unreached};
 use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 use crate::core::settle::Settlement;
 use crate::observe::metrics::MetricsContext;
@@ -47,6 +48,15 @@ enum Handled {
     Rearm(Check),
     Failed(Code, String),
     Malformed(String),
+}
+
+/// How a call ends its request: the outcome, the call whose status decided it, why no call
+/// follows it (redial), and the request's kept body to remove with the outcome.
+struct Ended<'a> {
+    outcome: Outcome,
+    call: Option<&'a RecordedCall>,
+    why: Option<Unreached>,
+    guard: Option<Guard<'a>>,
 }
 
 /// The status path's counts for one batch, as metrics.
@@ -282,40 +292,54 @@ where
             Err(error) => return ledger_failed(&error),
         };
         let keep = first.as_ref().and_then(|first| first.keep.as_ref());
-        let mut why = None;
-        if let (Some(keep), Some(call), Outcome::Unreached) = (keep, call, outcome) {
-            let (Some(status), Some(final_at_ms)) = (call.status, call.at_ms) else {
-                return Handled::Done;
-            };
-            let ended = Ended {
+        let mut ended = Ended {
+            outcome,
+            call,
+            why: None,
+            guard: keep.map(|_| Guard {
+                request_key,
                 call: number,
-                status,
-                final_at_ms,
-                first_sent_ms: keep.first_sent_ms,
-                ttl: keep.ttl,
-            };
-            match redial::next(&keep.policy, &ended) {
+            }),
+        };
+        if let (Some(keep), Some(call), Outcome::Unreached) = (keep, call, outcome) {
+            match self.next_call(keep, number, call) {
                 RedialNext::Redial { call, at_ms } => {
                     return self.redial(request_key, keep, call, at_ms, metrics).await
                 }
-                RedialNext::Final(_, unreached) => why = unreached,
+                RedialNext::Final(_, why) => ended.why = why,
             }
         }
-        let forget = keep.is_some();
-        let handled = self
-            .settle_request(request_key, first, calls, call, outcome, why, metrics)
-            .await;
-        if forget && !matches!(handled, Handled::Failed(..)) {
-            if let Err(error) = self.ledger.forget(request_key).await {
-                tracing::warn!(outcome_id = %delivery::outcome_id(request_key), error = %scrub_phone_numbers(&error.to_string()),
-                    "the body kept for a redial could not be removed now: the table's TTL removes it");
-            }
-        }
-        handled
+        let ids = first.map(|first| first.ids).unwrap_or_default();
+        self.settle_request(request_key, ids, calls, &ended, metrics)
+            .await
     }
 
-    /// Puts the request back on the call queue as call `call`, due at `at_ms`: its own key
-    /// makes it one call, however often this is asked.
+    /// What the policy says after call `number`'s final status (no redial without a call
+    /// queue to put it on).
+    fn next_call(&self, keep: &Keep, number: u8, call: &RecordedCall) -> RedialNext {
+        let Some(status) = call.status else {
+            return RedialNext::Final(Outcome::Unknown, None);
+        };
+        if !self.calls.available() {
+            return RedialNext::Final(Outcome::Unreached, Some(Unreached::NotRedialled));
+        }
+        let now_ms = epoch_ms(self.clock.wall());
+        redial::next(
+            &keep.policy,
+            &redial::Ended {
+                call: number,
+                status,
+                // A final status always has its time; were it missing, now is the latest.
+                final_at_ms: call.at_ms.unwrap_or(now_ms),
+                first_sent_ms: keep.first_sent_ms,
+                ttl: keep.ttl,
+            },
+        )
+    }
+
+    /// Puts the request back on the call queue as call `call`, due at `at_ms`, once the
+    /// request's item says this call is the one queued (refused once its outcome is fixed or
+    /// a later call was queued): its own key makes it one call, however often this is asked.
     async fn redial(
         &self,
         request_key: &str,
@@ -328,6 +352,12 @@ where
             // Claimed already: that call's own timer takes it from here.
             Ok(Some(_)) => return Handled::Done,
             Ok(None) => {}
+            Err(error) => return ledger_failed(&error),
+        }
+        match self.ledger.mark_redial(request_key, call).await {
+            Ok(true) => {}
+            // The outcome stands (a timer fixed it first) or a later call is queued.
+            Ok(false) => return Handled::Done,
             Err(error) => return ledger_failed(&error),
         }
         let due_in = Duration::from_millis(at_ms.saturating_sub(epoch_ms(self.clock.wall())));
@@ -359,20 +389,17 @@ where
         }
     }
 
-    /// Fixes `outcome` for the request unless one stands; what to publish, if anything.
-    #[allow(clippy::too_many_arguments)]
+    /// Fixes the request's outcome unless one stands; what to publish, if anything.
     async fn settle_request(
         &self,
         outcome_key: &str,
-        first: Option<RequestState>,
+        ids: RequestIds,
         calls: Vec<CallRecord>,
-        call: Option<&RecordedCall>,
-        outcome: Outcome,
-        why: Option<Unreached>,
+        ended: &Ended<'_>,
         metrics: &mut Vec<&'static str>,
     ) -> Handled {
+        let (outcome, call) = (ended.outcome, ended.call);
         let now_ms = epoch_ms(self.clock.wall());
-        let ids = first.map(|first| first.ids).unwrap_or_default();
         let detail = OutcomeDetail {
             outcome_id: delivery::outcome_id(outcome_key),
             outcome,
@@ -380,7 +407,7 @@ where
             sqs_message_id: ids.sqs_message_id,
             calls,
             code: None,
-            reason: why.map(Unreached::as_str),
+            reason: ended.why.map(Unreached::as_str),
             decided_at: now_ms,
         };
         let fix = Fix {
@@ -391,6 +418,7 @@ where
             expiration: now_ms / 1_000 + self.ledger_ttl.as_secs(),
             publishing_until_ms: now_ms + delivery::PUBLISH_LEASE.as_millis() as u64,
             now_ms,
+            guard: ended.guard,
         };
         match self.ledger.fix(&fix).await {
             Ok(Fixed::Written) => Handled::Publish {
@@ -402,7 +430,8 @@ where
                 let final_event = call.is_some_and(|c| c.newly) && outcome != Outcome::Unknown;
                 standing(outcome_key, stood, final_event, now_ms, metrics)
             }
-            Ok(Fixed::MaybePlaced) => Handled::Done,
+            // A later call decides (redial): this call's end fixes nothing.
+            Ok(Fixed::MaybePlaced | Fixed::Superseded) => Handled::Done,
             Err(error) => ledger_failed(&error),
         }
     }
@@ -1073,6 +1102,94 @@ mod tests {
         let published = bus.published.lock().unwrap().clone();
         assert!(
             published[0].contains("\"outcome\":\"unknown\""),
+            "{}",
+            published[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_final_event_after_the_wait_fixed_unknown_calls_no_one_again() {
+        use crate::core::redial::RedialOn;
+        let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Busy], 3, 60);
+        place_call(&ledger, 1, &policy).await;
+        let due = StatusMessage::Check(Check {
+            outcome_key: "order-42".into(),
+            request_key: "order-42".into(),
+            due_ms: NOW_MS,
+            delay: Duration::ZERO,
+        });
+        run_redialling(&dispatch, &[due]).await;
+        assert_eq!(
+            ledger.request("order-42").await.unwrap().unwrap().keep,
+            None,
+            "removed with the outcome"
+        );
+        // The busy event comes after: counted, never a redial.
+        run_redialling(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
+        assert!(calls.0.lock().unwrap().is_empty());
+        assert!(!ledger.mark_redial("order-42", 2).await.unwrap());
+        assert_eq!(bus.published.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_the_next_call_is_queued_the_previous_calls_wait_fixes_nothing() {
+        use crate::core::redial::RedialOn;
+        let (dispatch, ledger, bus, _, policy) = redialling(&[RedialOn::Busy], 3, 60);
+        place_call(&ledger, 1, &policy).await;
+        // Call 1's timer read no final status; meanwhile its busy event queued call 2.
+        assert!(ledger.mark_redial("order-42", 2).await.unwrap());
+        let call_1_due = StatusMessage::Check(Check {
+            outcome_key: "order-42".into(),
+            request_key: "order-42".into(),
+            due_ms: NOW_MS,
+            delay: Duration::ZERO,
+        });
+        let fates = run_redialling(&dispatch, &[call_1_due]).await;
+        assert_eq!(fates, [Fate::Sent]);
+        assert!(
+            bus.published.lock().unwrap().is_empty(),
+            "nothing fixed while call 2 may come"
+        );
+        assert!(ledger
+            .request("order-42")
+            .await
+            .unwrap()
+            .unwrap()
+            .keep
+            .is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_call_queue_a_kept_request_ends_at_its_call() {
+        use crate::core::redial::RedialOn;
+        let (_, ledger, bus, _, policy) = redialling(&[RedialOn::Busy], 3, 60);
+        place_call(&ledger, 1, &policy).await;
+        let dispatch = StatusDispatch::new(
+            Arc::clone(&ledger),
+            Arc::clone(&bus),
+            Arc::new(Timers::default()),
+            Settlement::new(
+                None::<Nowhere>,
+                None::<(Nowhere, crate::core::settle::Redelivery)>,
+            ),
+            Duration::from_secs(86_400),
+        )
+        .with_clock(Arc::new(SetClock::at(wall())));
+        let records = [Record {
+            message_id: "m0",
+            ..Record::default()
+        }];
+        let report = dispatch
+            .run(
+                &records,
+                &[ended(1, CallStatus::Busy, 0)],
+                wall() + Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        let published = bus.published.lock().unwrap().clone();
+        assert!(
+            published[0].contains("\"reason\":\"NotRedialled\""),
             "{}",
             published[0]
         );

@@ -43,6 +43,8 @@ const REDIAL_BODY: &str = "redial_body";
 const REDIAL_POLICY: &str = "redial_policy";
 const FIRST_SENT: &str = "first_sent";
 const REQUEST_TTL: &str = "request_ttl";
+/// The redial the status path queued last (its call number), on the request's item.
+const NEXT_CALL: &str = "next_call";
 /// On a call's item: the key of the request that placed it.
 const REQUEST_KEY: &str = "request_key";
 
@@ -298,6 +300,35 @@ impl Ledger for DynamoLedger {
             ),
             Finish::Release => release(&self.client, &self.table, claim).await,
         }
+    }
+
+    async fn redial_due(
+        &self,
+        request_key: &str,
+        call: u8,
+        body_hash: &str,
+    ) -> Result<bool, PortError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, s(request_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| failed("GetItem", &err))?
+            .item;
+        let Some(item) = item else {
+            return Ok(false);
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+        let queued = item
+            .get(NEXT_CALL)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u8>().ok());
+        Ok(text(REDIAL_BODY).is_some()
+            && text(BODY_HASH).map(String::as_str) == Some(body_hash)
+            && queued == Some(call))
     }
 }
 

@@ -20,9 +20,18 @@ pub struct MemoryLedger {
     outcomes: Mutex<Outcomes>,
 }
 
+/// A request's ids, region and what it keeps for a redial, with the call queued last.
+#[derive(Debug, Default, Clone)]
+struct Request {
+    ids: RequestIds,
+    region: Option<String>,
+    keep: Option<Keep>,
+    next_call: Option<u8>,
+}
+
 #[derive(Debug, Default)]
 struct Outcomes {
-    requests: HashMap<String, (RequestIds, Option<String>, Option<Keep>)>,
+    requests: HashMap<String, Request>,
     calls: HashMap<String, RecordedCall>,
     fixed: HashMap<String, StoredOutcome>,
 }
@@ -70,7 +79,11 @@ impl Ledger for MemoryLedger {
         let replaced = entries.insert(claim.key.clone(), claim.entry.clone());
         self.outcomes().requests.insert(
             claim.key.clone(),
-            (claim.request.clone(), None, claim.keep.clone()),
+            Request {
+                ids: claim.request.clone(),
+                keep: claim.keep.clone(),
+                ..Request::default()
+            },
         );
         Ok(ClaimAnswer::Claimed { replaced })
     }
@@ -95,14 +108,9 @@ impl Ledger for MemoryLedger {
                 entry.claim_id = claim.entry.claim_id.clone();
                 entry.voice_message_id = voice_message_id.clone();
                 let mut outcomes = self.outcomes();
-                let kept = outcomes
-                    .requests
-                    .get(&claim.key)
-                    .and_then(|(_, _, keep)| keep.clone());
-                outcomes.requests.insert(
-                    claim.key.clone(),
-                    (claim.request.clone(), region.clone(), kept),
-                );
+                let request = outcomes.requests.entry(claim.key.clone()).or_default();
+                request.ids = claim.request.clone();
+                request.region = region.clone();
                 if let Some(id) = voice_message_id {
                     outcomes
                         .calls
@@ -128,6 +136,24 @@ impl Ledger for MemoryLedger {
             Finish::Unknown | Finish::Release => {}
         }
         Ok(())
+    }
+
+    async fn redial_due(
+        &self,
+        request_key: &str,
+        call: u8,
+        body_hash: &str,
+    ) -> Result<bool, PortError> {
+        self.check_up()?;
+        let hash_matches = self
+            .entry(request_key)
+            .is_some_and(|entry| entry.body_hash == body_hash);
+        let outcomes = self.outcomes();
+        Ok(hash_matches
+            && outcomes
+                .requests
+                .get(request_key)
+                .is_some_and(|r| r.keep.is_some() && r.next_call == Some(call)))
     }
 }
 
@@ -164,7 +190,7 @@ impl OutcomeLedger for MemoryLedger {
         let Some(entry) = self.entry(key) else {
             return Ok(None);
         };
-        let (ids, region, keep) = self
+        let request = self
             .outcomes()
             .requests
             .get(key)
@@ -173,9 +199,9 @@ impl OutcomeLedger for MemoryLedger {
         Ok(Some(RequestState {
             status: entry.status,
             call_id: entry.voice_message_id,
-            ids,
-            region,
-            keep,
+            ids: request.ids,
+            region: request.region,
+            keep: request.keep,
         }))
     }
 
@@ -189,6 +215,15 @@ impl OutcomeLedger for MemoryLedger {
         if placed {
             return Ok(Fixed::MaybePlaced);
         }
+        if let Some(guard) = &fix.guard {
+            let Some(request) = outcomes.requests.get_mut(guard.request_key) else {
+                return Err(PortError::Call("the request's item is gone".into()));
+            };
+            if request.next_call.is_some_and(|next| next > guard.call) {
+                return Ok(Fixed::Superseded);
+            }
+            request.keep = None;
+        }
         outcomes.fixed.insert(
             fix.outcome_key.to_owned(),
             StoredOutcome {
@@ -201,12 +236,17 @@ impl OutcomeLedger for MemoryLedger {
         Ok(Fixed::Written)
     }
 
-    async fn forget(&self, request_key: &str) -> Result<(), PortError> {
+    async fn mark_redial(&self, request_key: &str, call: u8) -> Result<bool, PortError> {
         self.check_up()?;
-        if let Some((_, _, keep)) = self.outcomes().requests.get_mut(request_key) {
-            *keep = None;
+        let mut outcomes = self.outcomes();
+        let Some(request) = outcomes.requests.get_mut(request_key) else {
+            return Ok(false);
+        };
+        if request.keep.is_none() || request.next_call.is_some_and(|next| next > call) {
+            return Ok(false);
         }
-        Ok(())
+        request.next_call = Some(call);
+        Ok(true)
     }
 
     async fn published(&self, outcome_key: &str) -> Result<(), PortError> {

@@ -15,6 +15,9 @@ pub const REDIAL_MAX_CALLS: &str = "REDIAL_MAX_CALLS";
 pub const REDIAL_INTERVAL_SECONDS: &str = "REDIAL_INTERVAL_SECONDS";
 pub const CALL_QUEUE_URL: &str = "CALL_QUEUE_URL";
 
+/// The template's bound on `RedialIntervalSeconds` (a body's longest time to live).
+const MAX_INTERVAL_SECONDS: u32 = 259_200;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedialConfig {
     /// The function's policy: a message's `Redial` overrides it.
@@ -42,10 +45,17 @@ pub(super) fn read_redial(
         1..=u64::from(MAX_CALLS),
         1,
     )? as u8;
+    // Bounded by the time to live only when redial is on: the template passes its default
+    // interval (120 s) whatever the time to live, which may be as short as 5 s.
+    let longest = if on.is_empty() {
+        MAX_INTERVAL_SECONDS
+    } else {
+        u32::try_from(message_ttl.as_secs()).unwrap_or(u32::MAX)
+    };
     let interval = seconds(
         REDIAL_INTERVAL_SECONDS,
         get(REDIAL_INTERVAL_SECONDS),
-        1..=u32::try_from(message_ttl.as_secs()).unwrap_or(u32::MAX),
+        1..=longest,
         DEFAULT_INTERVAL.min(message_ttl),
     )
     .map_err(|error| ConfigError {
@@ -187,10 +197,31 @@ mod tests {
             assert_eq!(refused.variable, REDIAL_MAX_CALLS);
         }
         // Up to the time to live (MESSAGE_TTL_SECONDS, 3600 by default), not past it.
-        assert!(config(&with(&[(REDIAL_INTERVAL_SECONDS, "3600")])).is_ok());
-        let past = config(&with(&[(REDIAL_INTERVAL_SECONDS, "3601")])).unwrap_err();
+        assert!(config(&with(&[
+            (REDIAL_ON, "BUSY"),
+            (REDIAL_INTERVAL_SECONDS, "3600")
+        ]))
+        .is_ok());
+        let past = config(&with(&[
+            (REDIAL_ON, "BUSY"),
+            (REDIAL_INTERVAL_SECONDS, "3601"),
+        ]))
+        .unwrap_err();
         assert_eq!(past.variable, REDIAL_INTERVAL_SECONDS);
         assert!(past.problem.contains(MESSAGE_TTL_SECONDS), "{past}");
+        // Redial off: the template's default interval reads whatever the time to live.
+        assert!(config(&with(&[
+            (MESSAGE_TTL_SECONDS, "60"),
+            (REDIAL_INTERVAL_SECONDS, "120")
+        ]))
+        .is_ok());
+        let short = config(&with(&[
+            (REDIAL_ON, "BUSY"),
+            (MESSAGE_TTL_SECONDS, "60"),
+            (REDIAL_INTERVAL_SECONDS, "120"),
+        ]))
+        .unwrap_err();
+        assert_eq!(short.variable, REDIAL_INTERVAL_SECONDS);
         let word = config(&with(&[(REDIAL_ON, "RINGING")])).unwrap_err();
         assert_eq!(word.variable, REDIAL_ON);
     }

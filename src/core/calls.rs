@@ -21,15 +21,26 @@ pub async fn calls_of<O: OutcomeLedger>(
         let Some(state) = ledger.request(&redial_key(request_key, call)).await? else {
             continue;
         };
-        if let Some(call_id) = state.call_id.clone() {
-            let recorded = match known.filter(|known| known.call_id == call_id) {
-                Some(known) => Some(known.clone()),
-                None => ledger.call(&call_id).await?,
-            };
+        // The last call is the one whose status decides, when known: under one key a call
+        // placed again (an unknown outcome retried) names the newest on the request's item.
+        let recorded = match (known.filter(|_| call == upto), state.call_id.as_deref()) {
+            (Some(known), _) => Some(known.clone()),
+            (None, Some(call_id)) => ledger.call(call_id).await?.or_else(|| {
+                Some(RecordedCall {
+                    call_id: call_id.to_owned(),
+                    request_key: String::new(),
+                    status: None,
+                    at_ms: None,
+                    newly: false,
+                })
+            }),
+            (None, None) => None,
+        };
+        if let Some(recorded) = recorded {
             calls.push(CallRecord {
-                message_id: call_id,
-                status: recorded.as_ref().and_then(|r| r.status).map(|s| s.as_str()),
-                at: recorded.and_then(|r| r.at_ms),
+                message_id: recorded.call_id,
+                status: recorded.status.map(|s| s.as_str()),
+                at: recorded.at_ms,
                 region: state.region.clone(),
             });
         }

@@ -99,6 +99,7 @@ codes! {
     RedialScheduled: "a redial whose interval is longer than SQS's longest delay: kept until its time (INFO)",
     DailyLimit: "a redial refused for the recipient's daily call limit: the request ends `unreached`",
     RedialNotQueued: "the request's next call could not be put on the call queue",
+    RedialNotDue: "a redial its request no longer wants (its outcome is fixed, a later call is queued, or the body is not the request's): not called",
 }
 
 /// The codes table of `docs/fates.md`.
@@ -182,7 +183,8 @@ mod tests {
                 "TimerNotArmed",
                 "RedialScheduled",
                 "DailyLimit",
-                "RedialNotQueued"
+                "RedialNotQueued",
+                "RedialNotDue"
             ]
         );
         for CodeInfo { code, word, .. } in CODES {

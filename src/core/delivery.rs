@@ -384,6 +384,8 @@ pub struct Fix<'a> {
     /// Now, epoch milliseconds: an item past its stored expiration counts as absent, whether
     /// or not the store's TTL has deleted it yet.
     pub now_ms: u64,
+    /// With redial: the request's body is removed with the fix, and a later call refuses it.
+    pub guard: Option<Guard<'a>>,
 }
 
 /// What a fix came to.
@@ -395,6 +397,16 @@ pub enum Fixed {
     Standing(StoredOutcome),
     /// The request's item shows it may have been placed: not fixed.
     MaybePlaced,
+    /// A later call of the request is queued (redial): this call no longer decides.
+    Superseded,
+}
+
+/// A request that keeps a body for a redial: fixing its outcome removes the body in the same
+/// write, unless a call later than `call` was queued meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard<'a> {
+    pub request_key: &'a str,
+    pub call: u8,
 }
 
 /// An outcome timer: a message on the status queue that looks at a request after `delay`.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::core::calls::calls_of;
 use crate::core::clock::Clock;
 use crate::core::code::Code;
-use crate::core::delivery::{self, Check, Fix, Fixed, Outcome, OutcomeDetail};
+use crate::core::delivery::{self, Check, Fix, Fixed, Guard, Outcome, OutcomeDetail};
 use crate::core::ledger::stored_key;
 use crate::core::ports::{detail_json, CheckQueue, OutcomeLedger, PortError};
 use crate::core::record::Record;
@@ -57,29 +57,31 @@ pub enum Plan {
 /// function did not end: no outcome until it does).
 pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
     let key = || record.ledger_key();
-    let wait = || Plan::Wait {
-        outcome_key: record
+    let request = || {
+        record
             .redial
-            .map_or_else(key, |call| call.request_key.to_owned()),
+            .map_or_else(key, |call| call.request_key.to_owned())
+    };
+    let wait = || Plan::Wait {
+        outcome_key: request(),
         request_key: key(),
     };
+    let code = outcome.reason.as_ref().map(|reason| &reason.code);
+    // A redial its request no longer wants: no call of the request's, nothing to wait for.
+    if code == Some(&Code::RedialNotDue) {
+        return None;
+    }
     match outcome.fate {
         Fate::Sent | Fate::Duplicate if !outcome.held => Some(wait()),
         _ if !outcome.dead_lettered => None,
         _ => {
-            let code = outcome
-                .reason
-                .as_ref()
-                .map_or(Code::Unknown, |reason| reason.code.clone());
+            let code = code.cloned().unwrap_or(Code::Unknown);
             match code {
                 // Maybe placed, or held by another delivery that decides it.
                 Code::OutcomeUnknown | Code::InProgressElsewhere | Code::Abandoned => Some(wait()),
-                // A redial that ended without its call: the request was called before, and
-                // ends unreached.
+                // A redial ended without its call: the request, called before, ends unreached.
                 _ if record.redial.is_some() => Some(Plan::Unplaced {
-                    outcome_key: record
-                        .redial
-                        .map_or_else(key, |call| call.request_key.to_owned()),
+                    outcome_key: request(),
                     request_key: Some(key()),
                     outcome: Outcome::Unreached,
                     code,
@@ -113,12 +115,28 @@ pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
     }
 }
 
+/// A redial ended without its call removes its request's kept body with the outcome, unless a
+/// later call was queued.
+fn guard_of(plan: &Plan) -> Option<Guard<'_>> {
+    match plan {
+        Plan::Unplaced {
+            outcome_key,
+            redial: Some(call),
+            ..
+        } => Some(Guard {
+            request_key: outcome_key,
+            call: *call,
+        }),
+        _ => None,
+    }
+}
+
 /// Why a redial that ended without its call ends its request.
 fn redial_end(code: &Code) -> Unreached {
     match code {
         Code::Expired => Unreached::TimeToLive,
         Code::DailyLimit => Unreached::DailyLimit,
-        _ => Unreached::NotRedialled,
+        _ => Unreached::RedialNotPlaced,
     }
 }
 
@@ -248,6 +266,7 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             return waiting(outcome_key, request_key.as_deref().unwrap_or(outcome_key));
         };
         let fix = Fix {
+            guard: guard_of(plan),
             outcome_key,
             unplaced: request_key.as_deref(),
             outcome: *fixed,
@@ -265,6 +284,8 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
         };
         match self.ledger.fix(&fix).await {
             Ok(Fixed::Written | Fixed::Standing(_)) => now,
+            // A later call was queued meanwhile: it decides (its own timer).
+            Ok(Fixed::Superseded) => now,
             // Something may have placed it: its call's events (or the wait) decide.
             Ok(Fixed::MaybePlaced) => waiting(outcome_key, request_key),
             Err(error) => {

@@ -100,6 +100,18 @@ pub trait Ledger: Send + Sync {
         claim: &Claim,
         last: &Finish,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Whether call `call` of the request `request_key` is still wanted: the request keeps
+    /// its body (no outcome fixed), with the same hash, and this call is the one queued.
+    /// A ledger that keeps no bodies wants every call.
+    fn redial_due(
+        &self,
+        _request_key: &str,
+        _call: u8,
+        _body_hash: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send {
+        async { Ok(true) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +149,15 @@ impl<T: Ledger> Ledger for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         self.as_ref().finish(claim, last)
     }
+
+    fn redial_due(
+        &self,
+        request_key: &str,
+        call: u8,
+        body_hash: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send {
+        self.as_ref().redial_due(request_key, call, body_hash)
+    }
 }
 
 /// The ledger's side of delivery outcomes: each call's events, found by its message id, and
@@ -167,8 +188,13 @@ pub trait OutcomeLedger: Send + Sync {
     /// Marks a fixed outcome published.
     fn published(&self, outcome_key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 
-    /// Removes the body a request's item kept for a redial: its outcome is fixed.
-    fn forget(&self, request_key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Marks call `call` of the request `request_key` queued, if the request still keeps its
+    /// body (no outcome fixed) and no later call was queued: `false` otherwise.
+    fn mark_redial(
+        &self,
+        request_key: &str,
+        call: u8,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// A redial: the request's body put back on the call queue as its next call.
@@ -190,6 +216,11 @@ pub struct Redial<'a> {
 /// The call queue, where a redial goes.
 pub trait CallQueue: Send + Sync {
     fn redial(&self, redial: &Redial<'_>) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Whether there is a queue to redial on at all.
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 /// A call queue that may not be configured: without one, redial is off and nothing asks.
@@ -200,6 +231,10 @@ impl<T: CallQueue> CallQueue for Option<T> {
             None => NoCallQueue.redial(redial).await,
         }
     }
+
+    fn available(&self) -> bool {
+        self.as_ref().is_some_and(CallQueue::available)
+    }
 }
 
 /// No call queue: redial is off. Never called.
@@ -209,6 +244,10 @@ pub struct NoCallQueue;
 impl CallQueue for NoCallQueue {
     async fn redial(&self, _redial: &Redial<'_>) -> Result<(), PortError> {
         Err(PortError::Invalid("no call queue: redial is off".into()))
+    }
+
+    fn available(&self) -> bool {
+        false
     }
 }
 
@@ -252,8 +291,12 @@ impl<T: OutcomeLedger> OutcomeLedger for std::sync::Arc<T> {
         self.as_ref().published(outcome_key)
     }
 
-    fn forget(&self, request_key: &str) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.as_ref().forget(request_key)
+    fn mark_redial(
+        &self,
+        request_key: &str,
+        call: u8,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send {
+        self.as_ref().mark_redial(request_key, call)
     }
 }
 

@@ -139,7 +139,7 @@ impl RedialPolicy {
 /// What the ledger keeps with a request whose policy redials, while a redial may still come:
 /// the status path needs it to call again (the body is the only copy of the number and
 /// text, encrypted at rest, removed with the request's outcome or by the table's TTL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Keep {
     pub body: String,
     pub policy: RedialPolicy,
@@ -148,6 +148,23 @@ pub struct Keep {
     /// The request's time to live.
     pub ttl: Duration,
 }
+
+/// The body holds a number and text: never printed, not even in a debug line.
+impl std::fmt::Debug for Keep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keep")
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("policy", &self.policy)
+            .field("first_sent_ms", &self.first_sent_ms)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// The longest body kept for a redial: far more than any valid body needs (6,000 characters
+/// of text), far less than DynamoDB's 400 KB item. A longer one (whitespace a producer added)
+/// is called once, as without the ledger.
+pub const MAX_KEPT_BODY_BYTES: usize = 64 * 1024;
 
 /// Which call of which request a record is, from the attributes the status path sets on a
 /// redial (`DispatchRedialCall`, `DispatchRedialRequest`).
@@ -178,6 +195,8 @@ pub enum Unreached {
     TimeToLive,
     /// The voice service refused the next call for the recipient's daily limit.
     DailyLimit,
+    /// The next call ended without being placed for another reason (its code says which).
+    RedialNotPlaced,
 }
 
 impl Unreached {
@@ -188,6 +207,7 @@ impl Unreached {
             Unreached::CallsUsedUp => "CallsUsedUp",
             Unreached::TimeToLive => "TimeToLive",
             Unreached::DailyLimit => "DailyLimit",
+            Unreached::RedialNotPlaced => "RedialNotPlaced",
         }
     }
 }
@@ -379,6 +399,21 @@ mod tests {
         for bad in ["", "BUSY;3", "BUSY;x;1", "RINGING;2;1", "BUSY;2;1;9"] {
             assert_eq!(RedialPolicy::decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_kept_body_never_prints() {
+        let keep = Keep {
+            body: r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "secret"}"#.into(),
+            policy: RedialPolicy::default(),
+            first_sent_ms: SENT_MS,
+            ttl: Duration::from_secs(60),
+        };
+        let printed = format!("{keep:?}");
+        assert!(
+            !printed.contains("+1206") && !printed.contains("secret"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn record_done(outcome: &RecordOutcome) {
         Fate::Duplicate => tracing::info!(
             message_id = %outcome.message_id,
             fate = outcome.fate.as_str(),
+            error_code,
             receive_count = outcome.receive_count,
             destination = outcome.destination.as_deref(),
             voice_message_id = outcome.voice_message_id.as_deref(),

@@ -470,6 +470,7 @@ async fn a_calls_events_and_its_requests_outcome_survive_a_retried_sent() {
         expiration: now / 1_000 + 86_400,
         publishing_until_ms: now + 30_000,
         now_ms: now,
+        guard: None,
     };
     assert_eq!(ledger.fix(&fix).await.unwrap(), Fixed::Written);
     // The call's SENT written again (a retry of the group, another holder's) erases nothing.
@@ -553,4 +554,81 @@ async fn a_calls_events_and_its_requests_outcome_survive_a_retried_sent() {
         plain.request("order-44").await.unwrap().unwrap().status,
         Status::Sent
     );
+}
+
+/// Redial in the table, on moto: the body kept with the request, the next call marked queued
+/// only while the body stands, the outcome fixed with the body's removal unless a later call
+/// was queued, and a redial wanted only while all of that says so.
+#[tokio::test]
+async fn a_kept_body_goes_with_the_outcome_and_a_later_call_outranks_an_earlier_end() {
+    use voice_dispatch::core::delivery::{Fix, Fixed, Guard, Outcome};
+    use voice_dispatch::core::ports::OutcomeLedger;
+    use voice_dispatch::core::redial::{Keep, RedialOn, RedialPolicy};
+
+    let moto = Moto::start().await;
+    let dynamodb = moto.dynamodb().await;
+    create_ledger_table(&dynamodb, "redial").await;
+    let ledger = DynamoLedger::recording_calls(dynamodb, "redial".into());
+    let now = now_ms();
+    let body = r#"{"DestinationPhoneNumber": "+12065550142", "MessageBody": "disk full"}"#;
+    let keep = Keep {
+        body: body.into(),
+        policy: RedialPolicy {
+            on: vec![RedialOn::Busy, RedialOn::NoAnswer],
+            max_calls: 3,
+            interval: Duration::from_secs(120),
+        },
+        first_sent_ms: now - 1_000,
+        ttl: Duration::from_secs(3_600),
+    };
+    let mut first = claim("order-42", body, "c1", now, UnknownOutcome::Retry);
+    first.keep = Some(keep.clone());
+    ledger.claim(&first).await.unwrap();
+    let sent = Finish::Sent {
+        voice_message_id: Some("voice-1".into()),
+        region: None,
+    };
+    ledger.finish(&first, &sent).await.unwrap();
+    assert_eq!(
+        ledger.request("order-42").await.unwrap().unwrap().keep,
+        Some(keep),
+        "kept through the claim and SENT, read back whole"
+    );
+    let hash = body_hash(body);
+    assert!(!ledger.redial_due("order-42", 2, &hash).await.unwrap(), "not queued yet");
+    assert!(ledger.mark_redial("order-42", 2).await.unwrap());
+    assert!(ledger.mark_redial("order-42", 2).await.unwrap(), "the same call again: idempotent");
+    assert!(ledger.redial_due("order-42", 2, &hash).await.unwrap());
+    assert!(!ledger.redial_due("order-42", 2, &body_hash("another")).await.unwrap());
+    assert!(!ledger.redial_due("order-42", 3, &hash).await.unwrap());
+    assert!(!ledger.redial_due("order-never", 2, &hash).await.unwrap());
+
+    let fix = |call: u8| Fix {
+        outcome_key: "order-42",
+        unplaced: None,
+        outcome: Outcome::Unreached,
+        detail: "{}".into(),
+        expiration: now / 1_000 + 86_400,
+        publishing_until_ms: now + 30_000,
+        now_ms: now,
+        guard: Some(Guard {
+            request_key: "order-42",
+            call,
+        }),
+    };
+    assert_eq!(
+        ledger.fix(&fix(1)).await.unwrap(),
+        Fixed::Superseded,
+        "call 2 is queued: call 1's end fixes nothing"
+    );
+    assert_eq!(ledger.fix(&fix(2)).await.unwrap(), Fixed::Written);
+    let request = ledger.request("order-42").await.unwrap().unwrap();
+    assert_eq!(request.keep, None, "the body went with the outcome");
+    assert_eq!(request.status, Status::Sent, "the rest of the item stays");
+    assert!(!ledger.mark_redial("order-42", 3).await.unwrap(), "no redial after the outcome");
+    assert!(!ledger.redial_due("order-42", 2, &hash).await.unwrap());
+    assert!(matches!(
+        ledger.fix(&fix(2)).await.unwrap(),
+        Fixed::Standing(_)
+    ));
 }

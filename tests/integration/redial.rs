@@ -18,7 +18,7 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use serde_json::{json, Value};
 use voice_fake::{Behaviour, CallEnd, EventScript, Script};
 
-use crate::outcomes::{outcomes_until, World, LIMIT, TIMEOUT, WAIT_SECONDS};
+use crate::outcomes::{outcomes_until, World, LEDGER, LIMIT, TIMEOUT, WAIT_SECONDS};
 use crate::support::fleet::Fleet;
 use crate::support::moto::{messages_left, send_entries};
 
@@ -345,6 +345,18 @@ async fn redial_calls_again_until_reached_and_never_more_than_the_policy() {
         assert!(!text.contains(TEXT), "{text}");
         assert!(!text.contains("+1206555030"), "{text}");
     }
+    // Every request ended: no body is left in the ledger (nor anywhere else of the function's).
+    let kept = world
+        .moto
+        .dynamodb()
+        .await
+        .scan()
+        .table_name(LEDGER)
+        .filter_expression("attribute_exists(redial_body)")
+        .send()
+        .await
+        .expect("Scan");
+    assert_eq!(kept.count(), 0, "bodies left in the ledger: {:?}", kept.items());
     for (destination, placed, after) in figures {
         eprintln!(
             "redial figures: {}: {placed} calls, outcome {:.1} s after the request",

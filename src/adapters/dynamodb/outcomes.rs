@@ -17,12 +17,13 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    TransactWriteItem, Update,
 };
 
 use super::{
-    failed, n, s, DynamoLedger, EXPIRATION, FIRST_SENT, ID, IDEMPOTENCY_KEY, REDIAL_BODY,
-    REDIAL_POLICY, REGION, REQUEST_KEY, REQUEST_TTL, SQS_MESSAGE_ID, STATUS, VOICE_MESSAGE_ID,
+    failed, n, s, DynamoLedger, EXPIRATION, FIRST_SENT, ID, IDEMPOTENCY_KEY, NEXT_CALL,
+    REDIAL_BODY, REDIAL_POLICY, REGION, REQUEST_KEY, REQUEST_TTL, SQS_MESSAGE_ID, STATUS,
+    VOICE_MESSAGE_ID,
 };
 use crate::core::delivery::{
     CallStatus, DeliveryEvent, Fix, Fixed, Outcome, RecordedCall, RequestState, StoredOutcome,
@@ -40,6 +41,9 @@ const PUBLISHED: &str = "published";
 const PUBLISHING_UNTIL: &str = "publishing_until";
 
 type Item = HashMap<String, AttributeValue>;
+
+/// A fix's transaction: its actions, and what each one's refusal means.
+type Together = (Vec<TransactWriteItem>, Vec<Option<Fixed>>);
 
 fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
@@ -114,28 +118,15 @@ impl DynamoLedger {
             .map_err(|err| failed("GetItem", &err))
     }
 
-    /// Writes an outcome whose request must show nothing that may have placed it: one
-    /// transaction, the outcome's put and a check of the request's item.
-    async fn fix_unplaced(
-        &self,
-        request_key: &str,
-        put: Put,
-        now_s: u64,
-    ) -> Result<Fixed, PortError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key(ID, s(request_key))
-            .condition_expression("attribute_not_exists(#status) OR #expiration < :now_s")
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#expiration", EXPIRATION)
-            .expression_attribute_values(":now_s", n(now_s))
-            .build()
-            .map_err(|err| PortError::Invalid(err.to_string()))?;
+    /// Writes an outcome in one transaction with what must hold for it: for a request
+    /// ended without a call, a check that its item shows nothing that may have placed it;
+    /// with redial, the kept body removed unless a later call was queued.
+    async fn fix_together(&self, put: Put, fix: &Fix<'_>, now_s: u64) -> Result<Fixed, PortError> {
+        let (actions, refusals) = self.together(put, fix, now_s)?;
         let answer = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .set_transact_items(Some(actions))
             .send()
             .await;
         match answer {
@@ -150,17 +141,18 @@ impl DynamoLedger {
                             .is_some_and(|code| code == "ConditionalCheckFailed")
                     };
                     if failed_at(0) {
-                        match reasons.first().and_then(|reason| reason.item()) {
+                        return match reasons.first().and_then(|reason| reason.item()) {
                             Some(item) => stored(item).map(Fixed::Standing),
-                            None => self.standing(request_key).await,
-                        }
-                    } else if failed_at(1) {
-                        Ok(Fixed::MaybePlaced)
-                    } else {
-                        Err(PortError::Call(format!(
+                            None => self.standing(fix.outcome_key).await,
+                        };
+                    }
+                    let refused = (1..refusals.len()).find(|&index| failed_at(index));
+                    match refused.and_then(|index| refusals[index].clone()) {
+                        Some(fixed) => Ok(fixed),
+                        None => Err(PortError::Call(format!(
                             "DynamoDB TransactWriteItems cancelled the outcome: {:?}",
                             reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-                        )))
+                        ))),
                     }
                 }
                 _ => Err(failed(
@@ -170,6 +162,45 @@ impl DynamoLedger {
             },
             Err(err) => Err(failed("TransactWriteItems", &err)),
         }
+    }
+
+    /// The transaction's actions, and what each one's refusal means (the outcome's own:
+    /// it stands).
+    fn together(&self, put: Put, fix: &Fix<'_>, now_s: u64) -> Result<Together, PortError> {
+        let invalid =
+            |err: aws_sdk_dynamodb::error::BuildError| PortError::Invalid(err.to_string());
+        let mut actions = vec![TransactWriteItem::builder().put(put).build()];
+        let mut refusals = vec![None];
+        if let Some(request_key) = fix.unplaced {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(ID, s(request_key))
+                .condition_expression("attribute_not_exists(#status) OR #expiration < :now_s")
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#expiration", EXPIRATION)
+                .expression_attribute_values(":now_s", n(now_s))
+                .build()
+                .map_err(invalid)?;
+            actions.push(TransactWriteItem::builder().condition_check(check).build());
+            refusals.push(Some(Fixed::MaybePlaced));
+        }
+        if let Some(guard) = &fix.guard {
+            let forget = Update::builder()
+                .table_name(&self.table)
+                .key(ID, s(guard.request_key))
+                .update_expression("REMOVE #body")
+                .condition_expression(format!(
+                    "attribute_exists({ID}) AND (attribute_not_exists(#next) OR #next <= :call)"
+                ))
+                .expression_attribute_names("#body", REDIAL_BODY)
+                .expression_attribute_names("#next", NEXT_CALL)
+                .expression_attribute_values(":call", n(u64::from(guard.call)))
+                .build()
+                .map_err(invalid)?;
+            actions.push(TransactWriteItem::builder().update(forget).build());
+            refusals.push(Some(Fixed::Superseded));
+        }
+        Ok((actions, refusals))
     }
 
     async fn standing(&self, key: &str) -> Result<Fixed, PortError> {
@@ -264,7 +295,7 @@ impl OutcomeLedger for DynamoLedger {
         // Absent, or void by its stored expiration (a key used again after the ledger's TTL).
         let condition = format!("attribute_not_exists({ID}) OR #expiration < :now_s");
         let now_s = fix.now_ms / 1_000;
-        if let Some(request_key) = fix.unplaced {
+        if fix.unplaced.is_some() || fix.guard.is_some() {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -276,7 +307,7 @@ impl OutcomeLedger for DynamoLedger {
                 )
                 .build()
                 .map_err(|err| PortError::Invalid(err.to_string()))?;
-            return self.fix_unplaced(request_key, put, now_s).await;
+            return self.fix_together(put, fix, now_s).await;
         }
         let answer = self
             .client
@@ -302,28 +333,33 @@ impl OutcomeLedger for DynamoLedger {
         }
     }
 
-    async fn forget(&self, request_key: &str) -> Result<(), PortError> {
-        self.client
+    async fn mark_redial(&self, request_key: &str, call: u8) -> Result<bool, PortError> {
+        let answer = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(ID, s(request_key))
-            .update_expression("REMOVE #body")
-            .condition_expression(format!("attribute_exists({ID})"))
+            .update_expression("SET #next = :call")
+            .condition_expression(
+                "attribute_exists(#body) AND (attribute_not_exists(#next) OR #next <= :call)",
+            )
             .expression_attribute_names("#body", REDIAL_BODY)
+            .expression_attribute_names("#next", NEXT_CALL)
+            .expression_attribute_values(":call", n(u64::from(call)))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| match &err {
-                SdkError::ServiceError(service)
-                    if matches!(
-                        service.err(),
-                        UpdateItemError::ConditionalCheckFailedException(_)
-                    ) =>
-                {
-                    Ok(())
-                }
-                _ => Err(failed("UpdateItem", &err)),
-            })
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(failed("UpdateItem", &err)),
+        }
     }
 
     async fn published(&self, outcome_key_: &str) -> Result<(), PortError> {

@@ -81,6 +81,45 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         ))
     }
 
+    /// [`Self::claim`] for a record its request still wants: a redial is claimed only while
+    /// its request keeps its body (no outcome fixed), with the same hash, and this call is
+    /// the one queued; otherwise it is not called (`RedialNotDue`).
+    pub(super) async fn claim_if_due(
+        &self,
+        ledger: &L,
+        record: &Record<'_>,
+        cutoffs: Cutoffs,
+        attempt: AttemptLoop,
+        keep: Option<Keep>,
+    ) -> Result<(Claim, AttemptLoop), RecordOutcome> {
+        let Some(call) = record.redial else {
+            return self.claim(ledger, record, cutoffs, attempt, keep).await;
+        };
+        let hash = ledger::body_hash(record.body.unwrap_or_default());
+        let due = ledger.redial_due(call.request_key, call.call, &hash);
+        let error = match tokio::time::timeout_at(cutoffs.last_start, due).await {
+            Ok(Ok(true)) => return self.claim(ledger, record, cutoffs, attempt, keep).await,
+            Ok(Ok(false)) => {
+                return Err(with_reason(
+                    attempt.outcome,
+                    Fate::Duplicate,
+                    Code::RedialNotDue,
+                    "its request no longer wants this call (its outcome is fixed, a later call is queued, or the body is not the request's): not called",
+                ))
+            }
+            Ok(Err(error)) => format!("not sent: the idempotency ledger could not be read: {error}"),
+            Err(_elapsed) => {
+                "not sent: the idempotency ledger did not answer before the send cutoff".to_owned()
+            }
+        };
+        Err(with_reason(
+            attempt.outcome,
+            Fate::Transient,
+            Code::LedgerUnavailable,
+            &error,
+        ))
+    }
+
     /// The claim this record's attempts would hold: leased until the invocation's deadline,
     /// kept for `IDEMPOTENCY_TTL_SECONDS`.
     fn new_claim(&self, record: &Record<'_>, cutoffs: Cutoffs, keep: Option<Keep>) -> Claim {

@@ -39,7 +39,7 @@ use crate::core::pacing::{Pacer, SendRate};
 use crate::core::ports::{Ledger, NoLedger, OutcomeLine, VoiceSender};
 use crate::core::record::Record;
 use crate::core::redact::scrub_phone_numbers;
-use crate::core::redial::{Keep, RedialPolicy};
+use crate::core::redial::{Keep, RedialPolicy, MAX_KEPT_BODY_BYTES};
 use crate::core::report::{BatchReport, CircuitReport, Fate, Reason, RecordOutcome, Regions};
 use crate::core::route::{self, Failover, FailoverSettings, Region, Route};
 
@@ -370,29 +370,45 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .await
                 .0;
         }
-        let (claim, attempt) = match self.claim(ledger, record, cutoffs, attempt, keep).await {
+        let (claim, attempt) = match self
+            .claim_if_due(ledger, record, cutoffs, attempt, keep)
+            .await
+        {
             Ok(claimed) => claimed,
             Err(refused) => return refused,
         };
-        // With failover on, an earlier delivery that may have placed the call keeps the key
-        // unknown until a delivery settles it: a released key would forget it, and the next
-        // delivery could call from the failover region.
+        // With failover on, a key an earlier delivery may have placed under stays unknown until
+        // a delivery settles it: released, the next delivery could call from the failover region.
         let placed_before = attempt.maybe_placed_before && self.failover.is_some();
         progress.hold(&claim, placed_before);
         let (outcome, maybe_placed) = self
             .attempts(record, &message, expiry, cutoffs, attempt, progress)
             .await;
+        let maybe_placed = maybe_placed || placed_before;
+        self.record_claimed(ledger, &claim, &message, &outcome, maybe_placed, cutoffs)
+            .await;
+        outcome
+    }
+
+    /// The ledger's last write for a claimed record: a dry run placed nothing, so its key
+    /// stays free for the real call; anything else is finished as it came out.
+    async fn record_claimed(
+        &self,
+        ledger: &L,
+        claim: &crate::core::ledger::Claim,
+        message: &VoiceMessage,
+        outcome: &RecordOutcome,
+        maybe_placed: bool,
+        cutoffs: Cutoffs,
+    ) {
         let dry_run = message.v2.as_ref().and_then(|v2| v2.dry_run) == Some(true);
         if dry_run && outcome.fate == Fate::Sent {
-            // A dry run placed nothing: the key stays free for the real call.
-            let release = ledger.finish(&claim, &Finish::Release);
+            let release = ledger.finish(claim, &Finish::Release);
             let _ = tokio::time::timeout_at(cutoffs.record_by, release).await;
         } else {
-            let maybe_placed = maybe_placed || placed_before;
-            self.finish(ledger, &claim, &outcome, maybe_placed, cutoffs)
+            self.finish(ledger, claim, outcome, maybe_placed, cutoffs)
                 .await;
         }
-        outcome
     }
 
     /// The record's message, its expiry, the outcome its attempts start from and what the
@@ -470,27 +486,40 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if record.redial.is_some() {
             return (None, attempt);
         }
-        let Some(defaults) = self
+        let available = self
             .settings
             .redial
             .as_ref()
-            .filter(|_| self.ledger.is_some())
-        else {
-            let asked = message
-                .redial
-                .as_ref()
-                .is_some_and(|own| RedialPolicy::default().with(Some(own)).redials());
-            if asked {
-                tracing::warn!(
-                    message_id = %record.message_id,
-                    "the message asks for redial, which needs the idempotency ledger and delivery outcomes: called once"
-                );
-                attempt.outcome.redial_unavailable = true;
+            .filter(|_| self.ledger.is_some());
+        let body = record.body.unwrap_or_default();
+        let policy = match available {
+            Some(defaults) => defaults.with(message.redial.as_ref()),
+            None => {
+                // A `Redial` member that asks (any but `"On": []`): called once, said once.
+                let asked = message
+                    .redial
+                    .as_ref()
+                    .is_some_and(|own| own.on.as_ref().is_none_or(|on| !on.is_empty()));
+                if asked {
+                    tracing::warn!(
+                        message_id = %record.message_id,
+                        "the message asks for redial, which needs the idempotency ledger and delivery outcomes: called once"
+                    );
+                    attempt.outcome.redial_unavailable = true;
+                }
+                return (None, attempt);
             }
-            return (None, attempt);
         };
-        let policy = defaults.with(message.redial.as_ref());
         if !policy.redials() {
+            return (None, attempt);
+        }
+        if body.len() > MAX_KEPT_BODY_BYTES {
+            tracing::warn!(
+                message_id = %record.message_id,
+                body_bytes = body.len(),
+                "the body is too long to keep for a redial: called once"
+            );
+            attempt.outcome.redial_unavailable = true;
             return (None, attempt);
         }
         let ttl = message
@@ -500,7 +529,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             });
         let first_sent = record.first_sent().unwrap_or_else(|| self.clock.wall());
         let keep = Keep {
-            body: record.body.unwrap_or_default().to_owned(),
+            body: body.to_owned(),
             policy,
             first_sent_ms: epoch_ms(first_sent),
             ttl,

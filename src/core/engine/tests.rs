@@ -1834,6 +1834,7 @@ mod redial {
 
     use super::*;
     use crate::adapters::memory_ledger::MemoryLedger;
+    use crate::core::ledger::Finish;
     use crate::core::ports::OutcomeLedger;
     use crate::core::redial::{CallOf, RedialOn};
 
@@ -1869,6 +1870,39 @@ mod redial {
         }
     }
 
+    /// The request `order-42` placed with `body` kept for a redial, and its call 2 queued by
+    /// the status path.
+    async fn requested(ledger: &MemoryLedger, body: &str) {
+        let now_ms = epoch_ms(SystemTime::now());
+        let claim = Claim {
+            key: "order-42".into(),
+            entry: Entry {
+                status: Status::InProgress,
+                body_hash: ledger::body_hash(body),
+                claim_id: "first".into(),
+                lease_until_ms: now_ms + 60_000,
+                expiration: now_ms / 1_000 + 86_400,
+                voice_message_id: None,
+            },
+            now_ms,
+            on_unknown: UnknownOutcome::Retry,
+            request: ledger::RequestIds::default(),
+            keep: Some(Keep {
+                body: body.to_owned(),
+                policy: policy(),
+                first_sent_ms: now_ms,
+                ttl: Duration::from_secs(3_600),
+            }),
+        };
+        ledger.claim(&claim).await.unwrap();
+        let sent = Finish::Sent {
+            voice_message_id: Some("voice-1".into()),
+            region: None,
+        };
+        ledger.finish(&claim, &sent).await.unwrap();
+        assert!(ledger.mark_redial("order-42", 2).await.unwrap());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_first_call_keeps_its_body_and_policy_and_a_redial_claims_its_own_key() {
         let ledger = Arc::new(MemoryLedger::default());
@@ -1897,10 +1931,17 @@ mod redial {
             "the message's own over the function's"
         );
         assert_eq!(kept.ttl, Duration::from_secs(3_600));
-        let report = engine.run(&[redial_of(2, None)], in_seconds(30)).await;
+        assert!(ledger.mark_redial("order-42", 2).await.unwrap());
+        let second = Record {
+            body: Some(ASKING),
+            ..redial_of(2, None)
+        };
+        let report = engine
+            .run(std::slice::from_ref(&second), in_seconds(30))
+            .await;
         assert_eq!(report.outcomes[0].fate, Fate::Sent);
-        let second = ledger.entry("redial#2#order-42").unwrap();
-        assert_eq!(second.status, Status::Sent);
+        let entry = ledger.entry("redial#2#order-42").unwrap();
+        assert_eq!(entry.status, Status::Sent);
         assert_eq!(
             ledger
                 .request("redial#2#order-42")
@@ -1912,8 +1953,71 @@ mod redial {
             "the body is kept once, with the request"
         );
         // The same redial delivered again: its own key stands, no second call.
-        let again = engine.run(&[redial_of(2, None)], in_seconds(30)).await;
+        let again = engine.run(&[second], in_seconds(30)).await;
         assert_eq!(again.outcomes[0].fate, Fate::Duplicate);
+        assert_eq!(engine.primary.sender.started.lock().unwrap().len(), 2);
+    }
+
+    /// The request's outcome fixed at the end of call `call`.
+    fn fixing(call: u8) -> crate::core::delivery::Fix<'static> {
+        crate::core::delivery::Fix {
+            outcome_key: "order-42",
+            unplaced: None,
+            outcome: crate::core::delivery::Outcome::Unknown,
+            detail: "{}".into(),
+            expiration: u64::MAX / 1_000,
+            publishing_until_ms: 0,
+            now_ms: 0,
+            guard: Some(crate::core::delivery::Guard {
+                request_key: "order-42",
+                call,
+            }),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redial_its_request_no_longer_wants_is_never_called() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let engine = engine(ScriptedVoice::new(accepted()), &ledger);
+        requested(&ledger, BODY).await;
+        let not_wanted = |record: Record<'static>, why: &str| {
+            let engine = &engine;
+            let why = why.to_owned();
+            async move {
+                let report = engine
+                    .run(std::slice::from_ref(&record), in_seconds(30))
+                    .await;
+                let outcome = &report.outcomes[0];
+                assert_eq!(outcome.fate, Fate::Duplicate, "{why}");
+                assert_eq!(
+                    outcome.reason.as_ref().unwrap().code,
+                    Code::RedialNotDue,
+                    "{why}"
+                );
+                assert_eq!(
+                    crate::core::outcome_timer::plan(outcome, &record),
+                    None,
+                    "{why}: no timer for a call that is not the request's"
+                );
+            }
+        };
+        // Another body under the request's key (a producer setting the reserved attributes).
+        not_wanted(
+            Record {
+                body: Some(BODY_TO_OTHER),
+                ..redial_of(2, None)
+            },
+            "another body",
+        )
+        .await;
+        not_wanted(redial_of(3, None), "a call not queued").await;
+        // The outcome fixed (the body removed with it): a late copy of the redial. Call 1's
+        // end cannot fix it while call 2 is queued.
+        use crate::core::delivery::Fixed;
+        assert_eq!(ledger.fix(&fixing(1)).await.unwrap(), Fixed::Superseded);
+        assert_eq!(ledger.fix(&fixing(2)).await.unwrap(), Fixed::Written);
+        not_wanted(redial_of(2, None), "the outcome fixed").await;
+        assert!(engine.primary.sender.started.lock().unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -1944,6 +2048,7 @@ mod redial {
     async fn a_redial_refused_for_the_daily_limit_ends_without_waiting_for_the_next_day() {
         let ledger = Arc::new(MemoryLedger::default());
         let engine = engine(ScriptedVoice::new(daily_limited()), &ledger);
+        requested(&ledger, BODY).await;
         let report = engine.run(&[redial_of(2, None)], in_seconds(30)).await;
         let outcome = &report.outcomes[0];
         assert_eq!(outcome.fate, Fate::Permanent);
@@ -1990,6 +2095,7 @@ mod redial {
         };
         let voice = ScriptedVoice::new(accepted()).for_destination(OTHER, throttled());
         let engine = BatchEngine::new(voice, settings).with_ledger(Some(Arc::clone(&ledger)));
+        requested(&ledger, BODY_TO_OTHER).await;
         let redial = Record {
             body: Some(BODY_TO_OTHER),
             ..redial_of(2, None)
