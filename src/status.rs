@@ -251,8 +251,9 @@ where
 
     /// An outcome timer: its call decides, or the wait's end does.
     async fn check(&self, check: &Check, metrics: &mut Vec<&'static str>) -> Handled {
+        let now_ms = epoch_ms(self.clock.wall());
         let request = match self.ledger.request(&check.request_key).await {
-            Ok(request) => request,
+            Ok(request) => request.filter(|request| request.is_live(now_ms)),
             Err(error) => return ledger_failed(&error),
         };
         let call_id = request.as_ref().and_then(|r| r.call_id.clone());
@@ -263,7 +264,6 @@ where
             },
             None => None,
         };
-        let now_ms = epoch_ms(self.clock.wall());
         match delivery::check(call.as_ref().and_then(|c| c.status), now_ms, check.due_ms) {
             CheckStep::Rearm(delay) => Handled::Rearm(Check {
                 delay,
@@ -287,7 +287,9 @@ where
         outcome: Outcome,
         metrics: &mut Vec<&'static str>,
     ) -> Handled {
-        let (first, calls) = match calls_of(&self.ledger, request_key, number, call).await {
+        let now_ms = epoch_ms(self.clock.wall());
+        let read = calls_of(&self.ledger, request_key, number, call, now_ms).await;
+        let (first, calls) = match read {
             Ok(read) => read,
             Err(error) => return ledger_failed(&error),
         };
@@ -299,6 +301,7 @@ where
             guard: keep.map(|_| Guard {
                 request_key,
                 call: number,
+                queued_body: None,
             }),
         };
         if let (Some(keep), Some(call), Outcome::Unreached) = (keep, call, outcome) {
@@ -348,10 +351,11 @@ where
         at_ms: u64,
         metrics: &mut Vec<&'static str>,
     ) -> Handled {
+        let now_ms = epoch_ms(self.clock.wall());
         match self.ledger.request(&redial_key(request_key, call)).await {
             // Claimed already: that call's own timer takes it from here.
-            Ok(Some(_)) => return Handled::Done,
-            Ok(None) => {}
+            Ok(Some(state)) if state.is_live(now_ms) => return Handled::Done,
+            Ok(_) => {}
             Err(error) => return ledger_failed(&error),
         }
         match self.ledger.mark_redial(request_key, call).await {
@@ -360,7 +364,7 @@ where
             Ok(false) => return Handled::Done,
             Err(error) => return ledger_failed(&error),
         }
-        let due_in = Duration::from_millis(at_ms.saturating_sub(epoch_ms(self.clock.wall())));
+        let due_in = Duration::from_millis(at_ms.saturating_sub(now_ms));
         let redial = Redial {
             body: &keep.body,
             call,
@@ -1192,6 +1196,37 @@ mod tests {
             published[0].contains("\"reason\":\"NotRedialled\""),
             "{}",
             published[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_requests_lapsed_call_under_a_reused_key_does_not_stop_a_redial() {
+        use crate::core::redial::RedialOn;
+        let (dispatch, ledger, _, calls, policy) = redialling(&[RedialOn::Busy], 3, 60);
+        // Call 2 of an earlier request under the same key, past its expiration (the table's
+        // TTL has not deleted it yet).
+        let stale = Claim {
+            keep: None,
+            key: redial_key("order-42", 2),
+            entry: Entry {
+                status: Status::Sent,
+                body_hash: "old".into(),
+                claim_id: "old".into(),
+                lease_until_ms: 0,
+                expiration: NOW_MS / 1_000 - 1,
+                voice_message_id: Some("voice-old".into()),
+            },
+            now_ms: NOW_MS - 90_000_000,
+            on_unknown: UnknownOutcome::Retry,
+            request: RequestIds::default(),
+        };
+        ledger.claim(&stale).await.unwrap();
+        place_call(&ledger, 1, &policy).await;
+        run_redialling(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
+        assert_eq!(
+            calls.0.lock().unwrap().len(),
+            1,
+            "the lapsed item is no call of this request's"
         );
     }
 }

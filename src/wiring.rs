@@ -336,6 +336,7 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
         attempt_timeout: config.send_attempt_timeout,
         on_unknown: config.on_unknown_outcome,
         ledger_ttl: config.idempotency_ttl,
+        outcome_wait: config.outcome_wait,
         // Redial needs the status path (outcomes on) and the ledger: init refuses REDIAL_ON
         // without them, and a message's own `Redial` is then called once.
         redial: config

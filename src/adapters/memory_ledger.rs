@@ -202,12 +202,18 @@ impl OutcomeLedger for MemoryLedger {
             ids: request.ids,
             region: request.region,
             keep: request.keep,
+            expiration: entry.expiration,
         }))
     }
 
     async fn fix(&self, fix: &Fix<'_>) -> Result<Fixed, PortError> {
         self.check_up()?;
         let placed = fix.unplaced.is_some_and(|key| self.entry(key).is_some());
+        // Read before the outcomes' lock: `finish` takes the entries' lock first.
+        let hash = fix
+            .guard
+            .and_then(|guard| self.entry(guard.request_key))
+            .map(|entry| entry.body_hash);
         let mut outcomes = self.outcomes();
         if let Some(stood) = outcomes.fixed.get(fix.outcome_key) {
             return Ok(Fixed::Standing(stood.clone()));
@@ -217,9 +223,15 @@ impl OutcomeLedger for MemoryLedger {
         }
         if let Some(guard) = &fix.guard {
             let Some(request) = outcomes.requests.get_mut(guard.request_key) else {
-                return Err(PortError::Call("the request's item is gone".into()));
+                return Ok(Fixed::Superseded);
             };
-            if request.next_call.is_some_and(|next| next > guard.call) {
+            let refused = match guard.queued_body {
+                Some(queued) => {
+                    request.next_call != Some(guard.call) || hash.as_deref() != Some(queued)
+                }
+                None => request.next_call.is_some_and(|next| next > guard.call),
+            };
+            if refused {
                 return Ok(Fixed::Superseded);
             }
             request.keep = None;
@@ -238,6 +250,9 @@ impl OutcomeLedger for MemoryLedger {
 
     async fn mark_redial(&self, request_key: &str, call: u8) -> Result<bool, PortError> {
         self.check_up()?;
+        if self.entry(request_key).is_none() {
+            return Ok(false);
+        }
         let mut outcomes = self.outcomes();
         let Some(request) = outcomes.requests.get_mut(request_key) else {
             return Ok(false);

@@ -7,18 +7,21 @@ use crate::core::ledger::redial_key;
 use crate::core::ports::{OutcomeLedger, PortError};
 
 /// The request `request_key` (its first call's state, which holds its ids and what a redial
-/// needs) and its calls 1 to `upto` that were placed, in order. `known` is a call already
-/// read, not read again.
+/// needs) and its calls 1 to `upto` that were placed, in order, as the ledger holds them at
+/// `now_ms`. `known` is a call already read, not read again.
 pub async fn calls_of<O: OutcomeLedger>(
     ledger: &O,
     request_key: &str,
     upto: u8,
     known: Option<&RecordedCall>,
+    now_ms: u64,
 ) -> Result<(Option<RequestState>, Vec<CallRecord>), PortError> {
     let mut first = None;
     let mut calls = Vec::new();
     for call in 1..=upto.max(1) {
-        let Some(state) = ledger.request(&redial_key(request_key, call)).await? else {
+        // An item past its expiration is an earlier request's under a key used again.
+        let state = ledger.request(&redial_key(request_key, call)).await?;
+        let Some(state) = state.filter(|state| state.is_live(now_ms)) else {
             continue;
         };
         // The last call is the one whose status decides, when known: under one key a call

@@ -329,6 +329,16 @@ pub struct RequestState {
     pub region: Option<String>,
     /// What a redial needs, while one may still come (a first call whose policy redials).
     pub keep: Option<crate::core::redial::Keep>,
+    /// Epoch seconds after which the item is void (its key may be used again), whatever the
+    /// table's TTL has deleted yet.
+    pub expiration: u64,
+}
+
+impl RequestState {
+    /// Whether the item still speaks for its key at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expiration >= now_ms / 1_000
+    }
 }
 
 /// An outcome as the ledger keeps it: the detail is stored as published, so every publish
@@ -407,6 +417,9 @@ pub enum Fixed {
 pub struct Guard<'a> {
     pub request_key: &'a str,
     pub call: u8,
+    /// For a redial ended without its call: the call must be exactly the one queued, and its
+    /// body the request's (this hash), or it fixes nothing.
+    pub queued_body: Option<&'a str>,
 }
 
 /// An outcome timer: a message on the status queue that looks at a request after `delay`.

@@ -115,9 +115,9 @@ pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
     }
 }
 
-/// A redial ended without its call removes its request's kept body with the outcome, unless a
-/// later call was queued.
-fn guard_of(plan: &Plan) -> Option<Guard<'_>> {
+/// A redial ended without its call removes its request's kept body with the outcome, only as
+/// the call queued, with the request's own body (`body_hash`).
+fn guard_of<'a>(plan: &'a Plan, body_hash: &'a str) -> Option<Guard<'a>> {
     match plan {
         Plan::Unplaced {
             outcome_key,
@@ -126,6 +126,7 @@ fn guard_of(plan: &Plan) -> Option<Guard<'_>> {
         } => Some(Guard {
             request_key: outcome_key,
             call: *call,
+            queued_body: Some(body_hash),
         }),
         _ => None,
     }
@@ -175,11 +176,14 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
         let checks = plans.iter().map(|(index, plan)| {
             self.check_for(plan, &report.outcomes[*index], &records[*index], now_ms)
         });
-        let checks: Vec<Check> = futures::future::join_all(checks).await;
+        let (checks, unfixed): (Vec<Check>, Vec<bool>) =
+            futures::future::join_all(checks).await.into_iter().unzip();
         let armed = tokio::time::timeout_at(until, self.timers.arm(&checks)).await;
         let armed = armed
             .unwrap_or_else(|_| vec![Err(crate::core::ports::PortError::NoAnswer); checks.len()]);
-        for ((index, _), result) in plans.iter().zip(armed) {
+        for (((index, _), result), unfixed) in plans.iter().zip(armed).zip(unfixed) {
+            // An outcome that could not be fixed now: its next delivery fixes it.
+            report.outcomes[*index].held |= unfixed;
             let Err(error) = result else { continue };
             let outcome = &mut report.outcomes[*index];
             // Kept for another delivery, which arms it: even a record the dead-letter queue
@@ -222,8 +226,14 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             decided_at: now_ms,
         };
         if let Some(call) = redial {
-            let (first, calls) =
-                calls_of(&self.ledger, outcome_key, call.saturating_sub(1), None).await?;
+            let (first, calls) = calls_of(
+                &self.ledger,
+                outcome_key,
+                call.saturating_sub(1),
+                None,
+                now_ms,
+            )
+            .await?;
             if let Some(first) = first {
                 detail.idempotency_key = first.ids.idempotency_key;
                 detail.sqs_message_id = first.ids.sqs_message_id;
@@ -235,14 +245,15 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
     }
 
     /// The timer a plan arms: at once for an outcome fixed now (or one that stood), after
-    /// the wait for one that waits for its final event.
+    /// the wait for one that waits for its final event; and whether an outcome to fix now
+    /// could not be (the ledger out of reach): the record is then kept for another delivery.
     async fn check_for(
         &self,
         plan: &Plan,
         outcome: &RecordOutcome,
         record: &Record<'_>,
         now_ms: u64,
-    ) -> Check {
+    ) -> (Check, bool) {
         let waiting = |outcome_key: &str, request_key: &str| Check {
             outcome_key: outcome_key.to_owned(),
             request_key: request_key.to_owned(),
@@ -253,7 +264,7 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             Plan::Wait {
                 outcome_key,
                 request_key,
-            } => return waiting(outcome_key, request_key),
+            } => return (waiting(outcome_key, request_key), false),
             Plan::Unplaced {
                 outcome_key,
                 request_key,
@@ -261,14 +272,17 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
                 ..
             } => (outcome_key, request_key, outcome),
         };
+        let unplaced = request_key.as_deref();
+        let request_key = unplaced.unwrap_or(outcome_key);
         let Ok(detail) = self.unplaced_detail(plan, record, outcome, now_ms).await else {
-            // The request's earlier calls unread: the timer decides.
-            return waiting(outcome_key, request_key.as_deref().unwrap_or(outcome_key));
+            // The request's earlier calls unread: another delivery fixes it.
+            return (waiting(outcome_key, request_key), true);
         };
+        let body_hash = crate::core::ledger::body_hash(record.body.unwrap_or_default());
         let fix = Fix {
-            guard: guard_of(plan),
+            guard: guard_of(plan, &body_hash),
             outcome_key,
-            unplaced: request_key.as_deref(),
+            unplaced,
             outcome: *fixed,
             detail: detail_json(&detail),
             expiration: now_ms / 1_000 + self.settings.ledger_ttl.as_secs(),
@@ -276,22 +290,20 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             publishing_until_ms: 0,
             now_ms,
         };
-        let request_key = request_key.as_deref().unwrap_or(outcome_key);
         let now = Check {
             due_ms: now_ms,
             delay: Duration::ZERO,
             ..waiting(outcome_key, request_key)
         };
         match self.ledger.fix(&fix).await {
-            Ok(Fixed::Written | Fixed::Standing(_)) => now,
-            // A later call was queued meanwhile: it decides (its own timer).
-            Ok(Fixed::Superseded) => now,
+            // Superseded: not the call queued (a later one, or not the request's), which decides.
+            Ok(Fixed::Written | Fixed::Standing(_) | Fixed::Superseded) => (now, false),
             // Something may have placed it: its call's events (or the wait) decide.
-            Ok(Fixed::MaybePlaced) => waiting(outcome_key, request_key),
+            Ok(Fixed::MaybePlaced) => (waiting(outcome_key, request_key), false),
             Err(error) => {
                 tracing::warn!(message_id = %outcome.message_id, error = %scrub_phone_numbers(&error.to_string()),
-                    "the outcome could not be fixed now; its timer decides it after the wait");
-                waiting(outcome_key, request_key)
+                    "the outcome could not be fixed now: the record is kept for another delivery, and its timer decides after the wait if none comes");
+                (waiting(outcome_key, request_key), true)
             }
         }
     }

@@ -595,11 +595,20 @@ async fn a_kept_body_goes_with_the_outcome_and_a_later_call_outranks_an_earlier_
         "kept through the claim and SENT, read back whole"
     );
     let hash = body_hash(body);
-    assert!(!ledger.redial_due("order-42", 2, &hash).await.unwrap(), "not queued yet");
+    assert!(
+        !ledger.redial_due("order-42", 2, &hash).await.unwrap(),
+        "not queued yet"
+    );
     assert!(ledger.mark_redial("order-42", 2).await.unwrap());
-    assert!(ledger.mark_redial("order-42", 2).await.unwrap(), "the same call again: idempotent");
+    assert!(
+        ledger.mark_redial("order-42", 2).await.unwrap(),
+        "the same call again: idempotent"
+    );
     assert!(ledger.redial_due("order-42", 2, &hash).await.unwrap());
-    assert!(!ledger.redial_due("order-42", 2, &body_hash("another")).await.unwrap());
+    assert!(!ledger
+        .redial_due("order-42", 2, &body_hash("another"))
+        .await
+        .unwrap());
     assert!(!ledger.redial_due("order-42", 3, &hash).await.unwrap());
     assert!(!ledger.redial_due("order-never", 2, &hash).await.unwrap());
 
@@ -614,6 +623,7 @@ async fn a_kept_body_goes_with_the_outcome_and_a_later_call_outranks_an_earlier_
         guard: Some(Guard {
             request_key: "order-42",
             call,
+            queued_body: None,
         }),
     };
     assert_eq!(
@@ -625,10 +635,48 @@ async fn a_kept_body_goes_with_the_outcome_and_a_later_call_outranks_an_earlier_
     let request = ledger.request("order-42").await.unwrap().unwrap();
     assert_eq!(request.keep, None, "the body went with the outcome");
     assert_eq!(request.status, Status::Sent, "the rest of the item stays");
-    assert!(!ledger.mark_redial("order-42", 3).await.unwrap(), "no redial after the outcome");
+    assert!(
+        !ledger.mark_redial("order-42", 3).await.unwrap(),
+        "no redial after the outcome"
+    );
     assert!(!ledger.redial_due("order-42", 2, &hash).await.unwrap());
     assert!(matches!(
         ledger.fix(&fix(2)).await.unwrap(),
         Fixed::Standing(_)
     ));
+
+    // A redial ended without its call decides only as the call queued, with the request's
+    // own body: not a message that set the reserved attributes.
+    let mut other = claim("order-43", body, "c2", now, UnknownOutcome::Retry);
+    other.keep = first.keep.clone();
+    ledger.claim(&other).await.unwrap();
+    ledger.finish(&other, &sent).await.unwrap();
+    assert!(ledger.mark_redial("order-43", 2).await.unwrap());
+    let unplaced = |call: u8, hash: &'static str| Fix {
+        outcome_key: "order-43",
+        guard: Some(Guard {
+            request_key: "order-43",
+            call,
+            queued_body: Some(hash),
+        }),
+        ..fix(2)
+    };
+    let right: &'static str = Box::leak(hash.clone().into_boxed_str());
+    let wrong: &'static str = Box::leak(body_hash("another").into_boxed_str());
+    assert_eq!(
+        ledger.fix(&unplaced(2, wrong)).await.unwrap(),
+        Fixed::Superseded
+    );
+    assert_eq!(
+        ledger.fix(&unplaced(5, right)).await.unwrap(),
+        Fixed::Superseded
+    );
+    assert_eq!(
+        ledger.fix(&unplaced(2, right)).await.unwrap(),
+        Fixed::Written
+    );
+    assert_eq!(
+        ledger.request("order-43").await.unwrap().unwrap().keep,
+        None
+    );
 }

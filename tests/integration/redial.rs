@@ -356,7 +356,12 @@ async fn redial_calls_again_until_reached_and_never_more_than_the_policy() {
         .send()
         .await
         .expect("Scan");
-    assert_eq!(kept.count(), 0, "bodies left in the ledger: {:?}", kept.items());
+    assert_eq!(
+        kept.count(),
+        0,
+        "bodies left in the ledger: {:?}",
+        kept.items()
+    );
     for (destination, placed, after) in figures {
         eprintln!(
             "redial figures: {}: {placed} calls, outcome {:.1} s after the request",

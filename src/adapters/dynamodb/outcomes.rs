@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    failed, n, s, DynamoLedger, EXPIRATION, FIRST_SENT, ID, IDEMPOTENCY_KEY, NEXT_CALL,
+    failed, n, s, DynamoLedger, BODY_HASH, EXPIRATION, FIRST_SENT, ID, IDEMPOTENCY_KEY, NEXT_CALL,
     REDIAL_BODY, REDIAL_POLICY, REGION, REQUEST_KEY, REQUEST_TTL, SQS_MESSAGE_ID, STATUS,
     VOICE_MESSAGE_ID,
 };
@@ -189,14 +189,24 @@ impl DynamoLedger {
                 .table_name(&self.table)
                 .key(ID, s(guard.request_key))
                 .update_expression("REMOVE #body")
-                .condition_expression(format!(
-                    "attribute_exists({ID}) AND (attribute_not_exists(#next) OR #next <= :call)"
-                ))
                 .expression_attribute_names("#body", REDIAL_BODY)
                 .expression_attribute_names("#next", NEXT_CALL)
-                .expression_attribute_values(":call", n(u64::from(guard.call)))
-                .build()
-                .map_err(invalid)?;
+                .expression_attribute_values(":call", n(u64::from(guard.call)));
+            // A redial ended without its call decides only as the call queued, with the
+            // request's own body; any other call's end, unless a later call was queued.
+            let forget = match guard.queued_body {
+                Some(hash) => forget
+                    .condition_expression(format!(
+                        "attribute_exists({ID}) AND #next = :call AND #hash = :hash"
+                    ))
+                    .expression_attribute_names("#hash", BODY_HASH)
+                    .expression_attribute_values(":hash", s(hash)),
+                None => forget.condition_expression(format!(
+                    "attribute_exists({ID}) AND (attribute_not_exists(#next) OR #next <= :call)"
+                )),
+            }
+            .build()
+            .map_err(invalid)?;
             actions.push(TransactWriteItem::builder().update(forget).build());
             refusals.push(Some(Fixed::Superseded));
         }
@@ -280,6 +290,8 @@ impl OutcomeLedger for DynamoLedger {
             },
             region: text(&item, REGION),
             keep: kept(&item),
+            // Missing, it never lapses, as DynamoDB's `expiration < :now` fails on it.
+            expiration: number(&item, EXPIRATION).unwrap_or(u64::MAX / 1_000),
         }))
     }
 

@@ -73,6 +73,9 @@ pub struct EngineSettings {
     pub on_unknown: UnknownOutcome,
     /// How long ledger entries stay valid.
     pub ledger_ttl: Duration,
+    /// How long a placed call's final event is waited for (`OUTCOME_WAIT_SECONDS`): a body
+    /// kept for a redial must outlast its time to live and this wait in the ledger.
+    pub outcome_wait: Duration,
     /// The function's redial policy (`REDIAL_*`), when it can redial (the ledger, the status
     /// path and the call queue are there); `None`: every request is called once.
     pub redial: Option<RedialPolicy>,
@@ -93,6 +96,7 @@ impl Default for EngineSettings {
             attempt_timeout: defaults.send_attempt_timeout,
             on_unknown: UnknownOutcome::default(),
             ledger_ttl: defaults.idempotency_ttl,
+            outcome_wait: crate::core::outcome_timer::DEFAULT_OUTCOME_WAIT,
             redial: None,
         }
     }
@@ -430,11 +434,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .correlation
                 .push(("IdempotencyKey", record.idempotency_key.to_string()));
         }
-        let ttl = message
-            .time_to_live
-            .map_or(self.settings.message_ttl, |seconds| {
-                Duration::from_secs(u64::from(seconds))
-            });
+        let ttl = self.ttl_of(&message);
         let wall = self.clock.wall();
         let expiry = Expiry::of(record.first_sent(), ttl, wall, Instant::now());
         // When the call stops being worth placing, so the service can enforce it too.
@@ -492,41 +492,26 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             .as_ref()
             .filter(|_| self.ledger.is_some());
         let body = record.body.unwrap_or_default();
-        let policy = match available {
-            Some(defaults) => defaults.with(message.redial.as_ref()),
-            None => {
-                // A `Redial` member that asks (any but `"On": []`): called once, said once.
-                let asked = message
-                    .redial
-                    .as_ref()
-                    .is_some_and(|own| own.on.as_ref().is_none_or(|on| !on.is_empty()));
-                if asked {
-                    tracing::warn!(
-                        message_id = %record.message_id,
-                        "the message asks for redial, which needs the idempotency ledger and delivery outcomes: called once"
-                    );
-                    attempt.outcome.redial_unavailable = true;
-                }
-                return (None, attempt);
-            }
+        let Some(policy) = available.map(|defaults| defaults.with(message.redial.as_ref())) else {
+            return (None, redial_unavailable(record, message, attempt));
         };
         if !policy.redials() {
             return (None, attempt);
         }
-        if body.len() > MAX_KEPT_BODY_BYTES {
+        let ttl = self.ttl_of(message);
+        // Kept, the body must fit an item, and the item outlast the request's life and the
+        // wait for its last call's final event.
+        let outlives = ttl + self.settings.outcome_wait <= self.settings.ledger_ttl;
+        if body.len() > MAX_KEPT_BODY_BYTES || !outlives {
             tracing::warn!(
                 message_id = %record.message_id,
                 body_bytes = body.len(),
-                "the body is too long to keep for a redial: called once"
+                time_to_live_seconds = ttl.as_secs(),
+                "the body is too long, or its time to live too long for the ledger, to keep for a redial: called once"
             );
             attempt.outcome.redial_unavailable = true;
             return (None, attempt);
         }
-        let ttl = message
-            .time_to_live
-            .map_or(self.settings.message_ttl, |seconds| {
-                Duration::from_secs(u64::from(seconds))
-            });
         let first_sent = record.first_sent().unwrap_or_else(|| self.clock.wall());
         let keep = Keep {
             body: body.to_owned(),
@@ -535,6 +520,15 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             ttl,
         };
         (Some(keep), attempt)
+    }
+
+    /// How long the message stays worth placing: its own `TimeToLive`, else `MESSAGE_TTL_SECONDS`.
+    fn ttl_of(&self, message: &VoiceMessage) -> Duration {
+        message
+            .time_to_live
+            .map_or(self.settings.message_ttl, |seconds| {
+                Duration::from_secs(u64::from(seconds))
+            })
     }
 
     /// Too late, but perhaps placed by an earlier delivery: the ledger says which.
@@ -547,7 +541,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         expiry: &Expiry,
         progress: &Progress,
     ) -> RecordOutcome {
-        match self.claim(ledger, record, cutoffs, attempt, None).await {
+        match self
+            .claim_if_due(ledger, record, cutoffs, attempt, None)
+            .await
+        {
+            // Placed already, or a redial its request no longer wants.
             Err(refused) if refused.fate == Fate::Duplicate => refused,
             Err(refused) => AttemptLoop::new(refused).expired(expiry),
             Ok((claim, attempt)) => {
@@ -558,6 +556,27 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
             }
         }
     }
+}
+
+/// A message whose `Redial` member asks for a redial (any but `"On": []`) the function cannot
+/// make: called once, said once (WARN, `RedialUnavailable`).
+fn redial_unavailable(
+    record: &Record<'_>,
+    message: &VoiceMessage,
+    mut attempt: AttemptLoop,
+) -> AttemptLoop {
+    let asked = message
+        .redial
+        .as_ref()
+        .is_some_and(|own| own.on.as_ref().is_none_or(|on| !on.is_empty()));
+    if asked {
+        tracing::warn!(
+            message_id = %record.message_id,
+            "the message asks for redial, which needs the idempotency ledger and delivery outcomes: called once"
+        );
+        attempt.outcome.redial_unavailable = true;
+    }
+    attempt
 }
 
 #[cfg(test)]

@@ -1971,6 +1971,7 @@ mod redial {
             guard: Some(crate::core::delivery::Guard {
                 request_key: "order-42",
                 call,
+                queued_body: None,
             }),
         }
     }
@@ -2110,5 +2111,48 @@ mod redial {
         assert_eq!(limited.fate, Fate::Permanent);
         assert_eq!(limited.reason.as_ref().unwrap().code, Code::DailyLimit);
         assert_eq!(limited.attempts, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_redial_its_request_no_longer_wants_is_not_dead_lettered() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let engine = engine(ScriptedVoice::new(accepted()), &ledger);
+        requested(&ledger, BODY).await;
+        let late = Record {
+            sent_at: Some(SystemTime::now() - Duration::from_secs(7_200)),
+            ..redial_of(3, None)
+        };
+        let report = engine.run(&[late], in_seconds(30)).await;
+        assert_eq!(report.outcomes[0].fate, Fate::Duplicate);
+        assert_eq!(
+            report.outcomes[0].reason.as_ref().unwrap().code,
+            Code::RedialNotDue
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_whose_life_outlasts_the_ledger_is_called_once_not_kept() {
+        let ledger = Arc::new(MemoryLedger::default());
+        let settings = EngineSettings {
+            redial: Some(policy()),
+            ledger_ttl: Duration::from_secs(7_200),
+            outcome_wait: Duration::from_secs(3_600),
+            ..settings()
+        };
+        let engine = BatchEngine::new(ScriptedVoice::new(accepted()), settings)
+            .with_ledger(Some(Arc::clone(&ledger)));
+        // 3,601 s + 3,600 s of wait > 7,200 s of ledger.
+        let long = r#"{"DestinationPhoneNumber": "+12065550142", "TimeToLive": 3601, "Redial": {"On": ["BUSY"], "MaxCalls": 2}, "Content": {"PlainTextMessage": {"Text": "Disk full"}}}"#;
+        let first = Record {
+            idempotency_key: "order-42".into(),
+            ..sent("sqs-1", long, Duration::ZERO)
+        };
+        let report = engine.run(&[first], in_seconds(30)).await;
+        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        assert!(report.outcomes[0].redial_unavailable);
+        assert_eq!(
+            ledger.request("order-42").await.unwrap().unwrap().keep,
+            None
+        );
     }
 }
