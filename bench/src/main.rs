@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+mod floor;
 mod status;
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -43,6 +44,9 @@ struct Args {
     /// Only the status function's figures (CPU per redial, per outcome published).
     #[arg(long)]
     status_only: bool,
+    /// Only the floor rows (the function against a bare SDK send loop, v1 and v2).
+    #[arg(long)]
+    floor_only: bool,
     /// How long the DynamoDB stub takes to answer in the run at the template's defaults.
     #[arg(long, default_value_t = 5)]
     stub_latency_ms: u64,
@@ -54,6 +58,7 @@ enum Kind {
     Python,
 }
 
+#[derive(Clone, Copy)]
 struct Function<'a> {
     kind: Kind,
     bootstrap: &'a Path,
@@ -65,11 +70,13 @@ struct Function<'a> {
     ledger: Option<&'a str>,
     /// `SEND_ATTEMPT_TIMEOUT_MS`, when not the default.
     attempt_timeout_ms: Option<&'a str>,
+    /// `VOICE_API`: `v1` or `v2` (the Rust function only).
+    voice_api: &'a str,
 }
 
 impl Function<'_> {
     fn command(&self, api: &RuntimeApi, fake: &FakeVoice) -> Command {
-        let mut command = match self.kind {
+        let command = match self.kind {
             Kind::Rust => Command::new(self.bootstrap),
             Kind::Python => {
                 let mut command = Command::new(self.python.unwrap_or(Path::new("python3")));
@@ -79,10 +86,16 @@ impl Function<'_> {
                 command
             }
         };
+        let mut command = self.with_env(command, fake);
+        command.env("AWS_LAMBDA_RUNTIME_API", api.address());
+        command
+    }
+
+    /// `command` with this function's whole environment (the floor runs with it too).
+    fn with_env(&self, mut command: Command, fake: &FakeVoice) -> Command {
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", "voice-dispatch")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -111,6 +124,19 @@ impl Function<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .env("VOICE_API", self.voice_api)
+            .env(
+                "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2",
+                fake.endpoint_url(),
+            )
+            .env(
+                "ORIGINATION_IDENTITY",
+                if self.voice_api == "v2" {
+                    "+12065550199"
+                } else {
+                    ""
+                },
+            )
             .kill_on_drop(true);
         command
     }
@@ -882,8 +908,17 @@ async fn main() {
         send_rate: None,
         ledger: None,
         attempt_timeout_ms: None,
+        voice_api: "v1",
     };
     const LEDGER_N: usize = 200;
+    if args.floor_only {
+        let mut rows = Vec::new();
+        for api in ["v1", "v2"] {
+            rows.push(floor::measure_floor(&rust, api).await);
+        }
+        floor::print_floor(&rows);
+        return;
+    }
     if args.cpu_share_only {
         print_cpu_share(&measure_cpu_shares(&rust).await);
         let mut rust_costs = Vec::new();
@@ -931,6 +966,11 @@ async fn main() {
     }
     eprintln!("measuring the Rust bootstrap ...");
     let r = measure(&rust, args.cold_starts).await;
+    eprintln!("measuring against the floor (a bare SDK send loop) ...");
+    let mut floor_rows = Vec::new();
+    for api in ["v1", "v2"] {
+        floor_rows.push(floor::measure_floor(&rust, api).await);
+    }
     eprintln!("measuring a paced run ...");
     let paced = Function {
         send_rate: Some("100/s"),
@@ -977,6 +1017,7 @@ async fn main() {
                 send_rate: None,
                 ledger: None,
                 attempt_timeout_ms: None,
+                voice_api: "v1",
             };
             let figures = measure(&baseline, args.cold_starts).await;
             for memory_mb in [128, 1_769] {
@@ -1027,6 +1068,7 @@ async fn main() {
             python.map_or("–".to_owned(), |(_, t, _)| format!("{:.1}×", t / took)),
         );
     }
+    floor::print_floor(&floor_rows);
     println!(
         "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – |"
     );

@@ -1,0 +1,105 @@
+//! The floor rows: the function's CPU per record against a bare SDK send loop
+//! (`voice-floor`: the same voice client, runtime flavour, profile and requests, nothing
+//! else), in the same run, round by round, for v1 and v2, ledger off.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use voice_fake::{FakeVoice, Script};
+
+use crate::{cpu_ns, cpu_per_record, median, start_warm, stop, Function};
+
+/// Records per round, sends in flight, rounds.
+pub const N: usize = 1_000;
+pub const ROUNDS: usize = 9;
+
+pub struct FloorRow {
+    pub api: &'static str,
+    pub concurrency: usize,
+    /// The function's CPU per record, µs (median of the rounds).
+    pub function_us: f64,
+    /// The floor's CPU per request, µs (median of the rounds).
+    pub floor_us: f64,
+    /// The median of the rounds' own ratios.
+    pub ratio: f64,
+}
+
+/// `voice-floor`, beside this benchmark's own binary.
+fn floor_program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("voice-floor")))
+        .unwrap_or_else(|| PathBuf::from("voice-floor"))
+}
+
+/// One API's row: the function and the floor warm side by side on one fake answering at
+/// once, then `ROUNDS` rounds of N records each, the function's batch then the floor's.
+pub async fn measure_floor(rust: &Function<'_>, api: &'static str) -> FloorRow {
+    let function = Function {
+        voice_api: api,
+        ..*rust
+    };
+    let fake = FakeVoice::start(Script::default())
+        .await
+        .expect("the voice fake");
+    let (runtime, child, pid) = start_warm(&function, &fake).await;
+    let mut floor = function
+        .with_env(Command::new(floor_program()), &fake)
+        .args([
+            "--api",
+            api,
+            "--concurrency",
+            &function.concurrency.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect(
+            "voice-floor starts (built with the bench: `cargo build --release -p voice-bench`)",
+        );
+    let floor_pid = floor.id().expect("a running floor");
+    let mut input = floor.stdin.take().expect("the floor's stdin");
+    let mut output = BufReader::new(floor.stdout.take().expect("the floor's stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), output.next_line()).await;
+    assert!(
+        matches!(ready, Ok(Ok(Some(ref line))) if line == "ready"),
+        "the floor did not warm up: {ready:?}"
+    );
+    let (mut function_us, mut floor_us, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let ours = cpu_per_record(&runtime, pid, N, 1).await;
+        let before = cpu_ns(floor_pid);
+        input
+            .write_all(format!("run {N}\n").as_bytes())
+            .await
+            .expect("the floor's stdin");
+        let done = output.next_line().await.expect("the floor's answer");
+        assert_eq!(done.as_deref(), Some(format!("done {N}").as_str()));
+        let bare = (cpu_ns(floor_pid) - before) as f64 / N as f64 / 1_000.0;
+        function_us.push(ours);
+        floor_us.push(bare);
+        ratios.push(ours / bare);
+    }
+    drop(input);
+    let _ = floor.wait().await;
+    stop(child).await;
+    FloorRow {
+        api,
+        concurrency: function.concurrency,
+        function_us: median(&mut function_us),
+        floor_us: median(&mut floor_us),
+        ratio: median(&mut ratios),
+    }
+}
+
+pub fn print_floor(rows: &[FloorRow]) {
+    for row in rows {
+        println!(
+            "| CPU per record against the floor (a bare SDK send loop: the same client, runtime, profile and requests), {}, ledger off, N = {N}, C = {}, fake latency 0, median of {ROUNDS} rounds | function {:.2} µs / floor {:.2} µs: {:.2} × (target ≤ 1.2 ×) | – | – |",
+            row.api, row.concurrency, row.function_us, row.floor_us, row.ratio,
+        );
+    }
+}
