@@ -86,7 +86,11 @@ pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
         voice(config, sdk),
         failover(config, sdk),
         aws_sdk_sqs::Client::new(sdk),
-        aws_sdk_dynamodb::Client::new(sdk),
+        // Only what the configuration uses is built: no DynamoDB client without the ledger.
+        config
+            .idempotency_table
+            .as_ref()
+            .map(|_| aws_sdk_dynamodb::Client::new(sdk)),
     )
 }
 
@@ -204,28 +208,30 @@ pub fn voice_dispatch_with_voice(
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Dispatch {
-    voice_dispatch_with_voices(config, voice, None, sqs, dynamodb)
+    voice_dispatch_with_voices(config, voice, None, sqs, Some(dynamodb))
 }
 
 /// Builds the function with the voice backends given: the primary region's, and the
-/// failover region's when there is one.
+/// failover region's when there is one; `dynamodb` is the ledger's client (none without one).
 pub fn voice_dispatch_with_voices(
     config: &Config,
     voice: Voice,
     failover: Option<(Voice, FailoverSettings)>,
     sqs: aws_sdk_sqs::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
 ) -> Dispatch {
     for warning in &config.warnings {
         tracing::warn!(%warning, "configuration adjusted");
     }
-    let ledger = config
-        .idempotency_table
-        .clone()
-        .map(|table| match config.outcomes {
-            Some(_) => DynamoLedger::recording_calls(dynamodb, table),
-            None => DynamoLedger::new(dynamodb, table),
-        });
+    let ledger =
+        config
+            .idempotency_table
+            .clone()
+            .zip(dynamodb)
+            .map(|(table, dynamodb)| match config.outcomes {
+                Some(_) => DynamoLedger::recording_calls(dynamodb, table),
+                None => DynamoLedger::new(dynamodb, table),
+            });
     // One wall clock for the engine, the settlement and the use case.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let timers = config

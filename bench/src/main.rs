@@ -47,6 +47,10 @@ struct Args {
     /// Only the floor rows (the function against a bare SDK send loop, v1 and v2).
     #[arg(long)]
     floor_only: bool,
+    /// Only the cold start (exec to the first request for an event, median) and the peak
+    /// RSS after one invocation of one record.
+    #[arg(long)]
+    cold_only: bool,
     /// How long the DynamoDB stub takes to answer in the run at the template's defaults.
     #[arg(long, default_value_t = 5)]
     stub_latency_ms: u64,
@@ -295,6 +299,29 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
     }
     stop(child).await;
     figures
+}
+
+/// The cold start alone: exec to the first request for an event (median of `cold_starts`),
+/// and the largest peak RSS after one invocation of one record.
+async fn measure_cold(function: &Function<'_>, cold_starts: usize) -> (f64, f64) {
+    let fake = FakeVoice::start(Script::default())
+        .await
+        .expect("the voice fake");
+    let (mut colds, mut rss) = (Vec::new(), 0.0f64);
+    for _ in 0..cold_starts {
+        let (api, child, spawned) = start(function, &fake).await;
+        let pid = child.id().expect("a running function");
+        let ready = api
+            .first_request(Duration::from_secs(30))
+            .await
+            .expect("the function asks for an event");
+        colds.push(ms(ready.duration_since(spawned)));
+        let (_, response) = api.invoke(event(1)).await;
+        assert_eq!(failures(&response), 0, "first invocation: {response}");
+        rss = rss.max(peak_rss_mb(pid));
+        stop(child).await;
+    }
+    (median(&mut colds), rss)
 }
 
 /// The paced run: one warm invocation of `n` records at `per_second`, 50 ms per call; the
@@ -911,6 +938,15 @@ async fn main() {
         voice_api: "v1",
     };
     const LEDGER_N: usize = 200;
+    if args.cold_only {
+        let (cold_ms, rss_mb) = measure_cold(&rust, args.cold_starts).await;
+        println!(
+            "| cold start (exec → first event request), median of {} | {cold_ms:.2} ms | – | – |",
+            args.cold_starts
+        );
+        println!("| peak RSS after one record | {rss_mb:.2} MB | – | – |");
+        return;
+    }
     if args.floor_only {
         let mut rows = Vec::new();
         for api in ["v1", "v2"] {
