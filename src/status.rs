@@ -727,7 +727,21 @@ mod tests {
         })
     }
 
-    async fn run(dispatch: &Dispatch, messages: &[StatusMessage]) -> Vec<Fate> {
+    /// Each message's fate after one batch, with or without a call queue.
+    /// Request `order-42`'s first call's timer, at its due.
+    fn due_now() -> StatusMessage {
+        StatusMessage::Check(Check {
+            outcome_key: "order-42".into(),
+            request_key: "order-42".into(),
+            due_ms: NOW_MS,
+            delay: Duration::ZERO,
+        })
+    }
+
+    async fn run<C: CallQueue>(
+        dispatch: &StatusDispatch<Arc<MemoryLedger>, Arc<Bus>, Arc<Timers>, Nowhere, Nowhere, C>,
+        messages: &[StatusMessage],
+    ) -> Vec<Fate> {
         let ids: Vec<String> = (0..messages.len()).map(|i| format!("m{i}")).collect();
         let records: Vec<Record<'_>> = ids
             .iter()
@@ -967,21 +981,6 @@ mod tests {
         })
     }
 
-    async fn run_redialling(dispatch: &Redialling, messages: &[StatusMessage]) -> Vec<Fate> {
-        let ids: Vec<String> = (0..messages.len()).map(|i| format!("m{i}")).collect();
-        let records: Vec<Record<'_>> = ids
-            .iter()
-            .map(|id| Record {
-                message_id: id,
-                ..Record::default()
-            })
-            .collect();
-        let report = dispatch
-            .run(&records, messages, wall() + Duration::from_secs(30))
-            .await;
-        report.outcomes.iter().map(|o| o.fate).collect()
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_redialled_status_queues_the_next_call_an_interval_after_its_final_event_and_holds_the_outcome(
     ) {
@@ -990,7 +989,7 @@ mod tests {
         place_call(&ledger, 1, &policy).await;
         // The final event came 20 s ago: the next call is due in 100 s.
         assert_eq!(
-            run_redialling(&dispatch, &[ended(1, CallStatus::NoAnswer, 20)]).await,
+            run(&dispatch, &[ended(1, CallStatus::NoAnswer, 20)]).await,
             [Fate::Sent]
         );
         assert_eq!(
@@ -1009,10 +1008,10 @@ mod tests {
         );
         // The same event again, and again once call 2 is claimed: no second redial of call 1.
         place_call(&ledger, 2, &policy).await;
-        run_redialling(&dispatch, &[ended(1, CallStatus::NoAnswer, 20)]).await;
+        run(&dispatch, &[ended(1, CallStatus::NoAnswer, 20)]).await;
         assert_eq!(calls.0.lock().unwrap().len(), 1);
         // Call 2 answered: reached, with both calls, and the kept body removed.
-        run_redialling(
+        run(
             &dispatch,
             &[
                 ended(2, CallStatus::Answered, 5),
@@ -1044,12 +1043,12 @@ mod tests {
         let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Busy], 2, 60);
         place_call(&ledger, 1, &policy).await;
         place_call(&ledger, 2, &policy).await;
-        run_redialling(&dispatch, &[ended(1, CallStatus::Busy, 300)]).await;
+        run(&dispatch, &[ended(1, CallStatus::Busy, 300)]).await;
         assert!(
             calls.0.lock().unwrap().is_empty(),
             "call 2 is placed already"
         );
-        run_redialling(&dispatch, &[ended(2, CallStatus::Busy, 1)]).await;
+        run(&dispatch, &[ended(2, CallStatus::Busy, 1)]).await;
         assert!(calls.0.lock().unwrap().is_empty());
         let published = bus.published.lock().unwrap().clone();
         let detail: serde_json::Value = serde_json::from_str(&published[0]).unwrap();
@@ -1064,7 +1063,7 @@ mod tests {
         // First sent 60 s ago with a 3,600 s time to live: a 3,541 s interval ends past it.
         let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Failed], 5, 3_541);
         place_call(&ledger, 1, &policy).await;
-        run_redialling(&dispatch, &[ended(1, CallStatus::Failed, 0)]).await;
+        run(&dispatch, &[ended(1, CallStatus::Failed, 0)]).await;
         assert!(calls.0.lock().unwrap().is_empty());
         let published = bus.published.lock().unwrap().clone();
         let detail: serde_json::Value = serde_json::from_str(&published[0]).unwrap();
@@ -1076,7 +1075,7 @@ mod tests {
         // 1,800 s: SQS delays 900 s, and the call path keeps it until its time.
         let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Failed], 5, 1_800);
         place_call(&ledger, 1, &policy).await;
-        run_redialling(&dispatch, &[ended(1, CallStatus::Failed, 0)]).await;
+        run(&dispatch, &[ended(1, CallStatus::Failed, 0)]).await;
         assert_eq!(
             calls.0.lock().unwrap().clone(),
             [(
@@ -1095,13 +1094,8 @@ mod tests {
         use crate::core::redial::RedialOn;
         let (dispatch, ledger, bus, calls, policy) = redialling(&RedialOn::ALL, 5, 60);
         place_call(&ledger, 1, &policy).await;
-        let due = StatusMessage::Check(Check {
-            outcome_key: "order-42".into(),
-            request_key: "order-42".into(),
-            due_ms: NOW_MS,
-            delay: Duration::ZERO,
-        });
-        run_redialling(&dispatch, &[due]).await;
+        let due = due_now();
+        run(&dispatch, &[due]).await;
         assert!(calls.0.lock().unwrap().is_empty());
         let published = bus.published.lock().unwrap().clone();
         assert!(
@@ -1116,20 +1110,15 @@ mod tests {
         use crate::core::redial::RedialOn;
         let (dispatch, ledger, bus, calls, policy) = redialling(&[RedialOn::Busy], 3, 60);
         place_call(&ledger, 1, &policy).await;
-        let due = StatusMessage::Check(Check {
-            outcome_key: "order-42".into(),
-            request_key: "order-42".into(),
-            due_ms: NOW_MS,
-            delay: Duration::ZERO,
-        });
-        run_redialling(&dispatch, &[due]).await;
+        let due = due_now();
+        run(&dispatch, &[due]).await;
         assert_eq!(
             ledger.request("order-42").await.unwrap().unwrap().keep,
             None,
             "removed with the outcome"
         );
         // The busy event comes after: counted, never a redial.
-        run_redialling(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
+        run(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
         assert!(calls.0.lock().unwrap().is_empty());
         assert!(!ledger.mark_redial("order-42", 2).await.unwrap());
         assert_eq!(bus.published.lock().unwrap().len(), 1);
@@ -1142,13 +1131,8 @@ mod tests {
         place_call(&ledger, 1, &policy).await;
         // Call 1's timer read no final status; meanwhile its busy event queued call 2.
         assert!(ledger.mark_redial("order-42", 2).await.unwrap());
-        let call_1_due = StatusMessage::Check(Check {
-            outcome_key: "order-42".into(),
-            request_key: "order-42".into(),
-            due_ms: NOW_MS,
-            delay: Duration::ZERO,
-        });
-        let fates = run_redialling(&dispatch, &[call_1_due]).await;
+        let call_1_due = due_now();
+        let fates = run(&dispatch, &[call_1_due]).await;
         assert_eq!(fates, [Fate::Sent]);
         assert!(
             bus.published.lock().unwrap().is_empty(),
@@ -1179,18 +1163,8 @@ mod tests {
             Duration::from_secs(86_400),
         )
         .with_clock(Arc::new(SetClock::at(wall())));
-        let records = [Record {
-            message_id: "m0",
-            ..Record::default()
-        }];
-        let report = dispatch
-            .run(
-                &records,
-                &[ended(1, CallStatus::Busy, 0)],
-                wall() + Duration::from_secs(30),
-            )
-            .await;
-        assert_eq!(report.outcomes[0].fate, Fate::Sent);
+        let fates = run(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
+        assert_eq!(fates, [Fate::Sent]);
         let published = bus.published.lock().unwrap().clone();
         assert!(
             published[0].contains("\"reason\":\"NotRedialled\""),
@@ -1222,7 +1196,7 @@ mod tests {
         };
         ledger.claim(&stale).await.unwrap();
         place_call(&ledger, 1, &policy).await;
-        run_redialling(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
+        run(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
         assert_eq!(
             calls.0.lock().unwrap().len(),
             1,

@@ -876,19 +876,7 @@ async fn moto_with_ledger_table(program: &Path) -> (Child, String) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKIDBENCH",
-            "bench-secret",
-            None,
-            None,
-            "bench",
-        ))
-        .load()
-        .await;
+    let config = status::sdk(&endpoint).await;
     voice_dispatch::adapters::dynamodb::DynamoLedger::create_table(
         &aws_sdk_dynamodb::Client::new(&config),
         LEDGER_TABLE,

@@ -41,7 +41,8 @@ fn epoch_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+/// An SDK configuration for moto at `endpoint` (plain HTTP, the bench's credentials).
+pub async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .endpoint_url(endpoint)
