@@ -676,6 +676,21 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_millis(NOW_MS)
     }
 
+    /// The status path over these fakes, on the tests' wall clock, with no call queue.
+    fn status_over(ledger: &Arc<MemoryLedger>, bus: &Arc<Bus>, timers: Arc<Timers>) -> Dispatch {
+        StatusDispatch::new(
+            Arc::clone(ledger),
+            Arc::clone(bus),
+            timers,
+            Settlement::new(
+                None::<Nowhere>,
+                None::<(Nowhere, crate::core::settle::Redelivery)>,
+            ),
+            Duration::from_secs(86_400),
+        )
+        .with_clock(Arc::new(SetClock::at(wall())))
+    }
+
     /// The status path, a ledger holding one placed call (`voice-1`, request `order-42`), and
     /// the bus and timers it uses.
     async fn placed() -> (Dispatch, Arc<MemoryLedger>, Arc<Bus>, Arc<Timers>) {
@@ -705,17 +720,7 @@ mod tests {
         };
         ledger.finish(&claim, &sent).await.unwrap();
         let (bus, timers) = (Arc::new(Bus::default()), Arc::new(Timers::default()));
-        let dispatch = StatusDispatch::new(
-            Arc::clone(&ledger),
-            Arc::clone(&bus),
-            Arc::clone(&timers),
-            Settlement::new(
-                None::<Nowhere>,
-                None::<(Nowhere, crate::core::settle::Redelivery)>,
-            ),
-            Duration::from_secs(86_400),
-        )
-        .with_clock(Arc::new(SetClock::at(wall())));
+        let dispatch = status_over(&ledger, &bus, Arc::clone(&timers));
         (dispatch, ledger, bus, timers)
     }
 
@@ -953,18 +958,7 @@ mod tests {
         let ledger = Arc::new(MemoryLedger::default());
         let bus = Arc::new(Bus::default());
         let calls = Arc::new(Calls::default());
-        let dispatch = StatusDispatch::new(
-            Arc::clone(&ledger),
-            Arc::clone(&bus),
-            Arc::new(Timers::default()),
-            Settlement::new(
-                None::<Nowhere>,
-                None::<(Nowhere, crate::core::settle::Redelivery)>,
-            ),
-            Duration::from_secs(86_400),
-        )
-        .with_redial(Arc::clone(&calls))
-        .with_clock(Arc::new(SetClock::at(wall())));
+        let dispatch = status_over(&ledger, &bus, Arc::default()).with_redial(Arc::clone(&calls));
         let policy = crate::core::redial::RedialPolicy {
             on: policy_on.to_vec(),
             max_calls,
@@ -1152,17 +1146,7 @@ mod tests {
         use crate::core::redial::RedialOn;
         let (_, ledger, bus, _, policy) = redialling(&[RedialOn::Busy], 3, 60);
         place_call(&ledger, 1, &policy).await;
-        let dispatch = StatusDispatch::new(
-            Arc::clone(&ledger),
-            Arc::clone(&bus),
-            Arc::new(Timers::default()),
-            Settlement::new(
-                None::<Nowhere>,
-                None::<(Nowhere, crate::core::settle::Redelivery)>,
-            ),
-            Duration::from_secs(86_400),
-        )
-        .with_clock(Arc::new(SetClock::at(wall())));
+        let dispatch = status_over(&ledger, &bus, Arc::default());
         let fates = run(&dispatch, &[ended(1, CallStatus::Busy, 0)]).await;
         assert_eq!(fates, [Fate::Sent]);
         let published = bus.published.lock().unwrap().clone();
