@@ -117,7 +117,7 @@ pub fn plan(outcome: &RecordOutcome, record: &Record<'_>) -> Option<Plan> {
 
 /// A redial ended without its call removes its request's kept body with the outcome, only as
 /// the call queued, with the request's own body (`body_hash`).
-fn guard_of<'a>(plan: &'a Plan, body_hash: &'a str) -> Option<Guard<'a>> {
+fn guard_of<'a>(plan: &'a Plan, body_hash: Option<&'a str>) -> Option<Guard<'a>> {
     match plan {
         Plan::Unplaced {
             outcome_key,
@@ -126,10 +126,22 @@ fn guard_of<'a>(plan: &'a Plan, body_hash: &'a str) -> Option<Guard<'a>> {
         } => Some(Guard {
             request_key: outcome_key,
             call: *call,
-            queued_body: Some(body_hash),
+            queued_body: body_hash,
         }),
         _ => None,
     }
+}
+
+/// The body's hash a redial's guard checks; no other outcome needs it, so none is computed.
+fn queued_body(plan: &Plan, record: &Record<'_>) -> Option<String> {
+    matches!(
+        plan,
+        Plan::Unplaced {
+            redial: Some(_),
+            ..
+        }
+    )
+    .then(|| crate::core::ledger::body_hash(record.body.unwrap_or_default()))
 }
 
 /// Why a redial that ended without its call ends its request.
@@ -278,9 +290,9 @@ impl<O: OutcomeLedger, Q: CheckQueue> CallOutcomes<O, Q> {
             // The request's earlier calls unread: another delivery fixes it.
             return (waiting(outcome_key, request_key), true);
         };
-        let body_hash = crate::core::ledger::body_hash(record.body.unwrap_or_default());
+        let body_hash = queued_body(plan, record);
         let fix = Fix {
-            guard: guard_of(plan, &body_hash),
+            guard: guard_of(plan, body_hash.as_deref()),
             outcome_key,
             unplaced,
             outcome: *fixed,
