@@ -48,6 +48,9 @@ pub async fn measure_floor(rust: &Function<'_>, api: &'static str) -> FloorRow {
     let (runtime, child, pid) = start_warm(&function, &fake).await;
     let mut floor = function
         .with_env(Command::new(floor_program()), &fake)
+        // As Lambda's runtime sets it for the function at each invocation: the SDK adds it to
+        // each request as `X-Amzn-Trace-Id`, so both send the same bytes, signed alike.
+        .env("_X_AMZN_TRACE_ID", voice_fake::runtime_api::TRACE_ID)
         .args([
             "--api",
             api,

@@ -44,9 +44,11 @@ impl VoiceSender for PinpointVoice {
             .set_caller_id(message.caller_id.as_ref().map(|id| id.as_str().to_owned()))
             .set_configuration_set_name(message.configuration_set.clone())
             .content(content(&message.content));
+        // The SDK's future (kilobytes) on the heap once: the engine's futures around this one
+        // stay small, and are not copied kilobytes at a time as each is polled into place.
+        let call = Box::pin(within_attempt_timeout(attempt_timeout, request.send()));
         async move {
-            within_attempt_timeout(attempt_timeout, request.send())
-                .await?
+            call.await?
                 .map(|output| SentCall {
                     message_id: output.message_id,
                 })

@@ -44,18 +44,15 @@ impl PinpointV2Voice {
     /// What the body named (its identity, or its own number), else `ORIGINATION_IDENTITY`,
     /// else the default number.
     fn origination(&self, message: &VoiceMessage) -> Result<String, SendFailure> {
-        let number = message.origination.as_ref().map(|n| n.as_str().to_owned());
+        let number = message.origination.as_ref().map(|n| n.as_str());
         message
             .v2
             .as_ref()
-            .and_then(|v2| v2.origination_identity.clone())
-            .or_else(|| {
-                number
-                    .clone()
-                    .filter(|_| message.origination_source.named_by_body())
-            })
-            .or_else(|| self.origination_identity.clone())
+            .and_then(|v2| v2.origination_identity.as_deref())
+            .or_else(|| number.filter(|_| message.origination_source.named_by_body()))
+            .or(self.origination_identity.as_deref())
             .or(number)
+            .map(str::to_owned)
             .ok_or_else(|| {
                 SendFailure::InvalidRequest(
                     "no OriginationIdentity: the body names none, and neither ORIGINATION_IDENTITY nor ORIGINATION_PHONE_NUMBER is set"
@@ -73,9 +70,15 @@ impl VoiceSender for PinpointV2Voice {
         message: &VoiceMessage,
         attempt_timeout: std::time::Duration,
     ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
-        let request = self.request(message);
+        // The SDK's future on the heap once, as v1's (`PinpointVoice::send`).
+        let call = self.request(message).map(|request| {
+            Box::pin(crate::adapters::pinpoint::within_attempt_timeout(
+                attempt_timeout,
+                request.send(),
+            ))
+        });
         async move {
-            crate::adapters::pinpoint::within_attempt_timeout(attempt_timeout, request?.send())
+            call?
                 .await?
                 .map(|output| SentCall {
                     message_id: output.message_id,
@@ -101,7 +104,7 @@ impl PinpointV2Voice {
             }
         };
         let origination = self.origination(message)?;
-        let v2 = message.v2.clone().unwrap_or_default();
+        let v2 = message.v2.as_ref();
         let request = self
             .client
             .send_voice_message()
@@ -117,13 +120,12 @@ impl PinpointV2Voice {
             )
             .set_configuration_set_name(message.configuration_set.clone())
             .set_max_price_per_minute(
-                v2.max_price_per_minute
-                    .clone()
+                v2.and_then(|v2| v2.max_price_per_minute.clone())
                     .or_else(|| self.max_price_per_minute.clone()),
             )
-            .set_dry_run(v2.dry_run)
-            .set_protect_configuration_id(v2.protect_configuration_id.clone())
-            .set_message_feedback_enabled(v2.message_feedback_enabled)
+            .set_dry_run(v2.and_then(|v2| v2.dry_run))
+            .set_protect_configuration_id(v2.and_then(|v2| v2.protect_configuration_id.clone()))
+            .set_message_feedback_enabled(v2.and_then(|v2| v2.message_feedback_enabled))
             .set_time_to_live(time_left(message))
             .set_context(context(message));
         Ok(request)

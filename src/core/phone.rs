@@ -58,14 +58,26 @@ impl<'a> MaskedPhone<'a> {
 
 impl fmt::Display for MaskedPhone<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
         let digits = self.0.strip_prefix('+').unwrap_or(self.0);
         let len = digits.chars().count();
         let hidden = len.saturating_sub(6).max(len / 2);
         let tail = if len >= 8 { 2 } else { 0 };
         let head = len - hidden - tail;
-        let head_str: String = digits.chars().take(head).collect();
-        let tail_str: String = digits.chars().skip(head + hidden).collect();
-        write!(f, "+{head_str}{}{tail_str}", "*".repeat(hidden))
+        // Byte offsets of the shown head's end and the shown tail's start (any character may
+        // come, not only digits): written piece by piece, nothing allocated per line.
+        let offset = |chars: usize| {
+            digits
+                .char_indices()
+                .nth(chars)
+                .map_or(digits.len(), |(at, _)| at)
+        };
+        f.write_char('+')?;
+        f.write_str(&digits[..offset(head)])?;
+        for _ in 0..hidden {
+            f.write_char('*')?;
+        }
+        f.write_str(&digits[offset(head + hidden)..])
     }
 }
 
@@ -114,6 +126,15 @@ mod tests {
         let short = PhoneNumber::parse("+4412345").unwrap();
         let masked = short.masked().to_string();
         assert_eq!(masked, "+4412***");
+    }
+
+    #[test]
+    fn masking_counts_characters_not_bytes() {
+        // Any text can reach the mask (a scrubbed reason, say): a wide character is one.
+        let wide = MaskedPhone::new("+１２３４５６７８９０").to_string();
+        assert_eq!(wide, "+１２３*****９０");
+        assert_eq!(MaskedPhone::new("").to_string(), "+");
+        assert_eq!(MaskedPhone::new("12065550142").to_string(), "+1206*****42");
     }
 
     #[test]

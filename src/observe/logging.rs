@@ -98,9 +98,8 @@ where
         // would repeat it on every line. The timer writes RFC 3339 in UTC.
         Box::new(
             builder
-                .with_timer(tracing_subscriber::fmt::time::SystemTime)
-                .json()
-                .with_span_list(false)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(super::json_lines::JsonLines)
                 .finish()
                 .with(filter),
         )

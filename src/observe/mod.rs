@@ -1,5 +1,6 @@
 //! What operators read: the log lines and the CloudWatch metrics (EMF).
 
+pub mod json_lines;
 pub mod lines;
 pub mod logging;
 pub mod metrics;

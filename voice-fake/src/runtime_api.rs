@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The X-Ray trace header every invocation carries (`Lambda-Runtime-Trace-Id`). The runtime
+/// sets it as `_X_AMZN_TRACE_ID`, and the SDK then adds it to every request it signs.
+pub const TRACE_ID: &str = "Root=1-00000000-000000000000000000000000;Sampled=0";
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -156,10 +160,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:voice-dispatch".to_owned(),
     );
-    set(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000;Sampled=0".to_owned(),
-    );
+    set("lambda-runtime-trace-id", TRACE_ID.to_owned());
     set("content-type", "application/json".to_owned());
     response
 }

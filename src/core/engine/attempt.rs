@@ -56,9 +56,10 @@ enum Next {
 struct Tries<'a> {
     record: &'a Record<'a>,
     message: &'a VoiceMessage,
-    /// The message as the failover region would place it; `None` when failover is off or
-    /// the record must stay in the primary region.
-    rerouted: Option<VoiceMessage>,
+    /// Whether the failover region may place this message: failover is on and nothing
+    /// pins it to the primary region. Its rerouted copy is made only for a send that goes
+    /// there, never for every record while the primary is healthy.
+    movable: bool,
     expiry: Option<Expiry>,
     cutoffs: Cutoffs,
     /// When this record was last throttled, to tell the account's quota from the
@@ -83,15 +84,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         mut attempt: AttemptLoop,
         progress: &Progress,
     ) -> (RecordOutcome, bool) {
-        let rerouted = self
-            .failover
-            .as_ref()
-            .filter(|_| !attempt.maybe_placed_before)
-            .and_then(|failover| route::rerouted(message, &failover.settings));
+        let movable = self.failover.is_some()
+            && !attempt.maybe_placed_before
+            && route::pinned(message).is_none();
         let mut tries = Tries {
             record,
             message,
-            rerouted,
+            movable,
             expiry,
             cutoffs,
             throttled_at: None,
@@ -191,7 +190,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         if self.past_last_start(&cutoffs) {
             return Gate::Stop(attempt.not_now(deadline_reached(record), None));
         }
-        let (route, probe) = match self.choose(tries.rerouted.is_some(), now) {
+        let (route, probe) = match self.choose(tries.movable, now) {
             Ok(chosen) => chosen,
             Err(open) => {
                 let retry_at = open.retry_at(now, self.draws.unit());
@@ -242,7 +241,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     /// Whether this record may move to the failover region now: failover is on, the record
     /// may move, and the primary's breaker is open for a regional outage.
     fn may_move(&self, tries: &Tries<'_>) -> bool {
-        tries.rerouted.is_some()
+        tries.movable
             && self
                 .primary
                 .breaker
@@ -280,11 +279,13 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         let started = Instant::now();
         let (limit, cut_to_abandon) = cutoffs.attempt_limit(self.settings.attempt_timeout, started);
         let region = self.region(route);
-        let message = match route {
-            Route::Failover => tries.rerouted.as_ref().unwrap_or(tries.message),
-            Route::Primary => tries.message,
+        let rerouted = match (route, &self.failover) {
+            (Route::Failover, Some(failover)) => route::rerouted(tries.message, &failover.settings),
+            _ => None,
         };
-        let call = region.sender.send(message, limit);
+        let call = region
+            .sender
+            .send(rerouted.as_ref().unwrap_or(tries.message), limit);
         // From here on a panic may come after the request went out.
         tries.progress.send_starts();
         let sent = tokio::time::timeout_at(cutoffs.abandon, call).await;
