@@ -1,6 +1,5 @@
-use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
-use voice_dispatch::adapters::lambda::handle_routed;
+use voice_dispatch::adapters::lambda::{handle_routed, RawEvent};
 use voice_dispatch::config::Config;
 use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
@@ -17,13 +16,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     match wiring::status_dispatch(&config, &sdk).zip(config.outcomes.as_ref()) {
         Some((status, outcomes)) => {
             let status_queue = outcomes.status_queue_url.as_str();
-            lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+            lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
                 handle_routed(&dispatch, &status, status_queue, event)
             }))
             .await
         }
         None => {
-            lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+            lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
                 dispatch.handle_lambda(event)
             }))
             .await
