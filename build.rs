@@ -1,0 +1,17 @@
+//! The bootstrap is linked as a fixed-address executable (not position-independent) on
+//! x86_64 Linux: a position-independent one has ~22,700 relocations for the loader to apply
+//! at every cold start, a third of a megabyte of pages written before `main` runs. Linked at
+//! a fixed address, the linker applies them once: the cold start is ~14 % shorter, the peak
+//! RSS after one record ~0.9 MB lower, the binary 0.5 MB smaller (docs/performance.md). The
+//! shared libraries it loads stay randomised. Only where it is measured: other targets
+//! (arm64 Lambda, cross-built with zig) are linked as their toolchain defaults.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if arch == "x86_64" && os == "linux" && env == "gnu" {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
+}
