@@ -67,14 +67,39 @@ pub const AWS_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// credentials, `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`)
 /// comes from the standard sources, as in any SDK program.
 pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(tls_roots(config.tls_roots)))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(AWS_CALL_TIMEOUT)
                 .operation_attempt_timeout(AWS_CALL_TIMEOUT)
                 .build(),
+        );
+    from_the_environment(loader, |name| std::env::var(name).ok())
+}
+
+/// Lambda gives every function its credentials and region as environment variables, and the
+/// SDK's default chains look there first. When they are there, the loader is told so: the
+/// rest of the chains (profile files, web identity with an STS client of its own, the
+/// container and instance endpoints) is not built at every cold start, where it was a
+/// quarter of init's instructions (callgrind). Without them the default chains still decide.
+fn from_the_environment(
+    loader: ConfigLoader,
+    var: impl Fn(&str) -> Option<String>,
+) -> ConfigLoader {
+    let set = |name: &str| var(name).is_some_and(|value| !value.trim().is_empty());
+    let loader = if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         )
+    } else {
+        loader
+    };
+    if set("AWS_REGION") || set("AWS_DEFAULT_REGION") {
+        loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new())
+    } else {
+        loader
+    }
 }
 
 /// Builds the function with clients from one SDK configuration (per-service endpoints come

@@ -22,7 +22,9 @@ pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] =
 /// roots only: loading the system store was three quarters of the cold start's instructions
 /// (callgrind), and every AWS endpoint chains to an Amazon root.
 pub fn https_client(roots: TlsRoots) -> aws_sdk_pinpointsmsvoice::config::SharedHttpClient {
-    https_client_with(roots, AMAZON_TRUST_SERVICES_ROOTS).0
+    // The built-in bundle is a constant that a test loads as the client will: checking it
+    // again at every cold start would parse its five certificates twice.
+    client_trusting(roots, AMAZON_TRUST_SERVICES_ROOTS)
 }
 
 /// [`https_client`] with `bundle` as the Amazon roots; also says which roots it trusts. A
@@ -32,7 +34,6 @@ pub fn https_client_with(
     roots: TlsRoots,
     bundle: &[u8],
 ) -> (aws_sdk_pinpointsmsvoice::config::SharedHttpClient, TlsRoots) {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
     let roots = match roots {
         TlsRoots::Amazon => match usable_roots(bundle) {
             Ok(_) => TlsRoots::Amazon,
@@ -46,6 +47,15 @@ pub fn https_client_with(
         },
         TlsRoots::System => TlsRoots::System,
     };
+    (client_trusting(roots, bundle), roots)
+}
+
+/// The HTTPS client trusting `roots` (`bundle` as the Amazon roots).
+fn client_trusting(
+    roots: TlsRoots,
+    bundle: &[u8],
+) -> aws_sdk_pinpointsmsvoice::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
     let trust_store = match roots {
         TlsRoots::Amazon => TrustStore::empty()
             .with_native_roots(false)
@@ -54,12 +64,11 @@ pub fn https_client_with(
     };
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
-    let client = match TlsContext::builder().with_trust_store(trust_store).build() {
+    match TlsContext::builder().with_trust_store(trust_store).build() {
         Ok(context) => builder.tls_context(context).build_https(),
         // The builder has no failure today; should one come, the SDK's defaults still work.
         Err(_) => builder.build_https(),
-    };
-    (client, roots)
+    }
 }
 
 /// How many trust anchors `bundle` gives, read as the HTTPS client reads it (every PEM block
