@@ -108,19 +108,7 @@ mod tests {
         assert_eq!(trusted, TlsRoots::Amazon);
     }
 
-    /// Log output captured by a test's own subscriber.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::observe::logging::Captured;
 
     #[test]
     fn a_bundle_that_does_not_load_falls_back_to_the_system_roots_and_says_so() {

@@ -174,6 +174,7 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::logging::Captured;
     use proptest::prelude::*;
 
     fn escaped(text: &str) -> String {
@@ -225,19 +226,6 @@ mod tests {
                 value
             })
             .collect()
-    }
-
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
