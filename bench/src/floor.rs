@@ -1,6 +1,8 @@
 //! The floor rows: the function's CPU per record against a bare SDK send loop
 //! (`voice-floor`: the same voice client, runtime flavour, profile and requests, nothing
-//! else), in the same run, round by round, for v1 and v2, ledger off.
+//! else), in the same run, round by round, for v1 and v2, ledger off and on. With the ledger
+//! on, both write to one DynamoDB stub answering at once, the floor through the function's
+//! own ledger adapter: the same claims and `SENT` writes, grouped the same way.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use voice_fake::{FakeVoice, Script};
 
-use crate::{cpu_ns, cpu_per_record, median, start_warm, stop, Function};
+use crate::{cpu_ns, cpu_per_record, keep_alive_front, median, start_warm, stop, Function};
 
 /// Records per round, sends in flight, rounds.
 pub const N: usize = 1_000;
@@ -18,6 +20,8 @@ pub const ROUNDS: usize = 9;
 
 pub struct FloorRow {
     pub api: &'static str,
+    /// Whether the ledger was on (for both).
+    pub ledger: bool,
     pub concurrency: usize,
     /// The function's CPU per record, µs (median of the rounds).
     pub function_us: f64,
@@ -33,6 +37,27 @@ fn floor_program() -> PathBuf {
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join("voice-floor")))
         .unwrap_or_else(|| PathBuf::from("voice-floor"))
+}
+
+/// The four rows: v1 and v2, ledger off, then on against a stub answering at once.
+pub async fn measure_floors(rust: &Function<'_>) -> Vec<FloorRow> {
+    let mut rows = Vec::new();
+    let off = Function {
+        ledger: None,
+        ..*rust
+    };
+    for api in ["v1", "v2"] {
+        rows.push(measure_floor(&off, api).await);
+    }
+    let stub = keep_alive_front(None, Duration::ZERO).await;
+    let on = Function {
+        ledger: Some(&stub),
+        ..*rust
+    };
+    for api in ["v1", "v2"] {
+        rows.push(measure_floor(&on, api).await);
+    }
+    rows
 }
 
 /// One API's row: the function and the floor warm side by side on one fake answering at
@@ -91,6 +116,7 @@ pub async fn measure_floor(rust: &Function<'_>, api: &'static str) -> FloorRow {
     stop(child).await;
     FloorRow {
         api,
+        ledger: function.ledger.is_some(),
         concurrency: function.concurrency,
         function_us: median(&mut function_us),
         floor_us: median(&mut floor_us),
@@ -101,8 +127,17 @@ pub async fn measure_floor(rust: &Function<'_>, api: &'static str) -> FloorRow {
 pub fn print_floor(rows: &[FloorRow]) {
     for row in rows {
         println!(
-            "| CPU per record against the floor (a bare SDK send loop: the same client, runtime, profile and requests), {}, ledger off, N = {N}, C = {}, fake latency 0, median of {ROUNDS} rounds | function {:.2} µs / floor {:.2} µs: {:.2} × (target ≤ 1.2 ×) | – | – |",
-            row.api, row.concurrency, row.function_us, row.floor_us, row.ratio,
+            "| CPU per record against the floor (a bare SDK send loop: the same client, runtime, profile and requests), {}, {}, N = {N}, C = {}, fake latency 0, median of {ROUNDS} rounds | function {:.2} µs / floor {:.2} µs: {:.2} × (target ≤ 1.2 ×) | – | – |",
+            row.api,
+            if row.ledger {
+                "ledger on (a DynamoDB stub answering at once; the floor claims and records each call through the function's ledger adapter)"
+            } else {
+                "ledger off"
+            },
+            row.concurrency,
+            row.function_us,
+            row.floor_us,
+            row.ratio,
         );
     }
 }

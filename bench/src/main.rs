@@ -936,11 +936,7 @@ async fn main() {
         return;
     }
     if args.floor_only {
-        let mut rows = Vec::new();
-        for api in ["v1", "v2"] {
-            rows.push(floor::measure_floor(&rust, api).await);
-        }
-        floor::print_floor(&rows);
+        floor::print_floor(&floor::measure_floors(&rust).await);
         return;
     }
     if args.cpu_share_only {
@@ -991,10 +987,7 @@ async fn main() {
     eprintln!("measuring the Rust bootstrap ...");
     let r = measure(&rust, args.cold_starts).await;
     eprintln!("measuring against the floor (a bare SDK send loop) ...");
-    let mut floor_rows = Vec::new();
-    for api in ["v1", "v2"] {
-        floor_rows.push(floor::measure_floor(&rust, api).await);
-    }
+    let floor_rows = floor::measure_floors(&rust).await;
     eprintln!("measuring a paced run ...");
     let paced = Function {
         send_rate: Some("100/s"),

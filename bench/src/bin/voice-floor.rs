@@ -10,12 +10,20 @@
 //! `run N` line sends N requests and prints `done`; the bench reads the process's CPU time
 //! around each run, as it does the function's.
 //!
+//! With the ledger configured (`IDEMPOTENCY_TABLE_NAME`), each request is claimed and
+//! finished through the function's own ledger adapter, as the engine does for a record: the
+//! same `PutItem` / `TransactWriteItems` requests with the same items (key, body hash, lease,
+//! expiration, request ids), grouped the same way, and nothing else of the engine.
+//!
 //!     voice-floor --api v1|v2 --concurrency 50
 
 use std::io::{BufRead, Write};
 
 use futures::StreamExt;
+use voice_dispatch::adapters::dynamodb::DynamoLedger;
 use voice_dispatch::config::Config;
+use voice_dispatch::core::ledger::{self, Claim, Entry, Finish, RequestIds, Status};
+use voice_dispatch::core::ports::Ledger;
 use voice_dispatch::wiring;
 
 enum Client {
@@ -23,9 +31,70 @@ enum Client {
     V2(aws_sdk_pinpointsmsvoicev2::Client),
 }
 
+/// The ledger's side of a record, as the engine writes it: its claim, then `SENT`.
+struct Books {
+    ledger: DynamoLedger,
+    ttl_seconds: u64,
+}
+
+impl Books {
+    /// Record `i` of round `round`'s claim: its key a message id no round repeats (as every
+    /// bench event's ids are new), the hash of the body the bench gives it.
+    fn claim(&self, round: u64, i: usize) -> Claim {
+        let id = format!("00000000-0000-4000-f{round:03x}-{i:012}");
+        let body = serde_json::json!({
+            "DestinationPhoneNumber": format!("+1206555{:04}", i % 10_000),
+            "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew",
+                "Text": format!("<speak>Alert {i}: disk full on db-1</speak>")}}
+        })
+        .to_string();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Claim {
+            key: id.clone(),
+            entry: Entry {
+                status: Status::InProgress,
+                body_hash: ledger::body_hash(&body),
+                claim_id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                lease_until_ms: now_ms + 900_000,
+                expiration: now_ms / 1_000 + self.ttl_seconds,
+                voice_message_id: None,
+            },
+            now_ms,
+            on_unknown: Default::default(),
+            request: RequestIds {
+                sqs_message_id: id.clone(),
+                idempotency_key: id,
+            },
+            keep: None,
+        }
+    }
+}
+
 impl Client {
-    /// Record `i`'s request, as the function sends it for the bench's event.
-    async fn send(&self, i: usize) -> bool {
+    /// Record `i`'s request, claimed first and recorded sent after when there is a ledger.
+    async fn place(&self, books: Option<&Books>, round: u64, i: usize) -> bool {
+        let Some(books) = books else {
+            return self.send(i).await.is_some();
+        };
+        let claim = books.claim(round, i);
+        if books.ledger.claim(&claim).await.is_err() {
+            return false;
+        }
+        let Some(voice_message_id) = self.send(i).await else {
+            return false;
+        };
+        let sent = Finish::Sent {
+            voice_message_id,
+            region: None,
+        };
+        books.ledger.finish(&claim, &sent).await.is_ok()
+    }
+
+    /// Record `i`'s request, as the function sends it for the bench's event; the call's
+    /// message id when it was accepted.
+    async fn send(&self, i: usize) -> Option<Option<String>> {
         let destination = format!("+1206555{:04}", i % 10_000);
         let text = format!("<speak>Alert {i}: disk full on db-1</speak>");
         match self {
@@ -47,7 +116,8 @@ impl Client {
                     .content(content)
                     .send()
                     .await
-                    .is_ok()
+                    .ok()
+                    .map(|sent| sent.message_id)
             }
             Client::V2(client) => {
                 use aws_sdk_pinpointsmsvoicev2::types::{VoiceId, VoiceMessageBodyTextType};
@@ -62,15 +132,16 @@ impl Client {
                     .context("SqsMessageId", format!("00000000-0000-4000-0000-{i:012}"))
                     .send()
                     .await
-                    .is_ok()
+                    .ok()
+                    .map(|sent| sent.message_id)
             }
         }
     }
 
-    /// `n` requests, `concurrency` in flight; how many were accepted.
-    async fn run(&self, n: usize, concurrency: usize) -> usize {
+    /// `n` requests, `concurrency` in flight; how many were accepted (and recorded).
+    async fn run(&self, books: Option<&Books>, round: u64, n: usize, concurrency: usize) -> usize {
         futures::stream::iter(0..n)
-            .map(|i| self.send(i))
+            .map(|i| self.place(books, round, i))
             .buffer_unordered(concurrency.max(1))
             .filter(|accepted| std::future::ready(*accepted))
             .count()
@@ -99,8 +170,14 @@ async fn main() {
         "v2" => Client::V2(wiring::voice_v2_client(&sdk)),
         _ => Client::V1(wiring::voice_client(&sdk)),
     };
+    let books = config.idempotency_table.clone().map(|table| Books {
+        ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        ttl_seconds: config.idempotency_ttl.as_secs(),
+    });
+    let books = books.as_ref();
     // Warm: connections open, as in the function's warm-up batch.
-    assert_eq!(client.run(10, concurrency).await, 10, "warm-up");
+    assert_eq!(client.run(books, 0, 10, concurrency).await, 10, "warm-up");
+    let mut round = 0;
     let mut out = std::io::stdout();
     let _ = writeln!(out, "ready");
     let _ = out.flush();
@@ -112,7 +189,8 @@ async fn main() {
         else {
             break;
         };
-        let accepted = client.run(n, concurrency).await;
+        round += 1;
+        let accepted = client.run(books, round, n, concurrency).await;
         let _ = writeln!(out, "done {accepted}");
         let _ = out.flush();
     }
