@@ -23,10 +23,12 @@ use crate::status::StatusDispatch;
 pub enum EventError {
     #[error("record {index} has no messageId, so its fate could not be reported; refusing the batch before sending anything")]
     MissingMessageId { index: usize },
-    /// Said by where and what kind, never by the text found there (a body's number).
-    #[error("the payload is not an SQS event ({kind} at line {line}, column {column}); refusing the batch before sending anything")]
+    /// Said by where and what kind, never by the text found there (a body's number): the
+    /// path names only the SQS event's own members (any other key is `?`).
+    #[error("the payload is not an SQS event ({kind} at {path}, line {line}, column {column}); refusing the batch before sending anything")]
     Unreadable {
         kind: &'static str,
+        path: String,
         line: usize,
         column: usize,
     },
@@ -63,6 +65,7 @@ pub fn sqs_event(event: LambdaEvent<RawEvent>) -> Result<LambdaEvent<SqsEvent>, 
         };
         let refused = EventError::Unreadable {
             kind,
+            path: event_path(payload.get()),
             line: err.line(),
             column: err.column(),
         };
@@ -70,6 +73,50 @@ pub fn sqs_event(event: LambdaEvent<RawEvent>) -> Result<LambdaEvent<SqsEvent>, 
         refused
     })?;
     Ok(LambdaEvent::new(sqs, context))
+}
+
+/// The members of Lambda's SQS event, the only keys an error's path names.
+const EVENT_MEMBERS: &[&str] = &[
+    "Records",
+    "messageId",
+    "receiptHandle",
+    "body",
+    "md5OfBody",
+    "md5OfMessageAttributes",
+    "attributes",
+    "messageAttributes",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
+    "stringValue",
+    "binaryValue",
+    "stringListValues",
+    "binaryListValues",
+    "dataType",
+];
+
+/// Where in `text` reading it as an SQS event fails, read again (only for a payload
+/// refused) with the path kept: `Records.3.attributes`, say.
+fn event_path(text: &str) -> String {
+    use serde_path_to_error::Segment;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let Err(err) = serde_path_to_error::deserialize::<_, SqsEvent>(&mut deserializer) else {
+        return ".".to_owned();
+    };
+    let segments: Vec<String> = err
+        .path()
+        .iter()
+        .map(|segment| match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } if EVENT_MEMBERS.contains(&key.as_str()) => key.clone(),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    if segments.is_empty() {
+        ".".to_owned()
+    } else {
+        segments.join(".")
+    }
 }
 
 impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTimers>
@@ -278,14 +325,24 @@ mod tests {
     fn a_payload_that_is_no_sqs_event_is_refused_whole_without_the_text_it_holds() {
         let shapes = [
             (
-                r#"{"Records":[{"messageId":"m-1","attributes":"+12065550142"}]}"#,
+                r#"{"Records":[{"messageId":"m-1"},{"messageId":"m-2","attributes":"+12065550142"}]}"#,
                 "not the shape of one",
+                "Records.1.attributes",
+            ),
+            (
+                r#"{"Records":[{"messageId":"m-1","messageAttributes":{"+12065550142":{"dataType":7}}}]}"#,
+                "not the shape of one",
+                "Records.0.messageAttributes.?.dataType",
             ),
             // JSON text that is not JSON never gets here: the runtime reads the payload as
             // JSON first.
-            (r#"{"Records":"+12065550142"}"#, "not the shape of one"),
+            (
+                r#"{"Records":"+12065550142"}"#,
+                "not the shape of one",
+                "Records",
+            ),
         ];
-        for (text, kind) in shapes {
+        for (text, kind, path) in shapes {
             let refused = sqs_event(raw(text)).map(|_| ()).unwrap_err();
             assert!(
                 matches!(refused, EventError::Unreadable { kind: k, .. } if k == kind),
@@ -293,6 +350,7 @@ mod tests {
             );
             let said = refused.to_string();
             assert!(!said.contains("5550142"), "{said}");
+            assert!(said.contains(path), "{said}");
             let diagnostic = lambda_runtime::Diagnostic::from(refused);
             assert_eq!(diagnostic.error_type, "UnreadableEvent");
         }

@@ -97,12 +97,14 @@ impl<'a, 'w> Members<'a, 'w> {
 
 impl Visit for Members<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
+        // Written by serde_json itself (`null` when not finite), into a buffer on the stack:
+        // the same text `tracing-serde` gives, to the last digit and exponent.
         self.member(field, |w| {
-            if value.is_finite() {
-                w.write_str(ryu::Buffer::new().format_finite(value))
-            } else {
-                w.write_str("null")
-            }
+            let mut buffer = [0u8; 32];
+            let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+            serde_json::to_writer(&mut cursor, &value).map_err(|_| fmt::Error)?;
+            let written = cursor.position() as usize;
+            w.write_str(std::str::from_utf8(&buffer[..written]).map_err(|_| fmt::Error)?)
         });
     }
 
@@ -246,6 +248,8 @@ mod tests {
                 attempts = 1u32,
                 latency_ms = 1.5f64,
                 whole_ms = 2.0f64,
+                huge = 1.0e16f64,
+                tiny = -2.5e-7f64,
                 not_a_number = f64::NAN,
                 below = -3i64,
                 destination = Some("+1206*****42"),
@@ -285,6 +289,21 @@ mod tests {
             written[1]["fields"]["not_a_number"],
             serde_json::Value::Null
         );
+        // The float text itself is serde_json's, exponent form included.
+        let ours = String::from_utf8(new.0.lock().unwrap().clone()).unwrap();
+        let theirs = String::from_utf8(old.0.lock().unwrap().clone()).unwrap();
+        for member in ["\"huge\":", "\"tiny\":", "\"latency_ms\":"] {
+            let text = |lines: &str| {
+                let at = lines.find(member).map_or(0, |at| at + member.len());
+                lines[at..]
+                    .split([',', '}'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            assert!(ours.contains(member), "{member}");
+            assert_eq!(text(&ours), text(&theirs), "{member}");
+        }
     }
 
     proptest! {
