@@ -98,24 +98,10 @@ const EVENT_MEMBERS: &[&str] = &[
 /// Where in `text` reading it as an SQS event fails, read again (only for a payload
 /// refused) with the path kept: `Records.3.attributes`, say.
 fn event_path(text: &str) -> String {
-    use serde_path_to_error::Segment;
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let Err(err) = serde_path_to_error::deserialize::<_, SqsEvent>(&mut deserializer) else {
-        return ".".to_owned();
-    };
-    let segments: Vec<String> = err
-        .path()
-        .iter()
-        .map(|segment| match segment {
-            Segment::Seq { index } => index.to_string(),
-            Segment::Map { key } if EVENT_MEMBERS.contains(&key.as_str()) => key.clone(),
-            _ => "?".to_owned(),
-        })
-        .collect();
-    if segments.is_empty() {
-        ".".to_owned()
-    } else {
-        segments.join(".")
+    match serde_path_to_error::deserialize::<_, SqsEvent>(&mut deserializer) {
+        Err(err) => crate::core::contract::named_path(err.path(), EVENT_MEMBERS),
+        Ok(_) => ".".to_owned(),
     }
 }
 

@@ -65,13 +65,19 @@ pub const MAX_REASON_CHARS: usize = 300;
 
 /// The path to the rejected value with only the contract's own names: any other key is `?`.
 pub(super) fn contract_path(path: &serde_path_to_error::Path) -> String {
+    named_path(path, &CONTRACT_MEMBERS)
+}
+
+/// `path` as `Records.3.attributes`, naming only the keys in `names` (any other key is `?`,
+/// since a key can be the sender's own text); `.` for the root.
+pub fn named_path(path: &serde_path_to_error::Path, names: &[&str]) -> String {
     use serde_path_to_error::Segment;
     let segments: Vec<String> = path
         .iter()
         .map(|segment| match segment {
             Segment::Seq { index } => index.to_string(),
             Segment::Map { key } | Segment::Enum { variant: key }
-                if CONTRACT_MEMBERS.contains(&key.as_str()) =>
+                if names.contains(&key.as_str()) =>
             {
                 key.clone()
             }

@@ -14,7 +14,7 @@ mod v1;
 mod v2;
 pub mod v2_limits;
 
-pub use errors::MAX_REASON_CHARS;
+pub use errors::{named_path, MAX_REASON_CHARS};
 
 use crate::core::classify::{Origin, Origins};
 use crate::core::code::Code;
