@@ -75,7 +75,7 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
                 .operation_attempt_timeout(AWS_CALL_TIMEOUT)
                 .build(),
         );
-    from_the_environment(loader, |name| std::env::var(name).ok())
+    from_the_environment(loader)
 }
 
 /// Lambda gives every function its credentials and region as environment variables, and the
@@ -83,11 +83,8 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
 /// rest of the chains (profile files, web identity with an STS client of its own, the
 /// container and instance endpoints) is not built at every cold start, where it was a
 /// quarter of init's instructions (callgrind). Without them the default chains still decide.
-fn from_the_environment(
-    loader: ConfigLoader,
-    var: impl Fn(&str) -> Option<String>,
-) -> ConfigLoader {
-    let set = |name: &str| var(name).is_some_and(|value| !value.trim().is_empty());
+fn from_the_environment(loader: ConfigLoader) -> ConfigLoader {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
     let loader = if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
         loader.credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
