@@ -6,14 +6,18 @@
 //! price is a hardening one: the bootstrap's own code and data sit at fixed addresses (no
 //! ASLR for the binary itself; the shared libraries, the stack and the heap stay randomised,
 //! and relocations stay read-only). Only where it is measured: other targets (arm64 Lambda,
-//! cross-built with zig) are linked as their toolchain defaults.
+//! cross-built with zig) are linked as their toolchain defaults, and so is a build with
+//! `-C target-feature=+crt-static` (rustc links that one as a static PIE; `-no-pie` added to
+//! it made a binary that crashed at start).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if arch == "x86_64" && os == "linux" && env == "gnu" {
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let static_crt = features.split(',').any(|feature| feature == "crt-static");
+    if arch == "x86_64" && os == "linux" && env == "gnu" && !static_crt {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }

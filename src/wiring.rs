@@ -6,6 +6,7 @@ use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoLedger;
 use crate::adapters::eventbridge::EventBridgeOutcomes;
+use crate::adapters::lazy::Lazy;
 use crate::adapters::pinpoint::PinpointVoice;
 use crate::adapters::pinpoint_v2::{PinpointV2Voice, Voice};
 use crate::adapters::sqs::{SqsCallQueue, SqsCheckQueue, SqsDeadLetterQueue, SqsRedelivery};
@@ -107,13 +108,32 @@ pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
         config,
         voice(config, sdk),
         failover(config, sdk),
-        aws_sdk_sqs::Client::new(sdk),
-        // Only what the configuration uses is built: no DynamoDB client without the ledger.
+        lazy_sqs(sdk),
+        // Only what the configuration uses: no DynamoDB client without the ledger.
         config
             .idempotency_table
             .as_ref()
-            .map(|_| aws_sdk_dynamodb::Client::new(sdk)),
+            .map(|_| lazy_dynamodb(sdk)),
     )
+}
+
+/// The SQS client, built when first used: a batch whose calls all go through (with delivery
+/// outcomes off) never settles anything through SQS.
+pub fn lazy_sqs(sdk: &SdkConfig) -> Lazy<aws_sdk_sqs::Client> {
+    let sdk = sdk.clone();
+    Lazy::new(move || aws_sdk_sqs::Client::new(&sdk))
+}
+
+/// The DynamoDB client, built when the ledger is first used.
+pub fn lazy_dynamodb(sdk: &SdkConfig) -> Lazy<aws_sdk_dynamodb::Client> {
+    let sdk = sdk.clone();
+    Lazy::new(move || aws_sdk_dynamodb::Client::new(&sdk))
+}
+
+/// The EventBridge client, built when the status path first publishes an outcome.
+pub fn lazy_eventbridge(sdk: &SdkConfig) -> Lazy<aws_sdk_eventbridge::Client> {
+    let sdk = sdk.clone();
+    Lazy::new(move || aws_sdk_eventbridge::Client::new(&sdk))
 }
 
 /// The voice clients' timeouts: the shared connect timeout, and no attempt timeout of their
@@ -230,7 +250,7 @@ pub fn voice_dispatch_with_voice(
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Dispatch {
-    voice_dispatch_with_voices(config, voice, None, sqs, Some(dynamodb))
+    voice_dispatch_with_voices(config, voice, None, sqs.into(), Some(dynamodb.into()))
 }
 
 /// Builds the function with the voice backends given: the primary region's, and the
@@ -239,8 +259,8 @@ pub fn voice_dispatch_with_voices(
     config: &Config,
     voice: Voice,
     failover: Option<(Voice, FailoverSettings)>,
-    sqs: aws_sdk_sqs::Client,
-    dynamodb: Option<aws_sdk_dynamodb::Client>,
+    sqs: Lazy<aws_sdk_sqs::Client>,
+    dynamodb: Option<Lazy<aws_sdk_dynamodb::Client>>,
 ) -> Dispatch {
     for warning in &config.warnings {
         tracing::warn!(%warning, "configuration adjusted");
@@ -297,19 +317,20 @@ pub fn status_dispatch(config: &Config, sdk: &SdkConfig) -> Option<Status> {
     config.outcomes.as_ref()?;
     status_dispatch_with(
         config,
-        aws_sdk_eventbridge::Client::new(sdk),
-        aws_sdk_sqs::Client::new(sdk),
-        aws_sdk_dynamodb::Client::new(sdk),
+        lazy_eventbridge(sdk),
+        lazy_sqs(sdk),
+        lazy_dynamodb(sdk),
     )
 }
 
 /// The status path with the clients given.
 pub fn status_dispatch_with(
     config: &Config,
-    eventbridge: aws_sdk_eventbridge::Client,
-    sqs: aws_sdk_sqs::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
+    eventbridge: impl Into<Lazy<aws_sdk_eventbridge::Client>>,
+    sqs: impl Into<Lazy<aws_sdk_sqs::Client>>,
+    dynamodb: impl Into<Lazy<aws_sdk_dynamodb::Client>>,
 ) -> Option<Status> {
+    let sqs = sqs.into();
     let outcomes = config.outcomes.as_ref()?;
     let table = config.idempotency_table.clone()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -378,7 +399,7 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
 
 pub fn settlement(
     config: &Config,
-    sqs: aws_sdk_sqs::Client,
+    sqs: Lazy<aws_sdk_sqs::Client>,
 ) -> Settlement<SqsDeadLetterQueue, SqsRedelivery> {
     Settlement::new(
         config

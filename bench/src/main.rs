@@ -51,6 +51,10 @@ struct Args {
     /// RSS after one invocation of one record.
     #[arg(long)]
     cold_only: bool,
+    /// With `--cold-only`: another bootstrap (the commit a change starts from, say), measured
+    /// in the same run, its cold starts taken in turn with this one's.
+    #[arg(long)]
+    against: Option<PathBuf>,
     /// How long the DynamoDB stub takes to answer in the run at the template's defaults.
     #[arg(long, default_value_t = 5)]
     stub_latency_ms: u64,
@@ -76,6 +80,9 @@ struct Function<'a> {
     attempt_timeout_ms: Option<&'a str>,
     /// `VOICE_API`: `v1` or `v2` (the Rust function only).
     voice_api: &'a str,
+    /// Delivery outcomes on (with the ledger): the status queue and SQS at the ledger's
+    /// endpoint, so the outcome timers go to the same stub.
+    outcomes: bool,
 }
 
 impl Function<'_> {
@@ -117,6 +124,29 @@ impl Function<'_> {
                 self.attempt_timeout_ms.unwrap_or_default(),
             )
             .env("AWS_ENDPOINT_URL_DYNAMODB", self.ledger.unwrap_or_default())
+            .env(
+                "AWS_ENDPOINT_URL_SQS",
+                self.ledger.filter(|_| self.outcomes).unwrap_or_default(),
+            )
+            .env(
+                "OUTCOME_EVENT_BUS_NAME",
+                if self.outcomes { "default" } else { "" },
+            )
+            .env(
+                "STATUS_QUEUE_URL",
+                match self.ledger.filter(|_| self.outcomes) {
+                    Some(stub) => format!("{stub}/123456789012/bench-status"),
+                    None => String::new(),
+                },
+            )
+            // Outcomes need a dead-letter queue (the batch's records all go through: unused).
+            .env(
+                "DEAD_LETTER_QUEUE_URL",
+                match self.ledger.filter(|_| self.outcomes) {
+                    Some(stub) => format!("{stub}/123456789012/bench-dlq"),
+                    None => String::new(),
+                },
+            )
             .env(
                 "IDEMPOTENCY_TABLE_NAME",
                 if self.ledger.is_some() {
@@ -301,27 +331,85 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
     figures
 }
 
-/// The cold start alone: exec to the first request for an event (median of `cold_starts`),
-/// and the largest peak RSS after one invocation of one record.
-async fn measure_cold(function: &Function<'_>, cold_starts: usize) -> (f64, f64) {
+/// The cold start alone, for each of `functions`: exec to the first request for an event
+/// (median of `cold_starts`), the first invocation of one record (median), and the largest
+/// peak RSS after it. The functions take their cold starts in turn, so that a machine
+/// slowing down or speeding up during the run weighs on each alike.
+async fn measure_cold(functions: &[Function<'_>], cold_starts: usize) -> Vec<ColdFigures> {
     let fake = FakeVoice::start(Script::default())
         .await
         .expect("the voice fake");
-    let (mut colds, mut rss) = (Vec::new(), 0.0f64);
+    let mut taken = vec![(Vec::new(), Vec::new(), 0.0f64); functions.len()];
     for _ in 0..cold_starts {
-        let (api, child, spawned) = start(function, &fake).await;
-        let pid = child.id().expect("a running function");
-        let ready = api
-            .first_request(Duration::from_secs(30))
-            .await
-            .expect("the function asks for an event");
-        colds.push(ms(ready.duration_since(spawned)));
-        let (_, response) = api.invoke(event(1)).await;
-        assert_eq!(failures(&response), 0, "first invocation: {response}");
-        rss = rss.max(peak_rss_mb(pid));
-        stop(child).await;
+        for (function, (colds, firsts, rss)) in functions.iter().zip(&mut taken) {
+            let (api, child, spawned) = start(function, &fake).await;
+            let pid = child.id().expect("a running function");
+            let ready = api
+                .first_request(Duration::from_secs(30))
+                .await
+                .expect("the function asks for an event");
+            colds.push(ms(ready.duration_since(spawned)));
+            let (took, response) = api.invoke(event(1)).await;
+            assert_eq!(failures(&response), 0, "first invocation: {response}");
+            firsts.push(ms(took));
+            *rss = rss.max(peak_rss_mb(pid));
+            stop(child).await;
+        }
     }
-    (median(&mut colds), rss)
+    taken
+        .into_iter()
+        .map(|(mut colds, mut firsts, rss_mb)| ColdFigures {
+            cold_ms: median(&mut colds),
+            first_invoke_ms: median(&mut firsts),
+            rss_mb,
+        })
+        .collect()
+}
+
+struct ColdFigures {
+    cold_ms: f64,
+    first_invoke_ms: f64,
+    rss_mb: f64,
+}
+
+/// `--cold-only`: the cold start and peak RSS, ledger and outcomes off, then on (one stub
+/// answering at once for DynamoDB and SQS); beside `against`'s, taken in turn, when given.
+async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: usize) {
+    let stub = keep_alive_front(None, Duration::ZERO).await;
+    let on = Function {
+        ledger: Some(&stub),
+        outcomes: true,
+        ..*rust
+    };
+    println!("| cold start, median of {cold_starts} (exec → first event request) | this build | first invocation of one record | peak RSS after it | against | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for (label, function) in [
+        ("ledger and outcomes off", *rust),
+        ("ledger and outcomes on", on),
+    ] {
+        let mut functions = vec![function];
+        functions.extend(against.map(|bootstrap| Function {
+            bootstrap,
+            ..function
+        }));
+        let figures = measure_cold(&functions, cold_starts).await;
+        let ours = &figures[0];
+        let (theirs, ratio) = match figures.get(1) {
+            Some(theirs) => (
+                format!("{:.2} ms, {:.2} MB", theirs.cold_ms, theirs.rss_mb),
+                format!(
+                    "{:.2} × cold start, {:.2} × RSS",
+                    ours.cold_ms / theirs.cold_ms,
+                    ours.rss_mb / theirs.rss_mb
+                ),
+            ),
+            None => ("–".to_owned(), "–".to_owned()),
+        };
+        println!(
+            "| {label} | {:.2} ms | {:.2} ms | {:.2} MB | {theirs} | {ratio} |",
+            ours.cold_ms, ours.first_invoke_ms, ours.rss_mb
+        );
+    }
 }
 
 /// The paced run: one warm invocation of `n` records at `per_second`, 50 ms per call; the
@@ -713,7 +801,7 @@ async fn keep_alive_front(upstream: Option<String>, stub_latency: Duration) -> S
                 tokio::time::sleep(stub_latency).await;
                 return axum::response::Response::builder()
                     .header("content-type", "application/x-amz-json-1.0")
-                    .body(Body::from("{}"))
+                    .body(Body::from(stub_answer(request).await))
                     .expect("a response");
             };
             let (mut parts, body) = request.into_parts();
@@ -743,6 +831,35 @@ async fn keep_alive_front(upstream: Option<String>, stub_latency: Duration) -> S
         let _ = axum::serve(listener, axum::Router::new().fallback(forward)).await;
     });
     endpoint
+}
+
+/// The stub's answer: `{}` (what DynamoDB's `PutItem` and `TransactWriteItems` answer when
+/// nothing is asked back), except for SQS's `SendMessageBatch` (the outcome timers), which
+/// is answered with every entry sent.
+async fn stub_answer(request: axum::extract::Request) -> String {
+    use http_body_util::BodyExt;
+    let batch = request
+        .headers()
+        .get("x-amz-target")
+        .is_some_and(|target| target.as_bytes() == b"AmazonSQS.SendMessageBatch");
+    if !batch {
+        return "{}".to_owned();
+    }
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let sent: Vec<serde_json::Value> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|request| request.get("Entries").and_then(|e| e.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|entry| entry.get("Id"))
+        .map(|id| json!({"Id": id, "MessageId": format!("stub-{id}"), "MD5OfMessageBody": "0"}))
+        .collect();
+    json!({"Successful": sent, "Failed": []}).to_string()
 }
 
 /// 10,000 records at 7 % of a CPU (what Lambda gives 128 MB), with the template's default
@@ -924,15 +1041,11 @@ async fn main() {
         ledger: None,
         attempt_timeout_ms: None,
         voice_api: "v1",
+        outcomes: false,
     };
     const LEDGER_N: usize = 200;
     if args.cold_only {
-        let (cold_ms, rss_mb) = measure_cold(&rust, args.cold_starts).await;
-        println!(
-            "| cold start (exec → first event request), median of {} | {cold_ms:.2} ms | – | – |",
-            args.cold_starts
-        );
-        println!("| peak RSS after one record | {rss_mb:.2} MB | – | – |");
+        print_cold(&rust, args.against.as_deref(), args.cold_starts).await;
         return;
     }
     if args.floor_only {
@@ -1035,6 +1148,7 @@ async fn main() {
                 ledger: None,
                 attempt_timeout_ms: None,
                 voice_api: "v1",
+                outcomes: false,
             };
             let figures = measure(&baseline, args.cold_starts).await;
             for memory_mb in [128, 1_769] {

@@ -23,6 +23,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use crate::adapters::lazy::Lazy;
+
 use crate::core::ledger::{Claim, Entry, Finish, Status, UnknownOutcome};
 use crate::core::ports::{ClaimAnswer, Ledger, PortError};
 
@@ -53,13 +55,14 @@ const OWN_CLAIM_IN_PROGRESS: &str = "claim_id = :mine AND #status = :in_progress
 
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
-    client: Client,
+    client: Lazy<Client>,
     table: String,
     groups: Arc<Groups>,
 }
 
 impl DynamoLedger {
-    pub fn new(client: Client, table: String) -> Self {
+    pub fn new(client: impl Into<Lazy<Client>>, table: String) -> Self {
+        let client = client.into();
         Self {
             groups: Groups::new(client.clone(), table.clone(), false),
             client,
@@ -70,7 +73,8 @@ impl DynamoLedger {
     /// The ledger with delivery outcomes on: every `SENT` also writes its call's item (found
     /// by the call's message id), in the same transaction. Off, `SENT` is written alone, as
     /// it always was.
-    pub fn recording_calls(client: Client, table: String) -> Self {
+    pub fn recording_calls(client: impl Into<Lazy<Client>>, table: String) -> Self {
+        let client = client.into();
         Self {
             groups: Groups::new(client.clone(), table.clone(), true),
             client,

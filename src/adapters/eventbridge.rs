@@ -5,6 +5,8 @@
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
+use crate::adapters::lazy::Lazy;
+
 use crate::core::ports::{OutcomeBus, PortError};
 
 /// The outcome event's source and detail-type.
@@ -16,13 +18,16 @@ const MAX_ENTRIES: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct EventBridgeOutcomes {
-    client: Client,
+    client: Lazy<Client>,
     bus: String,
 }
 
 impl EventBridgeOutcomes {
-    pub fn new(client: Client, bus: String) -> Self {
-        Self { client, bus }
+    pub fn new(client: impl Into<Lazy<Client>>, bus: String) -> Self {
+        Self {
+            client: client.into(),
+            bus,
+        }
     }
 
     async fn put(&self, details: &[&str]) -> Vec<Result<(), PortError>> {

@@ -4,6 +4,7 @@
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod lambda;
+pub mod lazy;
 pub mod memory_ledger;
 pub mod pinpoint;
 pub mod pinpoint_v2;

@@ -11,6 +11,8 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
+
+use crate::adapters::lazy::Lazy;
 use futures::StreamExt;
 
 use crate::adapters::status_event::check_body;
@@ -36,13 +38,16 @@ const CALLS_IN_FLIGHT: usize = 8;
 /// The dead-letter queue named by `DEAD_LETTER_QUEUE_URL`.
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetterQueue {
-    client: Client,
+    client: Lazy<Client>,
     queue_url: String,
 }
 
 impl SqsDeadLetterQueue {
-    pub fn new(client: Client, queue_url: String) -> Self {
-        Self { client, queue_url }
+    pub fn new(client: impl Into<Lazy<Client>>, queue_url: String) -> Self {
+        Self {
+            client: client.into(),
+            queue_url,
+        }
     }
 
     async fn send_chunk(&self, letters: &[DeadLetter<'_>]) -> Vec<Result<(), PortError>> {
@@ -133,15 +138,15 @@ fn attribute_value(value: &Attribute<'_>) -> Result<MessageAttributeValue, PortE
 /// The records of one source queue, whose visibility this changes.
 #[derive(Debug)]
 pub struct SqsRedelivery {
-    client: Client,
+    client: Lazy<Client>,
     /// Queue URLs by ARN: resolved once per queue, kept across invocations.
     queue_urls: Mutex<HashMap<String, String>>,
 }
 
 impl SqsRedelivery {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: impl Into<Lazy<Client>>) -> Self {
         Self {
-            client,
+            client: client.into(),
             queue_urls: Mutex::new(HashMap::new()),
         }
     }
@@ -259,13 +264,16 @@ fn entry_id(index: usize) -> String {
 /// delayed up to 900 s.
 #[derive(Debug, Clone)]
 pub struct SqsCheckQueue {
-    client: Client,
+    client: Lazy<Client>,
     queue_url: String,
 }
 
 impl SqsCheckQueue {
-    pub fn new(client: Client, queue_url: String) -> Self {
-        Self { client, queue_url }
+    pub fn new(client: impl Into<Lazy<Client>>, queue_url: String) -> Self {
+        Self {
+            client: client.into(),
+            queue_url,
+        }
     }
 
     async fn arm_chunk(&self, checks: &[Check]) -> Vec<Result<(), PortError>> {
@@ -301,13 +309,16 @@ impl CheckQueue for SqsCheckQueue {
 /// first send (so its time to live counts from it) and, past SQS's longest delay, when it is
 /// due.
 pub struct SqsCallQueue {
-    client: Client,
+    client: Lazy<Client>,
     queue_url: String,
 }
 
 impl SqsCallQueue {
-    pub fn new(client: Client, queue_url: String) -> Self {
-        Self { client, queue_url }
+    pub fn new(client: impl Into<Lazy<Client>>, queue_url: String) -> Self {
+        Self {
+            client: client.into(),
+            queue_url,
+        }
     }
 }
 

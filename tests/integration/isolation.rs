@@ -103,7 +103,7 @@ async fn buggy_dispatch(
     };
     VoiceDispatch::new(
         BatchEngine::new(sender, settings).with_ledger(ledger),
-        wiring::settlement(config, aws_sdk_sqs::Client::new(&sdk)),
+        wiring::settlement(config, aws_sdk_sqs::Client::new(&sdk).into()),
     )
 }
 

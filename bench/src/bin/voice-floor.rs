@@ -15,15 +15,23 @@
 //! same `PutItem` / `TransactWriteItems` requests with the same items (key, body hash, lease,
 //! expiration, request ids), grouped the same way, and nothing else of the engine.
 //!
+//! With delivery outcomes configured as well (`OUTCOME_EVENT_BUS_NAME`, `STATUS_QUEUE_URL`),
+//! the ledger records each call as the function's does, and after each run the timers of the
+//! accepted requests are armed through the function's own status-queue adapter: the same
+//! `SendMessageBatch` requests (ten checks each, all at once), as the call path arms them at
+//! the end of a batch.
+//!
 //!     voice-floor --api v1|v2 --concurrency 50
 
 use std::io::{BufRead, Write};
 
 use futures::StreamExt;
 use voice_dispatch::adapters::dynamodb::DynamoLedger;
+use voice_dispatch::adapters::sqs::SqsCheckQueue;
 use voice_dispatch::config::Config;
+use voice_dispatch::core::delivery::{self, Check};
 use voice_dispatch::core::ledger::{self, Claim, Entry, Finish, RequestIds, Status};
-use voice_dispatch::core::ports::Ledger;
+use voice_dispatch::core::ports::{CheckQueue, Ledger};
 use voice_dispatch::wiring;
 
 enum Client {
@@ -38,6 +46,9 @@ struct Books {
     /// The bodies the bench's records carry, made before the runs: the function has each
     /// record's body in hand and only hashes it.
     bodies: Vec<String>,
+    /// With delivery outcomes on: the status queue the accepted requests' timers go to, and
+    /// how long they wait.
+    timers: Option<(SqsCheckQueue, std::time::Duration)>,
 }
 
 /// Record `i`'s body, as the bench's event gives it.
@@ -50,11 +61,47 @@ fn body(i: usize) -> String {
     .to_string()
 }
 
+/// Record `i` of round `round`'s ledger key: a message id no round repeats (as every bench
+/// event's ids are new).
+fn key(round: u64, i: usize) -> String {
+    format!("00000000-0000-4000-f{round:03x}-{i:012}")
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Books {
+    /// Arms the timers of the requests `accepted` names, as the call path does at the end
+    /// of a batch: each waits for its call's final event under the request's own key.
+    async fn arm(&self, round: u64, accepted: &[usize]) -> usize {
+        let Some((timers, wait)) = &self.timers else {
+            return accepted.len();
+        };
+        let now_ms = epoch_ms();
+        let checks: Vec<Check> = accepted
+            .iter()
+            .map(|&i| Check {
+                outcome_key: key(round, i),
+                request_key: key(round, i),
+                due_ms: now_ms + wait.as_millis() as u64,
+                delay: (*wait).min(delivery::MAX_TIMER_DELAY),
+            })
+            .collect();
+        timers
+            .arm(&checks)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count()
+    }
+
     /// Record `i` of round `round`'s claim: its key a message id no round repeats (as every
     /// bench event's ids are new), the hash of the body the bench gives it.
     fn claim(&self, round: u64, i: usize) -> Claim {
-        let id = format!("00000000-0000-4000-f{round:03x}-{i:012}");
+        let id = key(round, i);
         let made;
         let body = match self.bodies.get(i) {
             Some(body) => body,
@@ -63,9 +110,7 @@ impl Books {
                 &made
             }
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = epoch_ms();
         Claim {
             key: id.clone(),
             entry: Entry {
@@ -153,14 +198,19 @@ impl Client {
         }
     }
 
-    /// `n` requests, `concurrency` in flight; how many were accepted (and recorded).
+    /// `n` requests, `concurrency` in flight; how many were accepted (and recorded, and
+    /// their timers armed).
     async fn run(&self, books: Option<&Books>, round: u64, n: usize, concurrency: usize) -> usize {
-        futures::stream::iter(0..n)
-            .map(|i| self.place(books, round, i))
+        let accepted: Vec<usize> = futures::stream::iter(0..n)
+            .map(|i| async move { self.place(books, round, i).await.then_some(i) })
             .buffer_unordered(concurrency.max(1))
-            .filter(|accepted| std::future::ready(*accepted))
-            .count()
-            .await
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        match books {
+            Some(books) => books.arm(round, &accepted).await,
+            None => accepted.len(),
+        }
     }
 }
 
@@ -185,10 +235,22 @@ async fn main() {
         "v2" => Client::V2(wiring::voice_v2_client(&sdk)),
         _ => Client::V1(wiring::voice_client(&sdk)),
     };
-    let books = config.idempotency_table.clone().map(|table| Books {
-        ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-        ttl_seconds: config.idempotency_ttl.as_secs(),
-        bodies: (0..10_000).map(body).collect(),
+    let books = config.idempotency_table.clone().map(|table| {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        Books {
+            // As the function's: with outcomes on, each call is recorded under its own item.
+            ledger: match config.outcomes {
+                Some(_) => DynamoLedger::recording_calls(dynamodb, table),
+                None => DynamoLedger::new(dynamodb, table),
+            },
+            ttl_seconds: config.idempotency_ttl.as_secs(),
+            bodies: (0..10_000).map(body).collect(),
+            timers: config.outcomes.as_ref().map(|outcomes| {
+                let sqs = aws_sdk_sqs::Client::new(&sdk);
+                let queue = SqsCheckQueue::new(sqs, outcomes.status_queue_url.clone());
+                (queue, config.outcome_wait)
+            }),
+        }
     });
     let books = books.as_ref();
     // Warm: connections open, as in the function's warm-up batch.

@@ -20,6 +20,8 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+
+use crate::adapters::lazy::Lazy;
 use tokio::sync::oneshot;
 
 use crate::core::ledger::{call_key, may_claim, Claim, Entry, Status};
@@ -148,7 +150,7 @@ struct Queue {
 /// The writes waiting for the next group, and whether a task is writing them.
 #[derive(Debug)]
 pub(super) struct Groups {
-    client: Client,
+    client: Lazy<Client>,
     table: String,
     queue: Mutex<Queue>,
     /// Delivery outcomes on: a `SENT` writes its call's item too.
@@ -156,7 +158,7 @@ pub(super) struct Groups {
 }
 
 impl Groups {
-    pub(super) fn new(client: Client, table: String, record_calls: bool) -> Arc<Self> {
+    pub(super) fn new(client: Lazy<Client>, table: String, record_calls: bool) -> Arc<Self> {
         Arc::new(Self {
             client,
             table,
@@ -516,7 +518,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_group_answers_each_write_by_its_reason() {
-        let groups = Groups::new(client(), "ledger".into(), true);
+        let groups = Groups::new(client().into(), "ledger".into(), true);
         let sent = Entry {
             status: Status::Sent,
             voice_message_id: Some("voice-1".into()),
@@ -579,7 +581,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reason_missing_or_without_its_item_sends_the_claim_alone() {
-        let groups = Groups::new(client(), "ledger".into(), true);
+        let groups = Groups::new(client().into(), "ledger".into(), true);
         let (a, a_answer) = queued_claim("a", "c-a");
         let (b, b_answer) = queued_claim("b", "c-b");
         let retry = groups.cancelled(vec![a, b], &[reason("ConditionalCheckFailed", None, "a")]);
