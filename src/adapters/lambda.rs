@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 
-use crate::adapters::sqs_event;
+use crate::adapters::sqs_event::{self, Event};
 use crate::adapters::status_event::{recognise, StatusMessage};
 use crate::app::{ArmTimers, VoiceDispatch};
 use crate::core::ports::{
@@ -50,13 +50,13 @@ impl From<EventError> for lambda_runtime::Diagnostic {
 /// The invocation's payload as the runtime hands it over: the JSON text, unparsed.
 pub type RawEvent = Box<serde_json::value::RawValue>;
 
-/// The SQS event in `event`'s payload. Read here rather than by the runtime, which reads
-/// every payload through `serde_path_to_error` (a path kept for each key of each record,
-/// for an error message the function never needs): a tenth of a record's CPU beyond the
-/// send itself. A payload that is no SQS event is refused whole, as the runtime would.
-pub fn sqs_event(event: LambdaEvent<RawEvent>) -> Result<LambdaEvent<SqsEvent>, EventError> {
-    let LambdaEvent { payload, context } = event;
-    let sqs = serde_json::from_str(payload.get()).map_err(|err| {
+/// The SQS event in an invocation's payload, borrowing from it. Read here rather than by
+/// the runtime, which reads every payload through `serde_path_to_error` (a path kept for
+/// each key of each record, for an error message the function never needs): a tenth of a
+/// record's CPU beyond the send itself. A payload that is no SQS event is refused whole, as
+/// the runtime would.
+pub fn sqs_event(payload: &str) -> Result<Event<'_>, EventError> {
+    serde_json::from_str(payload).map_err(|err| {
         let kind = match err.classify() {
             serde_json::error::Category::Io => "unreadable",
             serde_json::error::Category::Syntax => "not JSON",
@@ -65,14 +65,13 @@ pub fn sqs_event(event: LambdaEvent<RawEvent>) -> Result<LambdaEvent<SqsEvent>, 
         };
         let refused = EventError::Unreadable {
             kind,
-            path: event_path(payload.get()),
+            path: event_path(payload),
             line: err.line(),
             column: err.column(),
         };
         tracing::error!(error = %refused, "event refused");
         refused
-    })?;
-    Ok(LambdaEvent::new(sqs, context))
+    })
 }
 
 /// The members of Lambda's SQS event, the only keys an error's path names.
@@ -99,7 +98,7 @@ const EVENT_MEMBERS: &[&str] = &[
 /// refused) with the path kept: `Records.3.attributes`, say.
 fn event_path(text: &str) -> String {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, SqsEvent>(&mut deserializer) {
+    match serde_path_to_error::deserialize::<_, Event<'_>>(&mut deserializer) {
         Err(err) => crate::core::contract::named_path(err.path(), EVENT_MEMBERS),
         Ok(_) => ".".to_owned(),
     }
@@ -113,21 +112,37 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
         &self,
         event: LambdaEvent<RawEvent>,
     ) -> Result<SqsBatchResponse, EventError> {
-        let event = sqs_event(event)?;
+        let sqs = sqs_event(event.payload.get())?;
         let deadline = deadline_of(event.context.deadline);
-        let report = self.handle(&event.payload, deadline).await?;
+        let report = self.handle_event(&sqs, deadline).await?;
         Ok(report.to_response())
     }
 
     /// Runs one event against `deadline` (wall-clock, as Lambda gives it).
-    pub async fn handle(
+    pub async fn handle_event(
         &self,
-        event: &SqsEvent,
+        event: &Event<'_>,
         deadline: SystemTime,
     ) -> Result<BatchReport, EventError> {
         let records =
             records_of(event).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
         Ok(self.run(&records, deadline).await)
+    }
+
+    /// Runs an `aws_lambda_events` SQS event (tests and the local runner build them), read
+    /// as Lambda's payload is: written out as JSON, and read back as the function reads it.
+    pub async fn handle(
+        &self,
+        event: &SqsEvent,
+        deadline: SystemTime,
+    ) -> Result<BatchReport, EventError> {
+        let text = serde_json::to_string(event).map_err(|_| EventError::Unreadable {
+            kind: "unreadable",
+            path: ".".to_owned(),
+            line: 0,
+            column: 0,
+        })?;
+        self.handle_event(&sqs_event(&text)?, deadline).await
     }
 }
 
@@ -153,10 +168,10 @@ where
     R: RedeliveryDelay,
     K: CallQueue,
 {
-    let event = sqs_event(event)?;
+    let sqs = sqs_event(event.payload.get())?;
     let deadline = deadline_of(event.context.deadline);
-    let records = records_of(&event.payload)
-        .inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
+    let records =
+        records_of(&sqs).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
     let (mut call_records, mut status_records, mut messages) = (Vec::new(), Vec::new(), Vec::new());
     let status_queue = status_queue_url.rsplit('/').next().unwrap_or_default();
     for record in records {
@@ -234,15 +249,14 @@ impl ToResponse for BatchReport {
     }
 }
 
-fn records_of(event: &SqsEvent) -> Result<Vec<Record<'_>>, EventError> {
+fn records_of<'a>(event: &'a Event<'a>) -> Result<Vec<Record<'a>>, EventError> {
     event
         .records
         .iter()
         .enumerate()
         .map(|(index, message)| {
             let message_id = message
-                .message_id
-                .as_deref()
+                .message_id()
                 .filter(|id| !id.is_empty())
                 .ok_or(EventError::MissingMessageId { index })?;
             Ok(sqs_event::record_of(message, message_id))
@@ -278,13 +292,10 @@ mod tests {
         RecordOutcome::new(id, fate)
     }
 
-    fn event(json: serde_json::Value) -> SqsEvent {
-        serde_json::from_value(json).unwrap()
-    }
-
-    fn raw(text: &str) -> LambdaEvent<RawEvent> {
-        let payload = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
-        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    /// An event read from `json`'s text as the function reads a payload (the text kept for
+    /// the test's life).
+    fn event(json: serde_json::Value) -> Event<'static> {
+        sqs_event(Box::leak(json.to_string().into_boxed_str())).unwrap()
     }
 
     #[test]
@@ -301,8 +312,8 @@ mod tests {
             let runtimes: SqsEvent =
                 serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
                     .unwrap();
-            let ours = sqs_event(raw(&text)).unwrap().payload;
-            assert_eq!(ours, runtimes, "{name}");
+            let ours = sqs_event(&text).unwrap();
+            assert!(sqs_event::agrees(&ours, &runtimes), "{name}");
             assert!(!ours.records.is_empty(), "{name}");
         }
     }
@@ -329,7 +340,7 @@ mod tests {
             ),
         ];
         for (text, kind, path) in shapes {
-            let refused = sqs_event(raw(text)).map(|_| ()).unwrap_err();
+            let refused = sqs_event(text).map(|_| ()).unwrap_err();
             assert!(
                 matches!(refused, EventError::Unreadable { kind: k, .. } if k == kind),
                 "{text}: {refused:?}"
