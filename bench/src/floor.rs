@@ -43,29 +43,28 @@ fn floor_program() -> PathBuf {
 
 /// The six rows: v1 and v2, ledger off, then on against a stub answering at once, then
 /// with delivery outcomes on as well (the outcome timers to the same stub, as SQS).
-pub async fn measure_floors(rust: &Function<'_>) -> Vec<FloorRow> {
-    let mut rows = Vec::new();
+/// Only the rows whose name (`v1-off`, `v2-ledger`, `v1-outcomes`, ...) starts with `only`.
+pub async fn measure_floors(rust: &Function<'_>, only: &str) -> Vec<FloorRow> {
+    let stub = keep_alive_front(None, Duration::ZERO).await;
     let off = Function {
         ledger: None,
         ..*rust
     };
-    for api in ["v1", "v2"] {
-        rows.push(measure_floor(&off, api).await);
-    }
-    let stub = keep_alive_front(None, Duration::ZERO).await;
     let on = Function {
         ledger: Some(&stub),
         ..*rust
     };
-    for api in ["v1", "v2"] {
-        rows.push(measure_floor(&on, api).await);
-    }
     let outcomes = Function {
         outcomes: true,
         ..on
     };
-    for api in ["v1", "v2"] {
-        rows.push(measure_floor(&outcomes, api).await);
+    let mut rows = Vec::new();
+    for (name, function) in [("off", off), ("ledger", on), ("outcomes", outcomes)] {
+        for api in ["v1", "v2"] {
+            if format!("{api}-{name}").starts_with(only) {
+                rows.push(measure_floor(&function, api).await);
+            }
+        }
     }
     rows
 }
@@ -135,10 +134,13 @@ pub async fn measure_floor(rust: &Function<'_>, api: &'static str) -> FloorRow {
     }
 }
 
-pub fn print_floor(rows: &[FloorRow]) {
+/// The floor rows of the table; `python_us` is the Python baseline's CPU per record (v1,
+/// ledger off, the only way it runs), set beside the row it matches.
+pub fn print_floor(rows: &[FloorRow], python_us: Option<f64>) {
     for row in rows {
+        let python = python_us.filter(|_| row.api == "v1" && !row.ledger);
         println!(
-            "| CPU per record against the floor (a bare SDK send loop: the same client, runtime, profile and requests), {}, {}, N = {N}, C = {}, fake latency 0, median of {ROUNDS} rounds | function {:.2} µs / floor {:.2} µs: {:.2} × ({}) | – | – |",
+            "| CPU per record, {}, {}, N = {N}, C = {}, fake latency 0, median of {ROUNDS} rounds, each the function's batch then the floor's | {:.2} µs | {:.2} µs | {:.2} × ({}) | {} | {} |",
             row.api,
             match (row.ledger, row.outcomes) {
                 (true, true) => "ledger and delivery outcomes on (one stub answering at once for DynamoDB and SQS; the floor also records each call and arms each accepted request's timer through the function's adapters)",
@@ -154,6 +156,8 @@ pub fn print_floor(rows: &[FloorRow]) {
             } else {
                 "target ≤ 1.2 ×"
             },
+            python.map_or("–".to_owned(), |p| format!("{p:.2} µs")),
+            python.map_or("–".to_owned(), |p| format!("{:.1}×", p / row.function_us)),
         );
     }
 }

@@ -47,6 +47,10 @@ struct Args {
     /// Only the floor rows (the function against a bare SDK send loop, v1 and v2).
     #[arg(long)]
     floor_only: bool,
+    /// With `--floor-only`: only the rows whose name starts so (`v1-off`, `v2-ledger`,
+    /// `v1-outcomes`, `v2`; for profiling one under callgrind).
+    #[arg(long, default_value = "")]
+    floor_rows: String,
     /// Only the cold start (exec to the first request for an event, median) and the peak
     /// RSS after one invocation of one record.
     #[arg(long)]
@@ -531,7 +535,7 @@ fn print_costs(rust: &[Cost], python: &[Cost]) {
     for cost in rust {
         let baseline = python.iter().find(|p| p.memory_mb == cost.memory_mb);
         println!(
-            "| billed per invocation at {} MB ({} % of a vCPU), ledger off, unpaced, batch of 10 at 100 ms per call: cold (init, with the `sh` that joins the cgroup + invoke) / warm | {:.0} + {:.0} ms / {:.0} ms; {:.2} GB-s per million calls warm | {} | {} |",
+            "| billed per invocation at {} MB ({} % of a vCPU), ledger off, unpaced, batch of 10 at 100 ms per call: cold (init, with the `sh` that joins the cgroup + invoke) / warm | {:.0} + {:.0} ms / {:.0} ms; {:.2} GB-s per million calls warm | – | – | {} | {} |",
             cost.memory_mb,
             (cost.memory_mb * 100 / 1_769).clamp(1, 100),
             cost.cold_ms,
@@ -912,15 +916,15 @@ fn print_cpu_share(runs: &[ShareRun]) {
                 sent,
                 not_sent,
             }) => println!(
-                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | answered in {:.2} s ({:.2} s before the deadline); {sent} sent, {not_sent} reported for redelivery | – | – |",
+                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | answered in {:.2} s ({:.2} s before the deadline); {sent} sent, {not_sent} reported for redelivery | – | – | – | – |",
                 took_ms / 1_000.0,
                 *timeout as f64 - took_ms / 1_000.0,
             ),
             Some(ShareFigures::Missed) => println!(
-                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | **no answer by the deadline** (a Lambda timeout: the whole batch comes back) | – | – |"
+                "| batch N = 10,000 at 7 % of one CPU (cgroup quota; Lambda's 128 MB share), ledger off, unpaced, C = 50, 50 ms per call, timeout {timeout} s | **no answer by the deadline** (a Lambda timeout: the whole batch comes back) | – | – | – | – |"
             ),
             None => println!(
-                "| batch N = 10,000 at 7 % of one CPU, timeout {timeout} s | not run: no cgroup v1 CPU controller writable here | – | – |"
+                "| batch N = 10,000 at 7 % of one CPU, timeout {timeout} s | not run: no cgroup v1 CPU controller writable here | – | – | – | – |"
             ),
         }
     }
@@ -930,14 +934,14 @@ fn print_cpu_share(runs: &[ShareRun]) {
 fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize, stub_ms: u64) {
     let (small, small_off) = (&figures.small, &figures.small_off);
     println!(
-        "| CPU per record, ledger on (a DynamoDB stub answering in {stub_ms} ms), the template's defaults: N = 10, C = 10, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs); {:.2} DynamoDB requests per record | – | – |",
+        "| CPU per record, ledger on (a DynamoDB stub answering in {stub_ms} ms), the template's defaults: N = 10, C = 10, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs); {:.2} DynamoDB requests per record | – | – | – | – |",
         small.cpu_fast_us,
         small.cpu_fast_us / small_off.cpu_fast_us,
         small_off.cpu_fast_us,
         small.requests_per_record,
     );
     println!(
-        "| CPU per record, ledger on (stub, {stub_ms} ms), N = 10, C = 10, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs); batch {:.0} ms ({:.3} × ideal; off {:.3} ×) | – | – |",
+        "| CPU per record, ledger on (stub, {stub_ms} ms), N = 10, C = 10, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs); batch {:.0} ms ({:.3} × ideal; off {:.3} ×) | – | – | – | – |",
         small.cpu_slow_us,
         small.cpu_slow_us / small_off.cpu_slow_us,
         small_off.cpu_slow_us,
@@ -951,20 +955,20 @@ fn print_ledger(figures: &LedgerComparison, n: usize, concurrency: usize, stub_m
         ("a DynamoDB stub that answers at once", &figures.stub),
     ] {
         println!(
-            "| CPU per record, ledger on ({name}), N = {n}, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs; target ≤ 2.5 ×); {:.2} DynamoDB requests per record | – | – |",
+            "| CPU per record, ledger on ({name}), N = {n}, fake latency 0 | {:.2} µs ({:.2} × ledger off: {:.2} µs; target ≤ 2.5 ×); {:.2} DynamoDB requests per record | – | – | – | – |",
             on.cpu_fast_us,
             on.cpu_fast_us / off.cpu_fast_us,
             off.cpu_fast_us,
             on.requests_per_record,
         );
         println!(
-            "| CPU per record, ledger on ({name}), N = {n}, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs) | – | – |",
+            "| CPU per record, ledger on ({name}), N = {n}, 50 ms per call | {:.2} µs ({:.2} × ledger off: {:.2} µs) | – | – | – | – |",
             on.cpu_slow_us,
             on.cpu_slow_us / off.cpu_slow_us,
             off.cpu_slow_us,
         );
         println!(
-            "| batch N = {n}, ledger on ({name}), 50 ms per call, C = {concurrency} | {:.0} ms ({:.3} × ideal; ledger off {:.3} ×) | – | – |",
+            "| batch N = {n}, ledger on ({name}), 50 ms per call, C = {concurrency} | {:.0} ms ({:.3} × ideal; ledger off {:.3} ×) | – | – | – | – |",
             on.batch_ms, on.batch_ratio, off.batch_ratio,
         );
     }
@@ -1049,7 +1053,7 @@ async fn main() {
         return;
     }
     if args.floor_only {
-        floor::print_floor(&floor::measure_floors(&rust).await);
+        floor::print_floor(&floor::measure_floors(&rust, &args.floor_rows).await, None);
         return;
     }
     if args.cpu_share_only {
@@ -1100,7 +1104,7 @@ async fn main() {
     eprintln!("measuring the Rust bootstrap ...");
     let r = measure(&rust, args.cold_starts).await;
     eprintln!("measuring against the floor (a bare SDK send loop) ...");
-    let floor_rows = floor::measure_floors(&rust).await;
+    let floor_rows = floor::measure_floors(&rust, "").await;
     eprintln!("measuring a paced run ...");
     let paced = Function {
         send_rate: Some("100/s"),
@@ -1159,14 +1163,14 @@ async fn main() {
         None => None,
     };
 
-    println!("| measure | Rust | Python baseline | Python / Rust |");
-    println!("|---|---|---|---|");
+    println!("| measure | this function | the floor (a bare SDK send loop) | function / floor | Python baseline | Python / function |");
+    println!("|---|---|---|---|---|---|");
     let row = |name: &str, rust: f64, python: Option<f64>, unit: &str| {
         let (python, ratio) = match python {
             Some(p) => (format!("{p:.2} {unit}"), format!("{:.1}×", p / rust)),
             None => ("–".to_owned(), "–".to_owned()),
         };
-        println!("| {name} | {rust:.2} {unit} | {python} | {ratio} |");
+        println!("| {name} | {rust:.2} {unit} | – | – | {python} | {ratio} |");
     };
     row(
         "cold start (exec → first event request), median",
@@ -1189,7 +1193,7 @@ async fn main() {
     for (index, (n, took, ratio)) in r.batches.iter().enumerate() {
         let python = p.as_ref().and_then(|p| p.batches.get(index));
         println!(
-            "| batch N = {n}, 50 ms per call, C = {} | {:.0} ms ({ratio:.3} × ideal) | {} | {} |",
+            "| batch N = {n}, 50 ms per call, C = {} | {:.0} ms ({ratio:.3} × ideal) | – | – | {} | {} |",
             args.concurrency,
             took,
             python.map_or("not run".to_owned(), |(n, t, _)| {
@@ -1199,9 +1203,9 @@ async fn main() {
             python.map_or("–".to_owned(), |(_, t, _)| format!("{:.1}×", t / took)),
         );
     }
-    floor::print_floor(&floor_rows);
+    floor::print_floor(&floor_rows, p.as_ref().map(|p| p.cpu_us_per_record));
     println!(
-        "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – |"
+        "| paced batch N = 200 at `SEND_RATE_LIMIT=100/s`, 50 ms per call | {paced_ms:.0} ms ({paced_ratio:.3} × ideal of N / rate) | – | – | – | – |"
     );
     if let Some(figures) = &ledger_figures {
         print_ledger(figures, LEDGER_N, args.concurrency, args.stub_latency_ms);
@@ -1221,7 +1225,7 @@ async fn main() {
         row("peak RSS after N = 10,000", rss, None, "MB");
     }
     println!(
-        "| bootstrap size (stripped, `cargo lambda build --release`) | {:.2} MB | – | – |",
+        "| bootstrap size (stripped, `cargo lambda build --release`) | {:.2} MB | – | – | – | – |",
         stripped_size_mb(&args.bootstrap)
     );
 }

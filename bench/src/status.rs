@@ -235,14 +235,14 @@ pub fn print_status(figures: &StatusFigures, call_cpu_us: Option<f64>) {
         })
     };
     println!(
-        "| CPU per redial (the status function: a busy final event recorded, the request read, the next call put on the call queue), moto behind the keep-alive front, batches of {BATCH}, median of {} | {:.2} µs{}; {} redials queued | – | – |",
+        "| CPU per redial (the status function: a busy final event recorded, the request read, the next call put on the call queue), moto behind the keep-alive front, batches of {BATCH}, median of {} | {:.2} µs{}; {} redials queued | – | – | – | – |",
         EVENTS / BATCH,
         figures.per_redial_us,
         versus(figures.per_redial_us),
         figures.redials_queued,
     );
     println!(
-        "| CPU per outcome published (the status function: a busy final event recorded, the outcome fixed and put on EventBridge), same setup | {:.2} µs{} | – | – |",
+        "| CPU per outcome published (the status function: a busy final event recorded, the outcome fixed and put on EventBridge), same setup | {:.2} µs{} | – | – | – | – |",
         figures.per_outcome_us,
         versus(figures.per_outcome_us),
     );
