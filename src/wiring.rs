@@ -100,31 +100,52 @@ fn from_the_environment(loader: ConfigLoader) -> ConfigLoader {
     }
 }
 
-/// Builds the function with clients from one SDK configuration (per-service endpoints come
-/// from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`, `AWS_ENDPOINT_URL_SQS` and
-/// `AWS_ENDPOINT_URL_DYNAMODB`, as usual).
+/// Builds the function from one SDK configuration (per-service endpoints come from
+/// `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE`, `AWS_ENDPOINT_URL_SQS` and
+/// `AWS_ENDPOINT_URL_DYNAMODB`, as usual): the clients every batch uses built now, at init
+/// (which Lambda runs before the first request, not at its memory size's CPU share), the
+/// others at their first use.
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
+    let (sqs, dynamodb) = call_path_clients(config, sdk);
     voice_dispatch_with_voices(
         config,
         voice(config, sdk),
         failover(config, sdk),
-        lazy_sqs(sdk),
-        // Only what the configuration uses: no DynamoDB client without the ledger.
-        config
-            .idempotency_table
-            .as_ref()
-            .map(|_| lazy_dynamodb(sdk)),
+        sqs,
+        dynamodb,
     )
 }
 
-/// The SQS client, built when first used: a batch whose calls all go through (with delivery
-/// outcomes off) never settles anything through SQS.
+/// The call path's SQS and DynamoDB clients. The ledger claims every record before its call,
+/// so its client is built at once; so is SQS with delivery outcomes on (every batch that
+/// places a call arms its timers). With them off, SQS only settles what did not go through
+/// (a dead letter, a redelivery delay): it is built at its first use, and a run whose calls
+/// all go through never builds it. No DynamoDB client without the ledger.
+pub fn call_path_clients(
+    config: &Config,
+    sdk: &SdkConfig,
+) -> (
+    Lazy<aws_sdk_sqs::Client>,
+    Option<Lazy<aws_sdk_dynamodb::Client>>,
+) {
+    let sqs = match config.outcomes {
+        Some(_) => Lazy::from(aws_sdk_sqs::Client::new(sdk)),
+        None => lazy_sqs(sdk),
+    };
+    let dynamodb = config
+        .idempotency_table
+        .as_ref()
+        .map(|_| Lazy::from(aws_sdk_dynamodb::Client::new(sdk)));
+    (sqs, dynamodb)
+}
+
+/// The SQS client, built when first used.
 pub fn lazy_sqs(sdk: &SdkConfig) -> Lazy<aws_sdk_sqs::Client> {
     let sdk = sdk.clone();
     Lazy::new(move || aws_sdk_sqs::Client::new(&sdk))
 }
 
-/// The DynamoDB client, built when the ledger is first used.
+/// The DynamoDB client, built when first used.
 pub fn lazy_dynamodb(sdk: &SdkConfig) -> Lazy<aws_sdk_dynamodb::Client> {
     let sdk = sdk.clone();
     Lazy::new(move || aws_sdk_dynamodb::Client::new(&sdk))
@@ -312,7 +333,7 @@ fn outcome_settings(config: &Config) -> OutcomeSettings {
 }
 
 /// The status path, when delivery outcomes are on (`OUTCOME_EVENT_BUS_NAME`); its clients
-/// are built only then.
+/// are built at its first status record (an execution environment may serve only calls).
 pub fn status_dispatch(config: &Config, sdk: &SdkConfig) -> Option<Status> {
     config.outcomes.as_ref()?;
     status_dispatch_with(
@@ -483,6 +504,45 @@ mod tests {
         failover.endpoint_url = Some("http://127.0.0.1:4011".into());
         assert!(shown(failover_v1_client(&sdk, &failover).config()).contains("127.0.0.1:4011"));
         assert!(shown(failover_v2_client(&sdk, &failover).config()).contains("127.0.0.1:4011"));
+    }
+
+    #[test]
+    fn the_call_path_builds_at_init_only_the_clients_every_batch_uses() {
+        let sdk = SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let config = |vars: &[(&str, &str)]| {
+            let vars: std::collections::HashMap<String, String> = vars
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            Config::from_lookup(|name| vars.get(name).cloned()).unwrap()
+        };
+        let origination = ("ORIGINATION_PHONE_NUMBER", "+12065550199");
+        let ledger = ("IDEMPOTENCY_TABLE_NAME", "ledger");
+        let queue = "https://sqs.us-east-1.amazonaws.com/123456789012";
+        let dlq = format!("{queue}/dlq");
+        let status = format!("{queue}/status");
+        let outcomes = [
+            origination,
+            ledger,
+            ("DEAD_LETTER_QUEUE_URL", dlq.as_str()),
+            ("OUTCOME_EVENT_BUS_NAME", "outcomes"),
+            ("STATUS_QUEUE_URL", status.as_str()),
+        ];
+        // Nothing but calls: SQS waits for a record that does not go through.
+        let (sqs, dynamodb) = call_path_clients(&config(&[origination]), &sdk);
+        assert!(!sqs.is_built());
+        assert!(dynamodb.is_none(), "no DynamoDB client without the ledger");
+        // The ledger claims every record: its client is built at init.
+        let (sqs, dynamodb) = call_path_clients(&config(&[origination, ledger]), &sdk);
+        assert!(!sqs.is_built());
+        assert!(dynamodb.is_some_and(|client| client.is_built()));
+        // Outcomes on: every batch that places a call arms its timers through SQS.
+        let (sqs, dynamodb) = call_path_clients(&config(&outcomes), &sdk);
+        assert!(sqs.is_built());
+        assert!(dynamodb.is_some_and(|client| client.is_built()));
     }
 
     #[test]

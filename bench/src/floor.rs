@@ -1,8 +1,10 @@
 //! The floor rows: the function's CPU per record against a bare SDK send loop
 //! (`voice-floor`: the same voice client, runtime flavour, profile and requests, nothing
-//! else), in the same run, round by round, for v1 and v2, ledger off and on. With the ledger
-//! on, both write to one DynamoDB stub answering at once, the floor through the function's
-//! own ledger adapter: the same claims and `SENT` writes, grouped the same way.
+//! else), in the same run, round by round, for v1 and v2: ledger off, on, and with delivery
+//! outcomes on as well. With the ledger on, both write to one DynamoDB stub answering at
+//! once, the floor through the function's own ledger adapter: the same claims and `SENT`
+//! writes, grouped the same way. With outcomes on, the same stub answers SQS too, and the
+//! floor arms each accepted request's timer through the function's status-queue adapter.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -44,7 +44,8 @@ struct Args {
     /// Only the status function's figures (CPU per redial, per outcome published).
     #[arg(long)]
     status_only: bool,
-    /// Only the floor rows (the function against a bare SDK send loop, v1 and v2).
+    /// Only the floor rows (the function against a bare SDK send loop: v1 and v2, ledger off,
+    /// on, and with delivery outcomes on).
     #[arg(long)]
     floor_only: bool,
     /// With `--floor-only`: only the rows whose name starts so (`v1-off`, `v2-ledger`,
@@ -337,15 +338,20 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
 
 /// The cold start alone, for each of `functions`: exec to the first request for an event
 /// (median of `cold_starts`), the first invocation of one record (median), and the largest
-/// peak RSS after it. The functions take their cold starts in turn, so that a machine
-/// slowing down or speeding up during the run weighs on each alike.
+/// peak RSS after it. The functions take their cold starts in turn, in one order and then
+/// the other, so that a machine slowing down or speeding up during the run weighs on each
+/// alike.
 async fn measure_cold(functions: &[Function<'_>], cold_starts: usize) -> Vec<ColdFigures> {
     let fake = FakeVoice::start(Script::default())
         .await
         .expect("the voice fake");
     let mut taken = vec![(Vec::new(), Vec::new(), 0.0f64); functions.len()];
-    for _ in 0..cold_starts {
-        for (function, (colds, firsts, rss)) in functions.iter().zip(&mut taken) {
+    for round in 0..cold_starts {
+        let mut order: Vec<_> = functions.iter().zip(&mut taken).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (function, (colds, firsts, rss)) in order {
             let (api, child, spawned) = start(function, &fake).await;
             let pid = child.id().expect("a running function");
             let ready = api
@@ -405,8 +411,11 @@ async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: us
                     theirs.cold_ms, theirs.first_invoke_ms, theirs.rss_mb
                 ),
                 format!(
-                    "{:.2} × cold start, {:.2} × RSS",
+                    "{:.2} × cold start, {:.2} × first invocation, {:.2} × the two together, {:.2} × RSS",
                     ours.cold_ms / theirs.cold_ms,
+                    ours.first_invoke_ms / theirs.first_invoke_ms,
+                    (ours.cold_ms + ours.first_invoke_ms)
+                        / (theirs.cold_ms + theirs.first_invoke_ms),
                     ours.rss_mb / theirs.rss_mb
                 ),
             ),
