@@ -75,7 +75,7 @@ pub fn sqs_event(payload: &str) -> Result<Event<'_>, EventError> {
 }
 
 /// The members of Lambda's SQS event, the only keys an error's path names.
-const EVENT_MEMBERS: &[&str] = &[
+pub(crate) const EVENT_MEMBERS: &[&str] = &[
     "Records",
     "messageId",
     "receiptHandle",
