@@ -333,56 +333,65 @@ pub fn fifo_group<'a>(message: &'a Message<'a>) -> Option<&'a str> {
 /// twice).
 #[cfg(test)]
 pub fn agrees(lean: &Event<'_>, sqs: &aws_lambda_events::sqs::SqsEvent) -> bool {
-    use std::collections::HashMap;
     let text = |t: &Option<Text<'_>>| t.as_ref().map(|t| t.as_str().to_owned());
-    let bytes = |b: &Base64Data| b.0.clone();
+    type Seen = (
+        Option<String>,
+        Option<Vec<u8>>,
+        Vec<String>,
+        Vec<Vec<u8>>,
+        Option<String>,
+    );
+    let ours_seen = |a: &MessageAttribute<'_>| -> Seen {
+        (
+            text(&a.string_value),
+            a.binary_value.as_ref().map(|b| b.0.clone()),
+            a.string_list_values
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            a.binary_list_values.iter().map(|b| b.0.clone()).collect(),
+            text(&a.data_type),
+        )
+    };
+    let theirs_seen = |a: &aws_lambda_events::sqs::SqsMessageAttribute| -> Seen {
+        (
+            a.string_value.clone(),
+            a.binary_value.as_ref().map(|b| b.0.clone()),
+            a.string_list_values.clone(),
+            a.binary_list_values.iter().map(|b| b.0.clone()).collect(),
+            a.data_type.clone(),
+        )
+    };
     lean.records.len() == sqs.records.len()
         && lean.records.iter().zip(&sqs.records).all(|(ours, theirs)| {
-            let attributes: HashMap<String, String> = ours
+            // Read through the accessors the function uses: each name once, its last value.
+            let distinct = |pairs: Option<Vec<&str>>| {
+                let mut names = pairs.unwrap_or_default();
+                names.sort_unstable();
+                names.dedup();
+                names.len()
+            };
+            let system_names = ours
                 .attributes
-                .iter()
-                .flat_map(|pairs| &pairs.0)
-                .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
-                .collect();
-            type Seen = (
-                Option<String>,
-                Option<Vec<u8>>,
-                Vec<String>,
-                Vec<Vec<u8>>,
-                Option<String>,
-            );
-            let message_attributes: HashMap<String, Seen> = ours
-                .message_attributes
-                .iter()
-                .flat_map(|pairs| &pairs.0)
-                .map(|(k, a)| {
-                    let seen = (
-                        text(&a.string_value),
-                        a.binary_value.as_ref().map(bytes),
-                        a.string_list_values
-                            .iter()
-                            .map(|t| t.as_str().to_owned())
-                            .collect(),
-                        a.binary_list_values.iter().map(bytes).collect(),
-                        text(&a.data_type),
-                    );
-                    (k.as_str().to_owned(), seen)
-                })
-                .collect();
-            let theirs_attributes: HashMap<String, Seen> = theirs
-                .message_attributes
-                .iter()
-                .map(|(k, a)| {
-                    let seen = (
-                        a.string_value.clone(),
-                        a.binary_value.as_ref().map(bytes),
-                        a.string_list_values.clone(),
-                        a.binary_list_values.iter().map(bytes).collect(),
-                        a.data_type.clone(),
-                    );
-                    (k.clone(), seen)
-                })
-                .collect();
+                .as_ref()
+                .map(|pairs| pairs.0.iter().map(|(k, _)| k.as_str()).collect());
+            let attributes_agree = distinct(system_names) == theirs.attributes.len()
+                && theirs
+                    .attributes
+                    .iter()
+                    .all(|(name, value)| ours.attribute(name) == Some(value.as_str()));
+            let listed = ours.message_attributes();
+            let message_attributes_agree = listed.len() == theirs.message_attributes.len()
+                && listed.windows(2).all(|pair| pair[0].0 < pair[1].0)
+                && listed.iter().all(|(name, attribute)| {
+                    theirs
+                        .message_attributes
+                        .get(*name)
+                        .is_some_and(|a| theirs_seen(a) == ours_seen(attribute))
+                        && ours
+                            .message_attribute(name)
+                            .is_some_and(|a| ours_seen(a) == ours_seen(attribute))
+                });
             text(&ours.message_id) == theirs.message_id
                 && text(&ours.receipt_handle) == theirs.receipt_handle
                 && text(&ours.body) == theirs.body
@@ -391,8 +400,8 @@ pub fn agrees(lean: &Event<'_>, sqs: &aws_lambda_events::sqs::SqsEvent) -> bool 
                 && text(&ours.event_source_arn) == theirs.event_source_arn
                 && text(&ours.event_source) == theirs.event_source
                 && text(&ours.aws_region) == theirs.aws_region
-                && attributes == theirs.attributes
-                && message_attributes == theirs_attributes
+                && attributes_agree
+                && message_attributes_agree
         })
 }
 
@@ -631,41 +640,66 @@ mod tests {
             .collect()
     }
 
+    /// A record's message attributes: up to three, named from three names (so a name may
+    /// come twice), each one of `ATTRIBUTES[which]`.
+    fn attributes(which: &[usize]) -> impl Strategy<Value = String> {
+        let which = which.to_vec();
+        proptest::collection::vec((0..3usize, 0..which.len()), 0..4).prop_map(move |all| {
+            let members: Vec<String> = all
+                .iter()
+                .map(|(name, a)| {
+                    format!(
+                        r#""{}":{}"#,
+                        ["IdempotencyKey", "DispatchFirstSent", "n"][*name],
+                        ATTRIBUTES[which[*a]]
+                    )
+                })
+                .collect();
+            format!(r#""messageAttributes":{{{}}}"#, members.join(","))
+        })
+    }
+
+    /// SQS's own attributes as Lambda gives them, a name given twice, and none.
+    const SYSTEM_ATTRIBUTES: &[&str] = &[
+        r#"{"ApproximateReceiveCount":"3","SentTimestamp":"1764000000000"}"#,
+        r#"{"MessageGroupId":"g","MessageDeduplicationId":"d","MessageGroupId":"h"}"#,
+        "null",
+    ];
+
+    /// A member, well formed more often than not (so that most records are read, and their
+    /// values compared), else holding any kind of JSON value.
     fn member() -> impl Strategy<Value = String> {
         prop_oneof![
-            (0..members().len(), 0..VALUES.len()).prop_map(|(m, v)| format!(
+            4 => (0..members().len(), 0..2usize).prop_map(|(m, v)| format!(
                 r#""{}":{}"#,
                 members()[m],
                 VALUES[v]
             )),
-            (0..VALUES.len()).prop_map(|v| format!(r#""messageAttributes":{}"#, VALUES[v])),
-            proptest::collection::vec((0..3usize, 0..ATTRIBUTES.len()), 0..4).prop_map(|all| {
-                let members: Vec<String> = all
-                    .iter()
-                    .map(|(name, a)| {
-                        format!(
-                            r#""{}":{}"#,
-                            ["IdempotencyKey", "DispatchFirstSent", "n"][*name],
-                            ATTRIBUTES[*a]
-                        )
-                    })
-                    .collect();
-                format!(r#""messageAttributes":{{{}}}"#, members.join(","))
-            }),
+            2 => (0..SYSTEM_ATTRIBUTES.len())
+                .prop_map(|a| format!(r#""attributes":{}"#, SYSTEM_ATTRIBUTES[a])),
+            1 => (0..members().len(), 0..VALUES.len()).prop_map(|(m, v)| format!(
+                r#""{}":{}"#,
+                members()[m],
+                VALUES[v]
+            )),
+            1 => (0..VALUES.len()).prop_map(|v| format!(r#""messageAttributes":{}"#, VALUES[v])),
+            3 => attributes(&[0, 1, 2, 4, 6, 9, 12]),
+            1 => attributes(&(0..ATTRIBUTES.len()).collect::<Vec<_>>()),
         ]
     }
 
     fn payload() -> impl Strategy<Value = String> {
-        let record = proptest::collection::vec(member(), 0..6)
+        let record = proptest::collection::vec(member(), 0..4)
             .prop_map(|members| format!("{{{}}}", members.join(",")));
         let records = proptest::collection::vec(record, 0..4);
-        (records, 0..5usize).prop_map(|(records, shape)| {
+        // Mostly an event; sometimes one with no records to read, or none at all.
+        (records, 0..10usize).prop_map(|(records, shape)| {
             let records = records.join(",");
             match shape {
-                0 => format!(r#"{{"Records":[{records}]}}"#),
-                1 => format!(r#"{{"Records":[{records}],"other":{{"x":1}}}}"#),
-                2 => r#"{"Records":null}"#.to_owned(),
-                3 => r#"{"records":[]}"#.to_owned(),
+                0..=4 => format!(r#"{{"Records":[{records}]}}"#),
+                5 | 6 => format!(r#"{{"Records":[{records}],"other":{{"x":1}}}}"#),
+                7 => r#"{"Records":null}"#.to_owned(),
+                8 => r#"{"records":[]}"#.to_owned(),
                 _ => format!(r#"[{records}]"#),
             }
         })
