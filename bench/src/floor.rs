@@ -68,6 +68,10 @@ pub async fn measure_floors(rust: &Function<'_>, only: &str) -> Vec<FloorRow> {
             }
         }
     }
+    assert!(
+        !rows.is_empty(),
+        "--floor-rows {only:?} names no row (v1-off, v2-off, v1-ledger, v2-ledger, v1-outcomes, v2-outcomes)"
+    );
     rows
 }
 

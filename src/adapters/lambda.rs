@@ -136,11 +136,15 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
         event: &SqsEvent,
         deadline: SystemTime,
     ) -> Result<BatchReport, EventError> {
-        let text = serde_json::to_string(event).map_err(|_| EventError::Unreadable {
-            kind: "unreadable",
-            path: ".".to_owned(),
-            line: 0,
-            column: 0,
+        let text = serde_json::to_string(event).map_err(|_| {
+            let refused = EventError::Unreadable {
+                kind: "unreadable",
+                path: ".".to_owned(),
+                line: 0,
+                column: 0,
+            };
+            tracing::error!(error = %refused, "event refused");
+            refused
         })?;
         self.handle_event(&sqs_event(&text)?, deadline).await
     }
