@@ -1,5 +1,7 @@
-use lambda_runtime::{service_fn, LambdaEvent};
-use voice_dispatch::adapters::lambda::{handle_routed, RawEvent};
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{service_fn, LambdaEvent, Runtime};
+use voice_dispatch::adapters::lambda::handle_routed;
+use voice_dispatch::adapters::payloads::{Payloads, TakePayloads};
 use voice_dispatch::config::Config;
 use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
@@ -12,20 +14,38 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
     let dispatch = wiring::voice_dispatch(&config, &sdk);
+    // Each payload is taken before the runtime reads it, and read once, by the function.
+    let payloads = Payloads::default();
+    let taking = TakePayloads(payloads.clone());
     // With delivery outcomes on, the same binary serves the status queue too.
     match wiring::status_dispatch(&config, &sdk).zip(config.outcomes.as_ref()) {
         Some((status, outcomes)) => {
             let status_queue = outcomes.status_queue_url.as_str();
-            lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
-                handle_routed(&dispatch, &status, status_queue, event)
-            }))
-            .await
+            let (dispatch, status) = (&dispatch, &status);
+            let handler = service_fn(|event: LambdaEvent<()>| {
+                let payload = payloads.take(&event.context.request_id);
+                async move {
+                    handle_routed(dispatch, status, status_queue, payload, &event.context).await
+                }
+            });
+            // As `lambda_runtime::run`: its tracing layer, then the payload's.
+            Runtime::new(handler)
+                .layer(TracingLayer::new())
+                .layer(taking)
+                .run()
+                .await
         }
         None => {
-            lambda_runtime::run(service_fn(|event: LambdaEvent<RawEvent>| {
-                dispatch.handle_lambda(event)
-            }))
-            .await
+            let dispatch = &dispatch;
+            let handler = service_fn(|event: LambdaEvent<()>| {
+                let payload = payloads.take(&event.context.request_id);
+                async move { dispatch.handle_lambda(payload, &event.context).await }
+            });
+            Runtime::new(handler)
+                .layer(TracingLayer::new())
+                .layer(taking)
+                .run()
+                .await
         }
     }
 }

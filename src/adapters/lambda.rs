@@ -4,7 +4,8 @@
 use std::time::SystemTime;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use lambda_runtime::LambdaEvent;
+use bytes::Bytes;
+use lambda_runtime::Context;
 
 use crate::adapters::sqs_event::{self, Event};
 use crate::adapters::status_event::{recognise, StatusMessage};
@@ -47,16 +48,13 @@ impl From<EventError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The invocation's payload as the runtime hands it over: the JSON text, unparsed.
-pub type RawEvent = Box<serde_json::value::RawValue>;
-
-/// The SQS event in an invocation's payload, borrowing from it. Read here rather than by
-/// the runtime, which reads every payload through `serde_path_to_error` (a path kept for
-/// each key of each record, for an error message the function never needs): a tenth of a
-/// record's CPU beyond the send itself. A payload that is no SQS event is refused whole, as
-/// the runtime would.
-pub fn sqs_event(payload: &str) -> Result<Event<'_>, EventError> {
-    serde_json::from_str(payload).map_err(|err| {
+/// The SQS event in an invocation's payload, borrowing from it. Read here, once, rather than
+/// by the runtime (`adapters::payloads` takes the payload before the runtime reads it), which
+/// reads every payload through `serde_path_to_error` (a path kept for each key of each
+/// record, for an error message the function never needs). A payload that is no SQS event
+/// is refused whole, as the runtime would.
+pub fn sqs_event(payload: &[u8]) -> Result<Event<'_>, EventError> {
+    serde_json::from_slice(payload).map_err(|err| {
         let kind = match err.classify() {
             serde_json::error::Category::Io => "unreadable",
             serde_json::error::Category::Syntax => "not JSON",
@@ -96,8 +94,8 @@ pub(crate) const EVENT_MEMBERS: &[&str] = &[
 
 /// Where in `text` reading it as an SQS event fails, read again (only for a payload
 /// refused) with the path kept: `Records.3.attributes`, say.
-fn event_path(text: &str) -> String {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
+fn event_path(text: &[u8]) -> String {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
     match serde_path_to_error::deserialize::<_, Event<'_>>(&mut deserializer) {
         Err(err) => crate::core::contract::named_path(err.path(), EVENT_MEMBERS),
         Ok(_) => ".".to_owned(),
@@ -110,10 +108,12 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
     /// The Lambda entry point.
     pub async fn handle_lambda(
         &self,
-        event: LambdaEvent<RawEvent>,
+        payload: Option<Bytes>,
+        context: &Context,
     ) -> Result<SqsBatchResponse, EventError> {
-        let sqs = sqs_event(event.payload.get())?;
-        let deadline = deadline_of(event.context.deadline);
+        let payload = taken(payload)?;
+        let sqs = sqs_event(&payload)?;
+        let deadline = deadline_of(context.deadline);
         let report = self.handle_event(&sqs, deadline).await?;
         Ok(report.to_response())
     }
@@ -146,7 +146,8 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
             tracing::error!(error = %refused, "event refused");
             refused
         })?;
-        self.handle_event(&sqs_event(&text)?, deadline).await
+        self.handle_event(&sqs_event(text.as_bytes())?, deadline)
+            .await
     }
 }
 
@@ -161,7 +162,8 @@ pub async fn handle_routed<C, O, B, Q, D, R, K>(
     calls: &C,
     status: &StatusDispatch<O, B, Q, D, R, K>,
     status_queue_url: &str,
-    event: LambdaEvent<RawEvent>,
+    payload: Option<Bytes>,
+    context: &Context,
 ) -> Result<SqsBatchResponse, EventError>
 where
     C: CallPath,
@@ -172,8 +174,9 @@ where
     R: RedeliveryDelay,
     K: CallQueue,
 {
-    let sqs = sqs_event(event.payload.get())?;
-    let deadline = deadline_of(event.context.deadline);
+    let payload = taken(payload)?;
+    let sqs = sqs_event(&payload)?;
+    let deadline = deadline_of(context.deadline);
     let records =
         records_of(&sqs).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
     let (mut call_records, mut status_records, mut messages) = (Vec::new(), Vec::new(), Vec::new());
@@ -253,6 +256,21 @@ impl ToResponse for BatchReport {
     }
 }
 
+/// The invocation's payload, as `adapters::payloads` took it; none (the layer not in front
+/// of the runtime) is refused, as an event with nothing to read.
+fn taken(payload: Option<Bytes>) -> Result<Bytes, EventError> {
+    payload.ok_or_else(|| {
+        let refused = EventError::Unreadable {
+            kind: "missing",
+            path: ".".to_owned(),
+            line: 0,
+            column: 0,
+        };
+        tracing::error!(error = %refused, "event refused");
+        refused
+    })
+}
+
 fn records_of<'a>(event: &'a Event<'a>) -> Result<Vec<Record<'a>>, EventError> {
     event
         .records
@@ -299,7 +317,7 @@ mod tests {
     /// An event read from `json`'s text as the function reads a payload (the text kept for
     /// the test's life).
     fn event(json: serde_json::Value) -> Event<'static> {
-        sqs_event(Box::leak(json.to_string().into_boxed_str())).unwrap()
+        sqs_event(Box::leak(json.to_string().into_boxed_str()).as_bytes()).unwrap()
     }
 
     #[test]
@@ -316,7 +334,7 @@ mod tests {
             let runtimes: SqsEvent =
                 serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
                     .unwrap();
-            let ours = sqs_event(&text).unwrap();
+            let ours = sqs_event(text.as_bytes()).unwrap();
             assert!(sqs_event::agrees(&ours, &runtimes), "{name}");
             assert!(!ours.records.is_empty(), "{name}");
         }
@@ -344,7 +362,7 @@ mod tests {
             ),
         ];
         for (text, kind, path) in shapes {
-            let refused = sqs_event(text).map(|_| ()).unwrap_err();
+            let refused = sqs_event(text.as_bytes()).map(|_| ()).unwrap_err();
             assert!(
                 matches!(refused, EventError::Unreadable { kind: k, .. } if k == kind),
                 "{text}: {refused:?}"
@@ -355,6 +373,18 @@ mod tests {
             let diagnostic = lambda_runtime::Diagnostic::from(refused);
             assert_eq!(diagnostic.error_type, "UnreadableEvent");
         }
+    }
+
+    #[test]
+    fn an_invocation_whose_payload_was_not_taken_is_refused_as_missing() {
+        let refused = taken(None).unwrap_err();
+        assert!(
+            matches!(refused, EventError::Unreadable { kind: "missing", .. }),
+            "{refused:?}"
+        );
+        let diagnostic = lambda_runtime::Diagnostic::from(refused);
+        assert_eq!(diagnostic.error_type, "UnreadableEvent");
+        assert_eq!(&taken(Some(Bytes::from_static(b"{}"))).unwrap()[..], b"{}");
     }
 
     #[test]

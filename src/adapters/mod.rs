@@ -6,6 +6,7 @@ pub mod eventbridge;
 pub mod lambda;
 pub mod lazy;
 pub mod memory_ledger;
+pub mod payloads;
 pub mod pinpoint;
 pub mod pinpoint_v2;
 pub(crate) mod sdk_error;
