@@ -379,7 +379,13 @@ mod tests {
     fn an_invocation_whose_payload_was_not_taken_is_refused_as_missing() {
         let refused = taken(None).unwrap_err();
         assert!(
-            matches!(refused, EventError::Unreadable { kind: "missing", .. }),
+            matches!(
+                refused,
+                EventError::Unreadable {
+                    kind: "missing",
+                    ..
+                }
+            ),
             "{refused:?}"
         );
         let diagnostic = lambda_runtime::Diagnostic::from(refused);

@@ -18,7 +18,7 @@ pub fn record_done(outcome: &RecordOutcome) {
     let region = outcome.region.as_ref().map(|tag| &*tag.name);
     match outcome.fate {
         Fate::Sent => tracing::info!(
-            message_id = %outcome.message_id,
+            message_id = outcome.message_id.as_str(),
             fate = outcome.fate.as_str(),
             receive_count = outcome.receive_count,
             attempts = outcome.attempts,
@@ -29,7 +29,7 @@ pub fn record_done(outcome: &RecordOutcome) {
             "record sent"
         ),
         Fate::Duplicate => tracing::info!(
-            message_id = %outcome.message_id,
+            message_id = outcome.message_id.as_str(),
             fate = outcome.fate.as_str(),
             error_code,
             receive_count = outcome.receive_count,
@@ -39,7 +39,7 @@ pub fn record_done(outcome: &RecordOutcome) {
         ),
         // A redial kept until its time: as planned, not a failure.
         Fate::Deferred if error_code == Some("RedialScheduled") => tracing::info!(
-            message_id = %outcome.message_id,
+            message_id = outcome.message_id.as_str(),
             fate = outcome.fate.as_str(),
             error_code,
             reason,
@@ -47,7 +47,7 @@ pub fn record_done(outcome: &RecordOutcome) {
             "redial kept until its time"
         ),
         _ => tracing::warn!(
-            message_id = %outcome.message_id,
+            message_id = outcome.message_id.as_str(),
             fate = outcome.fate.as_str(),
             error_code,
             reason,
