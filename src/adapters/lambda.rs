@@ -353,12 +353,22 @@ mod tests {
                 "not the shape of one",
                 "Records.0.messageAttributes.?.dataType",
             ),
-            // JSON text that is not JSON never gets here: the runtime reads the payload as
-            // JSON first.
             (
                 r#"{"Records":"+12065550142"}"#,
                 "not the shape of one",
                 "Records",
+            ),
+            // The runtime no longer reads the payload first (adapters::payloads): text that
+            // is not JSON, or is cut short, is refused here.
+            (
+                r#"{"Records":[{"messageId":"m-1","body":+12065550142}]}"#,
+                "not JSON",
+                "Records.0.body",
+            ),
+            (
+                r#"{"Records":[{"messageId":"m-1","body":"+12065550142"#,
+                "cut short",
+                "Records.0.body",
             ),
         ];
         for (text, kind, path) in shapes {
