@@ -61,14 +61,28 @@ pub fn sqs_event(payload: &[u8]) -> Result<Event<'_>, EventError> {
             serde_json::error::Category::Data => "not the shape of one",
             serde_json::error::Category::Eof => "cut short",
         };
-        let refused = EventError::Unreadable {
+        logged(EventError::Unreadable {
             kind,
             path: event_path(payload),
             line: err.line(),
             column: err.column(),
-        };
-        tracing::error!(error = %refused, "event refused");
-        refused
+        })
+    })
+}
+
+/// `refused`, said in the log (at ERROR, without the payload's text) as it is returned.
+fn logged(refused: EventError) -> EventError {
+    tracing::error!(error = %refused, "event refused");
+    refused
+}
+
+/// A payload refused before any of it was read: there is no place within it to name.
+fn unread(kind: &'static str) -> EventError {
+    logged(EventError::Unreadable {
+        kind,
+        path: ".".to_owned(),
+        line: 0,
+        column: 0,
     })
 }
 
@@ -124,8 +138,7 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
         event: &Event<'_>,
         deadline: SystemTime,
     ) -> Result<BatchReport, EventError> {
-        let records =
-            records_of(event).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
+        let records = records_of(event).map_err(logged)?;
         Ok(self.run(&records, deadline).await)
     }
 
@@ -136,16 +149,7 @@ impl<S: VoiceSender, D: DeadLetterQueue, R: RedeliveryDelay, L: Ledger, T: ArmTi
         event: &SqsEvent,
         deadline: SystemTime,
     ) -> Result<BatchReport, EventError> {
-        let text = serde_json::to_string(event).map_err(|_| {
-            let refused = EventError::Unreadable {
-                kind: "unreadable",
-                path: ".".to_owned(),
-                line: 0,
-                column: 0,
-            };
-            tracing::error!(error = %refused, "event refused");
-            refused
-        })?;
+        let text = serde_json::to_string(event).map_err(|_| unread("unreadable"))?;
         self.handle_event(&sqs_event(text.as_bytes())?, deadline)
             .await
     }
@@ -177,8 +181,7 @@ where
     let payload = taken(payload)?;
     let sqs = sqs_event(&payload)?;
     let deadline = deadline_of(context.deadline);
-    let records =
-        records_of(&sqs).inspect_err(|err| tracing::error!(error = %err, "event refused"))?;
+    let records = records_of(&sqs).map_err(logged)?;
     let (mut call_records, mut status_records, mut messages) = (Vec::new(), Vec::new(), Vec::new());
     let status_queue = status_queue_url.rsplit('/').next().unwrap_or_default();
     for record in records {
@@ -259,16 +262,7 @@ impl ToResponse for BatchReport {
 /// The invocation's payload, as `adapters::payloads` took it; none (the layer not in front
 /// of the runtime) is refused, as an event with nothing to read.
 fn taken(payload: Option<Bytes>) -> Result<Bytes, EventError> {
-    payload.ok_or_else(|| {
-        let refused = EventError::Unreadable {
-            kind: "missing",
-            path: ".".to_owned(),
-            line: 0,
-            column: 0,
-        };
-        tracing::error!(error = %refused, "event refused");
-        refused
-    })
+    payload.ok_or_else(|| unread("missing"))
 }
 
 fn records_of<'a>(event: &'a Event<'a>) -> Result<Vec<Record<'a>>, EventError> {

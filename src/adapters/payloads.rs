@@ -36,7 +36,8 @@ impl Payloads {
     }
 
     /// The payloads held (none between invocations).
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.0.lock().map_or(0, |taken| taken.len())
     }
 }
