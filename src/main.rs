@@ -6,6 +6,8 @@ use voice_dispatch::config::Config;
 use voice_dispatch::observe::logging::{self, LogSettings};
 use voice_dispatch::wiring;
 
+mod link;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // Before anything reads the environment: an empty endpoint override is no override.

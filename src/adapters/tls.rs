@@ -17,11 +17,18 @@ pub enum TlsRoots {
 pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] =
     include_bytes!("../../certs/amazon-trust-services.pem");
 
+use aws_sdk_pinpointsmsvoice::config::{
+    ConfigBag, HttpClient, RuntimeComponents, SharedHttpClient,
+};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
+
 /// HTTPS over hyper 1 and rustls with ring: the SDK's default client minus aws-lc, which
 /// costs megabytes of binary and time at every cold start. By default it trusts the Amazon
 /// roots only: loading the system store was three quarters of the cold start's instructions
 /// (callgrind), and every AWS endpoint chains to an Amazon root.
-pub fn https_client(roots: TlsRoots) -> aws_sdk_pinpointsmsvoice::config::SharedHttpClient {
+pub fn https_client(roots: TlsRoots) -> SharedHttpClient {
     // The built-in bundle is a constant that a test loads as the client will: checking it
     // again at every cold start would parse its five certificates twice.
     client_trusting(roots, AMAZON_TRUST_SERVICES_ROOTS)
@@ -30,10 +37,7 @@ pub fn https_client(roots: TlsRoots) -> aws_sdk_pinpointsmsvoice::config::Shared
 /// [`https_client`] with `bundle` as the Amazon roots; also says which roots it trusts. A
 /// bundle that does not load (the HTTPS client would panic on it at its first connection)
 /// falls back to the system's roots, with a WARN line.
-pub fn https_client_with(
-    roots: TlsRoots,
-    bundle: &[u8],
-) -> (aws_sdk_pinpointsmsvoice::config::SharedHttpClient, TlsRoots) {
+pub fn https_client_with(roots: TlsRoots, bundle: &[u8]) -> (SharedHttpClient, TlsRoots) {
     let roots = match roots {
         TlsRoots::Amazon => match usable_roots(bundle) {
             Ok(_) => TlsRoots::Amazon,
@@ -51,10 +55,7 @@ pub fn https_client_with(
 }
 
 /// The HTTPS client trusting `roots` (`bundle` as the Amazon roots).
-fn client_trusting(
-    roots: TlsRoots,
-    bundle: &[u8],
-) -> aws_sdk_pinpointsmsvoice::config::SharedHttpClient {
+fn client_trusting(roots: TlsRoots, bundle: &[u8]) -> SharedHttpClient {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
     let trust_store = match roots {
         TlsRoots::Amazon => TrustStore::empty()
@@ -64,10 +65,45 @@ fn client_trusting(
     };
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
-    match TlsContext::builder().with_trust_store(trust_store).build() {
+    let client = match TlsContext::builder().with_trust_store(trust_store).build() {
         Ok(context) => builder.tls_context(context).build_https(),
         // The builder has no failure today; should one come, the SDK's defaults still work.
         Err(_) => builder.build_https(),
+    };
+    SharedHttpClient::new(AtFirstUse(client))
+}
+
+/// An HTTPS client that builds its connector at its first request, not when an SDK client
+/// is built. The SDK's hyper client builds one whole connector (a TLS configuration, its
+/// roots parsed from PEM) when each SDK client is built, only to check that it can, and
+/// drops it; the first request then builds its own, cached. With the voice, DynamoDB and SQS
+/// clients built at init that was three connectors thrown away at every cold start, 18 % of
+/// its instructions with the ledger and outcomes on (callgrind). What the connector would
+/// fail on is checked where it can fail: the built-in roots by a test
+/// (`the_built_in_roots_are_the_five_amazon_trust_services_certificates`), a bundle that
+/// does not load by [`https_client_with`] before it is trusted.
+#[derive(Debug)]
+struct AtFirstUse(SharedHttpClient);
+
+impl HttpClient for AtFirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
     }
 }
 
@@ -94,6 +130,97 @@ pub fn usable_roots(bundle: &[u8]) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An HTTP client that counts what the SDK asks of it: a connector built to check the
+    /// client (as the SDK's hyper client does), and one built for a request (which fails at
+    /// once, so that the call ends there).
+    #[derive(Debug, Default)]
+    struct Counts {
+        checked: AtomicUsize,
+        connected: AtomicUsize,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Counting(Arc<Counts>);
+
+    #[derive(Debug)]
+    struct Refusing;
+
+    impl HttpConnector for Refusing {
+        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+            HttpConnectorFuture::ready(Err(ConnectorError::other("refused".into(), None)))
+        }
+    }
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.0.connected.fetch_add(1, Ordering::SeqCst);
+            SharedHttpConnector::new(Refusing)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.0.checked.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn voice_client(http: SharedHttpClient) -> aws_sdk_pinpointsmsvoice::Client {
+        let config = aws_sdk_pinpointsmsvoice::Config::builder()
+            .behavior_version(aws_sdk_pinpointsmsvoice::config::BehaviorVersion::latest())
+            .region(aws_sdk_pinpointsmsvoice::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_pinpointsmsvoice::config::Credentials::for_tests())
+            .http_client(http)
+            .build();
+        aws_sdk_pinpointsmsvoice::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn the_connector_is_built_at_the_first_request_not_when_a_client_is_built() {
+        // The SDK's own way, for contrast: building the client builds a connector.
+        let bare = Counting::default();
+        let _client = voice_client(SharedHttpClient::new(bare.clone()));
+        assert_eq!(bare.0.checked.load(Ordering::SeqCst), 1);
+
+        let counting = Counting::default();
+        let client = voice_client(SharedHttpClient::new(AtFirstUse(SharedHttpClient::new(
+            counting.clone(),
+        ))));
+        let _second = voice_client(SharedHttpClient::new(AtFirstUse(SharedHttpClient::new(
+            counting.clone(),
+        ))));
+        assert_eq!(
+            counting.0.checked.load(Ordering::SeqCst),
+            0,
+            "no connector at build"
+        );
+        assert_eq!(counting.0.connected.load(Ordering::SeqCst), 0);
+        let sent = client
+            .send_voice_message()
+            .destination_phone_number("+12065550100")
+            .send()
+            .await;
+        assert!(sent.is_err(), "the refusing connector ends the call");
+        assert_eq!(
+            counting.0.connected.load(Ordering::SeqCst),
+            1,
+            "the request's connector comes from the wrapped client"
+        );
+    }
 
     #[test]
     fn the_built_in_roots_are_the_five_amazon_trust_services_certificates() {

@@ -18,6 +18,7 @@ mod hostile;
 mod isolation;
 mod layers;
 mod ledger;
+mod linking;
 mod logs;
 mod outage;
 mod outcomes;

@@ -63,6 +63,9 @@ pub struct Invocation {
     pub answered_in: Duration,
     /// The fake's calls, in the order they arrived.
     pub received: Vec<voice_fake::ReceivedCall>,
+    /// The files the process had mapped once it answered (`/proc/PID/maps`): its own
+    /// binary and the shared libraries it loaded.
+    pub mapped: Vec<String>,
 }
 
 /// Runs the bootstrap (JSON logs at WARN unless `extra` says otherwise) with `extra` set, and
@@ -118,6 +121,7 @@ pub async fn one_invocation_with(
         .invoke_within(event.to_string(), timeout)
         .await
         .unwrap_or_else(|| panic!("no answer within the invocation's {timeout:?}"));
+    let mapped = child.id().map_or_else(Vec::new, mapped_files);
     let _ = child.kill().await;
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
@@ -138,7 +142,21 @@ pub async fn one_invocation_with(
         received: fake.calls(),
         lines,
         raw: out.lines().chain(err.lines()).map(str::to_owned).collect(),
+        mapped,
     }
+}
+
+/// The files a running process has mapped, each once.
+fn mapped_files(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut files: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.starts_with('/'))
+        .map(str::to_owned)
+        .collect();
+    files.dedup();
+    files
 }
 
 /// Whether Lambda reads a line's own level: a `level` it knows and an RFC 3339 `timestamp`.
