@@ -14,7 +14,7 @@ ARCHITECTURE ?= x86_64
 BENCH_VENV ?= .venv-bench
 BENCH_TOOLS := $(BENCH_VENV)/.installed
 
-.PHONY: test local deploy-check lint-template sam-build bench sam-local
+.PHONY: test local deploy-check lint-template sam-build bench sam-local hot-layout
 
 test: $(TOOLS)
 	MOTO_SERVER="$(CURDIR)/$(VENV)/bin/moto_server" CARGO_LAMBDA="$(CURDIR)/$(VENV)/bin/cargo-lambda" \
@@ -47,6 +47,11 @@ bench: $(BENCH_TOOLS)
 	cargo run --release -p voice-bench --bin voice-bench -- \
 		--bootstrap target/lambda/bootstrap/bootstrap --python $(BENCH_VENV)/bin/python \
 		--moto-server $(BENCH_VENV)/bin/moto_server
+
+# The cold start's code layout (link/hot-text.ld), profiled from both release builds: after a
+# dependency or toolchain update.
+hot-layout: $(BENCH_TOOLS)
+	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" bash tools/hot-layout.sh
 
 $(BENCH_TOOLS): tools/requirements-bench.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
