@@ -14,8 +14,9 @@
 //! script that both rustc's lld and `cargo lambda`'s zig take): read from a few contiguous
 //! pages instead of pages spread over seven megabytes of code, the cold start is shorter and
 //! the resident set smaller (docs/performance.md). The script names functions by their
-//! symbols; `make hot-layout` writes it again after a dependency or toolchain update, and a
-//! test (`linking`) says when it is due.
+//! symbols, as the toolchain it was made with (rustc 1.95.0) names them; `make hot-layout`
+//! writes it again after a dependency or toolchain update, and a test (`linking`) says when
+//! it is due. A function it no longer names is placed as before. x86_64 only, as measured.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -34,6 +35,10 @@ fn main() {
     }
     if arch == "x86_64" && os == "linux" && env == "gnu" && !static_crt {
         println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
+    // Release builds only: a debug build's functions are other symbols. The path is passed
+    // through `-Wl,`, which splits at commas: a checkout whose path holds one cannot link.
+    if release && arch == "x86_64" && os == "linux" && env == "gnu" && !static_crt {
         let layout = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
             .join("link/hot-text.ld");
         println!("cargo:rerun-if-changed={}", layout.display());

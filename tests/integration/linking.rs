@@ -1,7 +1,7 @@
 //! How the release bootstrap (in CI) is linked, for its cold start: the code a cold start
 //! runs placed together (`link/hot-text.ld`), and glibc and the unwinder loaded, not glibc's
-//! `libm.so.6`: the one C math function the binary calls (`pow`, in the AWS SDK's standard
-//! retry strategy) is its own (`src/link.rs`), one shared library fewer to open, map and
+//! `libm.so.6`: the one C math function the binary calls (`pow`: the AWS SDK's adaptive
+//! retry rate limiter, tokio's poll-time statistics) is its own (`src/link.rs`), one shared library fewer to open, map and
 //! relocate at every cold start.
 
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::support::process::one_invocation;
 use crate::support::{body, record};
 
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_bootstrap_places_a_call_without_mapping_glibcs_libm() {
     let run = one_invocation(
@@ -49,6 +50,7 @@ fn profiled_bytes(layout: &str) -> Vec<u64> {
         .collect()
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[test]
 fn the_release_bootstraps_startup_code_is_laid_out_together() {
     let layout = std::fs::read_to_string(
@@ -61,6 +63,12 @@ fn the_release_bootstraps_startup_code_is_laid_out_together() {
         2,
         "a run of each release build: {profiled:?}"
     );
+    if std::env::var_os("BOOTSTRAP").is_none() {
+        // The layout is linked into release builds only, and names their functions: the
+        // bootstrap `cargo test` builds is another build. CI sets BOOTSTRAP to what `sam
+        // build` made.
+        return;
+    }
     let bootstrap = crate::emulator::bootstrap();
     let hot = section_size(&bootstrap, ".text.hot");
     assert!(
@@ -68,16 +76,11 @@ fn the_release_bootstraps_startup_code_is_laid_out_together() {
         "{} has no .text.hot: the layout was not linked in",
         bootstrap.display()
     );
-    if std::env::var_os("BOOTSTRAP").is_none() {
-        // The debug build's functions are other symbols: only a release build (BOOTSTRAP, as
-        // CI sets it to what `sam build` made) shows whether the layout still names them.
-        eprintln!("BOOTSTRAP is not set: the layout's coverage is checked on a release build");
-        return;
-    }
-    let least = profiled.iter().copied().min().unwrap_or_default();
+    // The larger of the two runs: either build's own section is within a few % of it.
+    let most = profiled.iter().copied().max().unwrap_or_default();
     let hot = hot.unwrap_or_default();
     assert!(
-        hot * 10 >= least * 9,
+        hot * 10 >= most * 9,
         "{} places {hot} bytes of startup code together, where the profiled builds ran {profiled:?}: \
          the symbols changed (a dependency or toolchain update); run `make hot-layout`",
         bootstrap.display()
