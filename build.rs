@@ -26,6 +26,9 @@ fn main() {
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     let static_crt = features.split(',').any(|feature| feature == "crt-static");
+    // x86_64 Linux with glibc, dynamically linked: where the fixed address and the layout
+    // are measured.
+    let measured_target = arch == "x86_64" && os == "linux" && env == "gnu" && !static_crt;
     // The release bootstrap ships without symbols. The linker drops them, unless
     // VOICE_DISPATCH_SYMBOLS is set (`make hot-layout` profiles such a build): the same
     // build, its functions named as in the one that ships.
@@ -33,12 +36,12 @@ fn main() {
     if release && os == "linux" && std::env::var_os("VOICE_DISPATCH_SYMBOLS").is_none() {
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
     }
-    if arch == "x86_64" && os == "linux" && env == "gnu" && !static_crt {
+    if measured_target {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
     // Release builds only: a debug build's functions are other symbols. The path is passed
     // through `-Wl,`, which splits at commas: a checkout whose path holds one cannot link.
-    if release && arch == "x86_64" && os == "linux" && env == "gnu" && !static_crt {
+    if release && measured_target {
         let layout = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
             .join("link/hot-text.ld");
         println!("cargo:rerun-if-changed={}", layout.display());

@@ -1,6 +1,13 @@
 //! TLS for every AWS client: hyper 1 and rustls with ring, trusting the built-in Amazon
 //! Trust Services roots unless `TLS_ROOTS=system`.
 
+use aws_sdk_pinpointsmsvoice::config::{
+    ConfigBag, HttpClient, RuntimeComponents, SharedHttpClient,
+};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
+
 /// Root certificates for HTTPS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TlsRoots {
@@ -16,13 +23,6 @@ pub enum TlsRoots {
 /// The Amazon Trust Services roots (Amazon Root CA 1 to 4, Starfield Services Root G2).
 pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] =
     include_bytes!("../../certs/amazon-trust-services.pem");
-
-use aws_sdk_pinpointsmsvoice::config::{
-    ConfigBag, HttpClient, RuntimeComponents, SharedHttpClient,
-};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 
 /// HTTPS over hyper 1 and rustls with ring: the SDK's default client minus aws-lc, which
 /// costs megabytes of binary and time at every cold start. By default it trusts the Amazon
