@@ -102,7 +102,9 @@ impl DynamoLedger {
                 (":now_ms".to_owned(), n(claim.now_ms)),
             ]);
         }
-        let answer = self
+        // The SDK's future (kilobytes) on the heap: the engine's futures that await a claim
+        // or a finish stay small, and are not copied kilobytes at a time for every record.
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -116,8 +118,8 @@ impl DynamoLedger {
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .send();
+        let answer = Box::pin(request).await;
         match answer {
             Ok(output) => Ok(ClaimAnswer::Claimed {
                 replaced: output.attributes().map(entry).transpose()?,
@@ -288,18 +290,20 @@ impl Ledger for DynamoLedger {
                     .await
             }
             Finish::Unknown => finished_unless_taken_over(
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression("SET #status = :unknown")
-                    .condition_expression(OWN_CLAIM_IN_PROGRESS)
-                    .expression_attribute_names("#status", STATUS)
-                    .expression_attribute_values(":unknown", s(Status::Unknown.as_str()))
-                    .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
-                    .expression_attribute_values(":mine", mine)
-                    .send()
-                    .await,
+                Box::pin(
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .update_expression("SET #status = :unknown")
+                        .condition_expression(OWN_CLAIM_IN_PROGRESS)
+                        .expression_attribute_names("#status", STATUS)
+                        .expression_attribute_values(":unknown", s(Status::Unknown.as_str()))
+                        .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
+                        .expression_attribute_values(":mine", mine)
+                        .send(),
+                )
+                .await,
                 "UpdateItem",
             ),
             Finish::Release => release(&self.client, &self.table, claim).await,
@@ -312,13 +316,14 @@ impl Ledger for DynamoLedger {
         call: u8,
         body_hash: &str,
     ) -> Result<bool, PortError> {
-        let item = self
+        let request = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(ID, s(request_key))
             .consistent_read(true)
-            .send()
+            .send();
+        let item = Box::pin(request)
             .await
             .map_err(|err| failed("GetItem", &err))?
             .item;
@@ -339,17 +344,14 @@ impl Ledger for DynamoLedger {
 /// Deletes `claim` if it still stands as written, in progress: a claim that certainly placed
 /// nothing, or one nobody is left to use.
 async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), PortError> {
-    finished_unless_taken_over(
-        client
-            .delete_item()
-            .table_name(table)
-            .key(ID, s(&claim.key))
-            .condition_expression(OWN_CLAIM_IN_PROGRESS)
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
-            .expression_attribute_values(":mine", s(&claim.entry.claim_id))
-            .send()
-            .await,
-        "DeleteItem",
-    )
+    let request = client
+        .delete_item()
+        .table_name(table)
+        .key(ID, s(&claim.key))
+        .condition_expression(OWN_CLAIM_IN_PROGRESS)
+        .expression_attribute_names("#status", STATUS)
+        .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
+        .expression_attribute_values(":mine", s(&claim.entry.claim_id))
+        .send();
+    finished_unless_taken_over(Box::pin(request).await, "DeleteItem")
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::core::code::Code;
 use crate::core::report::{BatchReport, Fate, RecordOutcome};
 
 /// One structured line per record, written when its fate is known (what settling then does,
@@ -38,14 +39,18 @@ pub fn record_done(outcome: &RecordOutcome) {
             "record already sent by an earlier delivery: not called again"
         ),
         // A redial kept until its time: as planned, not a failure.
-        Fate::Deferred if error_code == Some("RedialScheduled") => tracing::info!(
-            message_id = outcome.message_id.as_str(),
-            fate = outcome.fate.as_str(),
-            error_code,
-            reason,
-            receive_count = outcome.receive_count,
-            "redial kept until its time"
-        ),
+        Fate::Deferred
+            if outcome.reason.as_ref().map(|r| &r.code) == Some(&Code::RedialScheduled) =>
+        {
+            tracing::info!(
+                message_id = outcome.message_id.as_str(),
+                fate = outcome.fate.as_str(),
+                error_code,
+                reason,
+                receive_count = outcome.receive_count,
+                "redial kept until its time"
+            )
+        }
         _ => tracing::warn!(
             message_id = outcome.message_id.as_str(),
             fate = outcome.fate.as_str(),
@@ -114,4 +119,54 @@ pub fn status_batch_done(
         elapsed_ms = elapsed.as_millis() as u64,
         "status batch done"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::report::Reason;
+    use crate::observe::logging::{self, Captured, LogSettings};
+
+    /// The level and message of the line `record_done` writes for `outcome`.
+    fn line_of(outcome: &RecordOutcome) -> (String, String) {
+        let captured = Captured::default();
+        let settings = LogSettings {
+            level: Some("INFO".to_owned()),
+            json: true,
+        };
+        let writer = captured.clone();
+        let subscriber = logging::subscriber(&settings, move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || record_done(outcome));
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        (
+            line["level"].as_str().unwrap_or_default().to_owned(),
+            line["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+
+    fn deferred(code: Code) -> RecordOutcome {
+        RecordOutcome {
+            reason: Some(Reason {
+                code,
+                message: "why".to_owned(),
+            }),
+            ..RecordOutcome::new("m-1", Fate::Deferred)
+        }
+    }
+
+    #[test]
+    fn a_redial_kept_until_its_time_is_info_and_any_other_deferral_a_warning() {
+        assert_eq!(
+            line_of(&deferred(Code::RedialScheduled)),
+            ("INFO".to_owned(), "redial kept until its time".to_owned())
+        );
+        let (level, _) = line_of(&deferred(Code::EarlierRecordInGroupFailed));
+        assert_eq!(level, "WARN");
+        let (level, message) = line_of(&RecordOutcome::new("m-2", Fate::Sent));
+        assert_eq!((level.as_str(), message.as_str()), ("INFO", "record sent"));
+    }
 }

@@ -312,13 +312,15 @@ impl Groups {
                 .collect::<Result<Vec<_>, _>>()
                 .map(|actions| actions.into_iter().flatten().collect());
             let answer = match actions {
-                Ok(actions) => self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(actions))
-                    .send()
-                    .await
-                    .map(|_| ()),
+                // On the heap: this runs inside the finish of the record that leads the group.
+                Ok(actions) => Box::pin(
+                    self.client
+                        .transact_write_items()
+                        .set_transact_items(Some(actions))
+                        .send(),
+                )
+                .await
+                .map(|_| ()),
                 Err(err) => {
                     let _ = answer_all(group, &Err(err));
                     continue;
@@ -491,6 +493,51 @@ mod tests {
             now_ms: 1_764_000_000_000,
             on_unknown: UnknownOutcome::Retry,
             request: Default::default(),
+        }
+    }
+
+    /// The engine holds each record's ledger request in that record's future, which the
+    /// batch moves into place whole; a future holding the SDK's request inline (kilobytes)
+    /// made every record's future, ledger on or off, that much larger to copy. The SDK's
+    /// request is on the heap: the ledger's futures stay a few hundred bytes.
+    #[test]
+    fn the_ledgers_futures_hold_no_sdk_request_inline() {
+        use crate::adapters::dynamodb::DynamoLedger;
+        use crate::core::ledger::Finish;
+        use crate::core::ports::Ledger;
+        const SMALL: usize = 1024;
+        let sdk_request = std::mem::size_of_val(&client().put_item().send());
+        assert!(
+            sdk_request > 4 * SMALL,
+            "the SDK's request future is {sdk_request} bytes: the bound below says nothing"
+        );
+        let ledger = DynamoLedger::new(client(), "calls".to_owned());
+        let claim = claim("key", "mine");
+        let sent = Finish::Sent {
+            voice_message_id: Some("m".to_owned()),
+            region: None,
+        };
+        let sizes = [
+            ("claim", std::mem::size_of_val(&ledger.claim(&claim))),
+            (
+                "finish sent",
+                std::mem::size_of_val(&ledger.finish(&claim, &sent)),
+            ),
+            (
+                "finish unknown",
+                std::mem::size_of_val(&ledger.finish(&claim, &Finish::Unknown)),
+            ),
+            (
+                "finish release",
+                std::mem::size_of_val(&ledger.finish(&claim, &Finish::Release)),
+            ),
+            (
+                "redial due",
+                std::mem::size_of_val(&ledger.redial_due("key", 1, "hash")),
+            ),
+        ];
+        for (what, size) in sizes {
+            assert!(size < SMALL, "the ledger's {what} future is {size} bytes");
         }
     }
 
