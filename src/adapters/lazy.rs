@@ -7,55 +7,57 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, OnceLock};
 
-type Build<C> = Box<dyn FnOnce() -> C + Send>;
+type Build<C> = Box<dyn Fn() -> C + Send + Sync>;
 
 /// A client of type `C`, built by the first call that uses it (once, whichever task asks
-/// first), then shared by every clone.
+/// first), then shared by every clone. A build that panics leaves nothing behind: the
+/// record that asked fails alone (record isolation), and the next use builds again, where a
+/// poisoned `LazyLock` would fail every later use for the life of the instance.
 pub struct Lazy<C> {
-    client: Arc<LazyLock<C, Build<C>>>,
-    built: Arc<AtomicBool>,
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    client: OnceLock<C>,
+    build: Build<C>,
 }
 
 impl<C> Lazy<C> {
     /// A client `build` makes when it is first used.
-    pub fn new(build: impl FnOnce() -> C + Send + 'static) -> Self {
-        let built = Arc::new(AtomicBool::new(false));
-        let done = Arc::clone(&built);
-        let build: Build<C> = Box::new(move || {
-            let client = build();
-            done.store(true, Ordering::Release);
-            client
-        });
+    pub fn new(build: impl Fn() -> C + Send + Sync + 'static) -> Self {
         Self {
-            client: Arc::new(LazyLock::new(build)),
-            built,
+            inner: Arc::new(Inner {
+                client: OnceLock::new(),
+                build: Box::new(build),
+            }),
         }
     }
 
     /// Whether it has been built yet.
     pub fn is_built(&self) -> bool {
-        self.built.load(Ordering::Acquire)
+        self.inner.client.get().is_some()
     }
 }
 
 /// A client already built.
-impl<C: Send + 'static> From<C> for Lazy<C> {
+impl<C: Send + Sync + 'static> From<C> for Lazy<C> {
     fn from(client: C) -> Self {
-        let lazy = Self::new(move || client);
-        // Nothing left to build: taking it out of the closure costs nothing.
-        LazyLock::force(&lazy.client);
-        lazy
+        Self {
+            inner: Arc::new(Inner {
+                client: OnceLock::from(client),
+                // Never called: the cell is full from the start.
+                build: Box::new(|| unreachable!("a client given built is not built again")),
+            }),
+        }
     }
 }
 
 impl<C> Clone for Lazy<C> {
     fn clone(&self) -> Self {
         Self {
-            client: Arc::clone(&self.client),
-            built: Arc::clone(&self.built),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -64,7 +66,8 @@ impl<C> Deref for Lazy<C> {
     type Target = C;
 
     fn deref(&self) -> &C {
-        &self.client
+        let inner = &*self.inner;
+        inner.client.get_or_init(|| (inner.build)())
     }
 }
 
@@ -110,5 +113,28 @@ mod tests {
         let ready = Lazy::from(7u8);
         assert!(ready.is_built(), "a client given built is built");
         assert_eq!(*ready, 7);
+    }
+
+    #[test]
+    fn a_build_that_panics_is_tried_again_at_the_next_use() {
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&tries);
+        let lazy = Lazy::new(move || {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first build fails");
+            }
+            String::from("client")
+        });
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lazy.len()));
+        assert!(first.is_err(), "the first use fails with its build");
+        assert!(!lazy.is_built());
+        assert_eq!(lazy.clone().as_str(), "client", "the next use builds it");
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+        assert_eq!(lazy.len(), 6);
+        assert_eq!(
+            tries.load(Ordering::SeqCst),
+            2,
+            "and it is built once more only"
+        );
     }
 }
