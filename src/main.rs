@@ -4,15 +4,24 @@ use voice_dispatch::adapters::lambda::handle_routed;
 use voice_dispatch::adapters::payloads::{Payloads, TakePayloads};
 use voice_dispatch::config::Config;
 use voice_dispatch::observe::logging::{self, LogSettings};
+use voice_dispatch::observe::stdout;
 use voice_dispatch::wiring;
 
 mod link;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
     // Before anything reads the environment: an empty endpoint override is no override.
     wiring::unset_empty_endpoint_overrides();
-    logging::init(&LogSettings::from_env(), std::io::stdout);
+    // Lines are gathered and written out when the runtime goes idle (and at the end of each
+    // invocation): one write for a burst of record lines, none held while the process waits.
+    logging::init(&LogSettings::from_env(), || stdout::GatheredStdout);
+    stdout::flush_on_panic();
+    let served = stdout::runtime(stdout::flush)?.block_on(serve());
+    stdout::flush();
+    served
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
     let dispatch = wiring::voice_dispatch(&config, &sdk);
@@ -27,7 +36,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let handler = service_fn(|event: LambdaEvent<()>| {
                 let payload = payloads.take(&event.context.request_id);
                 async move {
-                    handle_routed(dispatch, status, status_queue, payload, &event.context).await
+                    let answer =
+                        handle_routed(dispatch, status, status_queue, payload, &event.context)
+                            .await;
+                    stdout::flush();
+                    answer
                 }
             });
             // As `lambda_runtime::run`: its tracing layer, then the payload's.
@@ -41,7 +54,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let dispatch = &dispatch;
             let handler = service_fn(|event: LambdaEvent<()>| {
                 let payload = payloads.take(&event.context.request_id);
-                async move { dispatch.handle_lambda(payload, &event.context).await }
+                async move {
+                    let answer = dispatch.handle_lambda(payload, &event.context).await;
+                    stdout::flush();
+                    answer
+                }
             });
             Runtime::new(handler)
                 .layer(TracingLayer::new())

@@ -272,23 +272,30 @@ impl MetricsContext {
     }
 
     pub fn emit_status(&self, counts: &std::collections::BTreeMap<&'static str, u32>) {
-        use std::io::Write;
         let timestamp_ms = crate::core::clock::epoch_ms(std::time::SystemTime::now());
-        let document = self.status_document(counts, timestamp_ms);
-        let _ = writeln!(std::io::stdout().lock(), "{document}");
+        write_lines([self.status_document(counts, timestamp_ms)]);
     }
 
     pub fn emit(&self, report: &BatchReport) {
-        use std::io::Write;
         let timestamp_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut out = std::io::stdout().lock();
-        for document in self.documents(report, timestamp_ms) {
-            // A closed stdout only costs the metrics, never the batch.
-            let _ = writeln!(out, "{document}");
-        }
+        write_lines(self.documents(report, timestamp_ms));
     }
+}
+
+/// The documents as lines on stdout, in one write, after the log lines gathered before them
+/// (`observe::stdout`), so that a batch's metrics follow its lines.
+fn write_lines(documents: impl IntoIterator<Item = Value>) {
+    use std::io::Write;
+    let mut lines = String::new();
+    for document in documents {
+        lines.push_str(&document.to_string());
+        lines.push('\n');
+    }
+    super::stdout::flush();
+    // A closed stdout only costs the metrics, never the batch.
+    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
 }
 
 #[cfg(test)]

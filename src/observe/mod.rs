@@ -4,3 +4,4 @@ pub mod json_lines;
 pub mod lines;
 pub mod logging;
 pub mod metrics;
+pub mod stdout;
