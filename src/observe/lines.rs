@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::core::code::Code;
-use crate::core::report::{BatchReport, Fate, RecordOutcome};
+use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
 
 /// One structured line per record, written when its fate is known (what settling then does,
 /// dead-lettering or delaying it, is in the batch line and, when it fails, in a line of its
@@ -40,7 +40,13 @@ pub fn record_done(outcome: &RecordOutcome) {
         ),
         // A redial kept until its time: as planned, not a failure.
         Fate::Deferred
-            if outcome.reason.as_ref().map(|r| &r.code) == Some(&Code::RedialScheduled) =>
+            if matches!(
+                &outcome.reason,
+                Some(Reason {
+                    code: Code::RedialScheduled,
+                    ..
+                })
+            ) =>
         {
             tracing::info!(
                 message_id = outcome.message_id.as_str(),
@@ -124,7 +130,6 @@ pub fn status_batch_done(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::report::Reason;
     use crate::observe::logging::{self, Captured, LogSettings};
 
     /// The level and message of the line `record_done` writes for `outcome`.

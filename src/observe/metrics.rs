@@ -284,18 +284,17 @@ impl MetricsContext {
     }
 }
 
-/// The documents as lines on stdout, in one write, after the log lines gathered before them
-/// (`observe::stdout`), so that a batch's metrics follow its lines.
+/// The documents as lines on stdout, after the log lines gathered before them and in the
+/// same write (`observe::stdout`), so that a batch's metrics follow its lines.
 fn write_lines(documents: impl IntoIterator<Item = Value>) {
-    use std::io::Write;
     let mut lines = String::new();
     for document in documents {
         lines.push_str(&document.to_string());
         lines.push('\n');
     }
-    super::stdout::flush();
     // A closed stdout only costs the metrics, never the batch.
-    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
+    let _ = super::stdout::STDOUT.append(lines.as_bytes());
+    super::stdout::flush();
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! Lines for stdout, gathered and written out together: when the runtime goes idle (tokio's
-//! before-park hook, [`runtime`]), at the end of each invocation, and whenever
+//! Lines for stdout, gathered and written out together: when the runtime is about to wait
+//! (tokio's before-park hook, [`runtime`]), at the end of each invocation, and whenever
 //! [`LIMIT`] bytes are waiting. A batch's burst of record lines costs one `write` instead of
-//! one per line (the record line's system call was 0.035 × the floor's CPU per record:
-//! docs/performance.md). A line is never split between two writes nor reordered, and it waits
-//! at most until the runtime next has nothing to do, which is before the invocation's answer
-//! is posted and before the process waits for anything.
+//! one per line (docs/performance.md). A line is never split between two writes nor
+//! reordered. A line logged on the runtime's thread is out before the runtime next waits for
+//! anything; the handler's lines are out before its answer is posted; `lambda_runtime`'s own
+//! lines about an invocation already answered go out when it next waits, which is before it
+//! asks for the next event. The bootstrap starts no thread of its own that logs.
 
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
@@ -221,15 +222,19 @@ mod tests {
     }
 
     #[test]
-    fn the_runtime_writes_lines_out_when_it_goes_idle() {
+    fn the_runtime_writes_lines_out_before_it_waits() {
         let runtime = runtime(flush_idle_test).unwrap();
-        let written_while_waiting = runtime.block_on(async {
+        let seen_during_the_wait = runtime.block_on(async {
             IDLE_TEST.append(b"before the wait\n").unwrap();
-            // Nothing else to do during the sleep: the runtime goes idle, and the line is
-            // out while the process waits, not when the invocation ends.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            String::from_utf8(IDLE_TEST.lock().out.clone()).unwrap()
+            // Another thread looks while the runtime waits out the sleep, a quarter of the
+            // way in: the line is out while the process waits, not after.
+            let looking = std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                String::from_utf8(IDLE_TEST.lock().out.clone()).unwrap()
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            looking.join().unwrap()
         });
-        assert_eq!(written_while_waiting, "before the wait\n");
+        assert_eq!(seen_during_the_wait, "before the wait\n");
     }
 }
