@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::core::code::Code;
-use crate::core::report::{BatchReport, Fate, Reason, RecordOutcome};
+use crate::core::report::{BatchReport, Fate, RecordOutcome};
 
 /// One structured line per record, written when its fate is known (what settling then does,
 /// dead-lettering or delaying it, is in the batch line and, when it fails, in a line of its
@@ -14,6 +14,10 @@ pub fn record_done(outcome: &RecordOutcome) {
     let error_code = outcome.reason.as_ref().map(|r| r.code.word());
     let error_code = error_code.as_deref();
     let reason = outcome.reason.as_ref().map(|r| r.message.as_str());
+    let redial_kept = outcome
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.code == Code::RedialScheduled);
     let latency_ms = (outcome.latency.as_secs_f64() * 10_000.0).round() / 10.0;
     // Only with failover on: without it the line is what it always was.
     let region = outcome.region.as_ref().map(|tag| &*tag.name);
@@ -39,24 +43,14 @@ pub fn record_done(outcome: &RecordOutcome) {
             "record already sent by an earlier delivery: not called again"
         ),
         // A redial kept until its time: as planned, not a failure.
-        Fate::Deferred
-            if matches!(
-                &outcome.reason,
-                Some(Reason {
-                    code: Code::RedialScheduled,
-                    ..
-                })
-            ) =>
-        {
-            tracing::info!(
-                message_id = outcome.message_id.as_str(),
-                fate = outcome.fate.as_str(),
-                error_code,
-                reason,
-                receive_count = outcome.receive_count,
-                "redial kept until its time"
-            )
-        }
+        Fate::Deferred if redial_kept => tracing::info!(
+            message_id = outcome.message_id.as_str(),
+            fate = outcome.fate.as_str(),
+            error_code,
+            reason,
+            receive_count = outcome.receive_count,
+            "redial kept until its time"
+        ),
         _ => tracing::warn!(
             message_id = outcome.message_id.as_str(),
             fate = outcome.fate.as_str(),
@@ -130,6 +124,7 @@ pub fn status_batch_done(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::report::Reason;
     use crate::observe::logging::{self, Captured, LogSettings};
 
     /// The level and message of the line `record_done` writes for `outcome`.

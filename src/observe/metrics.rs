@@ -277,9 +277,7 @@ impl MetricsContext {
     }
 
     pub fn emit(&self, report: &BatchReport) {
-        let timestamp_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let timestamp_ms = crate::core::clock::epoch_ms(std::time::SystemTime::now());
         write_lines(self.documents(report, timestamp_ms));
     }
 }
