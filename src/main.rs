@@ -36,9 +36,11 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
             let handler = service_fn(|event: LambdaEvent<()>| {
                 let payload = payloads.take(&event.context.request_id);
                 async move {
-                    let handled =
-                        handle_routed(dispatch, status, status_queue, payload, &event.context);
-                    stdout::then_flush(handled).await
+                    let answer =
+                        handle_routed(dispatch, status, status_queue, payload, &event.context)
+                            .await;
+                    stdout::flush();
+                    answer
                 }
             });
             // As `lambda_runtime::run`: its tracing layer, then the payload's.
@@ -52,7 +54,11 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
             let dispatch = &dispatch;
             let handler = service_fn(|event: LambdaEvent<()>| {
                 let payload = payloads.take(&event.context.request_id);
-                async move { stdout::then_flush(dispatch.handle_lambda(payload, &event.context)).await }
+                async move {
+                    let answer = dispatch.handle_lambda(payload, &event.context).await;
+                    stdout::flush();
+                    answer
+                }
             });
             Runtime::new(handler)
                 .layer(TracingLayer::new())

@@ -124,14 +124,6 @@ impl Write for GatheredStdout {
     }
 }
 
-/// `work`'s answer, once the lines it logged are written out: a handler's lines go out before
-/// its answer is posted.
-pub async fn then_flush<T>(work: impl std::future::Future<Output = T>) -> T {
-    let answer = work.await;
-    flush();
-    answer
-}
-
 /// The bootstrap's runtime: current-thread, I/O and time enabled, and `before_idle` run each
 /// time it is about to wait for work (the gathered lines written out there).
 pub fn runtime(before_idle: fn()) -> io::Result<tokio::runtime::Runtime> {
