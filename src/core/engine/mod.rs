@@ -290,7 +290,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-text panic payload".to_owned());
-                self.after_panic(record, cutoffs, progress, &detail).await
+                // Boxed, as the ledger's paths in `process`: only a panic takes it.
+                Box::pin(self.after_panic(record, cutoffs, progress, &detail)).await
             }
         };
         RecordOutcome {
@@ -359,10 +360,12 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             };
         };
+        // The ledger's futures are boxed: held inline, they would size every record's future
+        // (and the batch's copy of it), ledger or not, at the largest of them.
         if let Some(expiry) = expired {
-            return self
-                .expired_with_ledger(ledger, record, cutoffs, attempt, &expiry, progress)
-                .await;
+            let expired =
+                self.expired_with_ledger(ledger, record, cutoffs, attempt, &expiry, progress);
+            return Box::pin(expired).await;
         }
         // Nothing to claim while no region would take the call.
         if self
@@ -374,13 +377,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 .await
                 .0;
         }
-        let (claim, attempt) = match self
-            .claim_if_due(ledger, record, cutoffs, attempt, keep)
-            .await
-        {
-            Ok(claimed) => claimed,
-            Err(refused) => return refused,
-        };
+        let (claim, attempt) =
+            match Box::pin(self.claim_if_due(ledger, record, cutoffs, attempt, keep)).await {
+                Ok(claimed) => claimed,
+                Err(refused) => return refused,
+            };
         // With failover on, a key an earlier delivery may have placed under stays unknown until
         // a delivery settles it: released, the next delivery could call from the failover region.
         let placed_before = attempt.maybe_placed_before && self.failover.is_some();

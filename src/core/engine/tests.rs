@@ -1588,6 +1588,57 @@ mod with_a_ledger {
             "released: its retry can claim it"
         );
     }
+
+    /// A ledger whose claim holds a large local across its await, as an SDK request held
+    /// inline would.
+    struct BulkyClaims(MemoryLedger);
+
+    const BALLAST: usize = 16 * 1024;
+
+    impl Ledger for BulkyClaims {
+        async fn claim(&self, claim: &Claim) -> Result<ClaimAnswer, crate::core::ports::PortError> {
+            let ballast = [1u8; BALLAST];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&ballast);
+            self.0.claim(claim).await
+        }
+
+        fn finish(
+            &self,
+            claim: &Claim,
+            last: &crate::core::ledger::Finish,
+        ) -> impl std::future::Future<Output = Result<(), crate::core::ports::PortError>> + Send
+        {
+            self.0.finish(claim, last)
+        }
+    }
+
+    /// The batch moves each record's future whole into its slot, and holds one for each
+    /// record in flight: the ledger's claim, taken on one path of several (and on the rare
+    /// expired one), is on the heap rather than sizing every record's future, ledger or not.
+    #[tokio::test(start_paused = true)]
+    async fn a_ledgers_claim_never_sizes_a_records_future() {
+        let ledger = BulkyClaims(MemoryLedger::default());
+        let engine =
+            BatchEngine::new(ScriptedVoice::new(accepted()), settings()).with_ledger(Some(ledger));
+        let records = [sent("m1", BODY, Duration::ZERO)];
+        let now = Instant::now();
+        let cutoffs = Cutoffs::new(
+            in_seconds(30),
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            now,
+        );
+        let lane = engine.run_lane(vec![0], &records, cutoffs);
+        let size = std::mem::size_of_val(&lane);
+        assert!(
+            size < BALLAST,
+            "a record's future is {size} bytes: it holds the claim's {BALLAST}-byte local inline"
+        );
+        // The claim still runs: the record is claimed and sent.
+        let finished = lane.await;
+        assert_eq!(finished[0].1.fate, Fate::Sent);
+    }
 }
 
 #[tokio::test(start_paused = true)]
