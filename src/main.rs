@@ -24,12 +24,12 @@ fn main() -> Result<(), lambda_runtime::Error> {
 async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
-    let dispatch = wiring::voice_dispatch(&config, &sdk);
+    let (dispatch, status) = wiring::dispatches(&config, &sdk);
     // Each payload is taken before the runtime reads it, and read once, by the function.
     let payloads = Payloads::default();
     let taking = TakePayloads(payloads.clone());
     // With delivery outcomes on, the same binary serves the status queue too.
-    match wiring::status_dispatch(&config, &sdk).zip(config.outcomes.as_ref()) {
+    match status.zip(config.outcomes.as_ref()) {
         Some((status, outcomes)) => {
             let status_queue = outcomes.status_queue_url.as_str();
             let (dispatch, status) = (&dispatch, &status);

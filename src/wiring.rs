@@ -106,14 +106,23 @@ fn from_the_environment(loader: ConfigLoader) -> ConfigLoader {
 /// (which Lambda runs before the first request, not at its memory size's CPU share), the
 /// others at their first use.
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
+    dispatches(config, sdk).0
+}
+
+/// Both paths of one execution environment: the call path, and with delivery outcomes on the
+/// status path ([`status_dispatch`]), which uses the call path's SQS and DynamoDB clients:
+/// one client and one connection pool per service in an environment that serves both.
+pub fn dispatches(config: &Config, sdk: &SdkConfig) -> (Dispatch, Option<Status>) {
     let (sqs, dynamodb) = call_path_clients(config, sdk);
-    voice_dispatch_with_voices(
+    let status = status_dispatch(config, sdk, &sqs, dynamodb.as_ref());
+    let dispatch = voice_dispatch_with_voices(
         config,
         voice(config, sdk),
         failover(config, sdk),
         sqs,
         dynamodb,
-    )
+    );
+    (dispatch, status)
 }
 
 /// The call path's SQS and DynamoDB clients. The ledger claims every record before its call,
@@ -332,16 +341,33 @@ fn outcome_settings(config: &Config) -> OutcomeSettings {
     }
 }
 
-/// The status path, when delivery outcomes are on (`OUTCOME_EVENT_BUS_NAME`); its clients
-/// are built at its first status record (an execution environment may serve only calls).
-pub fn status_dispatch(config: &Config, sdk: &SdkConfig) -> Option<Status> {
+/// The status path, when delivery outcomes are on (`OUTCOME_EVENT_BUS_NAME`), with its
+/// clients ([`status_clients`]).
+pub fn status_dispatch(
+    config: &Config,
+    sdk: &SdkConfig,
+    sqs: &Lazy<aws_sdk_sqs::Client>,
+    dynamodb: Option<&Lazy<aws_sdk_dynamodb::Client>>,
+) -> Option<Status> {
     config.outcomes.as_ref()?;
-    status_dispatch_with(
-        config,
-        lazy_eventbridge(sdk),
-        lazy_sqs(sdk),
-        lazy_dynamodb(sdk),
-    )
+    let (eventbridge, sqs, dynamodb) = status_clients(sdk, sqs, dynamodb);
+    status_dispatch_with(config, eventbridge, sqs, dynamodb)
+}
+
+/// The status path's clients: the call path's SQS client and its DynamoDB client (a client
+/// of its own, built at its first use, if the call path has none), and an EventBridge client
+/// built when it first publishes an outcome (an execution environment may serve only calls).
+pub fn status_clients(
+    sdk: &SdkConfig,
+    sqs: &Lazy<aws_sdk_sqs::Client>,
+    dynamodb: Option<&Lazy<aws_sdk_dynamodb::Client>>,
+) -> (
+    Lazy<aws_sdk_eventbridge::Client>,
+    Lazy<aws_sdk_sqs::Client>,
+    Lazy<aws_sdk_dynamodb::Client>,
+) {
+    let dynamodb = dynamodb.cloned().unwrap_or_else(|| lazy_dynamodb(sdk));
+    (lazy_eventbridge(sdk), sqs.clone(), dynamodb)
 }
 
 /// The status path with the clients given.
@@ -543,6 +569,36 @@ mod tests {
         let (sqs, dynamodb) = call_path_clients(&config(&outcomes), &sdk);
         assert!(sqs.is_built());
         assert!(dynamodb.is_some_and(|client| client.is_built()));
+    }
+
+    /// An environment serving both paths has one SQS and one DynamoDB client: the status
+    /// path's are the call path's, so a client one path built is built for the other (and
+    /// shares its connections), and nothing is built twice.
+    #[test]
+    fn the_status_path_uses_the_call_paths_clients() {
+        let sdk = SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let (sqs, dynamodb) = (lazy_sqs(&sdk), lazy_dynamodb(&sdk));
+        let (eventbridge, status_sqs, status_dynamodb) =
+            status_clients(&sdk, &sqs, Some(&dynamodb));
+        let _ = status_sqs.config();
+        let _ = status_dynamodb.config();
+        assert!(sqs.is_built(), "the status path built its own SQS client");
+        assert!(
+            dynamodb.is_built(),
+            "the status path built its own DynamoDB client"
+        );
+        assert!(
+            !eventbridge.is_built(),
+            "EventBridge waits for the first outcome"
+        );
+        // A call path without the ledger has no DynamoDB client: the status path builds one.
+        let (_, _, own) = status_clients(&sdk, &sqs, None);
+        assert!(!own.is_built());
+        let _ = own.config();
+        assert!(own.is_built());
     }
 
     #[test]
