@@ -24,7 +24,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
 async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
-    let (dispatch, status) = wiring::dispatches(&config, &sdk);
+    let (dispatch, status) = wiring::call_and_status_paths(&config, &sdk);
     // Each payload is taken before the runtime reads it, and read once, by the function.
     let payloads = Payloads::default();
     let taking = TakePayloads(payloads.clone());

@@ -106,23 +106,35 @@ fn from_the_environment(loader: ConfigLoader) -> ConfigLoader {
 /// (which Lambda runs before the first request, not at its memory size's CPU share), the
 /// others at their first use.
 pub fn voice_dispatch(config: &Config, sdk: &SdkConfig) -> Dispatch {
-    dispatches(config, sdk).0
+    let (sqs, dynamodb) = call_path_clients(config, sdk);
+    call_path(config, sdk, sqs, dynamodb)
 }
 
-/// Both paths of one execution environment: the call path, and with delivery outcomes on the
-/// status path ([`status_dispatch`]), which uses the call path's SQS and DynamoDB clients:
-/// one client and one connection pool per service in an environment that serves both.
-pub fn dispatches(config: &Config, sdk: &SdkConfig) -> (Dispatch, Option<Status>) {
-    let (sqs, dynamodb) = call_path_clients(config, sdk);
-    let status = status_dispatch(config, sdk, &sqs, dynamodb.as_ref());
-    let dispatch = voice_dispatch_with_voices(
+/// The call path with its SQS and DynamoDB clients.
+fn call_path(
+    config: &Config,
+    sdk: &SdkConfig,
+    sqs: Lazy<aws_sdk_sqs::Client>,
+    dynamodb: Option<Lazy<aws_sdk_dynamodb::Client>>,
+) -> Dispatch {
+    voice_dispatch_with_voices(
         config,
         voice(config, sdk),
         failover(config, sdk),
         sqs,
         dynamodb,
-    );
-    (dispatch, status)
+    )
+}
+
+/// Both paths of one execution environment: the call path ([`voice_dispatch`]) and, with
+/// delivery outcomes on, the status path ([`status_dispatch`]) on the call path's SQS and
+/// DynamoDB clients, so that no second client of either is built at the first status record.
+pub fn call_and_status_paths(config: &Config, sdk: &SdkConfig) -> (Dispatch, Option<Status>) {
+    let (sqs, dynamodb) = call_path_clients(config, sdk);
+    let status = dynamodb
+        .as_ref()
+        .and_then(|dynamodb| status_dispatch(config, sdk, &sqs, dynamodb));
+    (call_path(config, sdk, sqs, dynamodb), status)
 }
 
 /// The call path's SQS and DynamoDB clients. The ledger claims every record before its call,
@@ -341,33 +353,32 @@ fn outcome_settings(config: &Config) -> OutcomeSettings {
     }
 }
 
-/// The status path, when delivery outcomes are on (`OUTCOME_EVENT_BUS_NAME`), with its
-/// clients ([`status_clients`]).
+/// The status path, when delivery outcomes are on (`OUTCOME_EVENT_BUS_NAME`, which the
+/// configuration accepts only with the ledger), with its clients ([`status_clients`]).
 pub fn status_dispatch(
     config: &Config,
     sdk: &SdkConfig,
     sqs: &Lazy<aws_sdk_sqs::Client>,
-    dynamodb: Option<&Lazy<aws_sdk_dynamodb::Client>>,
+    dynamodb: &Lazy<aws_sdk_dynamodb::Client>,
 ) -> Option<Status> {
     config.outcomes.as_ref()?;
     let (eventbridge, sqs, dynamodb) = status_clients(sdk, sqs, dynamodb);
     status_dispatch_with(config, eventbridge, sqs, dynamodb)
 }
 
-/// The status path's clients: the call path's SQS client and its DynamoDB client (a client
-/// of its own, built at its first use, if the call path has none), and an EventBridge client
-/// built when it first publishes an outcome (an execution environment may serve only calls).
-pub fn status_clients(
+/// The status path's clients: the call path's SQS and DynamoDB clients, and an EventBridge
+/// client built when it first publishes an outcome (an execution environment may serve only
+/// calls).
+fn status_clients(
     sdk: &SdkConfig,
     sqs: &Lazy<aws_sdk_sqs::Client>,
-    dynamodb: Option<&Lazy<aws_sdk_dynamodb::Client>>,
+    dynamodb: &Lazy<aws_sdk_dynamodb::Client>,
 ) -> (
     Lazy<aws_sdk_eventbridge::Client>,
     Lazy<aws_sdk_sqs::Client>,
     Lazy<aws_sdk_dynamodb::Client>,
 ) {
-    let dynamodb = dynamodb.cloned().unwrap_or_else(|| lazy_dynamodb(sdk));
-    (lazy_eventbridge(sdk), sqs.clone(), dynamodb)
+    (lazy_eventbridge(sdk), sqs.clone(), dynamodb.clone())
 }
 
 /// The status path with the clients given.
@@ -572,8 +583,8 @@ mod tests {
     }
 
     /// An environment serving both paths has one SQS and one DynamoDB client: the status
-    /// path's are the call path's, so a client one path built is built for the other (and
-    /// shares its connections), and nothing is built twice.
+    /// path's are the call path's, so a client one path built is built for the other, and
+    /// none is built twice.
     #[test]
     fn the_status_path_uses_the_call_paths_clients() {
         let sdk = SdkConfig::builder()
@@ -581,24 +592,21 @@ mod tests {
             .behavior_version(BehaviorVersion::latest())
             .build();
         let (sqs, dynamodb) = (lazy_sqs(&sdk), lazy_dynamodb(&sdk));
-        let (eventbridge, status_sqs, status_dynamodb) =
-            status_clients(&sdk, &sqs, Some(&dynamodb));
+        let (eventbridge, status_sqs, status_dynamodb) = status_clients(&sdk, &sqs, &dynamodb);
         let _ = status_sqs.config();
         let _ = status_dynamodb.config();
-        assert!(sqs.is_built(), "the status path built its own SQS client");
+        assert!(
+            sqs.is_built(),
+            "the status path built an SQS client of its own"
+        );
         assert!(
             dynamodb.is_built(),
-            "the status path built its own DynamoDB client"
+            "the status path built a DynamoDB client of its own"
         );
         assert!(
             !eventbridge.is_built(),
             "EventBridge waits for the first outcome"
         );
-        // A call path without the ledger has no DynamoDB client: the status path builds one.
-        let (_, _, own) = status_clients(&sdk, &sqs, None);
-        assert!(!own.is_built());
-        let _ = own.config();
-        assert!(own.is_built());
     }
 
     #[test]

@@ -290,8 +290,7 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-text panic payload".to_owned());
-                // Boxed, as the ledger's paths in `process`: only a panic takes it.
-                Box::pin(self.after_panic(record, cutoffs, progress, &detail)).await
+                self.after_panic(record, cutoffs, progress, &detail).await
             }
         };
         RecordOutcome {
@@ -360,8 +359,9 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
                 }
             };
         };
-        // The ledger's futures are boxed: held inline, they would size every record's future
-        // (and the batch's copy of it), ledger or not, at the largest of them.
+        // The claim (and the expired path, which claims too) boxed: held inline, its future
+        // sized every record's future, ledger or not, and the batch holds one for each record
+        // in flight and moves each into place whole.
         if let Some(expiry) = expired {
             let expired =
                 self.expired_with_ledger(ledger, record, cutoffs, attempt, &expiry, progress);
