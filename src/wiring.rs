@@ -543,12 +543,17 @@ mod tests {
         assert!(shown(failover_v2_client(&sdk, &failover).config()).contains("127.0.0.1:4011"));
     }
 
-    #[test]
-    fn the_call_path_builds_at_init_only_the_clients_every_batch_uses() {
-        let sdk = SdkConfig::builder()
+    /// An SDK configuration with a region and nothing else.
+    fn sdk_config() -> SdkConfig {
+        SdkConfig::builder()
             .region(aws_config::Region::new("us-east-1"))
             .behavior_version(BehaviorVersion::latest())
-            .build();
+            .build()
+    }
+
+    #[test]
+    fn the_call_path_builds_at_init_only_the_clients_every_batch_uses() {
+        let sdk = sdk_config();
         let config = |vars: &[(&str, &str)]| {
             let vars: std::collections::HashMap<String, String> = vars
                 .iter()
@@ -587,10 +592,7 @@ mod tests {
     /// none is built twice.
     #[test]
     fn the_status_path_uses_the_call_paths_clients() {
-        let sdk = SdkConfig::builder()
-            .region(aws_config::Region::new("us-east-1"))
-            .behavior_version(BehaviorVersion::latest())
-            .build();
+        let sdk = sdk_config();
         let (sqs, dynamodb) = (lazy_sqs(&sdk), lazy_dynamodb(&sdk));
         let (eventbridge, status_sqs, status_dynamodb) = status_clients(&sdk, &sqs, &dynamodb);
         let _ = status_sqs.config();
