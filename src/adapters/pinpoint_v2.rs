@@ -68,18 +68,14 @@ impl VoiceSender for PinpointV2Voice {
     fn send(
         &self,
         message: &VoiceMessage,
-        attempt_timeout: std::time::Duration,
     ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
         // The SDK's future on the heap once, as v1's (`PinpointVoice::send`).
-        let call = self.request(message).map(|request| {
-            Box::pin(crate::adapters::pinpoint::within_attempt_timeout(
-                attempt_timeout,
-                request.send(),
-            ))
-        });
+        let call = self
+            .request(message)
+            .map(|request| Box::pin(request.send()));
         async move {
             call?
-                .await?
+                .await
                 .map(|output| SentCall {
                     message_id: output.message_id,
                 })
@@ -211,11 +207,10 @@ impl VoiceSender for Voice {
     fn send(
         &self,
         message: &VoiceMessage,
-        attempt_timeout: std::time::Duration,
     ) -> impl std::future::Future<Output = Result<SentCall, SendFailure>> + Send {
         match self {
-            Voice::V1(voice) => Either::Left(voice.send(message, attempt_timeout)),
-            Voice::V2(voice) => Either::Right(voice.send(message, attempt_timeout)),
+            Voice::V1(voice) => Either::Left(voice.send(message)),
+            Voice::V2(voice) => Either::Right(voice.send(message)),
         }
     }
 }

@@ -43,12 +43,11 @@ pub type OutcomeLine = fn(&RecordOutcome);
 
 /// Places one voice call.
 pub trait VoiceSender: Send + Sync {
-    /// One attempt, given at most `attempt_timeout` (the engine's share of what the
-    /// invocation has left); past it the answer is [`SendFailure::Timeout`].
+    /// One attempt. The engine bounds the wait (the attempt timeout, or less near the
+    /// deadline) with its own timer and drops the future past it: a sender sets no timer.
     fn send(
         &self,
         message: &VoiceMessage,
-        attempt_timeout: std::time::Duration,
     ) -> impl Future<Output = Result<SentCall, SendFailure>> + Send;
 }
 

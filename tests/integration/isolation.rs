@@ -58,7 +58,6 @@ impl VoiceSender for Buggy {
     fn send(
         &self,
         message: &VoiceMessage,
-        attempt_timeout: Duration,
     ) -> impl Future<Output = Result<SentCall, SendFailure>> + Send {
         let destination = message.destination.as_str();
         if destination == BEFORE_SEND && self.fires(destination) {
@@ -66,7 +65,7 @@ impl VoiceSender for Buggy {
         }
         let after = destination == AFTER_SEND && self.fires(destination);
         let masked = message.destination.masked().to_string();
-        let call = self.voice.send(message, attempt_timeout);
+        let call = self.voice.send(message);
         async move {
             let result = call.await;
             if after {

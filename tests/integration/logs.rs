@@ -295,7 +295,6 @@ async fn two_engines_in_one_process_each_say_the_reserve_cut_once() {
         async fn send(
             &self,
             _message: &voice_dispatch::core::contract::VoiceMessage,
-            _attempt_timeout: Duration,
         ) -> Result<SentCall, voice_dispatch::core::classify::SendFailure> {
             std::future::pending().await
         }

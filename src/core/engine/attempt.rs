@@ -273,7 +273,11 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
     }
 
     /// One request through `route`, given the attempt timeout or the time to the abandon
-    /// point if less.
+    /// point if less: past it the answer is a timeout (the call may have been placed), or,
+    /// cut to the abandon point, the attempt is abandoned. One timer per attempt, the
+    /// engine's: the voice clients have no attempt timeout of their own (a per-operation SDK
+    /// configuration costs more CPU per call than the call itself at a small Lambda's CPU
+    /// share; `wiring::voice_client`), and a sender sets none.
     async fn send(&self, tries: &Tries<'_>, route: Route, admitted: breaker::Attempt) -> Send {
         let cutoffs = tries.cutoffs;
         let started = Instant::now();
@@ -285,16 +289,19 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         };
         let call = region
             .sender
-            .send(rerouted.as_ref().unwrap_or(tries.message), limit);
+            .send(rerouted.as_ref().unwrap_or(tries.message));
         // From here on a panic may come after the request went out.
         tries.progress.send_starts();
-        let sent = tokio::time::timeout_at(cutoffs.abandon, call).await;
-        // An attempt whose limit was the abandon point and ran out is abandoned there,
-        // whichever timer told first. Dropping `admitted` frees the breaker's probe slot, if
-        // this was the probe.
+        let sent = tokio::time::timeout_at(started + limit, call).await;
+        // An attempt whose limit was the abandon point and ran out is abandoned there.
+        // Dropping `admitted` frees the breaker's probe slot, if this was the probe.
         match sent {
-            Ok(Err(SendFailure::Timeout(_))) if cut_to_abandon => {}
             Ok(answer) => return Send::Answered(answer, admitted),
+            Err(_elapsed) if !cut_to_abandon => {
+                let timeout =
+                    "no answer within the attempt's timeout; the call may have been placed";
+                return Send::Answered(Err(SendFailure::Timeout(timeout.to_owned())), admitted);
+            }
             Err(_elapsed) => {}
         }
         // No answer in at least the floor's time counts as the service failing, as a
