@@ -14,8 +14,10 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event format: one JSON object per line, its time RFC 3339 in UTC.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct JsonLines;
+#[derive(Debug, Default)]
+pub struct JsonLines {
+    time: LineTime,
+}
 
 impl<S> FormatEvent<S, JsonFields> for JsonLines
 where
@@ -28,7 +30,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        self.time.write(&mut writer, std::time::SystemTime::now())?;
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(event.metadata().level().as_str())?;
         writer.write_str("\",\"fields\":{")?;
@@ -59,6 +61,74 @@ where
             writer.write_char('}')?;
         }
         writer.write_str("}\n")
+    }
+}
+
+/// A line's time as `tracing-subscriber`'s `SystemTime` timer writes it: RFC 3339 in UTC to
+/// the microsecond (`2026-12-07T09:10:11.123456Z`). The date and time to the second are
+/// written once a second and kept; each line adds its microseconds (the timer's `core::fmt`
+/// date was a fifth of a per-record line's instructions).
+#[derive(Debug, Default)]
+struct LineTime {
+    /// The last second written: seconds since the epoch, and `YYYY-MM-DDTHH:MM:SS.`.
+    second: std::sync::Mutex<Option<(u64, [u8; 20])>>,
+}
+
+impl LineTime {
+    fn write(&self, writer: &mut impl fmt::Write, now: std::time::SystemTime) -> fmt::Result {
+        let Ok(since) = now.duration_since(std::time::UNIX_EPOCH) else {
+            return SystemTime.format_time(&mut Writer::new(writer));
+        };
+        let (seconds, micros) = (since.as_secs(), since.subsec_micros());
+        let mut kept = self
+            .second
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let prefix = match *kept {
+            Some((second, prefix)) if second == seconds => prefix,
+            _ => match to_the_second(seconds) {
+                Some(prefix) => {
+                    *kept = Some((seconds, prefix));
+                    prefix
+                }
+                // Past the year 9999: the timer itself, as rare as it is.
+                None => return SystemTime.format_time(&mut Writer::new(writer)),
+            },
+        };
+        drop(kept);
+        let mut fraction = *b"000000Z";
+        put_digits(&mut fraction[..6], micros);
+        writer.write_str(std::str::from_utf8(&prefix).map_err(|_| fmt::Error)?)?;
+        writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` for a second since the epoch, the year in four digits.
+fn to_the_second(seconds: u64) -> Option<[u8; 20]> {
+    let time = time::OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).ok()?).ok()?;
+    if !(0..=9999).contains(&time.year()) {
+        return None;
+    }
+    let mut prefix = *b"0000-00-00T00:00:00.";
+    let fields = [
+        (0, u32::try_from(time.year()).ok()?, 4),
+        (5, u32::from(u8::from(time.month())), 2),
+        (8, u32::from(time.day()), 2),
+        (11, u32::from(time.hour()), 2),
+        (14, u32::from(time.minute()), 2),
+        (17, u32::from(time.second()), 2),
+    ];
+    for (at, value, width) in fields {
+        put_digits(&mut prefix[at..at + width], value);
+    }
+    Some(prefix)
+}
+
+/// The last `into.len()` decimal digits of `value`, zero-padded, into `into`.
+fn put_digits(into: &mut [u8], mut value: u32) {
+    for digit in into.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -178,6 +248,7 @@ mod tests {
     use super::*;
     use crate::observe::logging::Captured;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     fn escaped(text: &str) -> String {
         let mut out = String::new();
@@ -278,7 +349,7 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .fmt_fields(JsonFields::new())
-            .event_format(JsonLines)
+            .event_format(JsonLines::default())
             .finish();
         let expected = lines_of(theirs, &old.0, emit);
         let written = lines_of(ours, &new.0, emit);
@@ -303,6 +374,85 @@ mod tests {
             };
             assert!(ours.contains(member), "{member}");
             assert_eq!(text(&ours), text(&theirs), "{member}");
+        }
+    }
+
+    fn line_time(time: &LineTime, at: std::time::SystemTime) -> String {
+        let mut text = String::new();
+        time.write(&mut text, at).unwrap();
+        text
+    }
+
+    fn at(seconds: u64, micros: u64) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros)
+    }
+
+    /// `time`'s own formatting of `at`, to the microsecond.
+    fn formatted_by_time(at: std::time::SystemTime) -> String {
+        let format = time::format_description::parse_borrowed::<2>(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z",
+        )
+        .unwrap();
+        time::OffsetDateTime::from(at).format(&format).unwrap()
+    }
+
+    /// The same text as the timer this replaces, read off the same clock: written between
+    /// two of the timer's own, it sorts between them (fixed-width RFC 3339 sorts as time).
+    #[test]
+    fn a_lines_time_is_the_one_tracing_subscribers_timer_writes() {
+        let theirs = || {
+            let mut text = String::new();
+            SystemTime.format_time(&mut Writer::new(&mut text)).unwrap();
+            text
+        };
+        let time = LineTime::default();
+        for _ in 0..1_000 {
+            let before = theirs();
+            let ours = line_time(&time, std::time::SystemTime::now());
+            let after = theirs();
+            assert_eq!(ours.len(), before.len(), "{ours} against {before}");
+            assert!(
+                before <= ours && ours <= after,
+                "{before} ≤ {ours} ≤ {after}"
+            );
+        }
+    }
+
+    /// The second kept from one line to the next is replaced when the second changes:
+    /// across midnight UTC, a new year, a leap day, and back in time (the wall clock may be
+    /// set back).
+    #[test]
+    fn a_kept_second_never_outlives_its_second() {
+        let time = LineTime::default();
+        let new_year = 1_798_761_600; // 2027-01-01T00:00:00Z
+        for (instant, expected) in [
+            (at(new_year - 1, 999_999), "2026-12-31T23:59:59.999999Z"),
+            (at(new_year, 0), "2027-01-01T00:00:00.000000Z"),
+            (at(new_year, 42), "2027-01-01T00:00:00.000042Z"),
+            (at(new_year - 1, 5), "2026-12-31T23:59:59.000005Z"),
+            (at(1_835_395_200, 7), "2028-02-29T00:00:00.000007Z"),
+            (at(0, 0), "1970-01-01T00:00:00.000000Z"),
+            (at(253_402_300_799, 999_999), "9999-12-31T23:59:59.999999Z"),
+        ] {
+            assert_eq!(line_time(&time, instant), expected);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, rng_seed: proptest::test_runner::RngSeed::Fixed(27), failure_persistence: None, ..ProptestConfig::default() })]
+        /// Any run of instants, near one another or not, through one kept second.
+        #[test]
+        fn any_instants_are_written_as_time_formats_them(
+            start in 0u64..253_402_300_000,
+            steps in proptest::collection::vec(0u64..3_000_000, 1..20),
+        ) {
+            let time = LineTime::default();
+            let mut micros = start * 1_000_000;
+            for step in steps {
+                micros += step;
+                let instant = at(micros / 1_000_000, micros % 1_000_000);
+                prop_assert_eq!(line_time(&time, instant), formatted_by_time(instant));
+            }
         }
     }
 

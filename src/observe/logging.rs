@@ -99,7 +99,7 @@ where
         Box::new(
             builder
                 .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-                .event_format(super::json_lines::JsonLines)
+                .event_format(super::json_lines::JsonLines::default())
                 .finish()
                 .with(filter),
         )
