@@ -55,7 +55,8 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
 pub(super) fn lanes(records: &[Record<'_>]) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
     let mut lanes: Vec<Vec<usize>> = Vec::new();
     let mut lane_of_group: std::collections::HashMap<&str, usize> = Default::default();
-    let mut first_of: std::collections::HashMap<&str, usize> = Default::default();
+    let mut first_of: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(records.len());
     let mut copies = Vec::new();
     for (index, record) in records.iter().enumerate() {
         if let Some(&first) = first_of.get(record.message_id) {
