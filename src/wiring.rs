@@ -180,7 +180,8 @@ pub fn lazy_eventbridge(sdk: &SdkConfig) -> Lazy<aws_sdk_eventbridge::Client> {
 
 /// The voice clients' timeouts: the shared connect timeout, and no attempt timeout of their
 /// own. Each attempt is given its limit by the engine (`SEND_ATTEMPT_TIMEOUT_MS`, or less
-/// when the invocation's abandon point comes first), which the adapters enforce.
+/// when the invocation's abandon point comes first) and held to it by the engine's own timer
+/// (`core::engine::attempt`).
 fn voice_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .disable_operation_attempt_timeout()

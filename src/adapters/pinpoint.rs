@@ -8,7 +8,9 @@ use aws_sdk_pinpointsmsvoice::types::{
 use aws_sdk_pinpointsmsvoice::Client;
 
 use crate::adapters::sdk_error::root_cause;
-use crate::core::classify::{ResourceType, SendFailure, ServiceCode, ServiceReason};
+use crate::core::classify::{
+    ResourceType, SendFailure, ServiceCode, ServiceReason, NO_ANSWER_IN_TIME,
+};
 use crate::core::contract::{VoiceContent, VoiceMessage};
 use crate::core::ports::{SentCall, VoiceSender};
 
@@ -135,9 +137,7 @@ where
                 resource_type,
             }
         }
-        SdkError::TimeoutError(_) => SendFailure::Timeout(
-            "no answer within the attempt's timeout; the call may have been placed".to_owned(),
-        ),
+        SdkError::TimeoutError(_) => SendFailure::Timeout(NO_ANSWER_IN_TIME.to_owned()),
         SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => SendFailure::Timeout(
             format!("the connection timed out ({cause}); the call may have been placed"),
         ),
@@ -170,13 +170,13 @@ where
 mod tests {
     use super::*;
 
-    /// Each send's SDK future is boxed, once: the box is what a record in flight holds and
-    /// what is copied onto the heap at each send. The attempt's timer is the engine's, around
-    /// the small future handed back, not a second one in the box (DHAT over the release
-    /// bootstrap, v2: 11,624 bytes a send while the box held an `async fn`'s timer and the
-    /// SDK's future twice, 5,856 with a timer in the box, the SDK's future alone since).
+    /// Each send's SDK future (kilobytes) is on the heap: what a send hands back, which the
+    /// engine's futures around it hold and its timer wraps, is a pointer and little more.
+    /// (DHAT over the release bootstrap, v2: the box was 11,624 bytes a send while it held
+    /// an `async fn`'s timer and the SDK's future twice, 5,856 with a timer in it; the timer
+    /// is the engine's since.)
     #[tokio::test]
-    async fn a_sends_box_holds_the_sdk_request_alone() {
+    async fn a_send_hands_back_the_sdk_request_on_the_heap() {
         let config = aws_sdk_pinpointsmsvoice::Config::builder()
             .behavior_version(aws_sdk_pinpointsmsvoice::config::BehaviorVersion::latest())
             .region(aws_sdk_pinpointsmsvoice::config::Region::new("us-east-1"))

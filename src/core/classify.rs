@@ -11,6 +11,10 @@
 use crate::core::code::Code;
 pub use crate::core::service::{ResourceType, ServiceCode, ServiceReason};
 
+/// A send given no answer within its attempt's time (the engine's timer, or the SDK's own).
+pub const NO_ANSWER_IN_TIME: &str =
+    "no answer within the attempt's timeout; the call may have been placed";
+
 /// What went wrong with one `SendVoiceMessage` call, after the SDK's own retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendFailure {

@@ -71,15 +71,17 @@ where
 #[derive(Debug, Default)]
 struct LineTime {
     /// The last second written: seconds since the epoch, and `YYYY-MM-DDTHH:MM:SS.`.
-    second: std::sync::Mutex<Option<(u64, [u8; 20])>>,
+    second: std::sync::Mutex<Option<(i64, [u8; 20])>>,
 }
 
 impl LineTime {
+    /// `now`, as the timer writes it. Outside the years 0 to 9999, which `time` cannot
+    /// write in four digits, the timer itself writes the line's time (reading the clock
+    /// again: a clock that far off is wrong by more than that anyway).
     fn write(&self, writer: &mut impl fmt::Write, now: std::time::SystemTime) -> fmt::Result {
-        let Ok(since) = now.duration_since(std::time::UNIX_EPOCH) else {
+        let Some((seconds, micros)) = since_the_epoch(now) else {
             return SystemTime.format_time(&mut Writer::new(writer));
         };
-        let (seconds, micros) = (since.as_secs(), since.subsec_micros());
         let mut kept = self
             .second
             .lock()
@@ -91,7 +93,6 @@ impl LineTime {
                     *kept = Some((seconds, prefix));
                     prefix
                 }
-                // Past the year 9999: the timer itself, as rare as it is.
                 None => return SystemTime.format_time(&mut Writer::new(writer)),
             },
         };
@@ -103,9 +104,26 @@ impl LineTime {
     }
 }
 
+/// Whole seconds since the epoch (before it, negative) and the microseconds after them, as
+/// the timer counts them: an instant before the epoch is its second below and the
+/// microseconds up from that.
+fn since_the_epoch(now: std::time::SystemTime) -> Option<(i64, u32)> {
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => Some((i64::try_from(since.as_secs()).ok()?, since.subsec_micros())),
+        Err(before) => {
+            let before = before.duration();
+            let seconds = i64::try_from(before.as_secs()).ok()?;
+            match before.subsec_nanos() {
+                0 => Some((-seconds, 0)),
+                nanos => Some((-seconds - 1, (1_000_000_000 - nanos) / 1_000)),
+            }
+        }
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.` for a second since the epoch, the year in four digits.
-fn to_the_second(seconds: u64) -> Option<[u8; 20]> {
-    let time = time::OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).ok()?).ok()?;
+fn to_the_second(seconds: i64) -> Option<[u8; 20]> {
+    let time = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
     if !(0..=9999).contains(&time.year()) {
         return None;
     }
@@ -391,8 +409,13 @@ mod tests {
         text
     }
 
-    fn at(seconds: u64, micros: u64) -> std::time::SystemTime {
-        std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros)
+    /// `seconds` from the epoch (negative: before it), then `micros` more.
+    fn at(seconds: i64, micros: u64) -> std::time::SystemTime {
+        let second = match u64::try_from(seconds) {
+            Ok(after) => std::time::UNIX_EPOCH + Duration::from_secs(after),
+            Err(_) => std::time::UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()),
+        };
+        second + Duration::from_micros(micros)
     }
 
     /// `time`'s own formatting of `at`, to the microsecond.
@@ -441,9 +464,16 @@ mod tests {
             (at(1_835_395_200, 7), "2028-02-29T00:00:00.000007Z"),
             (at(0, 0), "1970-01-01T00:00:00.000000Z"),
             (at(253_402_300_799, 999_999), "9999-12-31T23:59:59.999999Z"),
+            (at(-1, 999_999), "1969-12-31T23:59:59.999999Z"),
+            (at(-1, 0), "1969-12-31T23:59:59.000000Z"),
+            (at(-62_167_219_200, 5), "0000-01-01T00:00:00.000005Z"),
         ] {
             assert_eq!(line_time(&time, instant), expected);
         }
+        // Before the epoch, a part of a microsecond counts as the timer counts it: 1.5 µs
+        // before is written 0.999998 s into the second before.
+        let before = std::time::UNIX_EPOCH - Duration::from_nanos(1_500);
+        assert_eq!(line_time(&time, before), "1969-12-31T23:59:59.999998Z");
     }
 
     proptest! {
@@ -451,14 +481,14 @@ mod tests {
         /// Any run of instants, near one another or not, through one kept second.
         #[test]
         fn any_instants_are_written_as_time_formats_them(
-            start in 0u64..253_402_300_000,
-            steps in proptest::collection::vec(0u64..3_000_000, 1..20),
+            start in -62_167_219_200i64..253_402_300_000,
+            steps in proptest::collection::vec(0i64..3_000_000, 1..20),
         ) {
             let time = LineTime::default();
             let mut micros = start * 1_000_000;
             for step in steps {
                 micros += step;
-                let instant = at(micros / 1_000_000, micros % 1_000_000);
+                let instant = at(micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000).unsigned_abs());
                 prop_assert_eq!(line_time(&time, instant), formatted_by_time(instant));
             }
         }

@@ -293,14 +293,16 @@ impl<S: VoiceSender, L: Ledger> BatchEngine<S, L> {
         // From here on a panic may come after the request went out.
         tries.progress.send_starts();
         let sent = tokio::time::timeout_at(started + limit, call).await;
-        // An attempt whose limit was the abandon point and ran out is abandoned there.
-        // Dropping `admitted` frees the breaker's probe slot, if this was the probe.
+        // An attempt whose limit was the abandon point and ran out is abandoned there, and
+        // so is one the sender answered with a timeout of its own (the SDK's connect
+        // timeout) in that time. Dropping `admitted` frees the breaker's probe slot, if this
+        // was the probe.
         match sent {
+            Ok(Err(SendFailure::Timeout(_))) if cut_to_abandon => {}
             Ok(answer) => return Send::Answered(answer, admitted),
             Err(_elapsed) if !cut_to_abandon => {
-                let timeout =
-                    "no answer within the attempt's timeout; the call may have been placed";
-                return Send::Answered(Err(SendFailure::Timeout(timeout.to_owned())), admitted);
+                let timeout = SendFailure::Timeout(classify::NO_ANSWER_IN_TIME.to_owned());
+                return Send::Answered(Err(timeout), admitted);
             }
             Err(_elapsed) => {}
         }

@@ -72,7 +72,6 @@ struct ScriptedVoice {
     then: Result<SentCall, SendFailure>,
     by_destination: Vec<(String, Result<SentCall, SendFailure>)>,
     started: Mutex<Vec<Instant>>,
-    /// Each request's attempt timeout, as the engine gave it.
     /// Each request's origination number.
     originations: Mutex<Vec<Option<String>>>,
     latency: Duration,
@@ -699,6 +698,37 @@ async fn an_attempt_cut_at_the_abandon_point_after_the_floor_counts_as_the_servi
         report.outcomes[0].signal,
         Some(Signal::ServiceFailing),
         "counted in ServiceFailing too"
+    );
+}
+
+/// A sender's own timeout (the SDK's connect timeout) within an attempt cut to the abandon
+/// point says what the engine's timer would have said there: abandoned, the call perhaps
+/// placed. Given the whole attempt timeout, the same answer is the attempt's timeout.
+#[tokio::test(start_paused = true)]
+async fn a_senders_timeout_within_an_attempt_cut_to_the_abandon_point_is_abandoned() {
+    let mut settings = settings();
+    settings.attempt_timeout = Duration::from_secs(5);
+    let timed_out = || Err(SendFailure::Timeout("the connection timed out".into()));
+    let mut voice = ScriptedVoice::new(timed_out());
+    voice.latency = Duration::from_secs(2);
+    let engine = BatchEngine::new(voice, settings.clone());
+    // Abandon at 2.75 s, the attempt cut to it; the answer comes at 2 s.
+    let cut = engine
+        .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(3))
+        .await;
+    assert_eq!(cut.outcomes[0].fate, Fate::Abandoned, "{cut:?}");
+    assert_eq!(cut.outcomes[0].latency, Duration::from_secs(2));
+    let mut voice = ScriptedVoice::new(timed_out());
+    voice.latency = Duration::from_secs(2);
+    let engine = BatchEngine::new(voice, settings);
+    let whole = engine
+        .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
+        .await;
+    assert_ne!(whole.outcomes[0].fate, Fate::Abandoned, "{whole:?}");
+    assert_eq!(
+        whole.outcomes[0].reason.as_ref().map(|r| r.code.clone()),
+        Some(Code::Timeout),
+        "{whole:?}"
     );
 }
 
