@@ -181,8 +181,9 @@ mod tests {
             .behavior_version(aws_sdk_pinpointsmsvoice::config::BehaviorVersion::latest())
             .region(aws_sdk_pinpointsmsvoice::config::Region::new("us-east-1"))
             .build();
-        let voice = PinpointVoice::new(Client::from_conf(config.clone()));
-        let request = Client::from_conf(config)
+        let voice = PinpointVoice::new(Client::from_conf(config));
+        let request = voice
+            .client
             .send_voice_message()
             .destination_phone_number("+12065550142");
         let sdk_request = std::mem::size_of_val(&request.send());

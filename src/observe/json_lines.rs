@@ -79,28 +79,32 @@ impl LineTime {
     /// write in four digits, the timer itself writes the line's time (reading the clock
     /// again: a clock that far off is wrong by more than that anyway).
     fn write(&self, writer: &mut impl fmt::Write, now: std::time::SystemTime) -> fmt::Result {
-        let Some((seconds, micros)) = since_the_epoch(now) else {
+        let written = since_the_epoch(now)
+            .and_then(|(seconds, micros)| Some((self.to_the_second(seconds)?, micros)));
+        let Some((prefix, micros)) = written else {
             return SystemTime.format_time(&mut Writer::new(writer));
         };
-        let mut kept = self
-            .second
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let prefix = match *kept {
-            Some((second, prefix)) if second == seconds => prefix,
-            _ => match to_the_second(seconds) {
-                Some(prefix) => {
-                    *kept = Some((seconds, prefix));
-                    prefix
-                }
-                None => return SystemTime.format_time(&mut Writer::new(writer)),
-            },
-        };
-        drop(kept);
         let mut fraction = *b"000000Z";
         put_digits(&mut fraction[..6], micros);
         writer.write_str(std::str::from_utf8(&prefix).map_err(|_| fmt::Error)?)?;
         writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` for `seconds`: the kept one when it is that second's, else
+    /// made and kept.
+    fn to_the_second(&self, seconds: i64) -> Option<[u8; 20]> {
+        let mut kept = self
+            .second
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *kept {
+            Some((second, prefix)) if second == seconds => Some(prefix),
+            _ => {
+                let prefix = to_the_second(seconds)?;
+                *kept = Some((seconds, prefix));
+                Some(prefix)
+            }
+        }
     }
 }
 

@@ -706,24 +706,22 @@ async fn an_attempt_cut_at_the_abandon_point_after_the_floor_counts_as_the_servi
 /// placed. Given the whole attempt timeout, the same answer is the attempt's timeout.
 #[tokio::test(start_paused = true)]
 async fn a_senders_timeout_within_an_attempt_cut_to_the_abandon_point_is_abandoned() {
-    let mut settings = settings();
-    settings.attempt_timeout = Duration::from_secs(5);
-    let timed_out = || Err(SendFailure::Timeout("the connection timed out".into()));
-    let mut voice = ScriptedVoice::new(timed_out());
-    voice.latency = Duration::from_secs(2);
-    let engine = BatchEngine::new(voice, settings.clone());
-    // Abandon at 2.75 s, the attempt cut to it; the answer comes at 2 s.
-    let cut = engine
-        .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(3))
-        .await;
+    // One record whose send answers the connection's timeout at 2 s, attempts given 5 s.
+    async fn timed_out_by(deadline: Instant) -> BatchReport {
+        let mut settings = settings();
+        settings.attempt_timeout = Duration::from_secs(5);
+        let mut voice =
+            ScriptedVoice::new(Err(SendFailure::Timeout("the connection timed out".into())));
+        voice.latency = Duration::from_secs(2);
+        BatchEngine::new(voice, settings)
+            .run(&[sent("m", BODY, Duration::ZERO)], deadline)
+            .await
+    }
+    // Abandon at 2.75 s, the attempt cut to it.
+    let cut = timed_out_by(in_seconds(3)).await;
     assert_eq!(cut.outcomes[0].fate, Fate::Abandoned, "{cut:?}");
     assert_eq!(cut.outcomes[0].latency, Duration::from_secs(2));
-    let mut voice = ScriptedVoice::new(timed_out());
-    voice.latency = Duration::from_secs(2);
-    let engine = BatchEngine::new(voice, settings);
-    let whole = engine
-        .run(&[sent("m", BODY, Duration::ZERO)], in_seconds(30))
-        .await;
+    let whole = timed_out_by(in_seconds(30)).await;
     assert_ne!(whole.outcomes[0].fate, Fate::Abandoned, "{whole:?}");
     assert_eq!(
         whole.outcomes[0].reason.as_ref().map(|r| r.code.clone()),
