@@ -35,12 +35,13 @@ pub struct FloorRow {
     pub ratio: f64,
 }
 
-/// `voice-floor`, beside this benchmark's own binary.
-fn floor_program() -> PathBuf {
+/// The bench crate's program `name` (`voice-floor`, `voice-cold-floor`), beside this
+/// benchmark's own binary.
+pub fn sibling_program(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("voice-floor")))
-        .unwrap_or_else(|| PathBuf::from("voice-floor"))
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// The six rows: v1 and v2, ledger off, then on against a stub answering at once, then
@@ -87,7 +88,7 @@ pub async fn measure_floor(rust: &Function<'_>, api: &'static str) -> FloorRow {
         .expect("the voice fake");
     let (runtime, child, pid) = start_warm(&function, &fake).await;
     let mut floor = function
-        .with_env(Command::new(floor_program()), &fake)
+        .with_env(Command::new(sibling_program("voice-floor")), &fake)
         // As Lambda's runtime sets it for the function at each invocation: the SDK adds it to
         // each request as `X-Amzn-Trace-Id`, so both send the same bytes, signed alike.
         .env("_X_AMZN_TRACE_ID", voice_fake::runtime_api::TRACE_ID)

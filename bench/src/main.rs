@@ -383,7 +383,10 @@ struct ColdFigures {
 }
 
 /// `--cold-only`: the cold start and peak RSS, ledger and outcomes off, then on (one stub
-/// answering at once for DynamoDB and SQS); beside `against`'s, taken in turn, when given.
+/// answering at once for DynamoDB and SQS); beside `against`'s, taken in turn, when given;
+/// then the cold start's floor (`voice-cold-floor`, beside this benchmark's binary: the
+/// runtime and the SDK clients the call path builds at init, nothing else), taken in the
+/// same turns, against this build and `against`.
 async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: usize) {
     let stub = keep_alive_front(None, Duration::ZERO).await;
     let on = Function {
@@ -391,20 +394,29 @@ async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: us
         outcomes: true,
         ..*rust
     };
+    let floor = floor::sibling_program("voice-cold-floor");
+    let floor = floor.exists().then_some(floor.as_path());
     println!("| cold start, median of {cold_starts} (exec → first event request) | this build | first invocation of one record (median) | peak RSS after it | against: cold start; first invocation; peak RSS | ratio |");
     println!("|---|---|---|---|---|---|");
+    let mut floor_rows = Vec::new();
     for (label, function) in [
         ("ledger and outcomes off", *rust),
         ("ledger and outcomes on", on),
     ] {
         let mut functions = vec![function];
-        functions.extend(against.map(|bootstrap| Function {
-            bootstrap,
-            ..function
-        }));
+        functions.extend(
+            [against, floor]
+                .into_iter()
+                .flatten()
+                .map(|bootstrap| Function {
+                    bootstrap,
+                    ..function
+                }),
+        );
         let figures = measure_cold(&functions, cold_starts).await;
         let ours = &figures[0];
-        let (theirs, ratio) = match figures.get(1) {
+        let theirs = against.and(figures.get(1));
+        let (shown, ratio) = match theirs {
             Some(theirs) => (
                 format!(
                     "{:.2} ms; first invocation {:.2} ms; {:.2} MB",
@@ -422,9 +434,27 @@ async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: us
             None => ("–".to_owned(), "–".to_owned()),
         };
         println!(
-            "| {label} | {:.2} ms | {:.2} ms | {:.2} MB | {theirs} | {ratio} |",
+            "| {label} | {:.2} ms | {:.2} ms | {:.2} MB | {shown} | {ratio} |",
             ours.cold_ms, ours.first_invoke_ms, ours.rss_mb
         );
+        if let Some(floor) = floor.and(figures.last()) {
+            let against = theirs.map_or("–".to_owned(), |theirs| {
+                format!("{:.2} ×", floor.cold_ms / theirs.cold_ms)
+            });
+            floor_rows.push(format!(
+                "| {label} | {:.2} ms | {:.2} × | {against} |",
+                floor.cold_ms,
+                ours.cold_ms / floor.cold_ms
+            ));
+        }
+    }
+    if !floor_rows.is_empty() {
+        println!();
+        println!("| the cold start's floor (`voice-cold-floor`: the runtime and the SDK clients built as at init), median of {cold_starts} | the floor | this build / the floor | the floor / against |");
+        println!("|---|---|---|---|");
+        for row in floor_rows {
+            println!("{row}");
+        }
     }
 }
 

@@ -1,0 +1,41 @@
+//! The cold start's floor: what a function on `lambda_runtime` must do at init to place
+//! calls as this one does, and nothing more. The configuration is read from the environment
+//! and the SDK clients the call path builds at init are built exactly as the function
+//! builds them (`wiring::sdk_config_loader`, `wiring::voice`, `wiring::call_path_clients`:
+//! the voice client always; DynamoDB with the ledger, SQS with delivery outcomes on), on the
+//! same runtime flavour (current-thread) and release profile, linked as the bootstrap is
+//! (`build.rs`). No logging, no engine, no payload layer: each invocation is answered with
+//! no failures, whatever it holds.
+//!
+//! `voice-bench --cold-only --bootstrap target/release/voice-cold-floor --against B` times
+//! it as it times the bootstrap: the part of a cold start no change to the function's own
+//! code can remove, short of not building a client it needs (docs/performance.md).
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use voice_dispatch::config::Config;
+use voice_dispatch::wiring;
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    // As the function does, before anything reads the environment.
+    wiring::unset_empty_endpoint_overrides();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
+    let config = Config::from_env()?;
+    let sdk = wiring::sdk_config_loader(&config).load().await;
+    let clients = (
+        wiring::voice(&config, &sdk),
+        wiring::call_path_clients(&config, &sdk),
+    );
+    let clients = &clients;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+        let _built = clients;
+        Ok::<_, lambda_runtime::Error>(json!({ "batchItemFailures": [] }))
+    }))
+    .await
+}
