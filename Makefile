@@ -41,8 +41,8 @@ sam-local: $(TOOLS) $(DEPLOY_TOOLS)
 
 # The benchmark: the release bootstrap and the Python baseline, same Runtime API, same fake.
 bench: $(BENCH_TOOLS)
-	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" cargo lambda build --release
-	# The bench crate's binaries: voice-bench runs voice-floor and voice-cold-floor beside it.
+	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" cargo lambda build --release --bin bootstrap
+	# Both of the bench crate's binaries: voice-bench runs voice-floor beside it.
 	cargo build --release -p voice-bench
 	cargo run --release -p voice-bench --bin voice-bench -- \
 		--bootstrap target/lambda/bootstrap/bootstrap --python $(BENCH_VENV)/bin/python \

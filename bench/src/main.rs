@@ -338,9 +338,9 @@ async fn measure(function: &Function<'_>, cold_starts: usize) -> Figures {
 
 /// The cold start alone, for each of `functions`: exec to the first request for an event
 /// (median of `cold_starts`), the first invocation of one record (median), and the largest
-/// peak RSS after it. The functions take their cold starts in turn, in one order and then
-/// the other, so that a machine slowing down or speeding up during the run weighs on each
-/// alike.
+/// peak RSS after it. The functions take their cold starts in turn, the order rotated by one
+/// each round (so each takes each place in the turn as often), so that a machine slowing
+/// down or speeding up during the run weighs on each alike.
 async fn measure_cold(functions: &[Function<'_>], cold_starts: usize) -> Vec<ColdFigures> {
     let fake = FakeVoice::start(Script::default())
         .await
@@ -348,9 +348,7 @@ async fn measure_cold(functions: &[Function<'_>], cold_starts: usize) -> Vec<Col
     let mut taken = vec![(Vec::new(), Vec::new(), 0.0f64); functions.len()];
     for round in 0..cold_starts {
         let mut order: Vec<_> = functions.iter().zip(&mut taken).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
+        order.rotate_left(round % functions.len().max(1));
         for (function, (colds, firsts, rss)) in order {
             let (api, child, spawned) = start(function, &fake).await;
             let pid = child.id().expect("a running function");
@@ -384,9 +382,10 @@ struct ColdFigures {
 
 /// `--cold-only`: the cold start and peak RSS, ledger and outcomes off, then on (one stub
 /// answering at once for DynamoDB and SQS); beside `against`'s, taken in turn, when given;
-/// then the cold start's floor (`voice-cold-floor`, beside this benchmark's binary: the
-/// runtime and the SDK clients the call path builds at init, nothing else), taken in the
-/// same turns, against this build and `against`.
+/// then the cold start's floor (`voice-cold-floor`, a binary of the root package, when it
+/// is built beside this benchmark's binary: the runtime and the SDK clients the call path
+/// builds at init, nothing else), taken in the same turns, against this build and
+/// `against`.
 async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: usize) {
     let stub = keep_alive_front(None, Duration::ZERO).await;
     let on = Function {
@@ -396,6 +395,11 @@ async fn print_cold(rust: &Function<'_>, against: Option<&Path>, cold_starts: us
     };
     let floor = floor::sibling_program("voice-cold-floor");
     let floor = floor.exists().then_some(floor.as_path());
+    if floor.is_none() {
+        eprintln!(
+            "no voice-cold-floor beside voice-bench (`cargo build --release --bin voice-cold-floor`): the cold start's floor is not measured"
+        );
+    }
     println!("| cold start, median of {cold_starts} (exec → first event request) | this build | first invocation of one record (median) | peak RSS after it | against: cold start; first invocation; peak RSS | ratio |");
     println!("|---|---|---|---|---|---|");
     let mut floor_rows = Vec::new();
