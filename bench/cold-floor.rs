@@ -33,13 +33,12 @@ fn main() -> Result<(), lambda_runtime::Error> {
 async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = wiring::sdk_config_loader(&config).load().await;
-    let clients = (
+    // Built and kept for the life of the process, as the function's are; never used.
+    let _clients = (
         wiring::voice(&config, &sdk),
         wiring::call_path_clients(&config, &sdk),
     );
-    let clients = &clients;
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-        let _built = clients;
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async {
         Ok::<_, lambda_runtime::Error>(json!({ "batchItemFailures": [] }))
     }))
     .await

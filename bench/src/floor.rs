@@ -35,8 +35,8 @@ pub struct FloorRow {
     pub ratio: f64,
 }
 
-/// The bench crate's program `name` (`voice-floor`, `voice-cold-floor`), beside this
-/// benchmark's own binary.
+/// The program `name` built beside this benchmark's own binary: `voice-floor` (this
+/// crate's) or `voice-cold-floor` (the root package's).
 pub fn sibling_program(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()

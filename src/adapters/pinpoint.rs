@@ -187,14 +187,7 @@ mod tests {
             .send_voice_message()
             .destination_phone_number("+12065550142");
         let sdk_request = std::mem::size_of_val(&request.send());
-        let defaults = crate::core::contract::MessageDefaults {
-            origination: None,
-            configuration_set: None,
-            backend: crate::core::contract::Backend::V1,
-            v2_voices: &[],
-            v2_identity: None,
-            configured_resources_only: false,
-        };
+        let defaults = crate::core::contract::MessageDefaults::default();
         let body = r#"{"DestinationPhoneNumber": "+12065550142", "OriginationPhoneNumber": "+12065550199",
             "Content": {"SSMLMessage": {"LanguageCode": "en-US", "VoiceId": "Matthew", "Text": "<speak>Hi</speak>"}}}"#;
         let message = VoiceMessage::from_body(Some(body), &defaults).expect("a valid body");
